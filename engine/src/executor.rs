@@ -1,0 +1,247 @@
+//! Plans and runs steps: prune to what the fetches need, order topologically, and free each
+//! value after its last use so its buffer serves a later node.
+
+use crate::error::{GraphError, SessionError};
+use crate::graph::{Graph, Output, TypeShape};
+use crate::ops::{BufferPool, Context, KernelError, Op, VariableStore};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One node's work within a plan.
+struct Step {
+    node: usize,
+    name: String,
+    op: Arc<dyn Op>,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    /// Slots whose last reader is this step.
+    release: Vec<usize>,
+}
+
+/// What one (feeds, fetches, targets) signature runs; built once and cached.
+pub(crate) struct Plan {
+    steps: Vec<Step>,
+    slots: usize,
+    feeds: Vec<(usize, String, TypeShape)>,
+    /// The slot of each fetch, or `None` for an operation with no outputs.
+    fetches: Vec<Option<usize>>,
+}
+
+impl Plan {
+    pub(crate) fn build(
+        graph: &Graph,
+        feeds: &[Output],
+        fetches: &[Output],
+        targets: &[Output],
+    ) -> Result<Plan, SessionError> {
+        let data = graph.read();
+        let nodes = &data.nodes;
+        let mut slot_of: HashMap<Output, usize> = HashMap::new();
+        let mut feed_slots = Vec::with_capacity(feeds.len());
+        for &f in feeds {
+            let node = nodes
+                .get(f.node())
+                .filter(|_| f.graph_id() == graph.id)
+                .ok_or_else(|| GraphError::UnknownNode(format!("{f:?}")))?;
+            let ts = f.type_shape()?;
+            let slot = slot_of.len();
+            slot_of.insert(f, slot);
+            feed_slots.push((slot, node.name.clone(), ts));
+        }
+
+        // Post-order depth-first walk from the fetches and targets, stopping at fed values.
+        let mut order = Vec::new();
+        let mut state = vec![0u8; nodes.len()]; // 0 new, 1 open, 2 done
+        let roots = fetches
+            .iter()
+            .chain(targets)
+            .filter(|o| !slot_of.contains_key(o));
+        for root in roots {
+            if root.graph_id() != graph.id || root.node() >= nodes.len() {
+                return Err(GraphError::MixedGraphs { node: root.name() }.into());
+            }
+            let mut stack = vec![(root.node(), false)];
+            while let Some((id, expanded)) = stack.pop() {
+                if expanded {
+                    state[id] = 2;
+                    order.push(id);
+                    continue;
+                }
+                if state[id] != 0 {
+                    continue;
+                }
+                state[id] = 1;
+                let node = &nodes[id];
+                if let Some(e) = &node.error {
+                    return Err(e.clone().into());
+                }
+                if node.op_name() == "Placeholder" {
+                    return Err(SessionError::MissingFeed(node.name.clone()));
+                }
+                stack.push((id, true));
+                let deps = node
+                    .inputs
+                    .iter()
+                    .filter(|i| !slot_of.contains_key(i))
+                    .map(|i| i.node())
+                    .chain(node.control_inputs.iter().copied());
+                for dep in deps {
+                    if state[dep] == 0 {
+                        stack.push((dep, false));
+                    }
+                }
+            }
+        }
+        // Sources first (a stable sort keeps the rest in order): every variable read then
+        // comes ahead of the updates of the same step.
+        order.sort_by_key(|&id| {
+            !(nodes[id].inputs.is_empty() && nodes[id].control_inputs.is_empty())
+        });
+
+        let mut steps = Vec::with_capacity(order.len());
+        let mut next_slot = slot_of.len();
+        for &id in &order {
+            let node = &nodes[id];
+            let outputs: Vec<usize> = (0..node.outputs.len())
+                .map(|i| {
+                    *slot_of
+                        .entry(Output::new(graph.id, id, i))
+                        .or_insert_with(|| {
+                            next_slot += 1;
+                            next_slot - 1
+                        })
+                })
+                .collect();
+            steps.push(Step {
+                node: id,
+                name: node.name.clone(),
+                op: node.op.clone(),
+                inputs: Vec::new(),
+                outputs,
+                release: Vec::new(),
+            });
+        }
+        for (step, &id) in steps.iter_mut().zip(&order) {
+            step.inputs = nodes[id].inputs.iter().map(|i| slot_of[i]).collect();
+        }
+        let fetch_slots: Vec<Option<usize>> =
+            fetches.iter().map(|f| slot_of.get(f).copied()).collect();
+
+        // Release each slot after its last reader (or right away if nothing reads it).
+        let mut last_use = vec![None; next_slot];
+        for (i, step) in steps.iter().enumerate() {
+            for &s in step.inputs.iter().chain(&step.outputs) {
+                last_use[s] = Some(i);
+            }
+        }
+        for s in fetch_slots.iter().flatten() {
+            last_use[*s] = None;
+        }
+        for (slot, last) in last_use.iter().enumerate() {
+            if let Some(i) = last {
+                steps[*i].release.push(slot);
+            }
+        }
+        Ok(Plan {
+            steps,
+            slots: next_slot,
+            feeds: feed_slots,
+            fetches: fetch_slots,
+        })
+    }
+
+    pub(crate) fn run(
+        &self,
+        feeds: &[Tensor],
+        variables: &mut VariableStore,
+        pool: &mut BufferPool,
+        graph: &Graph,
+    ) -> Result<Vec<Tensor>, SessionError> {
+        let mut slots: Vec<Option<Tensor>> = vec![None; self.slots];
+        for ((slot, name, declared), value) in self.feeds.iter().zip(feeds) {
+            check_feed(name, declared, value)?;
+            slots[*slot] = Some(value.clone());
+        }
+        for step in &self.steps {
+            let inputs: Vec<Tensor> = step
+                .inputs
+                .iter()
+                .map(|&s| slots[s].clone())
+                .collect::<Option<_>>()
+                .ok_or_else(|| SessionError::Kernel {
+                    node: step.name.clone(),
+                    op: step.op.type_name().into(),
+                    message: "an input was not computed".into(),
+                })?;
+            let refs: Vec<&Tensor> = inputs.iter().collect();
+            let mut ctx = Context {
+                node: step.node,
+                pool,
+                variables,
+            };
+            let outputs = step
+                .op
+                .compute(&mut ctx, &refs)
+                .map_err(|e| kernel_error(e, step, graph))?;
+            drop(refs);
+            drop(inputs);
+            for (&slot, value) in step.outputs.iter().zip(outputs) {
+                slots[slot] = Some(value);
+            }
+            for &slot in &step.release {
+                if let Some(t) = slots[slot].take() {
+                    pool.recycle(t);
+                }
+            }
+        }
+        Ok(self
+            .fetches
+            .iter()
+            .map(|f| match f {
+                Some(slot) => slots[*slot]
+                    .clone()
+                    .unwrap_or_else(|| Tensor::zeros(crate::tensor::DType::F32, &[0])),
+                None => Tensor::zeros(crate::tensor::DType::F32, &[0]),
+            })
+            .collect())
+    }
+}
+
+fn check_feed(name: &str, declared: &TypeShape, value: &Tensor) -> Result<(), SessionError> {
+    if value.dtype() != declared.dtype {
+        return Err(SessionError::FeedDType {
+            node: name.to_string(),
+            fed: value.dtype(),
+            declared: declared.dtype,
+        });
+    }
+    if !declared.shape.accepts(value.shape()) {
+        return Err(SessionError::FeedShape {
+            node: name.to_string(),
+            fed: value.shape().to_vec(),
+            declared: declared.shape.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn kernel_error(e: KernelError, step: &Step, graph: &Graph) -> SessionError {
+    match e {
+        KernelError::Message(message) => SessionError::Kernel {
+            node: step.name.clone(),
+            op: step.op.type_name().into(),
+            message,
+        },
+        KernelError::Uninitialized(var) => SessionError::Uninitialized(
+            graph
+                .node(var)
+                .map_or_else(|| format!("<node {var}>"), |n| n.name),
+        ),
+        KernelError::NonFinite { message, index } => SessionError::NonFinite {
+            node: step.name.clone(),
+            message,
+            index,
+        },
+    }
+}

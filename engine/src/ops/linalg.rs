@@ -1,0 +1,196 @@
+//! Matrix products, plain and batched, on the `gemm` crate.
+
+use super::{
+    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+};
+use crate::graph::{Output, Shape, TypeShape};
+use crate::tensor::{Float, Tensor};
+
+/// Products smaller than this many multiply-adds run on one thread: below it, waking a thread
+/// pool costs more than it saves.
+const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+
+/// `op(a) @ op(b)` where `op` transposes the last two axes when its flag is set. Inputs of
+/// rank above 2 are batches of matrices with equal leading dimensions.
+#[derive(Debug, Clone)]
+pub struct MatMul {
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+}
+
+fn matrix_dims(shape: &Shape, transpose: bool) -> (Option<usize>, Option<usize>) {
+    let r = shape.rank();
+    let (rows, cols) = (shape.dim(r - 2), shape.dim(r - 1));
+    if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    }
+}
+
+impl Op for MatMul {
+    fn type_name(&self) -> &'static str {
+        "MatMul"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 2)?;
+        let (a, b) = (&inputs[0], &inputs[1]);
+        expect_float(a, "a")?;
+        if a.dtype != b.dtype {
+            return Err(format!(
+                "operands have different dtypes: a is {a}, b is {b}"
+            ));
+        }
+        if a.shape.rank() < 2 || a.shape.rank() != b.shape.rank() {
+            return Err(format!(
+                "needs two matrices (or batches of equal rank), got a {} and b {}",
+                a.shape, b.shape
+            ));
+        }
+        let (m, ka) = matrix_dims(&a.shape, self.transpose_a);
+        let (kb, n) = matrix_dims(&b.shape, self.transpose_b);
+        if let (Some(ka), Some(kb)) = (ka, kb) {
+            if ka != kb {
+                return Err(format!(
+                    "inner dimensions do not match: a is {} (transpose_a={}), b is {} (transpose_b={})",
+                    a.shape, self.transpose_a, b.shape, self.transpose_b
+                ));
+            }
+        }
+        let r = a.shape.rank();
+        let mut dims = Vec::with_capacity(r);
+        for i in 0..r - 2 {
+            dims.push(match (a.shape.dim(i), b.shape.dim(i)) {
+                (Some(x), Some(y)) if x != y => {
+                    return Err(format!(
+                        "batch dimensions differ: a is {}, b is {}",
+                        a.shape, b.shape
+                    ))
+                }
+                (x, y) => x.or(y),
+            });
+        }
+        dims.push(m);
+        dims.push(n);
+        Ok(vec![TypeShape::new(a.dtype, Shape(dims))])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let out = float_kernel!(a.dtype(), T => matmul_kernel::<T>(ctx, a, b, self.transpose_a, self.transpose_b))?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let (a, b, dc) = (g.x(0), g.x(1), g.dy());
+        let mm = |x, y, tx, ty| matmul_t(x, y, tx, ty);
+        let (da, db) = match (self.transpose_a, self.transpose_b) {
+            (false, false) => (mm(dc, b, false, true), mm(a, dc, true, false)),
+            (true, false) => (mm(b, dc, false, true), mm(a, dc, false, false)),
+            (false, true) => (mm(dc, b, false, false), mm(dc, a, true, false)),
+            (true, true) => (mm(b, dc, true, true), mm(dc, a, true, true)),
+        };
+        Ok(vec![Some(da), Some(db)])
+    }
+}
+
+fn matmul_kernel<T: Float>(
+    ctx: &mut Context,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+) -> Result<Tensor, KernelError> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let r = sa.len();
+    if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] {
+        return Err(KernelError::Message(format!(
+            "cannot multiply shapes {sa:?} and {sb:?}"
+        )));
+    }
+    let (m, k) = if ta {
+        (sa[r - 1], sa[r - 2])
+    } else {
+        (sa[r - 2], sa[r - 1])
+    };
+    let (kb, n) = if tb {
+        (sb[r - 1], sb[r - 2])
+    } else {
+        (sb[r - 2], sb[r - 1])
+    };
+    if k != kb {
+        return Err(KernelError::Message(format!(
+            "inner dimensions do not match: a is {sa:?} (transpose_a={ta}), b is {sb:?} (transpose_b={tb})"
+        )));
+    }
+    let batch: usize = sa[..r - 2].iter().product();
+    let (xs, ys) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
+    let mut out = ctx.pool.alloc::<T>(batch * m * n);
+    // Strides (column, row) of each operand as stored, row-major.
+    let (a_cs, a_rs) = if ta { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if tb { (k as isize, 1) } else { (1, n as isize) };
+    let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    for i in 0..batch {
+        let dst = &mut out[i * m * n..(i + 1) * m * n];
+        let lhs = &xs[i * m * k..(i + 1) * m * k];
+        let rhs = &ys[i * k * n..(i + 1) * k * n];
+        if k == 0 {
+            dst.fill(T::zero());
+            continue;
+        }
+        // SAFETY: the slices hold exactly m*k, k*n and m*n elements, and the strides above
+        // address only inside them; dst does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs.as_ptr(),
+                a_cs,
+                a_rs,
+                rhs.as_ptr(),
+                b_cs,
+                b_rs,
+                T::zero(),
+                T::one(),
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+    let mut shape = sa[..r - 2].to_vec();
+    shape.extend([m, n]);
+    Ok(Tensor::new(&shape, out)?)
+}
+
+/// Matrix product `a @ b`.
+pub fn matmul(a: Output, b: Output) -> Output {
+    matmul_t(a, b, false, false)
+}
+
+/// Matrix product with either operand transposed first.
+pub fn matmul_t(a: Output, b: Output, transpose_a: bool, transpose_b: bool) -> Output {
+    build(
+        MatMul {
+            transpose_a,
+            transpose_b,
+        },
+        &[a, b],
+    )
+}
+
+/// Products of matching matrices in two batches (`[..., m, k] @ [..., k, n]`).
+pub fn batch_matmul(a: Output, b: Output) -> Output {
+    matmul_t(a, b, false, false)
+}

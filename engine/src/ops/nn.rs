@@ -1,0 +1,345 @@
+//! Neural-network functions: activations, softmax, and fused softmax cross-entropy.
+
+use super::{
+    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+};
+use crate::graph::{Output, Shape, TypeShape};
+use crate::ops::math::exp;
+use crate::ops::reduce::{reduce_sum_axes, BroadcastLike};
+use crate::tensor::{DType, Float, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationKind {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+/// Elementwise activations.
+#[derive(Debug, Clone)]
+pub struct Activation(pub ActivationKind);
+
+fn map_float<T: Float>(
+    ctx: &mut Context,
+    x: &Tensor,
+    f: impl Fn(T) -> T,
+) -> Result<Tensor, KernelError> {
+    let xs = x.as_slice::<T>()?;
+    let mut out = ctx.pool.alloc::<T>(xs.len());
+    for (o, &v) in out.iter_mut().zip(xs) {
+        *o = f(v);
+    }
+    Ok(Tensor::new(x.shape(), out)?)
+}
+
+impl Op for Activation {
+    fn type_name(&self) -> &'static str {
+        match self.0 {
+            ActivationKind::Relu => "Relu",
+            ActivationKind::Sigmoid => "Sigmoid",
+            ActivationKind::Tanh => "Tanh",
+        }
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 1)?;
+        expect_float(&inputs[0], "the input")?;
+        Ok(vec![inputs[0].clone()])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let x = inputs[0];
+        let out = float_kernel!(x.dtype(), T => match self.0 {
+            ActivationKind::Relu => map_float::<T>(ctx, x, |v| if v > 0.0 { v } else { 0.0 }),
+            ActivationKind::Sigmoid => map_float::<T>(ctx, x, |v| 1.0 / (1.0 + (-v).exp())),
+            ActivationKind::Tanh => map_float::<T>(ctx, x, |v| v.tanh()),
+        })?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let (y, dy) = (g.y(), g.dy());
+        let dx = match self.0 {
+            ActivationKind::Relu => build(ReluGrad, &[dy, y]),
+            ActivationKind::Sigmoid => dy * y * (1.0 - y),
+            ActivationKind::Tanh => dy * (1.0 - y * y),
+        };
+        Ok(vec![Some(dx)])
+    }
+}
+
+/// `dy` where the relu's output is positive, else 0 (fused to skip a mask tensor).
+#[derive(Debug, Clone)]
+pub struct ReluGrad;
+
+impl Op for ReluGrad {
+    fn type_name(&self) -> &'static str {
+        "ReluGrad"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 2)?;
+        if inputs[0] != inputs[1] && inputs[0].shape.rank() != inputs[1].shape.rank() {
+            return Err(format!("dy is {}, y is {}", inputs[0], inputs[1]));
+        }
+        Ok(vec![inputs[0].clone()])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (dy, y) = (inputs[0], inputs[1]);
+        if dy.shape() != y.shape() {
+            return Err(KernelError::Message(format!(
+                "dy has shape {:?}, y has shape {:?}",
+                dy.shape(),
+                y.shape()
+            )));
+        }
+        let out = float_kernel!(dy.dtype(), T => {
+            let (ds, ys) = (dy.as_slice::<T>()?, y.as_slice::<T>()?);
+            let mut out = ctx.pool.alloc::<T>(ds.len());
+            for ((o, &d), &v) in out.iter_mut().zip(ds).zip(ys) {
+                *o = if v > 0.0 { d } else { 0.0 };
+            }
+            Tensor::new(dy.shape(), out).map_err(KernelError::from)
+        })?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        Ok(vec![Some(build(ReluGrad, &[g.dy(), g.x(1)])), None])
+    }
+}
+
+pub fn relu(x: Output) -> Output {
+    build(Activation(ActivationKind::Relu), &[x])
+}
+pub fn sigmoid(x: Output) -> Output {
+    build(Activation(ActivationKind::Sigmoid), &[x])
+}
+pub fn tanh(x: Output) -> Output {
+    build(Activation(ActivationKind::Tanh), &[x])
+}
+
+/// Softmax (or its logarithm) over the last axis, computed stably.
+#[derive(Debug, Clone)]
+pub struct Softmax {
+    pub log: bool,
+}
+
+/// Writes softmax (or log-softmax) of each row of `xs` (rows of length `n`) into `out`.
+fn softmax_rows<T: Float>(xs: &[T], n: usize, out: &mut [T], log: bool) {
+    for (row, dst) in xs.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let max = row.iter().copied().fold(T::neg_infinity(), T::max);
+        let mut sum = T::zero();
+        for (o, &v) in dst.iter_mut().zip(row) {
+            *o = (v - max).exp();
+            sum = sum + *o;
+        }
+        if log {
+            let log_sum = sum.ln();
+            for (o, &v) in dst.iter_mut().zip(row) {
+                *o = v - max - log_sum;
+            }
+        } else {
+            let inv = T::one() / sum;
+            dst.iter_mut().for_each(|o| *o = *o * inv);
+        }
+    }
+}
+
+fn last_dim(t: &Tensor) -> Result<usize, KernelError> {
+    match t.shape().last() {
+        Some(&n) if n > 0 => Ok(n),
+        _ => Err(KernelError::Message(format!(
+            "needs a non-empty last axis, got shape {:?}",
+            t.shape()
+        ))),
+    }
+}
+
+impl Op for Softmax {
+    fn type_name(&self) -> &'static str {
+        if self.log {
+            "LogSoftmax"
+        } else {
+            "Softmax"
+        }
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 1)?;
+        expect_float(&inputs[0], "logits")?;
+        if inputs[0].shape.rank() == 0 {
+            return Err("needs at least one axis, got a scalar".into());
+        }
+        Ok(vec![inputs[0].clone()])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let x = inputs[0];
+        let n = last_dim(x)?;
+        let out = float_kernel!(x.dtype(), T => {
+            let mut out = ctx.pool.alloc::<T>(x.len());
+            softmax_rows::<T>(x.as_slice::<T>()?, n, &mut out, self.log);
+            Tensor::new(x.shape(), out).map_err(KernelError::from)
+        })?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let (y, dy) = (g.y(), g.dy());
+        let dx = if self.log {
+            dy - exp(y) * reduce_sum_axes(dy, &[-1], true)
+        } else {
+            y * (dy - reduce_sum_axes(dy * y, &[-1], true))
+        };
+        Ok(vec![Some(dx)])
+    }
+}
+
+pub fn softmax(logits: Output) -> Output {
+    build(Softmax { log: false }, &[logits])
+}
+pub fn log_softmax(logits: Output) -> Output {
+    build(Softmax { log: true }, &[logits])
+}
+
+/// Softmax cross-entropy of logits against labels over the last axis, fused: outputs the
+/// per-example loss and the gradient with respect to the logits (softmax minus labels).
+/// Dense labels are distributions shaped like the logits; sparse ones are class indices.
+#[derive(Debug, Clone)]
+pub struct SoftmaxCrossEntropy {
+    pub sparse: bool,
+}
+
+impl Op for SoftmaxCrossEntropy {
+    fn type_name(&self) -> &'static str {
+        if self.sparse {
+            "SparseSoftmaxCrossEntropyWithLogits"
+        } else {
+            "SoftmaxCrossEntropyWithLogits"
+        }
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 2)?;
+        let (logits, labels) = (&inputs[0], &inputs[1]);
+        expect_float(logits, "logits")?;
+        let r = logits.shape.rank();
+        if r == 0 {
+            return Err("logits need a class axis, got a scalar".into());
+        }
+        let batch = Shape(logits.shape.dims()[..r - 1].to_vec());
+        if self.sparse {
+            if !matches!(labels.dtype, DType::I32 | DType::I64) {
+                return Err(format!("sparse labels must be i32 or i64, got {labels}"));
+            }
+            if labels.shape.rank() != r - 1 {
+                return Err(format!(
+                    "sparse labels must have shape {batch} for logits {}, got {}",
+                    logits.shape, labels.shape
+                ));
+            }
+        } else if labels.dtype != logits.dtype || labels.shape.rank() != r {
+            return Err(format!(
+                "labels must match the logits: logits are {logits}, labels are {labels}"
+            ));
+        }
+        Ok(vec![TypeShape::new(logits.dtype, batch), logits.clone()])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (logits, labels) = (inputs[0], inputs[1]);
+        let n = last_dim(logits)?;
+        let rows = logits.len() / n;
+        let sparse_labels: Option<Vec<i64>> = if self.sparse {
+            let l = labels.cast(DType::I64).to_vec::<i64>()?;
+            if l.len() != rows {
+                return Err(KernelError::Message(format!(
+                    "labels have shape {:?}, logits have shape {:?}",
+                    labels.shape(),
+                    logits.shape()
+                )));
+            }
+            if let Some(bad) = l.iter().find(|&&c| c < 0 || c >= n as i64) {
+                return Err(KernelError::Message(format!(
+                    "label {bad} is out of range for {n} classes"
+                )));
+            }
+            Some(l)
+        } else {
+            if labels.shape() != logits.shape() {
+                return Err(KernelError::Message(format!(
+                    "labels have shape {:?}, logits have shape {:?}",
+                    labels.shape(),
+                    logits.shape()
+                )));
+            }
+            None
+        };
+        let batch_shape = &logits.shape()[..logits.rank() - 1];
+        float_kernel!(logits.dtype(), T => {
+            let xs = logits.as_slice::<T>()?;
+            let mut log_p = ctx.pool.alloc::<T>(xs.len());
+            softmax_rows::<T>(xs, n, &mut log_p, true);
+            let mut loss = ctx.pool.alloc::<T>(rows);
+            let mut backprop = log_p; // becomes softmax - labels, in place
+            for r in 0..rows {
+                let row = &mut backprop[r * n..(r + 1) * n];
+                let mut l = 0.0 as T;
+                match &sparse_labels {
+                    Some(classes) => {
+                        let c = classes[r] as usize;
+                        l = -row[c];
+                        row.iter_mut().for_each(|v| *v = v.exp());
+                        row[c] -= 1.0;
+                    }
+                    None => {
+                        let ys = &labels.as_slice::<T>()?[r * n..(r + 1) * n];
+                        for (v, &y) in row.iter_mut().zip(ys) {
+                            if y != 0.0 {
+                                l -= y * *v;
+                            }
+                            *v = v.exp() - y;
+                        }
+                    }
+                }
+                loss[r] = l;
+            }
+            Ok(vec![
+                Tensor::new(batch_shape, loss)?,
+                Tensor::new(logits.shape(), backprop)?,
+            ])
+        })
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let spread = |t: Output, like: Output| {
+            build(
+                BroadcastLike {
+                    axes: vec![-1],
+                    keep_dims: false,
+                },
+                &[t, like],
+            )
+        };
+        let (logits, backprop, dloss) = (g.x(0), g.outputs[1], g.dy_of(0));
+        let dlogits = spread(dloss, backprop) * backprop;
+        let dlabels = if self.sparse {
+            None
+        } else {
+            Some(-(spread(dloss, logits) * log_softmax(logits)))
+        };
+        Ok(vec![Some(dlogits), dlabels])
+    }
+}
+
+/// Per-example cross-entropy between `labels` (distributions) and `softmax(logits)`.
+pub fn softmax_cross_entropy_with_logits(logits: Output, labels: Output) -> Output {
+    build(SoftmaxCrossEntropy { sparse: false }, &[logits, labels])
+}
+
+/// Per-example cross-entropy where `labels` are class indices (i32 or i64).
+pub fn sparse_softmax_cross_entropy_with_logits(logits: Output, labels: Output) -> Output {
+    build(SoftmaxCrossEntropy { sparse: true }, &[logits, labels])
+}

@@ -1,0 +1,158 @@
+//! The in-process session: holds variable values and runs steps of a graph on the CPU.
+
+use crate::error::{GraphError, SessionError};
+use crate::executor::Plan;
+use crate::graph::{Graph, Initializer, Output};
+use crate::ops::{BufferPool, VariableStore};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type PlanKey = (Vec<Output>, Vec<Output>, Vec<Output>);
+
+/// Runs a graph. Variables live here, so one graph can have several sessions with their own
+/// values; plans are cached per (feeds, fetches, targets).
+pub struct Session {
+    graph: Graph,
+    variables: VariableStore,
+    pool: BufferPool,
+    plans: HashMap<PlanKey, Arc<Plan>>,
+}
+
+impl Session {
+    pub fn new(graph: &Graph) -> Session {
+        Session {
+            graph: graph.clone(),
+            variables: VariableStore::default(),
+            pool: BufferPool::default(),
+            plans: HashMap::new(),
+        }
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Gives every variable that has no value yet its initial value; returns how many.
+    /// Safe to call again after adding variables: existing values are kept.
+    pub fn init_variables(&mut self) -> Result<usize, SessionError> {
+        let pending: Vec<(usize, Initializer)> = {
+            let data = self.graph.read();
+            data.variables
+                .iter()
+                .filter(|&&v| !self.variables.is_set(v))
+                .map(|&v| {
+                    (
+                        v,
+                        data.initializers
+                            .get(&v)
+                            .cloned()
+                            .unwrap_or(Initializer::Zeros),
+                    )
+                })
+                .collect()
+        };
+        let seed = self.graph.seed();
+        for (node, init) in &pending {
+            let var = Output::new(self.graph.id, *node, 0);
+            let ts = var.type_shape()?;
+            let shape = ts.shape.to_known().ok_or_else(|| SessionError::Kernel {
+                node: var.name(),
+                op: "Variable".into(),
+                message: format!("variable shape {} is not fully known", ts.shape),
+            })?;
+            if let Initializer::Constant(t) = init {
+                if t.shape() != shape.as_slice() {
+                    return Err(SessionError::FeedShape {
+                        node: var.name(),
+                        fed: t.shape().to_vec(),
+                        declared: ts.shape.to_string(),
+                    });
+                }
+            }
+            let value = init.generate(ts.dtype, &shape, variable_seed(seed, *node));
+            self.variables.set(*node, value);
+        }
+        Ok(pending.len())
+    }
+
+    /// Computes `fetches`, feeding `feeds` (placeholders, or any value to override).
+    pub fn run(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+    ) -> Result<Vec<Tensor>, SessionError> {
+        self.run_with_targets(fetches, feeds, &[])
+    }
+
+    /// Like [`run`](Self::run), also running `targets` (ops whose results are not returned).
+    pub fn run_with_targets(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<Vec<Tensor>, SessionError> {
+        let mut order: Vec<usize> = (0..feeds.len()).collect();
+        order.sort_by_key(|&i| feeds[i].0);
+        let feed_keys: Vec<Output> = order.iter().map(|&i| feeds[i].0).collect();
+        let key = (feed_keys, fetches.to_vec(), targets.to_vec());
+        let plan = match self.plans.get(&key) {
+            Some(plan) => plan.clone(),
+            None => {
+                let plan = Arc::new(Plan::build(&self.graph, &key.0, fetches, targets)?);
+                self.plans.insert(key, plan.clone());
+                plan
+            }
+        };
+        let values: Vec<Tensor> = order.iter().map(|&i| feeds[i].1.clone()).collect();
+        plan.run(&values, &mut self.variables, &mut self.pool, &self.graph)
+    }
+
+    /// The current value of a variable.
+    pub fn variable(&self, var: Output) -> Option<Tensor> {
+        self.variables.get(var.node()).cloned()
+    }
+
+    /// Sets a variable's value; its dtype and shape must fit the variable's.
+    pub fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError> {
+        let node = self
+            .graph
+            .node(var.node())
+            .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
+        if node.op_name() != "Variable" {
+            return Err(GraphError::NotAVariable {
+                op: node.op_name().into(),
+                node: node.name,
+            }
+            .into());
+        }
+        let ts = var.type_shape()?;
+        if value.dtype() != ts.dtype {
+            return Err(SessionError::FeedDType {
+                node: node.name,
+                fed: value.dtype(),
+                declared: ts.dtype,
+            });
+        }
+        if !ts.shape.accepts(value.shape()) {
+            return Err(SessionError::FeedShape {
+                node: node.name,
+                fed: value.shape().to_vec(),
+                declared: ts.shape.to_string(),
+            });
+        }
+        self.variables.set(var.node(), value);
+        Ok(())
+    }
+}
+
+/// Mixes the graph seed and the variable's node id (splitmix64), so each variable draws its
+/// own reproducible stream.
+fn variable_seed(graph_seed: u64, node: usize) -> u64 {
+    let mut z = graph_seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(node as u64 + 1);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

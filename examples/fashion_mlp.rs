@@ -1,0 +1,91 @@
+//! An MLP 784-256-10 on Fashion-MNIST (Debian's `dataset-fashion-mnist`), 10 epochs of
+//! mini-batches of 100, the same program as the TensorFlow peer in bench/.
+//!
+//!     cargo run --release --example fashion_mlp [-- --data DIR] [--steps N] [--seed S]
+
+use anyhow::Context;
+use sluice::data::{fashion_mnist, load_idx_split};
+use sluice::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+struct Args {
+    data: Option<PathBuf>,
+    steps: Option<usize>,
+    seed: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        data: None,
+        steps: None,
+        seed: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--data" => args.data = Some(PathBuf::from(value()?)),
+            "--steps" => args.steps = Some(value()?.parse().context("--steps takes a number")?),
+            "--seed" => args.seed = value()?.parse().context("--seed takes a number")?,
+            other => {
+                anyhow::bail!("unknown argument {other} (use --data DIR, --steps N, --seed S)")
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let data = match &args.data {
+        Some(dir) => load_idx_split(dir)?,
+        None => fashion_mnist(None)?,
+    };
+    let batch_size = 100;
+    let steps = args.steps.unwrap_or(10 * data.train.len() / batch_size);
+
+    let g = Graph::new();
+    g.set_seed(args.seed);
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let hidden = {
+        let _scope = g.name_scope("hidden");
+        let w = g.variable("W", &[784, 256], Initializer::truncated_normal(0.1));
+        let b = g.variable("b", &[256], Initializer::Zeros);
+        relu(matmul(x, w) + b)
+    };
+    let y = {
+        let _scope = g.name_scope("output");
+        let w = g.variable("W", &[256, 10], Initializer::Zeros);
+        let b = g.variable("b", &[10], Initializer::Zeros);
+        softmax(matmul(hidden, w) + b)
+    };
+    let xent = -reduce_sum(y_ * log(clip_by_value(y, 1e-10, 1.0)));
+    let train = GradientDescent::new(0.001).minimize(xent)?;
+    let accuracy = reduce_mean(cast(equal(argmax(y, 1), argmax(y_, 1)), DType::F32));
+
+    let mut sess = Session::new(&g);
+    sess.init_variables()?;
+    let mut step_micros = Vec::with_capacity(steps);
+    for batch in data.train.batches(batch_size, args.seed).take(steps) {
+        let start = Instant::now();
+        sess.run(&[train], &[(x, batch.inputs), (y_, batch.one_hot)])?;
+        step_micros.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    let test = &data.test;
+    let acc = sess.run(
+        &[accuracy],
+        &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())],
+    )?;
+    step_micros.sort_by(f64::total_cmp);
+    println!(
+        "test accuracy: {:.4}",
+        acc[0].scalar_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "us/step: {:.1}",
+        step_micros.get(step_micros.len() / 2).unwrap_or(&0.0)
+    );
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The seed program: softmax regression on the embedded MNIST digits, trained by gradient
+//! descent on the cross-entropy, 1000 steps of 100 examples.
+//!
+//!     cargo run --release --example mnist_softmax
+
+use sluice::data::mnist_digits;
+use sluice::prelude::*;
+use std::time::Instant;
+
+fn main() -> anyhow::Result<()> {
+    let digits = mnist_digits()?;
+    let g = Graph::new();
+
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let w = g.variable("W", &[784, 10], Initializer::Zeros);
+    let b = g.variable("b", &[10], Initializer::Zeros);
+    let y = softmax(matmul(x, w) + b);
+
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let xent = -reduce_sum(y_ * log(y));
+    let train = GradientDescent::new(0.01).minimize(xent)?;
+
+    let correct = equal(argmax(y, 1), argmax(y_, 1));
+    let accuracy = reduce_mean(cast(correct, DType::F32));
+
+    let mut sess = Session::new(&g);
+    sess.init_variables()?;
+    let mut step_micros = Vec::with_capacity(1000);
+    for batch in digits.train.batches(100, 0).take(1000) {
+        let start = Instant::now();
+        sess.run(&[train], &[(x, batch.inputs), (y_, batch.one_hot)])?;
+        step_micros.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    let test = &digits.test;
+    let acc = sess.run(
+        &[accuracy],
+        &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())],
+    )?;
+    step_micros.sort_by(f64::total_cmp);
+    println!(
+        "test accuracy: {:.4}",
+        acc[0].scalar_f64().unwrap_or(f64::NAN)
+    );
+    println!("us/step: {:.1}", step_micros[step_micros.len() / 2]);
+    Ok(())
+}
