@@ -56,7 +56,9 @@ pub fn parse_idx(raw: &[u8], path: &Path) -> Result<IdxArray, DataError> {
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
         .collect();
-    let len: usize = dims.iter().product();
+    let Some(len) = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        return Err(bad(format!("dimensions {dims:?} are too large")));
+    };
     if bytes.len() - header != len {
         return Err(bad(format!(
             "dimensions {dims:?} need {len} bytes of data, found {}",

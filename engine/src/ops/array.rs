@@ -1,8 +1,10 @@
-//! Shape and selection ops: cast, identity, reshape, where, clip.
+//! Shape and selection ops: cast, identity, reshape, where, clip, transpose, concat.
 
+use super::indexing::{compatible, row_major_strides};
 use super::{build, expect_inputs, Context, GradContext, GradientError, KernelError, Op};
 use crate::graph::{Output, Shape, TypeShape};
 use crate::ops::math::{maximum, minimum, IntoOperand};
+use crate::ops::reduce::normalize_axes;
 use crate::tensor::{DType, Tensor};
 
 /// Converts elements to another dtype.
@@ -81,7 +83,7 @@ impl Reshape {
         let unknown = self.shape.iter().filter(|&&d| d < 0).count();
         match unknown {
             0 if known == len => Ok(self.shape.iter().map(|&d| d as usize).collect()),
-            1 if known > 0 && len % known == 0 => Ok(self
+            1 if len.checked_rem(known) == Some(0) => Ok(self
                 .shape
                 .iter()
                 .map(|&d| if d < 0 { len / known } else { d as usize })
@@ -237,4 +239,291 @@ pub fn select(condition: Output, a: Output, b: Output) -> Output {
 /// `x` limited to `[low, high]`; the gradient flows only where `x` is inside.
 pub fn clip_by_value(x: Output, low: impl IntoOperand, high: impl IntoOperand) -> Output {
     minimum(maximum(x, low), high)
+}
+
+/// Permutes the axes: output axis `i` is input axis `perm[i]`.
+#[derive(Debug, Clone)]
+pub struct Transpose {
+    pub perm: Vec<usize>,
+}
+
+impl Transpose {
+    fn check(&self, rank: usize) -> bool {
+        let mut seen = vec![false; rank];
+        self.perm.len() == rank
+            && self
+                .perm
+                .iter()
+                .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true))
+    }
+}
+
+impl Op for Transpose {
+    fn type_name(&self) -> &'static str {
+        "Transpose"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 1)?;
+        let x = &inputs[0];
+        if !self.check(x.shape.rank()) {
+            return Err(format!(
+                "perm {:?} is not a permutation of the {} axes of {x}",
+                self.perm,
+                x.shape.rank()
+            ));
+        }
+        let dims = self.perm.iter().map(|&p| x.shape.dims()[p]).collect();
+        Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let x = inputs[0];
+        if !self.check(x.rank()) {
+            return Err(KernelError::Message(format!(
+                "perm {:?} does not fit shape {:?}",
+                self.perm,
+                x.shape()
+            )));
+        }
+        let in_strides = row_major_strides(x.shape());
+        let shape: Vec<usize> = self.perm.iter().map(|&p| x.shape()[p]).collect();
+        let strides: Vec<usize> = self.perm.iter().map(|&p| in_strides[p]).collect();
+        let out = any_kernel!(x.dtype(), T => {
+            let xs = x.as_slice::<T>()?;
+            let mut out = ctx.pool.alloc::<T>(xs.len());
+            let mut index = vec![0usize; shape.len()];
+            let mut offset = 0usize;
+            for o in out.iter_mut() {
+                *o = xs[offset];
+                // Odometer over the output index, tracking the input offset.
+                for axis in (0..shape.len()).rev() {
+                    index[axis] += 1;
+                    offset += strides[axis];
+                    if index[axis] < shape[axis] {
+                        break;
+                    }
+                    offset -= strides[axis] * shape[axis];
+                    index[axis] = 0;
+                }
+            }
+            Tensor::new(&shape, out).map_err(KernelError::from)
+        })?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let mut inverse = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(vec![Some(transpose(g.dy(), &inverse))])
+    }
+}
+
+/// Permutes the axes of `x`: output axis `i` is input axis `perm[i]`.
+pub fn transpose(x: Output, perm: &[usize]) -> Output {
+    build(
+        Transpose {
+            perm: perm.to_vec(),
+        },
+        &[x],
+    )
+}
+
+/// Joins tensors along an existing axis; the other dimensions must agree.
+#[derive(Debug, Clone)]
+pub struct Concat {
+    pub axis: i64,
+}
+
+/// The concatenation axis, and the inputs' common shape with that axis summed.
+fn concat_shape(inputs: &[TypeShape], axis: i64) -> Result<(usize, Shape), String> {
+    let Some(first) = inputs.first() else {
+        return Err("needs at least one input".into());
+    };
+    let rank = first.shape.rank();
+    if rank == 0 {
+        return Err(format!("cannot concatenate scalars ({first})"));
+    }
+    let axis = normalize_axes(&[axis], rank)?[0];
+    let mut dims = first.shape.dims().to_vec();
+    for (i, t) in inputs.iter().enumerate().skip(1) {
+        let mismatch = || {
+            format!(
+                "input {i} is {t} but input 0 is {first}: dtypes, ranks and all dimensions but axis {axis} must agree"
+            )
+        };
+        if t.dtype != first.dtype || t.shape.rank() != rank {
+            return Err(mismatch());
+        }
+        for (a, (d, &e)) in dims.iter_mut().zip(t.shape.dims()).enumerate() {
+            if a == axis {
+                *d = d.zip(e).map(|(d, e)| d + e);
+            } else {
+                match (*d, e) {
+                    (Some(d), Some(e)) if d != e => return Err(mismatch()),
+                    (None, e) => *d = e,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok((axis, Shape(dims)))
+}
+
+/// Number of joined rows when each row holds `widths[i]` elements of part `i` side by side.
+fn outer_rows(len: usize, widths: &[usize]) -> usize {
+    let total: usize = widths.iter().sum();
+    len.checked_div(total).unwrap_or(0)
+}
+
+/// Copies the parts, row by row, into `whole`.
+fn join_chunks<T: Copy>(whole: &mut [T], parts: &[&[T]], widths: &[usize]) {
+    let mut at = 0;
+    for o in 0..outer_rows(whole.len(), widths) {
+        for (part, &w) in parts.iter().zip(widths) {
+            whole[at..at + w].copy_from_slice(&part[o * w..(o + 1) * w]);
+            at += w;
+        }
+    }
+}
+
+/// Copies the rows of `whole` back out into the parts.
+fn split_chunks<T: Copy>(whole: &[T], parts: &mut [Vec<T>], widths: &[usize]) {
+    let mut at = 0;
+    for o in 0..outer_rows(whole.len(), widths) {
+        for (part, &w) in parts.iter_mut().zip(widths) {
+            part[o * w..(o + 1) * w].copy_from_slice(&whole[at..at + w]);
+            at += w;
+        }
+    }
+}
+
+/// Checks run-time shapes for a concatenation along `axis`; gives the joined shape and the
+/// width of each part within one outer row.
+fn concat_runtime(shapes: &[&[usize]], axis: usize) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let first = shapes.first().ok_or("needs at least one input")?;
+    if axis >= first.len() {
+        return Err(format!("axis {axis} is out of range for shape {first:?}"));
+    }
+    let mut joined = first.to_vec();
+    joined[axis] = 0;
+    let mut widths = Vec::with_capacity(shapes.len());
+    for s in shapes {
+        let fits = s.len() == first.len()
+            && s.iter()
+                .zip(first.iter())
+                .enumerate()
+                .all(|(a, (d, e))| a == axis || d == e);
+        if !fits {
+            return Err(format!(
+                "cannot concatenate shapes {first:?} and {s:?} along axis {axis}"
+            ));
+        }
+        joined[axis] += s[axis];
+        widths.push(s[axis..].iter().product());
+    }
+    Ok((joined, widths))
+}
+
+impl Op for Concat {
+    fn type_name(&self) -> &'static str {
+        "Concat"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        let (_, shape) = concat_shape(inputs, self.axis)?;
+        Ok(vec![TypeShape::new(inputs[0].dtype, shape)])
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let first = inputs
+            .first()
+            .ok_or("needs at least one input".to_string())?;
+        let axis = normalize_axes(&[self.axis], first.rank())?[0];
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        let (joined, widths) = concat_runtime(&shapes, axis)?;
+        let out = any_kernel!(first.dtype(), T => {
+            let parts = inputs
+                .iter()
+                .map(|t| t.as_slice::<T>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = ctx.pool.alloc::<T>(joined.iter().product());
+            join_chunks(&mut out, &parts, &widths);
+            Tensor::new(&joined, out).map_err(KernelError::from)
+        })?;
+        Ok(vec![out])
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let mut inputs = vec![g.dy()];
+        inputs.extend_from_slice(g.inputs);
+        let split = build(ConcatGrad { axis: self.axis }, &inputs);
+        Ok((0..g.inputs.len()).map(|i| Some(split.output(i))).collect())
+    }
+}
+
+/// Joins `xs` along `axis` (negative counts from the end).
+pub fn concat(xs: &[Output], axis: i64) -> Output {
+    build(Concat { axis }, xs)
+}
+
+/// Splits the first input (a concatenation's gradient) into pieces shaped like the others.
+#[derive(Debug, Clone)]
+pub struct ConcatGrad {
+    pub axis: i64,
+}
+
+impl Op for ConcatGrad {
+    fn type_name(&self) -> &'static str {
+        "ConcatGrad"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        if inputs.len() < 2 {
+            return Err(format!("takes dy and the inputs, got {}", inputs.len()));
+        }
+        let (_, shape) = concat_shape(&inputs[1..], self.axis)?;
+        let dy = &inputs[0];
+        if !compatible(&dy.shape, &shape) || dy.dtype != inputs[1].dtype {
+            return Err(format!("dy is {dy}, but the inputs join to {shape}"));
+        }
+        Ok(inputs[1..]
+            .iter()
+            .map(|t| TypeShape::new(dy.dtype, t.shape.clone()))
+            .collect())
+    }
+
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (dy, xs) = inputs
+            .split_first()
+            .ok_or("takes dy and the inputs".to_string())?;
+        let axis = normalize_axes(&[self.axis], dy.rank())?[0];
+        let shapes: Vec<&[usize]> = xs.iter().map(|t| t.shape()).collect();
+        let (joined, widths) = concat_runtime(&shapes, axis)?;
+        if joined != dy.shape() {
+            return Err(KernelError::Message(format!(
+                "dy has shape {:?}, but the inputs join to {joined:?}",
+                dy.shape()
+            )));
+        }
+        any_kernel!(dy.dtype(), T => {
+            let mut parts: Vec<Vec<T>> =
+                xs.iter().map(|t| ctx.pool.alloc::<T>(t.len())).collect();
+            split_chunks(dy.as_slice::<T>()?, &mut parts, &widths);
+            parts
+                .into_iter()
+                .zip(xs)
+                .map(|(p, x)| Tensor::new(x.shape(), p).map_err(KernelError::from))
+                .collect()
+        })
+    }
+
+    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
+        let dys: Vec<Output> = (0..g.outputs.len()).map(|i| g.dy_of(i)).collect();
+        let mut grads = vec![Some(concat(&dys, self.axis))];
+        grads.extend(std::iter::repeat_n(None, g.outputs.len()));
+        Ok(grads)
+    }
 }

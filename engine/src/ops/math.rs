@@ -9,6 +9,47 @@ use crate::ops::array::select;
 use crate::ops::reduce::sum_to_like;
 use crate::tensor::{DType, Float, Tensor};
 
+/// Elementwise arithmetic for every numeric dtype. Integers wrap on overflow, as NumPy's
+/// fixed-width integers do, instead of panicking (`i32::MIN / -1` included), and integer
+/// division truncates toward zero, giving 0 for a zero divisor.
+pub trait Arith: Copy {
+    /// The smallest value (-inf for floats): where a running maximum starts.
+    const LOWEST: Self;
+    fn add_wrapping(self, other: Self) -> Self;
+    fn sub_wrapping(self, other: Self) -> Self;
+    fn mul_wrapping(self, other: Self) -> Self;
+    fn div_or_zero(self, other: Self) -> Self;
+}
+
+macro_rules! float_arith {
+    ($($t:ty),*) => {$(
+        impl Arith for $t {
+            const LOWEST: Self = <$t>::NEG_INFINITY;
+            fn add_wrapping(self, other: Self) -> Self { self + other }
+            fn sub_wrapping(self, other: Self) -> Self { self - other }
+            fn mul_wrapping(self, other: Self) -> Self { self * other }
+            fn div_or_zero(self, other: Self) -> Self { self / other }
+        }
+    )*};
+}
+
+macro_rules! int_arith {
+    ($($t:ty),*) => {$(
+        impl Arith for $t {
+            const LOWEST: Self = <$t>::MIN;
+            fn add_wrapping(self, other: Self) -> Self { self.wrapping_add(other) }
+            fn sub_wrapping(self, other: Self) -> Self { self.wrapping_sub(other) }
+            fn mul_wrapping(self, other: Self) -> Self { self.wrapping_mul(other) }
+            fn div_or_zero(self, other: Self) -> Self {
+                if other == 0 { 0 } else { self.wrapping_div(other) }
+            }
+        }
+    )*};
+}
+
+float_arith!(f32, f64);
+int_arith!(i32, i64, u8);
+
 /// Binary arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinaryKind {
@@ -77,23 +118,17 @@ impl Op for Binary {
         let pool = &mut *ctx.pool;
         let out = match self.0 {
             BinaryKind::Add => {
-                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, |x, y| x + y))
+                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, Arith::add_wrapping))
             }
             BinaryKind::Sub => {
-                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, |x, y| x - y))
+                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, Arith::sub_wrapping))
             }
             BinaryKind::Mul => {
-                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, |x, y| x * y))
+                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, Arith::mul_wrapping))
             }
-            BinaryKind::Div => match a.dtype() {
-                DType::F32 | DType::F64 => {
-                    float_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, |x, y| x / y))
-                }
-                _ => numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, |x, y| {
-                    // Integer division by zero gives 0 rather than a crash.
-                    if y == T::default() { T::default() } else { x / y }
-                })),
-            },
+            BinaryKind::Div => {
+                numeric_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, Arith::div_or_zero))
+            }
             BinaryKind::Pow => {
                 float_kernel!(a.dtype(), T => binary_map::<T, T>(pool, a, b, num_traits::Float::powf))
             }
@@ -318,6 +353,8 @@ impl Op for Compare {
         Ok(vec![TypeShape::new(DType::Bool, out.shape)])
     }
 
+    // `x > y` on bools is meant: false < true, as in NumPy.
+    #[allow(clippy::bool_comparison)]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (a, b, pool) = (inputs[0], inputs[1], &mut *ctx.pool);
         let out = any_kernel!(a.dtype(), T => match self.0 {

@@ -68,6 +68,7 @@ pub mod array;
 pub mod broadcast;
 pub mod conv;
 pub mod debug;
+pub mod indexing;
 pub mod linalg;
 pub mod math;
 pub mod nn;
@@ -76,8 +77,9 @@ pub mod reduce;
 pub mod state;
 
 pub use array::*;
-
+pub use conv::*;
 pub use debug::*;
+pub use indexing::*;
 pub use linalg::*;
 pub use math::*;
 pub use nn::*;

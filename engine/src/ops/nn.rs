@@ -205,11 +205,20 @@ pub fn log_softmax(logits: Output) -> Output {
 }
 
 /// Softmax cross-entropy of logits against labels over the last axis, fused: outputs the
-/// per-example loss and the gradient with respect to the logits (softmax minus labels).
+/// per-example loss and the gradient with respect to the logits (softmax minus labels,
+/// with the softmax scaled by the label sum when the labels do not sum to 1).
 /// Dense labels are distributions shaped like the logits; sparse ones are class indices.
 #[derive(Debug, Clone)]
 pub struct SoftmaxCrossEntropy {
     pub sparse: bool,
+}
+
+/// Whether two shapes of equal rank agree wherever both dimensions are known.
+fn dims_fit(a: &Shape, b: &Shape) -> bool {
+    a.dims()
+        .iter()
+        .zip(b.dims())
+        .all(|(x, y)| x.is_none() || y.is_none() || x == y)
 }
 
 impl Op for SoftmaxCrossEntropy {
@@ -234,13 +243,16 @@ impl Op for SoftmaxCrossEntropy {
             if !matches!(labels.dtype, DType::I32 | DType::I64) {
                 return Err(format!("sparse labels must be i32 or i64, got {labels}"));
             }
-            if labels.shape.rank() != r - 1 {
+            if labels.shape.rank() != r - 1 || !dims_fit(&labels.shape, &batch) {
                 return Err(format!(
                     "sparse labels must have shape {batch} for logits {}, got {}",
                     logits.shape, labels.shape
                 ));
             }
-        } else if labels.dtype != logits.dtype || labels.shape.rank() != r {
+        } else if labels.dtype != logits.dtype
+            || labels.shape.rank() != r
+            || !dims_fit(&labels.shape, &logits.shape)
+        {
             return Err(format!(
                 "labels must match the logits: logits are {logits}, labels are {labels}"
             ));
@@ -296,11 +308,15 @@ impl Op for SoftmaxCrossEntropy {
                     }
                     None => {
                         let ys = &labels.as_slice::<T>()?[r * n..(r + 1) * n];
+                        // d loss / d logits = softmax * sum(labels) - labels: the usual
+                        // softmax - labels when the labels are a distribution, and exact
+                        // when they are not.
+                        let total: T = ys.iter().copied().sum();
                         for (v, &y) in row.iter_mut().zip(ys) {
                             if y != 0.0 {
                                 l -= y * *v;
                             }
-                            *v = v.exp() - y;
+                            *v = v.exp() * total - y;
                         }
                     }
                 }

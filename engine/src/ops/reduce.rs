@@ -5,7 +5,7 @@ use super::broadcast::{broadcast_to, reduce_to_shape};
 use super::{build, expect_inputs, Context, GradContext, GradientError, KernelError, Op};
 use crate::graph::{Output, Shape, TypeShape};
 use crate::ops::array::cast;
-use crate::ops::math::equal;
+use crate::ops::math::{equal, Arith};
 use crate::tensor::{DType, Tensor};
 
 /// Resolves negative axes and "no axes means all"; the message names a bad axis.
@@ -88,24 +88,35 @@ impl Op for Reduce {
         let kept = kept_shape(x.shape(), &axes);
         let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
         let pool = &mut *ctx.pool;
-        let reduced = numeric_kernel!(x.dtype(), T => match self.kind {
-            ReduceKind::Sum => reduce_to_shape::<T>(pool, x, &kept, 0 as T, |a, b| a + b),
-            ReduceKind::Mean => {
-                let sum = reduce_to_shape::<T>(pool, x, &kept, 0 as T, |a, b| a + b)?;
-                let mut sum = sum;
-                let n = count.max(1) as T;
-                for v in sum.as_mut_slice::<T>()? {
-                    *v = *v / n;
+        let reduced = if self.kind == ReduceKind::Mean && !x.dtype().is_float() {
+            // Integers are summed in f64 so that the sum cannot wrap; the mean truncates
+            // toward zero, as TensorFlow's integer mean does.
+            let wide = x.cast(DType::F64);
+            let mut sum = reduce_to_shape::<f64>(pool, &wide, &kept, 0.0, |a, b| a + b)?;
+            let n = count.max(1) as f64;
+            sum.as_mut_slice::<f64>()?.iter_mut().for_each(|v| *v /= n);
+            Ok(sum.cast(x.dtype()))
+        } else {
+            numeric_kernel!(x.dtype(), T => match self.kind {
+                ReduceKind::Sum | ReduceKind::Mean => {
+                    let mut sum = reduce_to_shape::<T>(pool, x, &kept, 0 as T, Arith::add_wrapping)?;
+                    if self.kind == ReduceKind::Mean {
+                        let n = count.max(1) as T;
+                        for v in sum.as_mut_slice::<T>()? {
+                            *v /= n;
+                        }
+                    }
+                    Ok(sum)
                 }
-                Ok(sum)
-            }
-            ReduceKind::Max => {
-                if count == 0 {
-                    return Err(KernelError::Message("max of an empty axis".into()));
+                ReduceKind::Max => {
+                    if count == 0 {
+                        return Err(KernelError::Message("max of an empty axis".into()));
+                    }
+                    // Every output starts at the lowest value; NaN wins over any number.
+                    reduce_to_shape::<T>(pool, x, &kept, <T as Arith>::LOWEST, |a, b| if b > a || b.partial_cmp(&b).is_none() { b } else { a })
                 }
-                reduce_to_shape::<T>(pool, x, &kept, x.as_slice::<T>()?[0], |a, b| if b > a || b != b { b } else { a })
-            }
-        })?;
+            })
+        }?;
         let out_shape: Vec<usize> = if self.keep_dims {
             kept
         } else {
@@ -225,7 +236,7 @@ impl Op for SumToLike {
         let extra = g.rank().saturating_sub(like.rank());
         let mut target = vec![1; extra];
         target.extend_from_slice(like.shape());
-        let out = numeric_kernel!(g.dtype(), T => reduce_to_shape::<T>(ctx.pool, g, &target, 0 as T, |a, b| a + b))?;
+        let out = numeric_kernel!(g.dtype(), T => reduce_to_shape::<T>(ctx.pool, g, &target, 0 as T, Arith::add_wrapping))?;
         Ok(vec![out.reshape(like.shape())?])
     }
 

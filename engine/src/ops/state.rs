@@ -3,6 +3,7 @@
 use super::{build, expect_inputs, graph_of, Context, GradContext, GradientError, KernelError, Op};
 use crate::error::GraphError;
 use crate::graph::{Output, Shape, TypeShape};
+use crate::ops::math::Arith;
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
@@ -161,7 +162,9 @@ impl Op for Assign {
         numeric_kernel!(var.dtype(), T => {
             let src = value.as_slice::<T>()?;
             let dst = var.as_mut_slice::<T>()?;
-            let step = |o: &mut T, v: T| if add { *o = *o + v } else { *o = *o - v };
+            let step = |o: &mut T, v: T| {
+                *o = if add { o.add_wrapping(v) } else { o.sub_wrapping(v) }
+            };
             if src.len() == 1 {
                 dst.iter_mut().for_each(|o| step(o, src[0]));
             } else {

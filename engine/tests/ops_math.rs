@@ -1,0 +1,712 @@
+mod common;
+use common::*;
+use sluice::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// A naive NumPy-broadcasting reference, written independently of the library's kernels.
+// ---------------------------------------------------------------------------------------------
+
+/// The broadcast of two shapes by NumPy's rule (right-aligned; 1 stretches).
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
+    (0..rank)
+        .map(|i| {
+            let (x, y) = (dim(a, i), dim(b, i));
+            assert!(x == y || x == 1 || y == 1, "test bug: {a:?} vs {b:?}");
+            if x == 1 {
+                y
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// The multi-index of flat position `flat` in a row-major `shape`.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for axis in (0..shape.len()).rev() {
+        index[axis] = flat % shape[axis];
+        flat /= shape[axis];
+    }
+    index
+}
+
+/// The flat position in `shape` that broadcasts to multi-index `index` of `out`.
+fn source(shape: &[usize], out: &[usize], index: &[usize]) -> usize {
+    let offset = out.len() - shape.len();
+    shape.iter().enumerate().fold(0, |flat, (k, &d)| {
+        flat * d + if d == 1 { 0 } else { index[k + offset] }
+    })
+}
+
+/// `f` applied over the broadcast of `a` and `b`, as f64.
+fn reference(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Tensor {
+    let out = broadcast_shape(a.shape(), b.shape());
+    let n: usize = out.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|i| {
+            let index = unravel(i, &out);
+            f(
+                a.get_f64(source(a.shape(), &out, &index)),
+                b.get_f64(source(b.shape(), &out, &index)),
+            )
+        })
+        .collect();
+    Tensor::new(&out, values).unwrap()
+}
+
+/// `t` with every element moved at least 0.5 away from zero (safe divisors, log arguments).
+fn away_from_zero(t: &Tensor) -> Tensor {
+    let v: Vec<f64> = t
+        .to_vec::<f64>()
+        .unwrap()
+        .into_iter()
+        .map(|x| x.signum() * (x.abs() + 0.5))
+        .collect();
+    Tensor::new(t.shape(), v).unwrap()
+}
+
+/// `t` mapped to positive values in [0.5, 1.5].
+fn positive(t: &Tensor) -> Tensor {
+    let v: Vec<f64> = t
+        .to_vec::<f64>()
+        .unwrap()
+        .into_iter()
+        .map(|x| x.abs() + 0.5)
+        .collect();
+    Tensor::new(t.shape(), v).unwrap()
+}
+
+/// Shape pairs covering equal shapes, trailing-axis broadcast, outer-product broadcast,
+/// scalar with tensor (both sides), rank 3 against rank 2, and both operands stretching.
+const SHAPE_PAIRS: &[(&[usize], &[usize])] = &[
+    (&[3, 4], &[3, 4]),
+    (&[3, 4], &[4]),
+    (&[4], &[3, 4]),
+    (&[3, 1], &[1, 4]),
+    (&[], &[2, 3]),
+    (&[2, 3], &[]),
+    (&[2, 3, 4], &[3, 1]),
+    (&[2, 1, 4], &[3, 4]),
+    (&[2, 3, 4], &[2, 3, 4]),
+];
+
+type BinaryFn = fn(Output, Output) -> Output;
+type BinaryCase = (&'static str, BinaryFn, fn(f64, f64) -> f64);
+
+/// The binary ops, each with its reference and what its operands need.
+fn binary_ops() -> Vec<BinaryCase> {
+    vec![
+        ("add", |a, b| add(a, b), |x, y| x + y),
+        ("sub", |a, b| sub(a, b), |x, y| x - y),
+        ("mul", |a, b| mul(a, b), |x, y| x * y),
+        ("div", |a, b| div(a, b), |x, y| x / y),
+        ("pow", |a, b| pow(a, b), f64::powf),
+        ("maximum", |a, b| maximum(a, b), f64::max),
+        ("minimum", |a, b| minimum(a, b), f64::min),
+        ("operator +", |a, b| a + b, |x, y| x + y),
+        ("operator -", |a, b| a - b, |x, y| x - y),
+        ("operator *", |a, b| a * b, |x, y| x * y),
+        ("operator /", |a, b| a / b, |x, y| x / y),
+    ]
+}
+
+/// Operands for `op`: divisors away from zero, positive bases for pow.
+fn operands(name: &str, sa: &[usize], sb: &[usize]) -> (Tensor, Tensor) {
+    let (a, b) = (sample(sa, 1), sample(sb, 2));
+    match name {
+        "div" | "operator /" => (a, away_from_zero(&b)),
+        "pow" => (positive(&a), b),
+        _ => (a, b),
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_like_numpy_f64() {
+    for (name, op, f) in binary_ops() {
+        for &(sa, sb) in SHAPE_PAIRS {
+            let (a, b) = operands(name, sa, sb);
+            let g = Graph::new();
+            let y = op(g.constant(a.clone()), g.constant(b.clone()));
+            let got = eval(y, &[]);
+            assert_eq!(got.dtype(), DType::F64, "{name} {sa:?} {sb:?}");
+            let want = reference(&a, &b, f);
+            assert_eq!(got.shape(), want.shape(), "{name} {sa:?} {sb:?}");
+            assert!(
+                got.max_abs_diff(&want).unwrap() <= 1e-12,
+                "{name} {sa:?} {sb:?}: got {got}, want {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_like_numpy_f32() {
+    for (name, op, f) in binary_ops() {
+        for &(sa, sb) in SHAPE_PAIRS {
+            let (a, b) = operands(name, sa, sb);
+            let (a32, b32) = (a.cast(DType::F32), b.cast(DType::F32));
+            let g = Graph::new();
+            let y = op(g.constant(a32.clone()), g.constant(b32.clone()));
+            let got = eval(y, &[]);
+            assert_eq!(got.dtype(), DType::F32, "{name}");
+            // The reference sees the same f32-rounded operands.
+            let want = reference(&a32, &b32, f);
+            assert_close(&got.cast(DType::F64), &want, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_with_unknown_dimensions() {
+    let g = Graph::new();
+    let a = g.placeholder("a", DType::F64, &[-1, 4]);
+    let b = g.placeholder("b", DType::F64, &[-1, 1]);
+    let y = a * b - a;
+    let (av, bv) = (sample(&[3, 4], 1), sample(&[3, 1], 2));
+    let got = eval(y, &[(a, av.clone()), (b, bv.clone())]);
+    let want = reference(&reference(&av, &bv, |x, y| x * y), &av, |x, y| x - y);
+    assert_close(&got, &want, 1e-12);
+}
+
+#[test]
+fn binary_op_gradients_with_broadcasting() {
+    for (name, op, _) in binary_ops() {
+        for &(sa, sb) in SHAPE_PAIRS {
+            let (a, b) = operands(name, sa, sb);
+            check_gradient(&[a, b], |x| op(x[0], x[1]));
+        }
+    }
+}
+
+#[test]
+fn pow_handles_negative_bases_and_scalar_exponents() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![-2.0f64, 3.0, 0.5]));
+    assert_close(
+        &eval(pow(x, 3.0), &[]),
+        &Tensor::from_vec(vec![-8.0, 27.0, 0.125]),
+        1e-12,
+    );
+    assert_close(
+        &eval(pow(x, 2.0f32), &[]),
+        &Tensor::from_vec(vec![4.0, 9.0, 0.25]),
+        1e-12,
+    );
+    // d/da a^3 = 3a^2 holds for negative bases too.
+    check_gradient(&[sample(&[5], 3)], |x| pow(x[0], 3.0));
+}
+
+#[test]
+fn maximum_and_minimum_against_a_scalar() {
+    let v = sample(&[2, 5], 4);
+    let g = Graph::new();
+    let x = g.constant(v.clone());
+    let zero = Tensor::scalar(0.0f64);
+    assert_close(
+        &eval(maximum(x, 0.0), &[]),
+        &reference(&v, &zero, f64::max),
+        0.0,
+    );
+    assert_close(
+        &eval(minimum(x, 0.25f32), &[]),
+        &reference(&v, &Tensor::scalar(0.25f64), f64::min),
+        0.0,
+    );
+    check_gradient(std::slice::from_ref(&v), |x| maximum(x[0], 0.1));
+    check_gradient(&[v], |x| minimum(x[0], -0.1));
+}
+
+#[test]
+fn maximum_gradient_goes_to_one_side_on_ties() {
+    let g = Graph::new();
+    let a = g.placeholder("a", DType::F64, &[3]);
+    let b = g.placeholder("b", DType::F64, &[3]);
+    let y = reduce_sum(maximum(a, b));
+    let da = gradient(y, a).unwrap();
+    let db = gradient(y, b).unwrap();
+    let mut sess = Session::new(&g);
+    let feeds = [
+        (a, Tensor::from_vec(vec![1.0f64, 2.0, 3.0])),
+        (b, Tensor::from_vec(vec![0.0f64, 2.0, 4.0])),
+    ];
+    let out = sess.run(&[da, db], &feeds).unwrap();
+    // The tie's gradient is not counted twice.
+    let sum: Vec<f64> = (0..3)
+        .map(|i| out[0].get_f64(i) + out[1].get_f64(i))
+        .collect();
+    assert_eq!(sum, vec![1.0, 1.0, 1.0]);
+    assert_eq!(out[0].to_vec::<f64>().unwrap()[0], 1.0);
+    assert_eq!(out[1].to_vec::<f64>().unwrap()[2], 1.0);
+}
+
+#[test]
+fn operators_with_scalars_on_either_side() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[2, 3]);
+    let v = sample(&[2, 3], 5).cast(DType::F32);
+    type Case = (Output, fn(f64) -> f64);
+    let cases: Vec<Case> = vec![
+        (x + 2.0, |v| v + 2.0),
+        (x + 2.0f32, |v| v + 2.0),
+        (2.0 + x, |v| 2.0 + v),
+        (2.0f32 + x, |v| 2.0 + v),
+        (x - 1.5, |v| v - 1.5),
+        (1.5 - x, |v| 1.5 - v),
+        (1.5f32 - x, |v| 1.5 - v),
+        (x * 3.0, |v| v * 3.0),
+        (3.0f32 * x, |v| 3.0 * v),
+        (x / 4.0, |v| v / 4.0),
+        (4.0 / x, |v| 4.0 / v),
+        (4.0f32 / x, |v| 4.0 / v),
+        (-x, |v| -v),
+        (-(-x), |v| v),
+        (x + x * 2.0 - x / 2.0, |v| v + v * 2.0 - v / 2.0),
+        (neg(x) * x, |v| -v * v),
+    ];
+    let mut sess = Session::new(&g);
+    let fetches: Vec<Output> = cases.iter().map(|c| c.0).collect();
+    let out = sess.run(&fetches, &[(x, v.clone())]).unwrap();
+    for (k, ((_, f), got)) in cases.iter().zip(&out).enumerate() {
+        assert_eq!(got.dtype(), DType::F32, "case {k} keeps f32");
+        assert_eq!(got.shape(), &[2, 3]);
+        for i in 0..6 {
+            let want = f(v.get_f64(i));
+            let tol = 1e-5 * (1.0 + want.abs());
+            assert!(
+                (got.get_f64(i) - want).abs() <= tol,
+                "case {k} element {i}: got {}, want {want}",
+                got.get_f64(i)
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_scalars_with_f64_handles_keep_f64() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![1.0f64, 2.0]));
+    let y = x * 0.1f32 + 1.0f32;
+    let got = eval(y, &[]);
+    assert_eq!(got.dtype(), DType::F64);
+    let c = 0.1f32 as f64;
+    assert_close(&got, &Tensor::from_vec(vec![c + 1.0, 2.0 * c + 1.0]), 1e-15);
+}
+
+#[test]
+fn operator_gradients() {
+    check_gradient(&[sample(&[2, 3], 1), sample(&[3], 2)], |x| {
+        -(x[0] * x[1]) + 2.0 * x[0] - x[1] / 3.0 + 1.0
+    });
+    check_gradient(&[away_from_zero(&sample(&[4], 3))], |x| 1.0 / x[0] - 2.0);
+}
+
+type UnaryFn = fn(Output) -> Output;
+/// (name, op, reference, needs a positive input)
+type UnaryCase = (&'static str, UnaryFn, fn(f64) -> f64, bool);
+
+fn unary_ops() -> Vec<UnaryCase> {
+    vec![
+        ("neg", neg, |v| -v, false),
+        ("exp", exp, f64::exp, false),
+        ("log", log, f64::ln, true),
+        ("sqrt", sqrt, f64::sqrt, true),
+        ("square", square, |v| v * v, false),
+        ("abs", abs, f64::abs, false),
+        ("sign", sign, f64::signum, false),
+    ]
+}
+
+#[test]
+fn unary_ops_match_closed_forms() {
+    for (name, op, f, needs_positive) in unary_ops() {
+        for shape in [&[][..], &[5][..], &[2, 3, 4][..]] {
+            let v = sample(shape, 6);
+            let v = if needs_positive { positive(&v) } else { v };
+            for dtype in [DType::F64, DType::F32] {
+                let input = v.cast(dtype);
+                let g = Graph::new();
+                let got = eval(op(g.constant(input.clone())), &[]);
+                assert_eq!(got.dtype(), dtype, "{name}");
+                assert_eq!(got.shape(), shape, "{name}");
+                let tol = if dtype == DType::F64 { 1e-14 } else { 1e-6 };
+                for i in 0..input.len() {
+                    let want = f(input.get_f64(i));
+                    assert!(
+                        (got.get_f64(i) - want).abs() <= tol * (1.0 + want.abs()),
+                        "{name} {dtype} [{i}]: got {}, want {want}",
+                        got.get_f64(i)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unary_op_gradients() {
+    for (name, op, _, needs_positive) in unary_ops() {
+        if name == "sign" {
+            continue;
+        }
+        let v = sample(&[2, 3], 8);
+        let v = if needs_positive { positive(&v) } else { v };
+        check_gradient(&[v], |x| op(x[0]));
+    }
+    // Composites.
+    check_gradient(&[positive(&sample(&[3, 2], 9))], |x| {
+        sqrt(log(x[0] + 1.0)) * exp(-square(x[0]))
+    });
+}
+
+#[test]
+fn sign_has_no_gradient() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F64, &[3]);
+    let err = gradient(reduce_sum(sign(x)), x).unwrap_err();
+    assert!(err.to_string().contains("'x' does not influence"), "{err}");
+}
+
+#[test]
+fn log_and_sqrt_of_edge_values() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![0.0f64, -1.0, 4.0]));
+    let l = eval(log(x), &[]).to_vec::<f64>().unwrap();
+    assert_eq!(l[0], f64::NEG_INFINITY);
+    assert!(l[1].is_nan());
+    assert_eq!(l[2], 4.0f64.ln());
+    let s = eval(sqrt(x), &[]).to_vec::<f64>().unwrap();
+    assert_eq!(s[0], 0.0);
+    assert!(s[1].is_nan());
+    assert_eq!(s[2], 2.0);
+}
+
+type CompareFn = fn(Output, Output) -> Output;
+type CompareCase = (&'static str, CompareFn, fn(f64, f64) -> bool);
+
+fn comparisons() -> Vec<CompareCase> {
+    vec![
+        ("equal", |a, b| equal(a, b), |x, y| x == y),
+        ("not_equal", |a, b| not_equal(a, b), |x, y| x != y),
+        ("greater", |a, b| greater(a, b), |x, y| x > y),
+        ("greater_equal", |a, b| greater_equal(a, b), |x, y| x >= y),
+        ("less", |a, b| less(a, b), |x, y| x < y),
+        ("less_equal", |a, b| less_equal(a, b), |x, y| x <= y),
+    ]
+}
+
+#[test]
+fn comparisons_broadcast_and_give_bool() {
+    // Values with ties, so that equal and the non-strict comparisons matter.
+    let a = Tensor::new(&[3, 1], vec![1.0f64, 2.0, 3.0]).unwrap();
+    let b = Tensor::new(&[1, 4], vec![3.0f64, 2.0, 1.0, 2.0]).unwrap();
+    let row = Tensor::from_vec(vec![2.0f64, 1.0, 3.0, 2.0]);
+    let m = Tensor::new(&[2, 3, 4], (0..24).map(|i| (i % 5) as f64).collect()).unwrap();
+    let pairs = [
+        (a.clone(), b.clone()),
+        (b, a),
+        (m.clone(), row.clone()),
+        (row, m),
+    ];
+    for (name, op, f) in comparisons() {
+        for (x, y) in &pairs {
+            for dtype in [DType::F64, DType::F32, DType::I32, DType::I64] {
+                let g = Graph::new();
+                let out = eval(
+                    op(g.constant(x.cast(dtype)), g.constant(y.cast(dtype))),
+                    &[],
+                );
+                assert_eq!(out.dtype(), DType::Bool, "{name}");
+                let want = reference(x, y, |p, q| f(p, q) as u8 as f64);
+                assert_eq!(out.shape(), want.shape(), "{name}");
+                let got: Vec<bool> = out.to_vec::<bool>().unwrap();
+                let want: Vec<bool> = want
+                    .to_vec::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v == 1.0)
+                    .collect();
+                assert_eq!(
+                    got,
+                    want,
+                    "{name} {dtype} {:?} vs {:?}",
+                    x.shape(),
+                    y.shape()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn comparisons_against_scalars() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![1.0f32, 2.0, 3.0]));
+    let get = |o: Output| eval(o, &[]).to_vec::<bool>().unwrap();
+    assert_eq!(get(greater(x, 2.0)), vec![false, false, true]);
+    assert_eq!(get(greater_equal(x, 2.0f32)), vec![false, true, true]);
+    assert_eq!(get(less(x, 2.0)), vec![true, false, false]);
+    assert_eq!(get(less_equal(x, 2.0)), vec![true, true, false]);
+    assert_eq!(get(equal(x, 2.0)), vec![false, true, false]);
+    assert_eq!(get(not_equal(x, 2.0)), vec![true, false, true]);
+    // Bool tensors compare too.
+    let t = g.constant(Tensor::from_vec(vec![true, false]));
+    let f = g.constant(Tensor::from_vec(vec![true, true]));
+    assert_eq!(get(equal(t, f)), vec![true, false]);
+}
+
+#[test]
+fn comparisons_stop_gradients() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F64, &[3]);
+    let mask = cast(greater(x, 0.0), DType::F64);
+    let y = reduce_sum(mask * x);
+    let dx = gradient(y, x).unwrap();
+    let v = Tensor::from_vec(vec![-1.0f64, 0.5, 2.0]);
+    assert_close(
+        &eval(dx, &[(x, v)]),
+        &Tensor::from_vec(vec![0.0, 1.0, 1.0]),
+        0.0,
+    );
+}
+
+#[test]
+fn zeros_like_and_ones_like_keep_dtype_and_shape() {
+    let g = Graph::new();
+    let inputs = [
+        Tensor::new(&[2, 3], vec![1.5f32; 6]).unwrap(),
+        Tensor::new(&[3], vec![-2.0f64; 3]).unwrap(),
+        Tensor::new(&[2, 2], vec![7i32; 4]).unwrap(),
+        Tensor::new(&[1, 2, 2], vec![9i64; 4]).unwrap(),
+        Tensor::scalar(4.0f64),
+    ];
+    for t in &inputs {
+        let x = g.constant(t.clone());
+        for (op, value) in [(zeros_like as fn(Output) -> Output, 0.0), (ones_like, 1.0)] {
+            let out = eval(op(x), &[]);
+            assert_eq!(out.dtype(), t.dtype());
+            assert_eq!(out.shape(), t.shape());
+            assert!((0..out.len()).all(|i| out.get_f64(i) == value), "{out}");
+        }
+        let out = eval(fill_like(x, 3.0), &[]);
+        assert!((0..out.len()).all(|i| out.get_f64(i) == 3.0), "{out}");
+    }
+    let b = g.constant(Tensor::from_vec(vec![true, false]));
+    assert_eq!(
+        eval(zeros_like(b), &[]).to_vec::<bool>().unwrap(),
+        vec![false, false]
+    );
+    assert_eq!(
+        eval(ones_like(b), &[]).to_vec::<bool>().unwrap(),
+        vec![true, true]
+    );
+}
+
+#[test]
+fn zeros_like_passes_no_gradient() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F64, &[2]);
+    assert!(gradient(reduce_sum(zeros_like(x)), x).is_err());
+    let dx = gradient(reduce_sum(zeros_like(x) + ones_like(x) * x), x).unwrap();
+    let v = Tensor::from_vec(vec![3.0f64, 4.0]);
+    assert_close(&eval(dx, &[(x, v)]), &Tensor::from_vec(vec![1.0, 1.0]), 0.0);
+}
+
+fn int_reference(
+    a: &[i64],
+    sa: &[usize],
+    b: &[i64],
+    sb: &[usize],
+    f: fn(i64, i64) -> i64,
+) -> Vec<i64> {
+    let out = broadcast_shape(sa, sb);
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|i| {
+            let index = unravel(i, &out);
+            f(a[source(sa, &out, &index)], b[source(sb, &out, &index)])
+        })
+        .collect()
+}
+
+#[test]
+fn integer_arithmetic_i32_and_i64() {
+    let a: Vec<i64> = (0..12).map(|i| i * 7 - 30).collect();
+    let b: Vec<i64> = vec![3, -2, 5, 1];
+    type IntCase = (&'static str, BinaryFn, fn(i64, i64) -> i64);
+    let ops: Vec<IntCase> = vec![
+        ("add", |a, b| a + b, |x, y| x + y),
+        ("sub", |a, b| a - b, |x, y| x - y),
+        ("mul", |a, b| a * b, |x, y| x * y),
+        // Integer division truncates toward zero.
+        ("div", |a, b| a / b, |x, y| x / y),
+        ("maximum", |a, b| maximum(a, b), |x, y| x.max(y)),
+        ("minimum", |a, b| minimum(a, b), |x, y| x.min(y)),
+    ];
+    for (name, op, f) in ops {
+        let want = int_reference(&a, &[3, 4], &b, &[4], f);
+        let g = Graph::new();
+        let y64 = op(
+            g.constant(Tensor::new(&[3, 4], a.clone()).unwrap()),
+            g.constant(Tensor::from_vec(b.clone())),
+        );
+        let got = eval(y64, &[]);
+        assert_eq!(got.dtype(), DType::I64, "{name}");
+        assert_eq!(got.shape(), &[3, 4]);
+        assert_eq!(got.to_vec::<i64>().unwrap(), want, "{name} i64");
+
+        let a32: Vec<i32> = a.iter().map(|&v| v as i32).collect();
+        let b32: Vec<i32> = b.iter().map(|&v| v as i32).collect();
+        let y32 = op(
+            g.constant(Tensor::new(&[3, 4], a32).unwrap()),
+            g.constant(Tensor::from_vec(b32)),
+        );
+        let got = eval(y32, &[]);
+        assert_eq!(got.dtype(), DType::I32, "{name}");
+        let want32: Vec<i32> = want.iter().map(|&v| v as i32).collect();
+        assert_eq!(got.to_vec::<i32>().unwrap(), want32, "{name} i32");
+    }
+}
+
+#[test]
+fn integer_handles_with_float_scalars_stay_integer() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![1i32, 2, 3]));
+    let y = x * 2.0 + 1.0;
+    let out = eval(y, &[]);
+    assert_eq!(out.dtype(), DType::I32);
+    assert_eq!(out.to_vec::<i32>().unwrap(), vec![3, 5, 7]);
+}
+
+#[test]
+fn integer_edge_cases_do_not_panic() {
+    let g = Graph::new();
+    let i32s = |v: Vec<i32>| g.constant(Tensor::from_vec(v));
+    // Division by zero gives 0 rather than a crash.
+    let out = eval(i32s(vec![7, -7, 0]) / i32s(vec![0, 0, 0]), &[]);
+    assert_eq!(out.to_vec::<i32>().unwrap(), vec![0, 0, 0]);
+    // Overflow wraps, as NumPy's fixed-width integers do.
+    let out = eval(i32s(vec![i32::MAX, i32::MIN]) + i32s(vec![1, -1]), &[]);
+    assert_eq!(out.to_vec::<i32>().unwrap(), vec![i32::MIN, i32::MAX]);
+    let out = eval(i32s(vec![i32::MIN]) / i32s(vec![-1]), &[]);
+    assert_eq!(out.to_vec::<i32>().unwrap(), vec![i32::MIN]);
+    let out = eval(i32s(vec![i32::MAX]) * i32s(vec![2]), &[]);
+    assert_eq!(out.to_vec::<i32>().unwrap(), vec![-2]);
+    let i64s = |v: Vec<i64>| g.constant(Tensor::from_vec(v));
+    let out = eval(i64s(vec![i64::MIN]) - i64s(vec![1]), &[]);
+    assert_eq!(out.to_vec::<i64>().unwrap(), vec![i64::MAX]);
+    let u8s = |v: Vec<u8>| g.constant(Tensor::from_vec(v));
+    let out = eval(u8s(vec![250, 3]) + u8s(vec![10, 0]), &[]);
+    assert_eq!(out.to_vec::<u8>().unwrap(), vec![4, 3]);
+    let out = eval(u8s(vec![0]) - u8s(vec![1]), &[]);
+    assert_eq!(out.to_vec::<u8>().unwrap(), vec![255]);
+}
+
+#[test]
+fn integer_placeholders_run_through_arithmetic() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::I64, &[-1]);
+    let y = x * x + x;
+    let out = eval(y, &[(x, Tensor::from_vec(vec![1i64, -2, 3]))]);
+    assert_eq!(out.to_vec::<i64>().unwrap(), vec![2, 2, 12]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: what users see for inputs that do not fit.
+// ---------------------------------------------------------------------------------------------
+
+/// The text of the error that running `y` gives.
+fn run_error(y: Output) -> String {
+    let g = y.graph().unwrap();
+    let mut sess = Session::new(&g);
+    match sess.run(&[y], &[]) {
+        Ok(v) => panic!("expected an error, got {:?}", v),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn mixed_dtypes_are_an_error_naming_both() {
+    let g = Graph::new();
+    let a = g.constant(Tensor::from_vec(vec![1.0f32, 2.0]));
+    let b = g.constant(Tensor::from_vec(vec![1.0f64, 2.0]));
+    let y = a + b;
+    let errors = g.errors();
+    assert_eq!(errors.len(), 1);
+    let text = errors[0].to_string();
+    assert_eq!(
+        text,
+        "node 'Add' (Add): operands have different dtypes: f32[2] and f64[2] (cast one of them)"
+    );
+    assert_eq!(run_error(y), text);
+    assert!(y.type_shape().is_err());
+}
+
+#[test]
+fn shapes_that_do_not_broadcast_are_an_error() {
+    let g = Graph::new();
+    let a = g.constant(Tensor::new(&[3, 4], vec![0.0f32; 12]).unwrap());
+    let b = g.constant(Tensor::new(&[3], vec![0.0f32; 3]).unwrap());
+    let y = mul(a, b);
+    let text = run_error(y);
+    assert_eq!(
+        text,
+        "node 'Mul' (Mul): shapes [3, 4] and [3] cannot be broadcast together (dimension 4 vs 3)"
+    );
+    // Comparisons and select use the same rule.
+    let c = greater(a, b);
+    assert!(run_error(c).contains("cannot be broadcast together"));
+}
+
+#[test]
+fn broadcast_failure_found_at_run_time_names_the_node_and_shapes() {
+    let g = Graph::new();
+    let a = g.placeholder("a", DType::F32, &[-1, 4]);
+    let b = g.placeholder("b", DType::F32, &[-1, 4]);
+    let y = sub(a, b);
+    assert!(
+        g.errors().is_empty(),
+        "unknown dims are accepted when built"
+    );
+    let mut sess = Session::new(&g);
+    let err = sess
+        .run(
+            &[y],
+            &[
+                (a, Tensor::new(&[2, 4], vec![0.0f32; 8]).unwrap()),
+                (b, Tensor::new(&[3, 4], vec![0.0f32; 12]).unwrap()),
+            ],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node 'Sub' (Sub) failed: shapes [2, 4] and [3, 4] cannot be broadcast together"
+    );
+}
+
+#[test]
+fn float_only_ops_reject_integers_and_bools() {
+    let g = Graph::new();
+    let i = g.constant(Tensor::from_vec(vec![1i32, 2]));
+    assert_eq!(
+        run_error(exp(i)),
+        "node 'Exp' (Exp): the input must be f32 or f64, got i32"
+    );
+    assert_eq!(
+        run_error(pow(i, i)),
+        "node 'Pow' (Pow): pow's operands must be f32 or f64, got i32"
+    );
+    let b = g.constant(Tensor::from_vec(vec![true, false]));
+    assert_eq!(
+        run_error(add(b, b)),
+        "node 'Add' (Add): arithmetic is not defined for bool (cast to a number first)"
+    );
+}
