@@ -67,15 +67,7 @@ fn apply(
     var: Output,
     step: Output,
 ) -> Result<usize, GraphError> {
-    let node = graph
-        .node(var.node())
-        .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
-    if node.op_name() != "Variable" {
-        return Err(GraphError::NotAVariable {
-            op: node.op_name().into(),
-            node: node.name,
-        });
-    }
+    let node = graph.variable_node(var)?;
     let var_type = var.type_shape()?;
     let shape = var_type.shape.to_known().unwrap_or_default();
     let slot = |suffix: &str| {

@@ -1,6 +1,6 @@
 //! The in-process session: holds variable values and runs steps of a graph on the CPU.
 
-use crate::error::{GraphError, SessionError};
+use crate::error::SessionError;
 use crate::executor::Plan;
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::{BufferPool, VariableStore};
@@ -115,17 +115,7 @@ impl Session {
 
     /// Sets a variable's value; its dtype and shape must fit the variable's.
     pub fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError> {
-        let node = self
-            .graph
-            .node(var.node())
-            .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
-        if node.op_name() != "Variable" {
-            return Err(GraphError::NotAVariable {
-                op: node.op_name().into(),
-                node: node.name,
-            }
-            .into());
-        }
+        let node = self.graph.variable_node(var)?;
         let ts = var.type_shape()?;
         if value.dtype() != ts.dtype {
             return Err(SessionError::FeedDType {

@@ -1,6 +1,7 @@
 //! Variables: state that lives in the session, with seeded initialisers.
 
 use super::{Graph, Output, Shape};
+use crate::error::GraphError;
 use crate::ops::Variable;
 use crate::tensor::{DType, Tensor};
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -145,6 +146,21 @@ impl Graph {
         }
         data.initializers.insert(out.node(), init);
         out
+    }
+
+    /// The node behind `var`, if it is a variable; the error names what it is instead.
+    pub fn variable_node(&self, var: Output) -> Result<super::Node, GraphError> {
+        let node = self
+            .node(var.node())
+            .filter(|_| var.graph_id() == self.id)
+            .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
+        if node.op_name() != "Variable" {
+            return Err(GraphError::NotAVariable {
+                op: node.op_name().to_string(),
+                node: node.name,
+            });
+        }
+        Ok(node)
     }
 
     /// Every variable, in creation order.

@@ -1,323 +1,21 @@
-//! Convolution and pooling over NHWC images.
+//! 2-D convolution over NHWC images and its gradients.
 //!
 //! `conv2d` lowers to matrix products: the patches under the filter are laid out as rows
-//! (im2col) and multiplied by the filter seen as a `[kh*kw*cin, cout]` matrix on the `gemm`
-//! crate. The filter's gradient is `patches^T @ dy`; the input's is `dy @ filter^T`, whose
-//! rows are added back onto the image (col2im). Images are processed in chunks so that the
-//! patch matrix stays a few megabytes whatever the batch.
+//! (im2col) and multiplied by the filter seen as a `[kh*kw*cin, cout]` matrix (`gemm_into`).
+//! The filter's gradient is `patches^T @ dy`; the input's is `dy @ filter^T`, whose rows are
+//! added back onto the image (col2im). Images are processed in chunks so that the patch matrix
+//! stays a few megabytes whatever the batch.
 
+use super::linalg::{gemm_into, Mat};
+use super::window::{check_dy, col2im, im2col, infer_dim, Geometry, Padding};
 use super::{
     build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
 };
 use crate::graph::{Output, Shape, TypeShape};
 use crate::tensor::{Float, Tensor};
 
-/// How a window treats the image border (TensorFlow's meaning).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Padding {
-    /// Pad with zeros (ignored values for pooling) so that `out = ceil(in / stride)`; the
-    /// extra row or column, if the total is odd, goes after.
-    Same,
-    /// No padding: windows lie wholly inside the image, `out = ceil((in - k + 1) / stride)`.
-    Valid,
-}
-
-/// Products smaller than this many multiply-adds run on one thread.
-const PARALLEL_MIN_FLOPS: usize = 4 << 20;
-
 /// Upper bound on the elements of one chunk's patch matrix.
 const CHUNK_ELEMENTS: usize = 1 << 21;
-
-/// Output size and padding before the first element along one spatial axis; `None` when a
-/// VALID window does not fit.
-fn window_dim(input: usize, k: usize, stride: usize, padding: Padding) -> Option<(usize, usize)> {
-    match padding {
-        Padding::Same => {
-            let out = input.div_ceil(stride);
-            let total = (out.saturating_sub(1) * stride + k).saturating_sub(input);
-            Some((out, total / 2))
-        }
-        Padding::Valid => (input >= k).then(|| ((input - k) / stride + 1, 0)),
-    }
-}
-
-fn check_window(window: [usize; 2], strides: [usize; 2], what: &str) -> Result<(), String> {
-    if window.contains(&0) || strides.contains(&0) {
-        return Err(format!(
-            "{what} {window:?} and strides {strides:?} must all be positive"
-        ));
-    }
-    Ok(())
-}
-
-/// Inferred output size along one spatial axis (unknown if the input or window is).
-fn infer_dim(
-    input: Option<usize>,
-    k: Option<usize>,
-    stride: usize,
-    padding: Padding,
-    describe: impl Fn() -> String,
-) -> Result<Option<usize>, String> {
-    match (input, k) {
-        (Some(i), Some(k)) => window_dim(i, k, stride, padding)
-            .map(|(o, _)| Some(o))
-            .ok_or_else(|| format!("{} with VALID padding", describe())),
-        (Some(i), None) if padding == Padding::Same => Ok(Some(i.div_ceil(stride))),
-        _ => Ok(None),
-    }
-}
-
-/// Sizes of one windowed pass over a batch of NHWC images.
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    oh: usize,
-    ow: usize,
-    ph: usize,
-    pw: usize,
-}
-
-impl Geometry {
-    fn new(
-        x: &[usize],
-        window: [usize; 2],
-        strides: [usize; 2],
-        padding: Padding,
-    ) -> Result<Geometry, String> {
-        let &[n, h, w, c] = x else {
-            return Err(format!(
-                "input must be rank 4 [batch, height, width, channels], got shape {x:?}"
-            ));
-        };
-        check_window(window, strides, "window")?;
-        let [kh, kw] = window;
-        let [sh, sw] = strides;
-        let too_big =
-            || format!("a {kh}x{kw} window does not fit in a {h}x{w} image with VALID padding");
-        let (oh, ph) = window_dim(h, kh, sh, padding).ok_or_else(too_big)?;
-        let (ow, pw) = window_dim(w, kw, sw, padding).ok_or_else(too_big)?;
-        Ok(Geometry {
-            n,
-            h,
-            w,
-            c,
-            kh,
-            kw,
-            sh,
-            sw,
-            oh,
-            ow,
-            ph,
-            pw,
-        })
-    }
-
-    fn out_shape(&self, channels: usize) -> [usize; 4] {
-        [self.n, self.oh, self.ow, channels]
-    }
-
-    /// Elements of one patch row.
-    fn patch(&self) -> usize {
-        self.kh * self.kw * self.c
-    }
-
-    /// Output pixels per image.
-    fn pixels(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    /// A 1x1 window with stride 1: the image itself is the patch matrix.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1
-    }
-
-    fn images_per_chunk(&self) -> usize {
-        let per_image = self.pixels() * self.patch();
-        (CHUNK_ELEMENTS / per_image.max(1)).clamp(1, self.n.max(1))
-    }
-
-    /// For the windows of output column `ox`: the range `lo..hi` of window columns `j` that
-    /// fall inside the image, and `ix0`, where `ix0 + j` is the input column of `j`.
-    fn columns(&self, ox: usize) -> (usize, usize, isize) {
-        let ix0 = (ox * self.sw) as isize - self.pw as isize;
-        let lo = (-ix0).clamp(0, self.kw as isize) as usize;
-        let hi = (self.w as isize - ix0).clamp(lo as isize, self.kw as isize) as usize;
-        (lo, hi, ix0)
-    }
-
-    /// The input row under window row `i` of output row `oy`, if inside the image.
-    fn row(&self, oy: usize, i: usize) -> Option<usize> {
-        let iy = (oy * self.sh + i) as isize - self.ph as isize;
-        (0..self.h as isize).contains(&iy).then_some(iy as usize)
-    }
-}
-
-/// Writes the patches of images `first..first + count` as rows of `col`.
-fn im2col<T: Float>(g: &Geometry, xs: &[T], first: usize, count: usize, col: &mut [T]) {
-    if g.patch() == 0 {
-        return;
-    }
-    let (c, line) = (g.c, g.kw * g.c);
-    let image = g.h * g.w * c;
-    let mut rows = col.chunks_exact_mut(g.patch());
-    for b in first..first + count {
-        let img = &xs[b * image..(b + 1) * image];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let Some(dst) = rows.next() else { return };
-                let (lo, hi, ix0) = g.columns(ox);
-                for (i, part) in dst.chunks_exact_mut(line).enumerate() {
-                    match g.row(oy, i) {
-                        Some(iy) if lo < hi => {
-                            part[..lo * c].fill(T::zero());
-                            let start = (iy * g.w) as isize + ix0 + lo as isize;
-                            let start = start as usize * c;
-                            part[lo * c..hi * c]
-                                .copy_from_slice(&img[start..start + (hi - lo) * c]);
-                            part[hi * c..].fill(T::zero());
-                        }
-                        _ => part.fill(T::zero()),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Adds the rows of `col` (patches of images `first..first + count`) back onto `dx`.
-fn col2im<T: Float>(g: &Geometry, col: &[T], first: usize, count: usize, dx: &mut [T]) {
-    if g.patch() == 0 {
-        return;
-    }
-    let (c, line) = (g.c, g.kw * g.c);
-    let image = g.h * g.w * c;
-    let mut rows = col.chunks_exact(g.patch());
-    for b in first..first + count {
-        let img = &mut dx[b * image..(b + 1) * image];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let Some(src) = rows.next() else { return };
-                let (lo, hi, ix0) = g.columns(ox);
-                if lo >= hi {
-                    continue;
-                }
-                for (i, part) in src.chunks_exact(line).enumerate() {
-                    if let Some(iy) = g.row(oy, i) {
-                        let start = ((iy * g.w) as isize + ix0 + lo as isize) as usize * c;
-                        let dst = &mut img[start..start + (hi - lo) * c];
-                        for (d, &s) in dst.iter_mut().zip(&part[lo * c..hi * c]) {
-                            *d = *d + s;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A matrix view of a slice: `rows x cols` with a column stride and a row stride.
-#[derive(Clone, Copy)]
-struct Mat<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    cs: usize,
-    rs: usize,
-}
-
-impl<'a, T> Mat<'a, T> {
-    /// A row-major matrix over the first `rows * cols` elements.
-    fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            cs: 1,
-            rs: cols,
-        }
-    }
-
-    fn t(self) -> Self {
-        Mat {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            cs: self.rs,
-            rs: self.cs,
-        }
-    }
-
-    /// Whether every element the strides address lies inside the slice.
-    fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// `dst = lhs @ rhs` (row-major `dst`), or `dst += lhs @ rhs` when `accumulate`.
-fn gemm_into<T: Float>(
-    dst: &mut [T],
-    lhs: Mat<T>,
-    rhs: Mat<T>,
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k || dst.len() < m * n || !lhs.in_bounds() || !rhs.in_bounds() {
-        return Err(KernelError::Message(format!(
-            "internal: cannot multiply {m}x{k} by {}x{n} into {} elements",
-            rhs.rows,
-            dst.len()
-        )));
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(T::zero());
-        }
-        return Ok(());
-    }
-    let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the checks above keep every address the strides reach inside the slices; dst
-    // is a distinct mutable slice, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Ok(())
-}
 
 /// Geometry and output channels of a convolution; the message names both shapes.
 fn conv_geometry(
@@ -342,15 +40,17 @@ fn conv_geometry(
     Ok((g, co))
 }
 
-fn check_dy(dy: &Tensor, g: &Geometry, channels: usize) -> Result<(), KernelError> {
-    let want = g.out_shape(channels);
-    if dy.shape() != want {
-        return Err(KernelError::Message(format!(
-            "dy has shape {:?}, but the output has shape {want:?}",
-            dy.shape()
-        )));
-    }
-    Ok(())
+/// `conv_geometry` for the gradient ops, which also check that `dy` fits the output.
+fn conv_grad_geometry(
+    x: &[usize],
+    filter: &[usize],
+    dy: &Tensor,
+    strides: [usize; 2],
+    padding: Padding,
+) -> Result<(Geometry, usize), KernelError> {
+    let (g, co) = conv_geometry(x, filter, strides, padding)?;
+    check_dy(dy, &g, co)?;
+    Ok((g, co))
 }
 
 /// Runs `each(first, count)` over chunks of images, with a patch buffer of the right size.
@@ -359,7 +59,8 @@ fn conv_chunks<T: Float>(
     g: &Geometry,
     mut each: impl FnMut(usize, usize, &mut [T]) -> Result<(), KernelError>,
 ) -> Result<(), KernelError> {
-    let per = g.images_per_chunk();
+    let per_image = g.pixels() * g.patch();
+    let per = (CHUNK_ELEMENTS / per_image.max(1)).clamp(1, g.n.max(1));
     let mut col = ctx.pool.alloc::<T>(per * g.pixels() * g.patch());
     for first in (0..g.n).step_by(per) {
         let count = per.min(g.n - first);
@@ -402,8 +103,7 @@ fn conv2d_filter_grad<T: Float>(
     strides: [usize; 2],
     padding: Padding,
 ) -> Result<Tensor, KernelError> {
-    let (g, co) = conv_geometry(x.shape(), filter_shape, strides, padding)?;
-    check_dy(dy, &g, co)?;
+    let (g, co) = conv_grad_geometry(x.shape(), filter_shape, dy, strides, padding)?;
     let (xs, dys) = (x.as_slice::<T>()?, dy.as_slice::<T>()?);
     let (kk, pix) = (g.patch(), g.pixels());
     let mut df = ctx.pool.zeros::<T>(kk * co);
@@ -439,8 +139,7 @@ fn conv2d_input_grad<T: Float>(
     strides: [usize; 2],
     padding: Padding,
 ) -> Result<Tensor, KernelError> {
-    let (g, co) = conv_geometry(x_shape, f.shape(), strides, padding)?;
-    check_dy(dy, &g, co)?;
+    let (g, co) = conv_grad_geometry(x_shape, f.shape(), dy, strides, padding)?;
     let (fs, dys) = (f.as_slice::<T>()?, dy.as_slice::<T>()?);
     let (kk, pix) = (g.patch(), g.pixels());
     let wt = Mat::new(fs, kk, co).t();
@@ -544,12 +243,22 @@ pub fn conv2d(input: Output, filter: Output, strides: [usize; 2], padding: Paddi
     build(Conv2D { strides, padding }, &[input, filter])
 }
 
-/// Checks the inputs `(input, filter, dy)` of a convolution's gradient ops.
+/// The operand that a convolution's gradient op differentiates with respect to; that operand
+/// only lends its shape.
+#[derive(Debug, Clone, Copy)]
+enum Wrt {
+    Input,
+    Filter,
+}
+
+/// Checks the inputs `(input, filter, dy)` of a convolution's gradient ops; the output has
+/// the type of the operand `wrt`.
 fn infer_conv_grad(
     inputs: &[TypeShape],
     strides: [usize; 2],
     padding: Padding,
-) -> Result<(), String> {
+    wrt: Wrt,
+) -> Result<Vec<TypeShape>, String> {
     expect_inputs(inputs, 3)?;
     let (x, f, dy) = (&inputs[0], &inputs[1], &inputs[2]);
     let out = infer_conv(x, f, strides, padding)?;
@@ -558,7 +267,30 @@ fn infer_conv_grad(
             "dy is {dy}, but the convolution of {x} by {f} gives {out}"
         ));
     }
-    Ok(())
+    Ok(vec![match wrt {
+        Wrt::Input => x.clone(),
+        Wrt::Filter => f.clone(),
+    }])
+}
+
+/// The kernel of a convolution's gradient ops, on inputs `(input, filter, dy)`.
+fn compute_conv_grad(
+    ctx: &mut Context,
+    inputs: &[&Tensor],
+    strides: [usize; 2],
+    padding: Padding,
+    wrt: Wrt,
+) -> Result<Vec<Tensor>, KernelError> {
+    let (x, f, dy) = (inputs[0], inputs[1], inputs[2]);
+    let out = match wrt {
+        Wrt::Input => {
+            float_kernel!(f.dtype(), T => conv2d_input_grad::<T>(ctx, x.shape(), f, dy, strides, padding))
+        }
+        Wrt::Filter => {
+            float_kernel!(x.dtype(), T => conv2d_filter_grad::<T>(ctx, x, f.shape(), dy, strides, padding))
+        }
+    }?;
+    Ok(vec![out])
 }
 
 /// The gradient of `conv2d` with respect to its input; inputs `(input, filter, dy)`, where
@@ -575,14 +307,11 @@ impl Op for Conv2DBackpropInput {
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        infer_conv_grad(inputs, self.strides, self.padding)?;
-        Ok(vec![inputs[0].clone()])
+        infer_conv_grad(inputs, self.strides, self.padding, Wrt::Input)
     }
 
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (x, f, dy) = (inputs[0], inputs[1], inputs[2]);
-        let out = float_kernel!(f.dtype(), T => conv2d_input_grad::<T>(ctx, x.shape(), f, dy, self.strides, self.padding))?;
-        Ok(vec![out])
+        compute_conv_grad(ctx, inputs, self.strides, self.padding, Wrt::Input)
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -625,14 +354,11 @@ impl Op for Conv2DBackpropFilter {
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        infer_conv_grad(inputs, self.strides, self.padding)?;
-        Ok(vec![inputs[1].clone()])
+        infer_conv_grad(inputs, self.strides, self.padding, Wrt::Filter)
     }
 
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (x, f, dy) = (inputs[0], inputs[1], inputs[2]);
-        let out = float_kernel!(x.dtype(), T => conv2d_filter_grad::<T>(ctx, x, f.shape(), dy, self.strides, self.padding))?;
-        Ok(vec![out])
+        compute_conv_grad(ctx, inputs, self.strides, self.padding, Wrt::Filter)
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -659,210 +385,4 @@ pub fn conv2d_backprop_filter(
         Conv2DBackpropFilter { strides, padding },
         &[input, filter, dy],
     )
-}
-
-/// Window settings shared by the max-pool ops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolWindow {
-    pub ksize: [usize; 2],
-    pub strides: [usize; 2],
-    pub padding: Padding,
-}
-
-impl PoolWindow {
-    fn infer(&self, x: &TypeShape) -> Result<TypeShape, String> {
-        expect_float(x, "input")?;
-        if x.shape.rank() != 4 {
-            return Err(format!(
-                "input must be rank 4 [batch, height, width, channels], got {x}"
-            ));
-        }
-        check_window(self.ksize, self.strides, "ksize")?;
-        let d = x.shape.dims();
-        let [kh, kw] = self.ksize;
-        let too_big = || format!("a {kh}x{kw} window does not fit in input {x}");
-        let oh = infer_dim(d[1], Some(kh), self.strides[0], self.padding, too_big)?;
-        let ow = infer_dim(d[2], Some(kw), self.strides[1], self.padding, too_big)?;
-        Ok(TypeShape::new(x.dtype, Shape(vec![d[0], oh, ow, d[3]])))
-    }
-
-    fn geometry(&self, x: &[usize]) -> Result<Geometry, KernelError> {
-        Ok(Geometry::new(x, self.ksize, self.strides, self.padding)?)
-    }
-
-    /// Calls `visit(output index, input index of the window's maximum)` for every output
-    /// element; ties go to the first element in row-major window order.
-    fn argmax<T: Float>(&self, g: &Geometry, xs: &[T], mut visit: impl FnMut(usize, usize)) {
-        let c = g.c;
-        let mut best = vec![0usize; c];
-        let mut out = 0;
-        for b in 0..g.n {
-            let image = b * g.h * g.w * c;
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let (lo, hi, ix0) = g.columns(ox);
-                    let mut first = true;
-                    for i in 0..g.kh {
-                        let Some(iy) = g.row(oy, i) else { continue };
-                        for j in lo..hi {
-                            let base = image + (iy * g.w + (ix0 + j as isize) as usize) * c;
-                            if first {
-                                best.iter_mut().enumerate().for_each(|(k, v)| *v = base + k);
-                                first = false;
-                                continue;
-                            }
-                            for (k, v) in best.iter_mut().enumerate() {
-                                if xs[base + k] > xs[*v] {
-                                    *v = base + k;
-                                }
-                            }
-                        }
-                    }
-                    // Every SAME or VALID window holds at least one pixel of the image.
-                    if !first {
-                        for (k, &v) in best.iter().enumerate() {
-                            visit(out + k, v);
-                        }
-                    }
-                    out += c;
-                }
-            }
-        }
-    }
-}
-
-/// Largest value in each window of NHWC images, per channel.
-#[derive(Debug, Clone)]
-pub struct MaxPool(pub PoolWindow);
-
-impl Op for MaxPool {
-    fn type_name(&self) -> &'static str {
-        "MaxPool"
-    }
-
-    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        expect_inputs(inputs, 1)?;
-        Ok(vec![self.0.infer(&inputs[0])?])
-    }
-
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let g = self.0.geometry(x.shape())?;
-        let out = float_kernel!(x.dtype(), T => {
-            let xs = x.as_slice::<T>()?;
-            let mut out = ctx.pool.zeros::<T>(g.n * g.pixels() * g.c);
-            self.0.argmax(&g, xs, |o, i| out[o] = xs[i]);
-            Tensor::new(&g.out_shape(g.c), out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
-    }
-
-    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
-        Ok(vec![Some(build(MaxPoolGrad(self.0), &[g.x(0), g.dy()]))])
-    }
-}
-
-/// Max pooling of NHWC `input` over `ksize` windows moved by `strides`.
-pub fn max_pool(input: Output, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Output {
-    let window = PoolWindow {
-        ksize,
-        strides,
-        padding,
-    };
-    build(MaxPool(window), &[input])
-}
-
-/// Checks `(input, second)` where `second` must have `want(input)`'s shape.
-fn infer_pool_pair(
-    inputs: &[TypeShape],
-    want: TypeShape,
-    what: &str,
-) -> Result<Vec<TypeShape>, String> {
-    let (x, other) = (&inputs[0], &inputs[1]);
-    if other.dtype != want.dtype || !super::indexing::compatible(&other.shape, &want.shape) {
-        return Err(format!(
-            "{what} is {other}, but must be {want} for input {x}"
-        ));
-    }
-    Ok(vec![other.clone()])
-}
-
-/// Max pooling's gradient: inputs `(input, dy)`; each `dy` element goes to its window's
-/// maximum in `input` (the first one on ties).
-#[derive(Debug, Clone)]
-pub struct MaxPoolGrad(pub PoolWindow);
-
-impl Op for MaxPoolGrad {
-    fn type_name(&self) -> &'static str {
-        "MaxPoolGrad"
-    }
-
-    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        expect_inputs(inputs, 2)?;
-        let out = self.0.infer(&inputs[0])?;
-        infer_pool_pair(inputs, out, "dy")?;
-        Ok(vec![inputs[0].clone()])
-    }
-
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (x, dy) = (inputs[0], inputs[1]);
-        let g = self.0.geometry(x.shape())?;
-        check_dy(dy, &g, g.c)?;
-        let out = float_kernel!(x.dtype(), T => {
-            let (xs, ds) = (x.as_slice::<T>()?, dy.as_slice::<T>()?);
-            let mut dx = ctx.pool.zeros::<T>(x.len());
-            self.0.argmax(&g, xs, |o, i| dx[i] += ds[o]);
-            Tensor::new(x.shape(), dx).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
-    }
-
-    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
-        let ddy = build(MaxPoolGradGrad(self.0), &[g.x(0), g.dy()]);
-        Ok(vec![None, Some(ddy)])
-    }
-}
-
-/// The gradient of `MaxPoolGrad` with respect to its `dy`: inputs `(input, d)` where `d` is
-/// shaped like `input`; picks `d` at each window's maximum of `input`.
-#[derive(Debug, Clone)]
-pub struct MaxPoolGradGrad(pub PoolWindow);
-
-impl Op for MaxPoolGradGrad {
-    fn type_name(&self) -> &'static str {
-        "MaxPoolGradGrad"
-    }
-
-    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        expect_inputs(inputs, 2)?;
-        let out = self.0.infer(&inputs[0])?;
-        infer_pool_pair(inputs, inputs[0].clone(), "the gradient")?;
-        Ok(vec![out])
-    }
-
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (x, d) = (inputs[0], inputs[1]);
-        let g = self.0.geometry(x.shape())?;
-        if d.shape() != x.shape() {
-            return Err(KernelError::Message(format!(
-                "the gradient has shape {:?}, input has shape {:?}",
-                d.shape(),
-                x.shape()
-            )));
-        }
-        let out = float_kernel!(x.dtype(), T => {
-            let (xs, ds) = (x.as_slice::<T>()?, d.as_slice::<T>()?);
-            let mut out = ctx.pool.zeros::<T>(g.n * g.pixels() * g.c);
-            self.0.argmax(&g, xs, |o, i| out[o] = ds[i]);
-            Tensor::new(&g.out_shape(g.c), out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
-    }
-
-    fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
-        Ok(vec![
-            None,
-            Some(build(MaxPoolGrad(self.0), &[g.x(0), g.dy()])),
-        ])
-    }
 }

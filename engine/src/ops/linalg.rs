@@ -1,4 +1,5 @@
-//! Matrix products, plain and batched, on the `gemm` crate.
+//! Matrix products, plain and batched, on the `gemm` crate. `gemm_into` is the one place that
+//! calls it; the convolution kernels use it too.
 
 use super::{
     build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
@@ -127,51 +128,124 @@ fn matmul_kernel<T: Float>(
     let batch: usize = sa[..r - 2].iter().product();
     let (xs, ys) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = ctx.pool.alloc::<T>(batch * m * n);
-    // Strides (column, row) of each operand as stored, row-major.
-    let (a_cs, a_rs) = if ta { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if tb { (k as isize, 1) } else { (1, n as isize) };
+    for i in 0..batch {
+        let dst = &mut out[i * m * n..(i + 1) * m * n];
+        let lhs = &xs[i * m * k..(i + 1) * m * k];
+        let rhs = &ys[i * k * n..(i + 1) * k * n];
+        // Each operand as stored, row-major, then seen transposed where asked.
+        let lhs = if ta {
+            Mat::new(lhs, k, m).t()
+        } else {
+            Mat::new(lhs, m, k)
+        };
+        let rhs = if tb {
+            Mat::new(rhs, n, k).t()
+        } else {
+            Mat::new(rhs, k, n)
+        };
+        gemm_into(dst, lhs, rhs, false)?;
+    }
+    let mut shape = sa[..r - 2].to_vec();
+    shape.extend([m, n]);
+    Ok(Tensor::new(&shape, out)?)
+}
+
+/// A matrix view of a slice: `rows x cols` with a column stride and a row stride.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    cs: usize,
+    rs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// A row-major matrix over the first `rows * cols` elements.
+    pub(crate) fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            cs: 1,
+            rs: cols,
+        }
+    }
+
+    /// The transpose, over the same elements.
+    pub(crate) fn t(self) -> Self {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            cs: self.rs,
+            rs: self.cs,
+        }
+    }
+
+    /// Whether every element the strides address lies inside the slice.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = lhs @ rhs` (row-major `dst`), or `dst += lhs @ rhs` when `accumulate`.
+pub(crate) fn gemm_into<T: Float>(
+    dst: &mut [T],
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k || dst.len() < m * n || !lhs.in_bounds() || !rhs.in_bounds() {
+        return Err(KernelError::Message(format!(
+            "internal: cannot multiply {m}x{k} by {}x{n} into {} elements",
+            rhs.rows,
+            dst.len()
+        )));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(T::zero());
+        }
+        return Ok(());
+    }
     let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    for i in 0..batch {
-        let dst = &mut out[i * m * n..(i + 1) * m * n];
-        let lhs = &xs[i * m * k..(i + 1) * m * k];
-        let rhs = &ys[i * k * n..(i + 1) * k * n];
-        if k == 0 {
-            dst.fill(T::zero());
-            continue;
-        }
-        // SAFETY: the slices hold exactly m*k, k*n and m*n elements, and the strides above
-        // address only inside them; dst does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs.as_ptr(),
-                a_cs,
-                a_rs,
-                rhs.as_ptr(),
-                b_cs,
-                b_rs,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+    // SAFETY: the checks above keep every address the strides reach inside the slices; dst
+    // is a distinct mutable slice, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
-    let mut shape = sa[..r - 2].to_vec();
-    shape.extend([m, n]);
-    Ok(Tensor::new(&shape, out)?)
+    Ok(())
 }
 
 /// Matrix product `a @ b`.

@@ -237,7 +237,8 @@ pub enum UnaryKind {
 #[derive(Debug, Clone)]
 pub struct Unary(pub UnaryKind);
 
-fn unary_map<T: Float>(
+/// Applies `f` to every element of a float tensor.
+pub(crate) fn unary_map<T: Float>(
     ctx: &mut Context,
     x: &Tensor,
     f: impl Fn(T) -> T,

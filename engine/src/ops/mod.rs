@@ -73,8 +73,10 @@ pub mod linalg;
 pub mod math;
 pub mod nn;
 pub mod optimizer;
+pub mod pool;
 pub mod reduce;
 pub mod state;
+pub mod window;
 
 pub use array::*;
 pub use conv::*;
@@ -83,8 +85,10 @@ pub use indexing::*;
 pub use linalg::*;
 pub use math::*;
 pub use nn::*;
+pub use pool::*;
 pub use reduce::*;
 pub use state::*;
+pub use window::Padding;
 
 use crate::graph::{Graph, Output, TypeShape};
 use crate::tensor::{Buffer, DType, Element, Tensor};

@@ -4,7 +4,7 @@ use super::{
     build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
 };
 use crate::graph::{Output, Shape, TypeShape};
-use crate::ops::math::exp;
+use crate::ops::math::{exp, unary_map};
 use crate::ops::reduce::{reduce_sum_axes, BroadcastLike};
 use crate::tensor::{DType, Float, Tensor};
 
@@ -18,19 +18,6 @@ pub enum ActivationKind {
 /// Elementwise activations.
 #[derive(Debug, Clone)]
 pub struct Activation(pub ActivationKind);
-
-fn map_float<T: Float>(
-    ctx: &mut Context,
-    x: &Tensor,
-    f: impl Fn(T) -> T,
-) -> Result<Tensor, KernelError> {
-    let xs = x.as_slice::<T>()?;
-    let mut out = ctx.pool.alloc::<T>(xs.len());
-    for (o, &v) in out.iter_mut().zip(xs) {
-        *o = f(v);
-    }
-    Ok(Tensor::new(x.shape(), out)?)
-}
 
 impl Op for Activation {
     fn type_name(&self) -> &'static str {
@@ -50,9 +37,9 @@ impl Op for Activation {
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let out = float_kernel!(x.dtype(), T => match self.0 {
-            ActivationKind::Relu => map_float::<T>(ctx, x, |v| if v > 0.0 { v } else { 0.0 }),
-            ActivationKind::Sigmoid => map_float::<T>(ctx, x, |v| 1.0 / (1.0 + (-v).exp())),
-            ActivationKind::Tanh => map_float::<T>(ctx, x, |v| v.tanh()),
+            ActivationKind::Relu => unary_map::<T>(ctx, x, |v| if v > 0.0 { v } else { 0.0 }),
+            ActivationKind::Sigmoid => unary_map::<T>(ctx, x, |v| 1.0 / (1.0 + (-v).exp())),
+            ActivationKind::Tanh => unary_map::<T>(ctx, x, |v| v.tanh()),
         })?;
         Ok(vec![out])
     }

@@ -182,15 +182,7 @@ impl Op for Assign {
 
 fn assign_op(var: Output, value: Output, kind: AssignKind) -> Result<Output, GraphError> {
     let graph = var.graph()?;
-    let node = graph
-        .node(var.node())
-        .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
-    if node.op_name() != "Variable" {
-        return Err(GraphError::NotAVariable {
-            op: node.op_name().to_string(),
-            node: node.name,
-        });
-    }
+    graph.variable_node(var)?;
     let var_type = var.type_shape()?;
     Ok(build(
         Assign {
