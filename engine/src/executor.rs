@@ -7,6 +7,15 @@ use crate::ops::{BufferPool, Context, KernelError, Op, VariableStore};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// How long one node's kernel took in a traced run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTiming {
+    pub node: String,
+    pub op: &'static str,
+    pub micros: f64,
+}
 
 /// One node's work within a plan.
 struct Step {
@@ -157,6 +166,7 @@ impl Plan {
         variables: &mut VariableStore,
         pool: &mut BufferPool,
         graph: &Graph,
+        mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
         let mut slots: Vec<Option<Tensor>> = vec![None; self.slots];
         for ((slot, name, declared), value) in self.feeds.iter().zip(feeds) {
@@ -180,18 +190,29 @@ impl Plan {
                 pool,
                 variables,
             };
+            let started = trace.as_ref().map(|_| Instant::now());
             let outputs = step
                 .op
                 .compute(&mut ctx, &refs)
                 .map_err(|e| kernel_error(e, step, graph))?;
+            if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
+                trace.push(NodeTiming {
+                    node: step.name.clone(),
+                    op: step.op.type_name(),
+                    micros: started.elapsed().as_secs_f64() * 1e6,
+                });
+            }
             drop(refs);
             drop(inputs);
             for (&slot, value) in step.outputs.iter().zip(outputs) {
                 slots[slot] = Some(value);
             }
             for &slot in &step.release {
-                if let Some(t) = slots[slot].take() {
-                    pool.recycle(t);
+                // Fed values go back to the allocator, not the pool: the caller allocates the
+                // next feed, and malloc reuses freed memory where the pool would hoard it.
+                match slots[slot].take() {
+                    Some(t) if slot >= self.feeds.len() => pool.recycle(t),
+                    _ => {}
                 }
             }
         }

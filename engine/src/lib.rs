@@ -7,7 +7,7 @@
 pub mod autodiff;
 pub mod data;
 pub mod error;
-mod executor;
+pub mod executor;
 pub mod graph;
 pub mod ops;
 pub mod optimizers;
@@ -16,6 +16,7 @@ pub mod tensor;
 
 pub use autodiff::{gradient, gradients};
 pub use error::{GraphError, SessionError};
+pub use executor::NodeTiming;
 pub use graph::{Graph, Initializer, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};

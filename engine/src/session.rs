@@ -1,7 +1,7 @@
 //! The in-process session: holds variable values and runs steps of a graph on the CPU.
 
 use crate::error::SessionError;
-use crate::executor::Plan;
+use crate::executor::{NodeTiming, Plan};
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::{BufferPool, VariableStore};
 use crate::tensor::Tensor;
@@ -92,6 +92,28 @@ impl Session {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<Vec<Tensor>, SessionError> {
+        self.run_inner(fetches, feeds, targets, None)
+    }
+
+    /// Like [`run`](Self::run), also returning how long each node's kernel took, in the
+    /// order they ran: where a step's time goes.
+    pub fn run_traced(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        let mut trace = Vec::new();
+        let values = self.run_inner(fetches, feeds, &[], Some(&mut trace))?;
+        Ok((values, trace))
+    }
+
+    fn run_inner(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        trace: Option<&mut Vec<NodeTiming>>,
+    ) -> Result<Vec<Tensor>, SessionError> {
         let mut order: Vec<usize> = (0..feeds.len()).collect();
         order.sort_by_key(|&i| feeds[i].0);
         let feed_keys: Vec<Output> = order.iter().map(|&i| feeds[i].0).collect();
@@ -105,7 +127,13 @@ impl Session {
             }
         };
         let values: Vec<Tensor> = order.iter().map(|&i| feeds[i].1.clone()).collect();
-        plan.run(&values, &mut self.variables, &mut self.pool, &self.graph)
+        plan.run(
+            &values,
+            &mut self.variables,
+            &mut self.pool,
+            &self.graph,
+            trace,
+        )
     }
 
     /// The current value of a variable.

@@ -867,3 +867,21 @@ fn large_tensors_are_summarised() {
     let t = Tensor::new(&[1001], vec![1i64; 1001]).unwrap();
     assert!(t.to_string().contains("..."));
 }
+
+#[test]
+fn traced_runs_time_each_node_that_ran() {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 3]);
+    let w = g.constant(Tensor::new(&[3, 2], vec![1.0f32; 6]).unwrap());
+    let y = relu(matmul(x, w)).named("out");
+    let unused = exp(x);
+    let mut sess = Session::new(&g);
+    let feed = Tensor::new(&[2, 3], vec![1.0f32; 6]).unwrap();
+    let (values, trace) = sess.run_traced(&[y], &[(x, feed)]).unwrap();
+    assert_eq!(values[0].to_vec::<f32>().unwrap(), vec![3.0; 4]);
+    let names: Vec<&str> = trace.iter().map(|t| t.node.as_str()).collect();
+    assert!(names.contains(&"MatMul") && names.contains(&"out"), "{names:?}");
+    assert!(!names.contains(&unused.name().as_str()), "pruned node ran: {names:?}");
+    assert!(trace.iter().all(|t| t.micros >= 0.0));
+    assert_eq!(trace.iter().find(|t| t.node == "out").unwrap().op, "Relu");
+}

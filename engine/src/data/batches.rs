@@ -21,6 +21,9 @@ pub struct Batches<'a> {
     order: Vec<usize>,
     position: usize,
     rng: ChaCha8Rng,
+    /// The last batch handed out, whose storage is reused once the caller has let it go:
+    /// a training loop then touches the same warm memory every step.
+    previous: Option<Batch>,
 }
 
 impl<'a> Batches<'a> {
@@ -31,6 +34,7 @@ impl<'a> Batches<'a> {
             order: (0..data.len()).collect(),
             position: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            previous: None,
         };
         batches.shuffle();
         batches
@@ -58,14 +62,28 @@ impl Iterator for Batches<'_> {
         }
         let rows = &self.order[self.position..self.position + self.batch_size];
         self.position += self.batch_size;
-        Some(Batch {
-            inputs: self.data.gather_inputs(rows),
-            one_hot: self.data.gather_one_hot(rows),
+        let (inputs, one_hot) = match self.previous.take() {
+            Some(b) => (reclaim(b.inputs), reclaim(b.one_hot)),
+            None => (Vec::new(), Vec::new()),
+        };
+        let batch = Batch {
+            inputs: self.data.gather_inputs_into(rows, inputs),
+            one_hot: self.data.gather_one_hot_into(rows, one_hot),
             labels: Tensor::from_vec(
                 rows.iter()
                     .map(|&r| self.data.labels[r] as i64)
                     .collect::<Vec<_>>(),
             ),
-        })
+        };
+        self.previous = Some(batch.clone());
+        Some(batch)
+    }
+}
+
+/// The storage of a tensor nobody else holds any more, or a new vector.
+fn reclaim(t: Tensor) -> Vec<f32> {
+    match t.into_buffer() {
+        Some(crate::tensor::Buffer::F32(v)) => v,
+        _ => Vec::new(),
     }
 }

@@ -63,22 +63,34 @@ impl Dataset {
     }
 
     pub(crate) fn gather_inputs(&self, rows: &[usize]) -> Tensor {
+        self.gather_inputs_into(rows, Vec::new())
+    }
+
+    /// The inputs of `rows` as `[rows, features]`, written into `buf` (reused storage).
+    pub(crate) fn gather_inputs_into(&self, rows: &[usize], mut buf: Vec<f32>) -> Tensor {
         let f = self.features;
-        let mut data = Vec::with_capacity(rows.len() * f);
+        buf.clear();
+        buf.reserve(rows.len() * f);
         for &r in rows {
-            data.extend_from_slice(&self.inputs[r * f..(r + 1) * f]);
+            buf.extend_from_slice(&self.inputs[r * f..(r + 1) * f]);
         }
-        Tensor::new(&[rows.len(), f], data)
+        Tensor::new(&[rows.len(), f], buf)
             .unwrap_or_else(|_| Tensor::zeros(crate::DType::F32, &[0, f]))
     }
 
     pub(crate) fn gather_one_hot(&self, rows: &[usize]) -> Tensor {
+        self.gather_one_hot_into(rows, Vec::new())
+    }
+
+    /// The one-hot labels of `rows` as `[rows, classes]`, written into `buf`.
+    pub(crate) fn gather_one_hot_into(&self, rows: &[usize], mut buf: Vec<f32>) -> Tensor {
         let c = self.classes;
-        let mut data = vec![0.0f32; rows.len() * c];
+        buf.clear();
+        buf.resize(rows.len() * c, 0.0);
         for (i, &r) in rows.iter().enumerate() {
-            data[i * c + self.labels[r] as usize] = 1.0;
+            buf[i * c + self.labels[r] as usize] = 1.0;
         }
-        Tensor::new(&[rows.len(), c], data)
+        Tensor::new(&[rows.len(), c], buf)
             .unwrap_or_else(|_| Tensor::zeros(crate::DType::F32, &[0, c]))
     }
 

@@ -1,11 +1,14 @@
 //! Matrix products, plain and batched, on the `gemm` crate. `gemm_into` is the one place that
 //! calls it; the convolution kernels use it too.
 
+mod narrow;
+
 use super::{
     build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
 };
 use crate::graph::{Output, Shape, TypeShape};
 use crate::tensor::{Float, Tensor};
+use std::any::TypeId;
 
 /// Products smaller than this many multiply-adds run on one thread: below it, waking a thread
 /// pool costs more than it saves.
@@ -160,7 +163,7 @@ pub(crate) struct Mat<'a, T> {
     rs: usize,
 }
 
-impl<'a, T> Mat<'a, T> {
+impl<'a, T: 'static> Mat<'a, T> {
     /// A row-major matrix over the first `rows * cols` elements.
     pub(crate) fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         Mat {
@@ -183,12 +186,33 @@ impl<'a, T> Mat<'a, T> {
         }
     }
 
+    /// The same view with f32 elements, if `T` is f32.
+    fn into_f32(self) -> Option<Mat<'a, f32>> {
+        (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| Mat {
+            // SAFETY: T is f32 (same TypeId), so the slice's layout is that of [f32].
+            data: unsafe {
+                std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len())
+            },
+            rows: self.rows,
+            cols: self.cols,
+            cs: self.cs,
+            rs: self.rs,
+        })
+    }
+
     /// Whether every element the strides address lies inside the slice.
     fn in_bounds(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
     }
+}
+
+fn as_f32_mut<T: 'static>(data: &mut [T]) -> Option<&mut [f32]> {
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (same TypeId), so the slice's layout is that of [f32].
+        unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<f32>(), data.len()) }
+    })
 }
 
 /// `dst = lhs @ rhs` (row-major `dst`), or `dst += lhs @ rhs` when `accumulate`.
@@ -215,7 +239,16 @@ pub(crate) fn gemm_into<T: Float>(
         }
         return Ok(());
     }
-    let parallelism = if m * n * k >= PARALLEL_MIN_FLOPS {
+    let parallel = m * n * k >= PARALLEL_MIN_FLOPS;
+    if !parallel && n <= narrow::MAX_COLUMNS {
+        if let (Some(dst), Some(lhs), Some(rhs)) = (as_f32_mut(dst), lhs.into_f32(), rhs.into_f32())
+        {
+            if narrow::narrow_matmul(dst, lhs, rhs, accumulate) {
+                return Ok(());
+            }
+        }
+    }
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
