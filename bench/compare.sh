@@ -15,7 +15,8 @@
 # Programs (both on the MNIST digits in engine/data/mnist-digits-10k):
 #   seed  softmax regression, GD 0.01, 1000 steps of 100   examples/mnist_softmax.rs
 #   mlp   MLP 784-256-10, GD 0.001, 6000 steps of 100      examples/fashion_mlp.rs
-# The TF side is bench/tf_seed_program.py (ONLY=seed|mlp).
+# The TF side is bench/tf_seed_program.py (ONLY=seed|mlp). Run r of each engine uses seed r-1
+# (initial values and batch order), so accuracies are medians over the same seeds.
 set -euo pipefail
 
 DATA=engine/data/mnist-digits-10k
@@ -173,7 +174,7 @@ main() {
     if [[ ! -f "$PEER" ]]; then
         local src=/work/shared/bench/tf_seed_program.py
         [[ -f "$src" ]] || die "$PEER missing (and no $src to copy it from)"
-        { echo "# Peer baseline (TensorFlow graph mode), copied unchanged from shared/bench/tf_seed_program.py; run by bench/compare.sh."; cat "$src"; } >"$PEER"
+        { echo "# Peer baseline (TensorFlow graph mode), copied from shared/bench/tf_seed_program.py (add its SEED variable by hand); run by bench/compare.sh."; cat "$src"; } >"$PEER"
     fi
 
     ensure_tf
@@ -197,16 +198,16 @@ main() {
         for ((r = 1; r <= repeats; r++)); do
             echo "== $prog run $r/$repeats: sluice"
             if [[ $prog == seed ]]; then
-                run_one "$logs/$prog-sluice-$r.log" "$bins/mnist_softmax"
+                run_one "$logs/$prog-sluice-$r.log" "$bins/mnist_softmax" --seed $((r - 1))
             else
-                run_one "$logs/$prog-sluice-$r.log" "$bins/fashion_mlp" --data "$DATA" --steps 6000
+                run_one "$logs/$prog-sluice-$r.log" "$bins/fashion_mlp" --data "$DATA" --steps 6000 --seed $((r - 1))
             fi
             out=$(parse_sluice "$logs/$prog-sluice-$r.log") ||
                 die "no 'test accuracy:' / 'us/step:' lines in $logs/$prog-sluice-$r.log"
             s_us+=("${out% *}") s_acc+=("${out#* }")
 
             echo "== $prog run $r/$repeats: tensorflow"
-            run_one "$logs/$prog-tf-$r.log" env FMNIST="$DATA" ONLY="$prog" THREADS="$threads" \
+            run_one "$logs/$prog-tf-$r.log" env FMNIST="$DATA" ONLY="$prog" THREADS="$threads" SEED=$((r - 1)) \
                 TF_CPP_MIN_LOG_LEVEL=2 "$py" "$PEER"
             out=$(parse_tf "$logs/$prog-tf-$r.log") ||
                 die "no 'test accuracy ..., ... us/step' line in $logs/$prog-tf-$r.log"

@@ -1,4 +1,5 @@
-# Peer baseline (TensorFlow graph mode), copied unchanged from shared/bench/tf_seed_program.py; run by bench/compare.sh.
+# Peer baseline (TensorFlow graph mode), copied from shared/bench/tf_seed_program.py; run by bench/compare.sh.
+# One change: the SEED environment variable picks the seed (default 0, as in the original).
 """The seed's program (softmax regression, GradientDescent(0.01) on -sum(y_*log y), 1000 steps of 100)
 run in TensorFlow's own graph mode on Fashion-MNIST from Debian's dataset-fashion-mnist package.
 Also an MLP variant. Prints accuracy and microseconds per training step on this machine."""
@@ -19,7 +20,7 @@ ytr = np.eye(10, dtype=np.float32)[idx("train-labels-idx1-ubyte.gz")]
 xte = idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255
 yte = np.eye(10, dtype=np.float32)[idx("t10k-labels-idx1-ubyte.gz")]
 v1 = tf.compat.v1
-def run(name, hidden, steps, lr, seed=0):
+def run(name, hidden, steps, lr, seed=int(os.environ.get("SEED", "0"))):
     g = tf.Graph()
     with g.as_default():
         v1.set_random_seed(seed)

@@ -1,7 +1,7 @@
 //! The seed program: softmax regression on the embedded MNIST digits, trained by gradient
 //! descent on the cross-entropy, 1000 steps of 100 examples.
 //!
-//!     cargo run --release --example mnist_softmax
+//!     cargo run --release --example mnist_softmax [-- --seed S]
 
 use anyhow::Context;
 use sluice::data::mnist_digits;
@@ -9,6 +9,12 @@ use sluice::prelude::*;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    // The seed orders the batches (the weights start at zero, as in the seed program).
+    let seed: u64 = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 0,
+        [flag, value] if flag == "--seed" => value.parse().context("--seed takes a number")?,
+        other => anyhow::bail!("unknown arguments {other:?} (use --seed S)"),
+    };
     let digits = mnist_digits()?;
     let g = Graph::new();
 
@@ -27,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let mut sess = Session::new(&g);
     sess.init_variables()?;
     // A step's time includes drawing its batch, as the TensorFlow peer's does.
-    let mut batches = digits.train.batches(100, 0);
+    let mut batches = digits.train.batches(100, seed);
     let mut step_micros = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let start = Instant::now();
