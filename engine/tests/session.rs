@@ -880,8 +880,14 @@ fn traced_runs_time_each_node_that_ran() {
     let (values, trace) = sess.run_traced(&[y], &[(x, feed)]).unwrap();
     assert_eq!(values[0].to_vec::<f32>().unwrap(), vec![3.0; 4]);
     let names: Vec<&str> = trace.iter().map(|t| t.node.as_str()).collect();
-    assert!(names.contains(&"MatMul") && names.contains(&"out"), "{names:?}");
-    assert!(!names.contains(&unused.name().as_str()), "pruned node ran: {names:?}");
+    assert!(
+        names.contains(&"MatMul") && names.contains(&"out"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&unused.name().as_str()),
+        "pruned node ran: {names:?}"
+    );
     assert!(trace.iter().all(|t| t.micros >= 0.0));
     assert_eq!(trace.iter().find(|t| t.node == "out").unwrap().op, "Relu");
 }
