@@ -27,6 +27,46 @@ pub enum GraphError {
     NotAVariable { node: String, op: String },
     #[error("the handle refers to no graph of this process")]
     GraphDropped,
+    /// Import: the name is already taken, in the graph or earlier in the same delta.
+    #[error("node '{node}' is redefined: {}", redefined_where(*.in_graph))]
+    Redefined { node: String, in_graph: bool },
+    /// Import: an input names no node of the graph or the delta.
+    #[error(
+        "dangling input '{input}' of node '{node}': no node of that name in the graph or the delta"
+    )]
+    DanglingInput { node: String, input: String },
+    /// Import: an input asks for an output that its node does not have.
+    #[error("dangling input '{input}' of node '{node}': no output {index}, its node has {outputs} output(s)")]
+    NoSuchOutput {
+        node: String,
+        input: String,
+        index: usize,
+        outputs: usize,
+    },
+    /// Import: the delta's nodes depend on each other in a circle; `node` is on it.
+    #[error("node '{node}' is on a cycle: it depends on itself through its inputs")]
+    Cycle { node: String },
+    /// Import: no op of this type exists.
+    #[error("node '{node}': unknown op type '{op}'")]
+    UnknownOp { node: String, op: String },
+    /// Import: an attribute is missing, has the wrong type, or holds a value the op rejects.
+    #[error("node '{node}' ({op}): {message}")]
+    BadAttr {
+        node: String,
+        op: String,
+        message: String,
+    },
+    /// Import: a node definition that is malformed in some other way (an empty name, ...).
+    #[error("node '{node}': {message}")]
+    BadNodeDef { node: String, message: String },
+}
+
+fn redefined_where(in_graph: bool) -> &'static str {
+    if in_graph {
+        "a node of that name is already in the graph"
+    } else {
+        "the delta defines it twice"
+    }
 }
 
 /// A step could not run; nothing already computed or stored is lost.

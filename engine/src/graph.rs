@@ -5,10 +5,13 @@
 //! a graph, a node and one of its outputs; op functions find the graph through them, which is
 //! what lets `softmax(matmul(x, w) + b)` read like the math.
 
+mod def;
 mod handle;
+mod import;
 mod shape;
 mod variables;
 
+pub use def::{AttrValue, GraphDef, NodeDef};
 pub use handle::Output;
 pub use shape::{Shape, TypeShape};
 pub use variables::Initializer;
@@ -272,11 +275,7 @@ impl Graph {
                 }
             }
         }
-        op.infer(&types).map_err(|message| GraphError::InvalidNode {
-            node: name.to_string(),
-            op: op.type_name().to_string(),
-            message,
-        })
+        infer_outputs(op, &types, name)
     }
 
     /// A placeholder: a value fed at run time. `-1` in `shape` marks an unknown dimension.
@@ -297,6 +296,20 @@ impl Graph {
     pub fn scalar(&self, value: f32) -> Output {
         self.constant(Tensor::scalar(value))
     }
+}
+
+/// The output types of node `name` running `op` on inputs of these types; the error names
+/// the node. What adding a node runs, whether built or imported.
+pub(crate) fn infer_outputs(
+    op: &dyn Op,
+    inputs: &[TypeShape],
+    name: &str,
+) -> Result<Vec<TypeShape>, GraphError> {
+    op.infer(inputs).map_err(|message| GraphError::InvalidNode {
+        node: name.to_string(),
+        op: op.type_name().to_string(),
+        message,
+    })
 }
 
 enum GuardKind {

@@ -17,7 +17,7 @@ pub mod tensor;
 pub use autodiff::{gradient, gradients};
 pub use error::{GraphError, SessionError};
 pub use executor::NodeTiming;
-pub use graph::{Graph, Initializer, Output};
+pub use graph::{AttrValue, Graph, GraphDef, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
 pub use session::Session;

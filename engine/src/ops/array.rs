@@ -1,8 +1,8 @@
 //! Shape and selection ops: cast, identity, reshape, where, clip, transpose, concat.
 
 use super::indexing::{compatible, row_major_strides};
-use super::{build, expect_inputs, Context, GradContext, GradientError, KernelError, Op};
-use crate::graph::{Output, Shape, TypeShape};
+use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::math::{maximum, minimum, IntoOperand};
 use crate::ops::reduce::normalize_axes;
 use crate::tensor::{DType, Tensor};
@@ -16,6 +16,10 @@ pub struct Cast {
 impl Op for Cast {
     fn type_name(&self) -> &'static str {
         "Cast"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("to", AttrValue::DType(self.to))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -96,6 +100,10 @@ impl Reshape {
 impl Op for Reshape {
     fn type_name(&self) -> &'static str {
         "Reshape"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("shape", AttrValue::Ints(self.shape.clone()))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -261,6 +269,10 @@ impl Transpose {
 impl Op for Transpose {
     fn type_name(&self) -> &'static str {
         "Transpose"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("perm", AttrValue::ints(&self.perm))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -432,6 +444,10 @@ impl Op for Concat {
         "Concat"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("axis", AttrValue::Int(self.axis))]
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         let (_, shape) = concat_shape(inputs, self.axis)?;
         Ok(vec![TypeShape::new(inputs[0].dtype, shape)])
@@ -478,6 +494,10 @@ pub struct ConcatGrad {
 impl Op for ConcatGrad {
     fn type_name(&self) -> &'static str {
         "ConcatGrad"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("axis", AttrValue::Int(self.axis))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

@@ -9,9 +9,9 @@
 use super::linalg::{gemm_into, Mat};
 use super::window::{check_dy, col2im, im2col, infer_dim, Geometry, Padding};
 use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
 };
-use crate::graph::{Output, Shape, TypeShape};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::tensor::{Float, Tensor};
 
 /// Upper bound on the elements of one chunk's patch matrix.
@@ -202,6 +202,14 @@ fn infer_conv(
 
 /// 2-D convolution of NHWC `input` with a `[kh, kw, cin, cout]` filter (no flip, like
 /// TensorFlow's `conv2d`).
+/// The attributes the convolution ops share.
+fn conv_attrs(strides: [usize; 2], padding: Padding) -> Attrs {
+    vec![
+        ("strides", AttrValue::ints(&strides)),
+        ("padding", AttrValue::Str(padding.name().into())),
+    ]
+}
+
 #[derive(Debug, Clone)]
 pub struct Conv2D {
     pub strides: [usize; 2],
@@ -211,6 +219,10 @@ pub struct Conv2D {
 impl Op for Conv2D {
     fn type_name(&self) -> &'static str {
         "Conv2D"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        conv_attrs(self.strides, self.padding)
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -306,6 +318,10 @@ impl Op for Conv2DBackpropInput {
         "Conv2DBackpropInput"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        conv_attrs(self.strides, self.padding)
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         infer_conv_grad(inputs, self.strides, self.padding, Wrt::Input)
     }
@@ -351,6 +367,10 @@ pub struct Conv2DBackpropFilter {
 impl Op for Conv2DBackpropFilter {
     fn type_name(&self) -> &'static str {
         "Conv2DBackpropFilter"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        conv_attrs(self.strides, self.padding)
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

@@ -1,9 +1,9 @@
 //! Debugging ops: `check_numerics` stops a step at the first NaN or infinity and names the node.
 
 use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
 };
-use crate::graph::{Output, TypeShape};
+use crate::graph::{AttrValue, Output, TypeShape};
 use crate::tensor::Tensor;
 
 /// Passes its input through, or fails the step if it holds a NaN or an infinity.
@@ -18,6 +18,13 @@ pub struct CheckNumerics {
 impl Op for CheckNumerics {
     fn type_name(&self) -> &'static str {
         "CheckNumerics"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("message", AttrValue::Str(self.message.clone())),
+            ("checked", AttrValue::Str(self.checked.clone())),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

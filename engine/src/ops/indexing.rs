@@ -2,8 +2,8 @@
 //! around them (expand_dims, squeeze, stack).
 
 use super::array::{concat, ReshapeLike};
-use super::{build, expect_inputs, Context, GradContext, GradientError, KernelError, Op};
-use crate::graph::{Output, Shape, TypeShape};
+use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::reduce::normalize_axes;
 use crate::tensor::{DType, Tensor};
 
@@ -107,6 +107,13 @@ impl Op for Slice {
         "Slice"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("begin", AttrValue::ints(&self.begin)),
+            ("size", AttrValue::Ints(self.size.clone())),
+        ]
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 1)?;
         let x = &inputs[0];
@@ -172,6 +179,13 @@ impl SliceGrad {
 impl Op for SliceGrad {
     fn type_name(&self) -> &'static str {
         "SliceGrad"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("begin", AttrValue::ints(&self.begin)),
+            ("size", AttrValue::Ints(self.size.clone())),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -392,6 +406,10 @@ impl Op for OneHot {
         "OneHot"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("depth", AttrValue::int(self.depth))]
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 1)?;
         let indices = &inputs[0];
@@ -437,6 +455,10 @@ pub struct ExpandDims {
 impl Op for ExpandDims {
     fn type_name(&self) -> &'static str {
         "ExpandDims"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("axis", AttrValue::Int(self.axis))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -498,6 +520,10 @@ impl Squeeze {
 impl Op for Squeeze {
     fn type_name(&self) -> &'static str {
         "Squeeze"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("axes", AttrValue::Ints(self.axes.clone()))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

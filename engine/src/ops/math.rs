@@ -2,9 +2,9 @@
 
 use super::broadcast::{binary_map, broadcast_shapes};
 use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
 };
-use crate::graph::{Output, TypeShape};
+use crate::graph::{AttrValue, Output, TypeShape};
 use crate::ops::array::select;
 use crate::ops::reduce::sum_to_like;
 use crate::tensor::{DType, Float, Tensor};
@@ -409,6 +409,14 @@ impl Op for FillLike {
             "ZerosLike"
         } else {
             "FillLike"
+        }
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        if self.0 == 0.0 {
+            vec![]
+        } else {
+            vec![("value", AttrValue::Float(self.0))]
         }
     }
 

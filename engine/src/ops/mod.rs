@@ -75,6 +75,7 @@ pub mod nn;
 pub mod optimizer;
 pub mod pool;
 pub mod reduce;
+pub mod registry;
 pub mod state;
 pub mod window;
 
@@ -90,11 +91,14 @@ pub use reduce::*;
 pub use state::*;
 pub use window::Padding;
 
-use crate::graph::{Graph, Output, TypeShape};
+use crate::graph::{AttrValue, Graph, Output, TypeShape};
 use crate::tensor::{Buffer, DType, Element, Tensor};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+
+/// An op's attributes, by name: what [`registry::op_from_def`] rebuilds the op from.
+pub type Attrs = Vec<(&'static str, AttrValue)>;
 
 /// An operation type. Implementations hold their attributes as fields.
 pub trait Op: Send + Sync + Debug + 'static {
@@ -112,6 +116,14 @@ pub trait Op: Send + Sync + Debug + 'static {
     fn gradient(&self, grad: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         let _ = grad;
         Err(GradientError::NotDifferentiable)
+    }
+
+    /// The attributes that, with the type name, describe the op (empty when the type name
+    /// says it all). `name_of` gives the name of a node that the op refers to by id: the
+    /// variable that an assignment or an update writes.
+    fn attrs(&self, name_of: &dyn Fn(usize) -> String) -> Attrs {
+        let _ = name_of;
+        Vec::new()
     }
 
     /// Ops that read or write session state never share a cached result.

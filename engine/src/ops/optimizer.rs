@@ -1,7 +1,7 @@
 //! Update kernels of the optimizers: each changes its variables in place.
 
-use super::{expect_inputs, Context, KernelError, Op, VariableStore};
-use crate::graph::TypeShape;
+use super::{expect_inputs, Attrs, Context, KernelError, Op, VariableStore};
+use crate::graph::{AttrValue, TypeShape};
 use crate::tensor::{Float, Tensor};
 
 /// The update rule of an optimizer, with its hyper-parameters.
@@ -41,6 +41,43 @@ impl Op for ApplyUpdate {
             Rule::Momentum { .. } => "ApplyMomentum",
             Rule::Adam { .. } => "ApplyAdam",
         }
+    }
+
+    fn attrs(&self, name_of: &dyn Fn(usize) -> String) -> Attrs {
+        let mut attrs = vec![
+            ("var", AttrValue::Str(name_of(self.var))),
+            (
+                "slots",
+                AttrValue::Strs(self.slots.iter().map(|&s| name_of(s)).collect()),
+            ),
+        ];
+        let float = |key, v: f64| (key, AttrValue::Float(v));
+        match self.rule {
+            Rule::GradientDescent { learning_rate } => {
+                attrs.push(float("learning_rate", learning_rate));
+            }
+            Rule::Momentum {
+                learning_rate,
+                momentum,
+                nesterov,
+            } => attrs.extend([
+                float("learning_rate", learning_rate),
+                float("momentum", momentum),
+                ("nesterov", AttrValue::Bool(nesterov)),
+            ]),
+            Rule::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => attrs.extend([
+                float("learning_rate", learning_rate),
+                float("beta1", beta1),
+                float("beta2", beta2),
+                float("epsilon", epsilon),
+            ]),
+        }
+        attrs
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

@@ -2,9 +2,9 @@
 
 use super::window::{check_dy, check_window, infer_dim, Geometry, Padding};
 use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
 };
-use crate::graph::{Output, Shape, TypeShape};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::tensor::{Float, Tensor};
 
 /// Window settings shared by the max-pool ops.
@@ -16,6 +16,15 @@ pub struct PoolWindow {
 }
 
 impl PoolWindow {
+    /// The attributes of the pooling ops.
+    pub fn attrs(&self) -> Attrs {
+        vec![
+            ("ksize", AttrValue::ints(&self.ksize)),
+            ("strides", AttrValue::ints(&self.strides)),
+            ("padding", AttrValue::Str(self.padding.name().into())),
+        ]
+    }
+
     fn infer(&self, x: &TypeShape) -> Result<TypeShape, String> {
         expect_float(x, "input")?;
         if x.shape.rank() != 4 {
@@ -103,6 +112,10 @@ impl Op for MaxPool {
         "MaxPool"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        self.0.attrs()
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 1)?;
         Ok(vec![self.0.infer(&inputs[0])?])
@@ -154,6 +167,10 @@ impl Op for MaxPoolGrad {
         "MaxPoolGrad"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        self.0.attrs()
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 2)?;
         let out = self.0.infer(&inputs[0])?;
@@ -188,6 +205,10 @@ pub struct MaxPoolGradGrad(pub PoolWindow);
 impl Op for MaxPoolGradGrad {
     fn type_name(&self) -> &'static str {
         "MaxPoolGradGrad"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        self.0.attrs()
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

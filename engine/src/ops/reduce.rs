@@ -2,8 +2,8 @@
 //! gradients of broadcasting ops are made of.
 
 use super::broadcast::{broadcast_to, reduce_to_shape};
-use super::{build, expect_inputs, Context, GradContext, GradientError, KernelError, Op};
-use crate::graph::{Output, Shape, TypeShape};
+use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::array::cast;
 use crate::ops::math::{equal, Arith};
 use crate::tensor::{DType, Tensor};
@@ -59,6 +59,13 @@ impl Op for Reduce {
             ReduceKind::Mean => "Mean",
             ReduceKind::Max => "Max",
         }
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("axes", AttrValue::Ints(self.axes.clone())),
+            ("keep_dims", AttrValue::Bool(self.keep_dims)),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -181,6 +188,13 @@ impl Op for BroadcastLike {
         "BroadcastLike"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("axes", AttrValue::Ints(self.axes.clone())),
+            ("keep_dims", AttrValue::Bool(self.keep_dims)),
+        ]
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 2)?;
         Ok(vec![TypeShape::new(
@@ -297,6 +311,10 @@ pub struct ArgMax {
 impl Op for ArgMax {
     fn type_name(&self) -> &'static str {
         "ArgMax"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("axis", AttrValue::Int(self.axis))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

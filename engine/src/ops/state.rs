@@ -1,8 +1,10 @@
 //! Sources and state: placeholders, constants, variables, assignments and grouping.
 
-use super::{build, expect_inputs, graph_of, Context, GradContext, GradientError, KernelError, Op};
+use super::{
+    build, expect_inputs, graph_of, Attrs, Context, GradContext, GradientError, KernelError, Op,
+};
 use crate::error::GraphError;
-use crate::graph::{Output, Shape, TypeShape};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::math::Arith;
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
@@ -17,6 +19,13 @@ pub struct Placeholder {
 impl Op for Placeholder {
     fn type_name(&self) -> &'static str {
         "Placeholder"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("dtype", AttrValue::DType(self.dtype)),
+            ("shape", AttrValue::Shape(self.shape.clone())),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -47,6 +56,10 @@ impl Op for Const {
         "Const"
     }
 
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("value", AttrValue::Tensor(self.value.clone()))]
+    }
+
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 0)?;
         Ok(vec![TypeShape::new(
@@ -74,6 +87,13 @@ pub struct Variable {
 impl Op for Variable {
     fn type_name(&self) -> &'static str {
         "Variable"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("dtype", AttrValue::DType(self.dtype)),
+            ("shape", AttrValue::Shape(self.shape.clone())),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
@@ -122,6 +142,10 @@ impl Op for Assign {
             AssignKind::Add => "AssignAdd",
             AssignKind::Sub => "AssignSub",
         }
+    }
+
+    fn attrs(&self, name_of: &dyn Fn(usize) -> String) -> Attrs {
+        vec![("var", AttrValue::Str(name_of(self.var)))]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {

@@ -14,6 +14,25 @@ pub enum Padding {
     Valid,
 }
 
+impl Padding {
+    /// `SAME` or `VALID`, as TensorFlow writes them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Same => "SAME",
+            Padding::Valid => "VALID",
+        }
+    }
+
+    /// The padding written `SAME` or `VALID`.
+    pub fn from_name(name: &str) -> Option<Padding> {
+        match name {
+            "SAME" => Some(Padding::Same),
+            "VALID" => Some(Padding::Valid),
+            _ => None,
+        }
+    }
+}
+
 /// Output size and padding before the first element along one spatial axis; `None` when a
 /// VALID window does not fit.
 fn window_dim(input: usize, k: usize, stride: usize, padding: Padding) -> Option<(usize, usize)> {

@@ -4,9 +4,9 @@
 mod narrow;
 
 use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
+    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
 };
-use crate::graph::{Output, Shape, TypeShape};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::tensor::{Float, Tensor};
 use std::any::TypeId;
 
@@ -35,6 +35,13 @@ fn matrix_dims(shape: &Shape, transpose: bool) -> (Option<usize>, Option<usize>)
 impl Op for MatMul {
     fn type_name(&self) -> &'static str {
         "MatMul"
+    }
+
+    fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
+        vec![
+            ("transpose_a", AttrValue::Bool(self.transpose_a)),
+            ("transpose_b", AttrValue::Bool(self.transpose_b)),
+        ]
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
