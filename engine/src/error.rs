@@ -104,4 +104,6 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    #[error("cancelled: the step was stopped before it changed any variable (reset the session's cancel token to run again)")]
+    Cancelled,
 }

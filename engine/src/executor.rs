@@ -6,8 +6,30 @@ use crate::graph::{Graph, Output, TypeShape};
 use crate::ops::{BufferPool, Context, KernelError, Op, VariableStore};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Asks running and later steps of a session to stop: they end with
+/// [`SessionError::Cancelled`] until [`reset`](CancelToken::reset) is called. Staying set
+/// means a loop of runs (a notebook cell) stops too, not just the step in flight. Clones share
+/// the flag, so another thread (an interrupt handler, a server) can cancel.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// How long one node's kernel took in a traced run.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,14 +188,24 @@ impl Plan {
         variables: &mut VariableStore,
         pool: &mut BufferPool,
         graph: &Graph,
+        cancel: &CancelToken,
         mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
         let mut slots: Vec<Option<Tensor>> = vec![None; self.slots];
+        // A step is cancelled only before its first write to a variable, so a cancelled step
+        // leaves every variable as it was and a finished one has applied all its updates.
+        let mut writes_started = false;
         for ((slot, name, declared), value) in self.feeds.iter().zip(feeds) {
             check_feed(name, declared, value)?;
             slots[*slot] = Some(value.clone());
         }
         for step in &self.steps {
+            if !writes_started {
+                if cancel.is_cancelled() {
+                    return Err(SessionError::Cancelled);
+                }
+                writes_started = step.op.is_stateful() && step.op.type_name() != "Variable";
+            }
             let inputs: Vec<Tensor> = step
                 .inputs
                 .iter()

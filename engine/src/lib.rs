@@ -8,6 +8,7 @@ pub mod autodiff;
 pub mod data;
 pub mod error;
 pub mod executor;
+pub mod fit;
 pub mod graph;
 pub mod ops;
 pub mod optimizers;
@@ -16,7 +17,8 @@ pub mod tensor;
 
 pub use autodiff::{gradient, gradients};
 pub use error::{GraphError, SessionError};
-pub use executor::NodeTiming;
+pub use executor::{CancelToken, NodeTiming};
+pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat};
 pub use graph::{AttrValue, Graph, GraphDef, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
@@ -27,6 +29,7 @@ pub use tensor::{DType, Tensor, TensorError};
 pub mod prelude {
     pub use crate::autodiff::{gradient, gradients};
     pub use crate::data::{Batches, Dataset};
+    pub use crate::fit::{FitConfig, FitProgress, LabelFormat};
     pub use crate::graph::{Graph, Initializer, Output};
     pub use crate::ops::*;
     pub use crate::optimizers::{Adam, GradientDescent, Momentum, Optimizer};

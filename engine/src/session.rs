@@ -1,7 +1,7 @@
 //! The in-process session: holds variable values and runs steps of a graph on the CPU.
 
 use crate::error::SessionError;
-use crate::executor::{NodeTiming, Plan};
+use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::{BufferPool, VariableStore};
 use crate::tensor::Tensor;
@@ -17,6 +17,7 @@ pub struct Session {
     variables: VariableStore,
     pool: BufferPool,
     plans: HashMap<PlanKey, Arc<Plan>>,
+    cancel: CancelToken,
 }
 
 impl Session {
@@ -26,6 +27,7 @@ impl Session {
             variables: VariableStore::default(),
             pool: BufferPool::default(),
             plans: HashMap::new(),
+            cancel: CancelToken::default(),
         }
     }
 
@@ -132,8 +134,14 @@ impl Session {
             &mut self.variables,
             &mut self.pool,
             &self.graph,
+            &self.cancel,
             trace,
         )
+    }
+
+    /// A handle that cancels this session's steps from another thread (see [`CancelToken`]).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
     }
 
     /// The current value of a variable.

@@ -328,3 +328,20 @@ fn fashion_mnist_from_the_debian_package_when_installed() {
         assert_eq!(split.test.labels.iter().filter(|&&l| l == c).count(), 1000);
     }
 }
+
+#[test]
+fn data_sources_are_named_like_the_engine_service_names_them() {
+    use sluice::data::DataSource;
+    let digits: DataSource = "mnist-digits".parse().unwrap();
+    assert_eq!(digits.load().unwrap().train.len(), 8000);
+    assert_eq!(
+        "idx:/some/dir".parse::<DataSource>().unwrap(),
+        DataSource::Idx("/some/dir".into())
+    );
+    assert_eq!(
+        "fashion-mnist".parse::<DataSource>().unwrap(),
+        DataSource::FashionMnist(None)
+    );
+    let err = "cifar".parse::<DataSource>().unwrap_err().to_string();
+    assert!(err.contains("unknown data set 'cifar'"), "{err}");
+}

@@ -29,6 +29,43 @@ pub enum DataError {
     Mismatch(String),
 }
 
+/// A data set the engine can load by name: what a remote `Fit` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The embedded MNIST digits (`mnist-digits`).
+    MnistDigits,
+    /// Fashion-MNIST from a folder, or from Debian's location (`fashion-mnist[:DIR]`).
+    FashionMnist(Option<PathBuf>),
+    /// The four MNIST-style IDX files in a folder (`idx:DIR`).
+    Idx(PathBuf),
+}
+
+impl DataSource {
+    pub fn load(&self) -> Result<Split, DataError> {
+        match self {
+            DataSource::MnistDigits => mnist_digits(),
+            DataSource::FashionMnist(dir) => fashion_mnist(dir.as_deref()),
+            DataSource::Idx(dir) => load_idx_split(dir),
+        }
+    }
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = DataError;
+
+    fn from_str(name: &str) -> Result<DataSource, DataError> {
+        match name.split_once(':') {
+            None if name == "mnist-digits" => Ok(DataSource::MnistDigits),
+            None if name == "fashion-mnist" => Ok(DataSource::FashionMnist(None)),
+            Some(("fashion-mnist", dir)) => Ok(DataSource::FashionMnist(Some(dir.into()))),
+            Some(("idx", dir)) => Ok(DataSource::Idx(dir.into())),
+            _ => Err(DataError::Mismatch(format!(
+                "unknown data set '{name}': use mnist-digits, fashion-mnist[:DIR] or idx:DIR"
+            ))),
+        }
+    }
+}
+
 /// Labelled examples held in memory: `features` floats per example, in [0, 1] for images.
 #[derive(Debug, Clone)]
 pub struct Dataset {
