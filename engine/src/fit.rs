@@ -68,6 +68,16 @@ pub struct FitProgress {
     pub elapsed: Duration,
 }
 
+/// One step's loss, as kept in a session's metric history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    /// The global step after the update (`-1` if the train op has no step value).
+    pub step: i64,
+    pub loss: f64,
+    /// Seconds since the session was created.
+    pub wall_time: f64,
+}
+
 /// What a finished fit did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitSummary {
@@ -108,7 +118,9 @@ impl Session {
                 &[(config.inputs, feed.0), (config.labels, feed.1)],
             )?;
             let loss = values[0].scalar_f64().unwrap_or(f64::NAN);
+            let global_step = values[1].scalar_f64().map_or(-1, |s| s as i64);
             losses.push(loss);
+            self.record(global_step, loss);
             window_loss += loss;
             window_steps += 1;
             if done % report_every == 0 || done == config.steps {
@@ -116,7 +128,7 @@ impl Session {
                 on_progress(&FitProgress {
                     steps_done: done,
                     steps_total: config.steps,
-                    global_step: values[1].scalar_f64().map_or(-1, |s| s as i64),
+                    global_step,
                     loss: window_loss / window_steps as f64,
                     examples_per_second: (window_steps * examples) as f64 / seconds,
                     elapsed: started.elapsed(),

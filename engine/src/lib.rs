@@ -18,7 +18,7 @@ pub mod tensor;
 pub use autodiff::{gradient, gradients};
 pub use error::{GraphError, SessionError};
 pub use executor::{CancelToken, NodeTiming};
-pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat};
+pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat, MetricPoint};
 pub use graph::{AttrValue, Graph, GraphDef, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};

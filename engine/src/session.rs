@@ -2,11 +2,13 @@
 
 use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Plan};
+use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::{BufferPool, VariableStore};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 type PlanKey = (Vec<Output>, Vec<Output>, Vec<Output>);
 
@@ -18,6 +20,8 @@ pub struct Session {
     pool: BufferPool,
     plans: HashMap<PlanKey, Arc<Plan>>,
     cancel: CancelToken,
+    history: Vec<MetricPoint>,
+    created: Instant,
 }
 
 impl Session {
@@ -28,6 +32,8 @@ impl Session {
             pool: BufferPool::default(),
             plans: HashMap::new(),
             cancel: CancelToken::default(),
+            history: Vec::new(),
+            created: Instant::now(),
         }
     }
 
@@ -137,6 +143,21 @@ impl Session {
             &self.cancel,
             trace,
         )
+    }
+
+    /// The loss of every step that `fit` ran, in order: what the frontends plot and export.
+    pub fn history(&self) -> &[MetricPoint] {
+        &self.history
+    }
+
+    /// Adds a step's loss to the metric history.
+    pub fn record(&mut self, step: i64, loss: f64) {
+        let wall_time = self.created.elapsed().as_secs_f64();
+        self.history.push(MetricPoint {
+            step,
+            loss,
+            wall_time,
+        });
     }
 
     /// A handle that cancels this session's steps from another thread (see [`CancelToken`]).

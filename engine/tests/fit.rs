@@ -54,6 +54,11 @@ fn fit_trains_the_seed_program_and_reports_progress() {
     );
     assert!(reports[0].loss > 2.0 * last.loss, "{reports:?}");
     assert!(reports.iter().all(|r| r.examples_per_second > 0.0));
+    let history = seed.sess.history();
+    assert_eq!(history.len(), 1000);
+    assert_eq!((history[0].step, history[999].step), (1, 1000));
+    assert_eq!(history[999].loss, summary.losses[999]);
+    assert!(history.windows(2).all(|p| p[0].wall_time <= p[1].wall_time));
     let test = &digits.test;
     let x = seed.config.inputs;
     let y_ = seed.config.labels;
