@@ -65,7 +65,9 @@ fn main() -> anyhow::Result<()> {
     let train = GradientDescent::new(0.001).minimize(xent)?;
     let accuracy = reduce_mean(cast(equal(argmax(y, 1), argmax(y_, 1)), DType::F32));
 
-    let mut sess = Session::new(&g);
+    // In-process, or on the standalone engine that SLUICE_ENGINE names.
+    let mut sess = connect_or_local(&g)?;
+    println!("running {}", sess.location());
     sess.init_variables()?;
     // A step's time includes drawing its batch, as the TensorFlow peer's does.
     let mut batches = data.train.batches(batch_size, args.seed);

@@ -106,4 +106,24 @@ pub enum SessionError {
     Tensor(#[from] TensorError),
     #[error("cancelled: the step was stopped before it changed any variable (reset the session's cancel token to run again)")]
     Cancelled,
+    /// A remote session could not reach its engine, or the engine refused the request.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// What went wrong between a remote session and its engine.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum RemoteError {
+    #[error("cannot reach the engine at {addr}: {message}")]
+    Connect { addr: String, message: String },
+    /// The engine answered with an error status; `message` is its text.
+    #[error("{message} (engine status {code:?})")]
+    Status { code: tonic::Code, message: String },
+    /// The engine's answer does not follow the protocol.
+    #[error("the engine sent a malformed answer: {0}")]
+    Protocol(String),
+    /// The blocking remote session was called from async code, where it would block the
+    /// executor.
+    #[error("a remote session blocks: call it from plain code, not from inside an async runtime")]
+    InsideRuntime,
 }

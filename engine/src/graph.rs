@@ -19,7 +19,7 @@ pub use variables::Initializer;
 use crate::error::GraphError;
 use crate::ops::{Const, Op, Placeholder};
 use crate::tensor::{DType, Tensor};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -132,6 +132,34 @@ impl Graph {
                 data: data.clone(),
             })
             .ok_or(GraphError::GraphDropped)
+    }
+
+    /// Drops the graph from the registry, so its memory goes once the last clone does
+    /// (an engine closing a session). Handles into it then report [`GraphError::GraphDropped`].
+    pub(crate) fn forget(&self) {
+        let mut graphs = registry().lock().unwrap_or_else(|e| e.into_inner());
+        graphs.remove(&self.id);
+    }
+
+    /// Renames node `id` the way a taken name is made unique (`Const` -> `Const_1`), to a
+    /// name neither in the graph nor in `avoid`; returns the new name. What a remote session
+    /// does to a node it has not sent yet when another client sent one of the same name.
+    pub(crate) fn rename_fresh(&self, id: usize, avoid: &HashSet<&str>) -> Option<String> {
+        let mut data = self.write();
+        let old = data.nodes.get(id)?.name.clone();
+        let base = match old.rsplit_once('_') {
+            Some((base, n)) if !base.is_empty() && n.parse::<usize>().is_ok() => base,
+            _ => old.as_str(),
+        };
+        let fresh = (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|c| !data.names.contains_key(c) && !avoid.contains(c.as_str()))?;
+        data.names.remove(&old);
+        data.names.insert(fresh.clone(), id);
+        if let Some(node) = data.nodes.get_mut(id) {
+            node.name = fresh.clone();
+        }
+        Some(fresh)
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, GraphData> {

@@ -12,16 +12,20 @@ pub mod fit;
 pub mod graph;
 pub mod ops;
 pub mod optimizers;
+pub mod runner;
+pub mod service;
 pub mod session;
 pub mod tensor;
 
 pub use autodiff::{gradient, gradients};
-pub use error::{GraphError, SessionError};
+pub use error::{GraphError, RemoteError, SessionError};
 pub use executor::{CancelToken, NodeTiming};
 pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat, MetricPoint};
 pub use graph::{AttrValue, Graph, GraphDef, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
+pub use runner::{connect_or_local, Runner};
+pub use service::RemoteSession;
 pub use session::Session;
 pub use tensor::{DType, Tensor, TensorError};
 
@@ -33,6 +37,8 @@ pub mod prelude {
     pub use crate::graph::{Graph, Initializer, Output};
     pub use crate::ops::*;
     pub use crate::optimizers::{Adam, GradientDescent, Momentum, Optimizer};
+    pub use crate::runner::{connect_or_local, Runner};
+    pub use crate::service::RemoteSession;
     pub use crate::session::Session;
     pub use crate::tensor::{DType, Tensor};
 }

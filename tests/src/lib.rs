@@ -1,18 +1,36 @@
-//! End-to-end tests of Sluice live in `tests/`; this library only finds the programs they run.
+//! End-to-end tests of Sluice live in `tests/`; this library finds and starts the programs
+//! they run (examples, and the standalone engine).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The folder of the build profile the tests were built with: `target/<profile>`.
+fn profile_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .ok_or_else(|| "cannot locate the target folder".to_string())
+}
 
 /// Runs a built example of the engine crate with `args` and returns its standard output.
 /// `cargo test --release` builds the examples next to the test binaries.
 pub fn run_example(name: &str, args: &[&str]) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    run_example_with_env(name, args, &[])
+}
+
+/// Like [`run_example`], with extra environment variables.
+pub fn run_example_with_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<String, String> {
     // target/<profile>/deps/<test binary> -> target/<profile>/examples/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .ok_or("cannot locate the target folder")?;
-    let example: PathBuf = profile_dir.join("examples").join(name);
+    let example: PathBuf = profile_dir()?.join("examples").join(name);
     if !example.is_file() {
         return Err(format!(
             "{} is not built: run the tests with `cargo test --workspace --release`, which builds the examples",
@@ -21,6 +39,7 @@ pub fn run_example(name: &str, args: &[&str]) -> Result<String, String> {
     }
     let out = Command::new(&example)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("{}: {e}", example.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -40,4 +59,104 @@ pub fn figure(output: &str, key: &str) -> Option<f64> {
         .lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// A standalone engine (`sluice-engine serve`) on a free loopback port, killed when dropped.
+pub struct Engine {
+    child: Child,
+    /// Where it listens, `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Engine {
+    /// Starts the built `sluice-engine` on a free loopback port (`--listen 127.0.0.1:0`) with
+    /// `extra` arguments, and waits for its `listening on ADDR` line.
+    pub fn start(extra: &[&str]) -> Result<Engine, String> {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Engine::start_with(&args)
+    }
+
+    /// Starts `sluice-engine serve` with these arguments; an engine that exits instead of
+    /// listening gives its error output.
+    pub fn start_with(args: &[&str]) -> Result<Engine, String> {
+        let exe = profile_dir()?.join("sluice-engine");
+        if !exe.is_file() {
+            return Err(format!(
+                "{} is not built: run the tests with `cargo test --workspace --release`, which builds it",
+                exe.display()
+            ));
+        }
+        let mut child = Command::new(&exe)
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            // Keep reading so the engine never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[sluice-engine] {line}");
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let _ = err_tx.send(text);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(Ok(line))) => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let errors = err_rx
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
+                return Err(format!("the engine did not start: {errors}"));
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line from the engine: {line:?}"))?
+            .trim()
+            .to_string();
+        Ok(Engine { child, addr })
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the engine with SIGTERM and returns whether it exited cleanly (status 0).
+    pub fn terminate(mut self) -> Result<bool, String> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| e.to_string())?;
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("the engine did not exit within 5 s of SIGTERM".into())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,13 +1,20 @@
-//! Data: IDX files (the MNIST format), the embedded MNIST digits, Fashion-MNIST from disk, and
-//! shuffled mini-batches.
+//! Data: IDX files (the MNIST format), the embedded MNIST digits, Fashion-MNIST from disk,
+//! tables from Arrow IPC and Parquet files, data sources by name, shuffled mini-batches, and
+//! metric histories exported as Arrow IPC or Parquet.
 
 mod batches;
+mod columnar;
+mod history;
 mod idx;
 mod mnist;
+mod source;
 
 pub use batches::{Batch, Batches};
+pub use columnar::{load_table, load_table_split, Columns, TableFormat};
+pub use history::{write_history, HistoryFormat};
 pub use idx::{read_idx, IdxArray};
 pub use mnist::{fashion_mnist, load_idx_split, mnist_digits, Split, DEFAULT_FASHION_MNIST_DIR};
+pub use source::DataSource;
 
 use crate::tensor::Tensor;
 use std::path::PathBuf;
@@ -27,43 +34,50 @@ pub enum DataError {
     FashionMissing { dir: PathBuf, missing: String },
     #[error("{0}")]
     Mismatch(String),
-}
-
-/// A data set the engine can load by name: what a remote `Fit` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataSource {
-    /// The embedded MNIST digits (`mnist-digits`).
-    MnistDigits,
-    /// Fashion-MNIST from a folder, or from Debian's location (`fashion-mnist[:DIR]`).
-    FashionMnist(Option<PathBuf>),
-    /// The four MNIST-style IDX files in a folder (`idx:DIR`).
-    Idx(PathBuf),
-}
-
-impl DataSource {
-    pub fn load(&self) -> Result<Split, DataError> {
-        match self {
-            DataSource::MnistDigits => mnist_digits(),
-            DataSource::FashionMnist(dir) => fashion_mnist(dir.as_deref()),
-            DataSource::Idx(dir) => load_idx_split(dir),
-        }
-    }
-}
-
-impl std::str::FromStr for DataSource {
-    type Err = DataError;
-
-    fn from_str(name: &str) -> Result<DataSource, DataError> {
-        match name.split_once(':') {
-            None if name == "mnist-digits" => Ok(DataSource::MnistDigits),
-            None if name == "fashion-mnist" => Ok(DataSource::FashionMnist(None)),
-            Some(("fashion-mnist", dir)) => Ok(DataSource::FashionMnist(Some(dir.into()))),
-            Some(("idx", dir)) => Ok(DataSource::Idx(dir.into())),
-            _ => Err(DataError::Mismatch(format!(
-                "unknown data set '{name}': use mnist-digits, fashion-mnist[:DIR] or idx:DIR"
-            ))),
-        }
-    }
+    #[error("unknown data set '{name}': use mnist-digits, fashion-mnist[:DIR], idx:DIR, arrow:PATH?label=COL[&features=A,B,...][&test=PATH2] or parquet:PATH?label=COL[&features=A,B,...][&test=PATH2]")]
+    UnknownSource { name: String },
+    #[error("bad data source '{spec}': {reason}")]
+    BadSpec { spec: String, reason: String },
+    #[error("{path}: not a readable {format} file: {reason}")]
+    Columnar {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("{path}: cannot tell the file format from the extension: use .arrow, .feather, .ipc or .parquet")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path}: no column '{column}'; the columns are: {available}")]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        available: String,
+    },
+    #[error("{path}: column '{column}' has type {dtype}: {expected}")]
+    ColumnType {
+        path: PathBuf,
+        column: String,
+        dtype: String,
+        expected: &'static str,
+    },
+    #[error("{path}: column '{column}' is null at row {row} (rows count from 0); fill or drop the missing values first")]
+    NullValue {
+        path: PathBuf,
+        column: String,
+        row: usize,
+    },
+    #[error("{path}: label {value} in column '{column}' at row {row} (rows count from 0) is not a class index in 0..=255")]
+    BadLabel {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        value: i128,
+    },
+    #[error("{path}: no numeric feature column besides the label '{label}'; the columns are: {available}")]
+    NoFeatures {
+        path: PathBuf,
+        label: String,
+        available: String,
+    },
 }
 
 /// Labelled examples held in memory: `features` floats per example, in [0, 1] for images.

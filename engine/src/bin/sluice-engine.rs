@@ -1,0 +1,128 @@
+//! The standalone engine: serves the master service over gRPC so that frontends (programs,
+//! notebooks, REPLs) share sessions that outlive them.
+//!
+//!     sluice-engine serve [--listen 127.0.0.1:7070] [--max-message-mib 256]
+//!
+//! Prints `listening on ADDR` once bound (with the actual port when asked for port 0), and
+//! exits cleanly on SIGTERM or Ctrl-C.
+
+use anyhow::{bail, Context};
+use sluice::service::{serve, EngineConfig, DEFAULT_ADDR};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+const USAGE: &str = "usage: sluice-engine serve [--listen HOST:PORT] [--max-message-mib N]
+
+  --listen HOST:PORT     where to listen (default 127.0.0.1:7070; port 0 picks a free one).
+                         Loopback only for now: other machines will need a token.
+  --max-message-mib N    the largest graph message accepted (default 256); tensors are
+                         streamed in chunks and have no such cap";
+
+struct Args {
+    listen: String,
+    config: EngineConfig,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut it = std::env::args().skip(1);
+    match it.next().as_deref() {
+        Some("serve") => {}
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+        None => bail!("no command given\n{USAGE}"),
+    }
+    let mut args = Args {
+        listen: DEFAULT_ADDR.to_string(),
+        config: EngineConfig::default(),
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => args.listen = value()?,
+            "--max-message-mib" => {
+                let mib: usize = value()?
+                    .parse()
+                    .context("--max-message-mib takes a number")?;
+                args.config.max_message_bytes = mib.saturating_mul(1 << 20);
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    Ok(args)
+}
+
+/// The address to bind: it must resolve, and only to loopback addresses.
+fn loopback_addr(listen: &str) -> anyhow::Result<SocketAddr> {
+    let addr = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: not a HOST:PORT address"))?
+        .next()
+        .with_context(|| format!("--listen {listen}: resolves to no address"))?;
+    if !addr.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {addr}: it is not a loopback address, and serving other \
+             machines will require a token (not supported yet); use 127.0.0.1:PORT"
+        );
+    }
+    Ok(addr)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let addr = loopback_addr(&args.listen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        println!("listening on {}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, args.config, async {
+            let _ = stopped.await;
+        }));
+        shutdown_signal().await;
+        eprintln!("sluice-engine: shutting down");
+        let _ = stop.send(());
+        // Give open requests a moment; connections left idle do not hold the exit.
+        match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {
+            Ok(Ok(result)) => result.context("the server failed")?,
+            Ok(Err(e)) => bail!("the server task failed: {e}"),
+            Err(_) => eprintln!("sluice-engine: requests still open after 3 s; exiting anyway"),
+        }
+        Ok(())
+    })?;
+    // Blocking threads still running a step are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}

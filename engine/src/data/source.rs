@@ -1,0 +1,167 @@
+//! Data sets the engine can load by name: what a remote `Fit` asks for.
+
+use super::columnar::{load_table_split, Columns, TableFormat};
+use super::{fashion_mnist, load_idx_split, mnist_digits, DataError, Split};
+use std::path::PathBuf;
+
+/// A data set the engine can load by name (see [`DataSource::from_str`] for the names).
+///
+/// [`DataSource::from_str`]: std::str::FromStr::from_str
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The embedded MNIST digits (`mnist-digits`).
+    MnistDigits,
+    /// Fashion-MNIST from a folder, or from Debian's location (`fashion-mnist[:DIR]`).
+    FashionMnist(Option<PathBuf>),
+    /// The four MNIST-style IDX files in a folder (`idx:DIR`).
+    Idx(PathBuf),
+    /// An Arrow IPC file (Feather v2) (`arrow:PATH?label=COL[&features=A,B][&test=PATH2]`).
+    Arrow {
+        path: PathBuf,
+        /// The column of class indices.
+        label: String,
+        /// The feature columns; `None`: every numeric column but the label.
+        features: Option<Vec<String>>,
+        /// The file of the test set; `None`: the last 20% of `path`'s rows.
+        test: Option<PathBuf>,
+    },
+    /// A Parquet file (`parquet:PATH?label=COL[&features=A,B][&test=PATH2]`), as `Arrow`.
+    Parquet {
+        path: PathBuf,
+        label: String,
+        features: Option<Vec<String>>,
+        test: Option<PathBuf>,
+    },
+}
+
+impl DataSource {
+    /// Reads the data set. A table without `test` is split in file order: the first 80% of
+    /// its rows to train on, the last 20% (rounded down) to test on.
+    pub fn load(&self) -> Result<Split, DataError> {
+        match self {
+            DataSource::MnistDigits => mnist_digits(),
+            DataSource::FashionMnist(dir) => fashion_mnist(dir.as_deref()),
+            DataSource::Idx(dir) => load_idx_split(dir),
+            DataSource::Arrow {
+                path,
+                label,
+                features,
+                test,
+            } => load(TableFormat::ArrowIpc, path, label, features, test),
+            DataSource::Parquet {
+                path,
+                label,
+                features,
+                test,
+            } => load(TableFormat::Parquet, path, label, features, test),
+        }
+    }
+}
+
+fn load(
+    format: TableFormat,
+    path: &std::path::Path,
+    label: &str,
+    features: &Option<Vec<String>>,
+    test: &Option<PathBuf>,
+) -> Result<Split, DataError> {
+    let columns = Columns {
+        label,
+        features: features.as_deref(),
+    };
+    load_table_split(path, format, columns, test.as_deref())
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = DataError;
+
+    /// `mnist-digits`, `fashion-mnist[:DIR]`, `idx:DIR`, or a table:
+    /// `arrow:PATH?label=COL[&features=A,B,...][&test=PATH2]` or the same with `parquet:`
+    /// (paths may not hold `?` or `&`).
+    fn from_str(name: &str) -> Result<DataSource, DataError> {
+        match name.split_once(':') {
+            None if name == "mnist-digits" => Ok(DataSource::MnistDigits),
+            None if name == "fashion-mnist" => Ok(DataSource::FashionMnist(None)),
+            Some(("fashion-mnist", dir)) => Ok(DataSource::FashionMnist(Some(dir.into()))),
+            Some(("idx", dir)) => Ok(DataSource::Idx(dir.into())),
+            Some(("arrow", rest)) => {
+                let t = parse_table_spec(name, rest)?;
+                Ok(DataSource::Arrow {
+                    path: t.path,
+                    label: t.label,
+                    features: t.features,
+                    test: t.test,
+                })
+            }
+            Some(("parquet", rest)) => {
+                let t = parse_table_spec(name, rest)?;
+                Ok(DataSource::Parquet {
+                    path: t.path,
+                    label: t.label,
+                    features: t.features,
+                    test: t.test,
+                })
+            }
+            _ => Err(DataError::UnknownSource {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+/// A table data source as named by a spec: `PATH?label=COL[&features=A,B,...][&test=PATH2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TableSpec {
+    path: PathBuf,
+    label: String,
+    features: Option<Vec<String>>,
+    test: Option<PathBuf>,
+}
+
+/// Parses the part of a data source name after `arrow:` or `parquet:`; `spec` is the whole
+/// name, for errors.
+fn parse_table_spec(spec: &str, rest: &str) -> Result<TableSpec, DataError> {
+    let bad = |reason: String| DataError::BadSpec {
+        spec: spec.to_string(),
+        reason,
+    };
+    let Some((path, query)) = rest.split_once('?') else {
+        return Err(bad("name the label column: PATH?label=COLUMN".into()));
+    };
+    if path.is_empty() {
+        return Err(bad("the path is empty".into()));
+    }
+    let (mut label, mut features, mut test) = (None, None, None);
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if value.is_empty() {
+            return Err(bad(format!("'{key}' needs a value (KEY=VALUE)")));
+        }
+        let slot_taken = match key {
+            "label" => label.replace(value.to_string()).is_some(),
+            "features" => {
+                let names: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+                if names.iter().any(String::is_empty) {
+                    return Err(bad(format!("empty column name in features={value}")));
+                }
+                features.replace(names).is_some()
+            }
+            "test" => test.replace(PathBuf::from(value)).is_some(),
+            _ => {
+                return Err(bad(format!(
+                    "unknown key '{key}': use label=COL, features=A,B,... and test=PATH"
+                )))
+            }
+        };
+        if slot_taken {
+            return Err(bad(format!("'{key}' is given twice")));
+        }
+    }
+    let label = label.ok_or_else(|| bad("name the label column: PATH?label=COLUMN".into()))?;
+    Ok(TableSpec {
+        path: PathBuf::from(path),
+        label,
+        features,
+        test,
+    })
+}

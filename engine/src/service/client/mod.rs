@@ -1,0 +1,374 @@
+//! The remote session: the in-process session's API, run by a standalone engine over gRPC.
+//!
+//! Build the graph locally as always; before each call the session sends the nodes added
+//! since the last one (ExtendSession with the graph version it knows). If another client
+//! extended the engine's graph meanwhile, it first pulls their nodes into the local graph
+//! (GetGraph) and then sends its own. Which local nodes are still unsent is tracked by id,
+//! since ids may differ between client and engine; names are what travel.
+//!
+//! Dropping a `RemoteSession` leaves the engine's session alive: [`RemoteSession::attach`]
+//! finds it again by handle, and its nodes by name. [`RemoteSession::close`] ends it.
+
+mod sync;
+mod transport;
+
+use super::chunks::TensorChunks;
+use super::proto::master_service_client::MasterServiceClient;
+use super::proto::run_step_chunk::Part;
+use super::proto::{self, RunStepChunk};
+use super::status::session_error;
+use super::wire::graph_def_to_proto;
+use crate::error::SessionError;
+use crate::executor::NodeTiming;
+use crate::graph::{Graph, Output};
+use crate::tensor::Tensor;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use sync::SyncState;
+use tonic::transport::Channel;
+use transport::{block, connect, read_answer, ClientRuntime};
+
+/// A device of the engine, as ListDevices reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub name: String,
+    pub device_type: String,
+    pub memory_limit: u64,
+}
+
+/// A session on a standalone engine (`sluice-engine serve`), with the methods of
+/// [`crate::Session`]. Its calls block: use it from plain code, not from async code.
+pub struct RemoteSession {
+    addr: String,
+    runtime: ClientRuntime,
+    client: MasterServiceClient<Channel>,
+    graph: Graph,
+    handle: String,
+    timeout: Option<Duration>,
+    state: Mutex<SyncState>,
+}
+
+impl RemoteSession {
+    /// Opens a session on the engine at `addr` (`host:port`) with the whole of `graph`.
+    pub fn create(addr: &str, graph: &Graph) -> Result<RemoteSession, SessionError> {
+        let (runtime, client) = connect(addr)?;
+        let seen = graph.len();
+        let request = proto::CreateSessionRequest {
+            graph_def: Some(graph_def_to_proto(&graph.to_graph_def(0))),
+        };
+        let mut c = client.clone();
+        let reply = block(&runtime, c.create_session(request))?
+            .map_err(session_error)?
+            .into_inner();
+        Ok(RemoteSession {
+            addr: addr.to_string(),
+            runtime,
+            client,
+            graph: graph.clone(),
+            handle: reply.session_handle,
+            timeout: None,
+            state: Mutex::new(SyncState {
+                engine_version: reply.graph_version,
+                seen,
+                unsent: BTreeSet::new(),
+            }),
+        })
+    }
+
+    /// Attaches to an existing session by its handle: the engine's graph is rebuilt in a
+    /// fresh local graph, where `graph.get("W")` finds a node by name again.
+    pub fn attach(addr: &str, handle: &str) -> Result<(RemoteSession, Graph), SessionError> {
+        let (runtime, client) = connect(addr)?;
+        let graph = Graph::new();
+        let session = RemoteSession {
+            addr: addr.to_string(),
+            runtime,
+            client,
+            graph: graph.clone(),
+            handle: handle.to_string(),
+            timeout: None,
+            state: Mutex::new(SyncState {
+                engine_version: 0,
+                seen: 0,
+                unsent: BTreeSet::new(),
+            }),
+        };
+        session.pull(&mut session.state())?;
+        Ok((session, graph))
+    }
+
+    /// The engine session's handle, for [`attach`](Self::attach).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// The engine's address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The version (node count) of the engine's graph when this client last saw it.
+    pub fn engine_graph_version(&self) -> u64 {
+        self.state().engine_version
+    }
+
+    /// Sets a deadline for each later step (None: none); a step past it fails with
+    /// DEADLINE_EXCEEDED, though the engine may still finish it.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    fn state(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn block<F: Future>(&self, f: F) -> Result<F::Output, SessionError> {
+        block(&self.runtime, f)
+    }
+
+    /// Gives every variable that has no value yet its initial value; returns how many.
+    pub fn init_variables(&mut self) -> Result<usize, SessionError> {
+        self.sync()?;
+        let request = proto::InitVariablesRequest {
+            session_handle: self.handle.clone(),
+        };
+        let mut c = self.client.clone();
+        let reply = self
+            .block(c.init_variables(request))?
+            .map_err(session_error)?;
+        Ok(usize::try_from(reply.into_inner().initialized).unwrap_or(usize::MAX))
+    }
+
+    /// Computes `fetches`, feeding `feeds` (placeholders, or any value to override).
+    pub fn run(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+    ) -> Result<Vec<Tensor>, SessionError> {
+        self.run_with_targets(fetches, feeds, &[])
+    }
+
+    /// Like [`run`](Self::run), also running `targets` (ops whose results are not returned).
+    pub fn run_with_targets(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<Vec<Tensor>, SessionError> {
+        Ok(self.step(fetches, feeds, targets, false)?.0)
+    }
+
+    /// Like [`run`](Self::run), also returning how long each node's kernel took on the
+    /// engine, in the order they ran.
+    pub fn run_traced(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        self.step(fetches, feeds, &[], true)
+    }
+
+    /// The current value of a variable, or `None` if it has none yet. Unlike the in-process
+    /// session's, this returns a `Result`: the engine is asked, and the network can fail.
+    pub fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {
+        self.graph.variable_node(var)?;
+        match self.step(&[var], &[], &[], false) {
+            Ok((mut values, _)) => Ok(values.pop()),
+            Err(SessionError::Uninitialized(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a variable's value; its dtype and shape must fit the variable's.
+    pub fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError> {
+        self.graph.variable_node(var)?;
+        self.sync()?;
+        let name = self.wire_name(var)?;
+        let header = RunStepChunk {
+            part: Some(Part::SetVariable(proto::SetVariableHeader {
+                session_handle: self.handle.clone(),
+                variable: name.clone(),
+            })),
+        };
+        let chunks = TensorChunks::new(vec![header], vec![(name, value)], None);
+        let mut c = self.client.clone();
+        self.block(c.set_variable(tokio_stream::iter(chunks)))?
+            .map_err(session_error)?;
+        Ok(())
+    }
+
+    /// Pulls the nodes other clients added to the engine's graph into the local graph, so
+    /// `graph().get(name)` finds them; returns how many arrived.
+    pub fn refresh(&self) -> Result<usize, SessionError> {
+        let mut state = self.state();
+        let before = state.engine_version;
+        self.pull(&mut state)?;
+        Ok(usize::try_from(state.engine_version.saturating_sub(before)).unwrap_or(usize::MAX))
+    }
+
+    /// A handle that cancels this session's steps from another thread (an interrupt
+    /// handler) while one blocks in [`run`](Self::run); see [`RemoteCancelToken`].
+    pub fn cancel_token(&self) -> RemoteCancelToken {
+        RemoteCancelToken {
+            addr: self.addr.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+
+    /// The engine's devices.
+    pub fn list_devices(&self) -> Result<Vec<Device>, SessionError> {
+        let mut c = self.client.clone();
+        let reply = self
+            .block(c.list_devices(proto::ListDevicesRequest {}))?
+            .map_err(session_error)?;
+        Ok(reply
+            .into_inner()
+            .device
+            .into_iter()
+            .map(|d| Device {
+                name: d.name,
+                device_type: d.device_type,
+                memory_limit: d.memory_limit,
+            })
+            .collect())
+    }
+
+    /// Ends the engine's session: its graph and variables are gone for every client.
+    pub fn close(self) -> Result<(), SessionError> {
+        let request = proto::CloseSessionRequest {
+            session_handle: self.handle.clone(),
+        };
+        let mut c = self.client.clone();
+        self.block(c.close_session(request))?
+            .map_err(session_error)?;
+        Ok(())
+    }
+
+    /// How a handle is written on the wire: `name`, or `name:index` past the first output.
+    /// An invalid node reports its error here, as a local run would.
+    fn wire_name(&self, output: Output) -> Result<String, SessionError> {
+        let data = self.graph.read();
+        let node = data
+            .nodes
+            .get(output.node())
+            .filter(|_| output.graph_id() == self.graph.id)
+            .ok_or_else(|| crate::error::GraphError::MixedGraphs {
+                node: output.name(),
+            })?;
+        if let Some(e) = &node.error {
+            return Err(e.clone().into());
+        }
+        Ok(match output.index() {
+            0 => node.name.clone(),
+            i => format!("{}:{i}", node.name),
+        })
+    }
+
+    fn step(
+        &self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        trace: bool,
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        // Names after the sync: catching up may rename nodes not sent before.
+        self.sync()?;
+        let fetch = (fetches.iter())
+            .map(|&o| self.wire_name(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = (targets.iter())
+            .map(|&o| self.wire_name(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let feeds = (feeds.iter())
+            .map(|(o, t)| Ok((self.wire_name(*o)?, t.clone())))
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        let header = RunStepChunk {
+            part: Some(Part::Header(proto::RunStepHeader {
+                session_handle: self.handle.clone(),
+                fetch,
+                target,
+                feed_count: u32::try_from(feeds.len()).unwrap_or(u32::MAX),
+                options: Some(proto::RunOptions {
+                    timeout_ms: self.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
+                    trace,
+                }),
+            })),
+        };
+        let chunks = TensorChunks::new(vec![header], feeds, None);
+        let mut c = self.client.clone();
+        let wanted = fetches.len();
+        self.block(async move {
+            let mut answer = c
+                .run_step(tokio_stream::iter(chunks))
+                .await
+                .map_err(session_error)?
+                .into_inner();
+            read_answer(&mut answer, wanted).await
+        })?
+    }
+}
+
+/// Cancels the steps of an engine session, as [`crate::CancelToken`] does in-process: the
+/// running step and later ones end with [`SessionError::Cancelled`] (no update half-applied)
+/// until [`reset`](Self::reset). Each call opens its own connection, so it works from any
+/// thread while another blocks in a step.
+#[derive(Debug, Clone)]
+pub struct RemoteCancelToken {
+    addr: String,
+    handle: String,
+}
+
+impl RemoteCancelToken {
+    pub fn cancel(&self) -> Result<(), SessionError> {
+        self.send(false)
+    }
+
+    /// Lets steps run again.
+    pub fn reset(&self) -> Result<(), SessionError> {
+        self.send(true)
+    }
+
+    fn send(&self, reset: bool) -> Result<(), SessionError> {
+        let (runtime, mut client) = connect(&self.addr)?;
+        let request = proto::CancelRequest {
+            session_handle: self.handle.clone(),
+            reset,
+        };
+        block(&runtime, client.cancel(request))?.map_err(session_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::RemoteError;
+
+    #[test]
+    fn an_unreachable_engine_is_named() {
+        // Port 1 on loopback: nothing listens there.
+        let err = RemoteSession::create("127.0.0.1:1", &Graph::new()).err();
+        match err {
+            Some(SessionError::Remote(RemoteError::Connect { addr, .. })) => {
+                assert_eq!(addr, "127.0.0.1:1")
+            }
+            other => panic!("expected a connect error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remote_session_refuses_to_block_inside_a_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err =
+            runtime.block_on(async { RemoteSession::create("127.0.0.1:1", &Graph::new()).err() });
+        assert_eq!(err, Some(RemoteError::InsideRuntime.into()));
+    }
+}

@@ -1,0 +1,155 @@
+//! The wire under a remote session: connecting, blocking on the client's own runtime, and
+//! reading a step's streamed answer.
+
+use crate::error::{RemoteError, SessionError};
+use crate::executor::NodeTiming;
+use crate::ops::registry::OP_TYPES;
+use crate::service::chunks::Assembler;
+use crate::service::proto::master_service_client::MasterServiceClient;
+use crate::service::proto::run_step_chunk::Part;
+use crate::service::proto::RunStepChunk;
+use crate::service::server::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
+use crate::service::status::session_error;
+use crate::service::wire::WireError;
+use crate::tensor::Tensor;
+use std::future::Future;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// The largest message other than a tensor chunk that the client decodes (a graph).
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+pub(super) fn protocol(e: WireError) -> SessionError {
+    RemoteError::Protocol(e.to_string()).into()
+}
+
+/// The same static name the in-process timing would hold.
+fn op_name(op: &str) -> &'static str {
+    OP_TYPES
+        .iter()
+        .find(|&&t| t == op)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// Reads a step's answer: `wanted` tensors, then the metadata.
+pub(super) async fn read_answer(
+    answer: &mut tonic::Streaming<RunStepChunk>,
+    wanted: usize,
+) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+    let mut assembler = Assembler::default();
+    let mut values = Vec::with_capacity(wanted.min(1024));
+    loop {
+        let chunk = answer.message().await.map_err(session_error)?;
+        let part = chunk.and_then(|c| c.part);
+        let done = match part {
+            Some(Part::Tensor(begin)) => assembler.begin(begin).map_err(protocol)?,
+            Some(Part::Data(data)) => assembler.data(&data).map_err(protocol)?,
+            Some(Part::Metadata(meta)) => {
+                assembler.finish().map_err(protocol)?;
+                if values.len() != wanted {
+                    return Err(RemoteError::Protocol(format!(
+                        "{} values came back for {wanted} fetches",
+                        values.len()
+                    ))
+                    .into());
+                }
+                let timings = meta
+                    .timing
+                    .into_iter()
+                    .map(|t| NodeTiming {
+                        node: t.node,
+                        op: op_name(&t.op),
+                        micros: t.micros,
+                    })
+                    .collect();
+                return Ok((values, timings));
+            }
+            None => {
+                return Err(
+                    RemoteError::Protocol("the answer ended before its metadata".into()).into(),
+                )
+            }
+            Some(_) => {
+                return Err(RemoteError::Protocol(
+                    "the answer holds a message that only requests hold".into(),
+                )
+                .into())
+            }
+        };
+        values.extend(done.map(|(_, t)| t));
+        if values.len() > wanted {
+            return Err(RemoteError::Protocol(format!(
+                "more values came back than the {wanted} fetches"
+            ))
+            .into());
+        }
+    }
+}
+
+/// The client's own single-threaded runtime. Dropping it never blocks, so a session dropped
+/// in async code does not panic.
+pub(super) struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn refuse_inside_runtime() -> Result<(), SessionError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(RemoteError::InsideRuntime.into()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Runs `f` to completion on `runtime`, refusing to block inside another async runtime.
+pub(super) fn block<F: Future>(runtime: &ClientRuntime, f: F) -> Result<F::Output, SessionError> {
+    refuse_inside_runtime()?;
+    let runtime = runtime.0.as_ref().ok_or(RemoteError::InsideRuntime)?;
+    Ok(runtime.block_on(f))
+}
+
+/// A small single-threaded runtime and a client connected to the engine at `addr`.
+pub(super) fn connect(
+    addr: &str,
+) -> Result<(ClientRuntime, MasterServiceClient<Channel>), SessionError> {
+    let failed = |message: String| RemoteError::Connect {
+        addr: addr.to_string(),
+        message,
+    };
+    refuse_inside_runtime()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed(format!("cannot start the client runtime: {e}")))?;
+    let runtime = ClientRuntime(Some(runtime));
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| failed(format!("not an address: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(MAX_FRAME));
+    let channel = block(&runtime, endpoint.connect())?.map_err(|e| {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message = format!("{message}: {s}");
+            source = s.source();
+        }
+        failed(message)
+    })?;
+    let client = MasterServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(usize::MAX);
+    Ok((runtime, client))
+}

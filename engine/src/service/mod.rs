@@ -1,0 +1,37 @@
+//! The engine over gRPC: the master service ([`server`]), the remote session that talks to
+//! it ([`client`]), and what travels between them ([`wire`], [`chunks`]).
+//!
+//! The protocol is `engine/proto/sluice.proto` (package `sluice.v1`); its Rust types are in
+//! [`proto`]. A graph's version is its number of nodes: a client sends the nodes added since
+//! the version it knows (ExtendSession), and catches up with GetGraph when another client
+//! extended the graph meanwhile. Tensors travel as raw little-endian bytes in chunks of at
+//! most 1 MiB, so no message-size cap applies to them.
+
+pub mod chunks;
+pub mod client;
+pub mod codec;
+pub mod embedded;
+pub mod server;
+mod status;
+pub mod wire;
+
+/// The generated protobuf types and gRPC stubs.
+pub mod proto {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("sluice.v1");
+}
+
+pub use client::{Device, RemoteCancelToken, RemoteSession};
+pub use embedded::EmbeddedEngine;
+pub use server::{serve, EngineConfig, MasterServer};
+
+/// Where a standalone engine listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
+
+/// The name of the engine's one device.
+pub const CPU_DEVICE: &str = "/job:localhost/replica:0/task:0/device:CPU:0";
+
+/// Metadata key of a status whose error kind a client can act on (`stale-version`,
+/// `uninitialized`, `missing-feed`), with the node it concerns under [`ERROR_NODE`].
+pub const ERROR_KIND: &str = "sluice-error-kind";
+pub const ERROR_NODE: &str = "sluice-error-node-bin";

@@ -1,0 +1,383 @@
+//! The master service: sessions on engine-side graphs, extended by deltas and run by steps.
+//!
+//! Sessions live in a map from handle to the session's graph and its in-process
+//! [`Session`]; any number of clients may use one handle. Steps run outside the async
+//! workers' work (`block_in_place`, or tokio's blocking threads), one at a time per session; graph changes are serialised per session too, and a
+//! change built on a stale version is refused.
+
+mod step;
+
+use crate::executor::CancelToken;
+use crate::graph::Graph;
+use crate::service::chunks::{TensorChunks, CHUNK_BYTES};
+use crate::service::proto::master_service_server::{MasterService, MasterServiceServer};
+use crate::service::proto::run_step_chunk::Part;
+use crate::service::proto::{self, RunStepChunk};
+use crate::service::status::{
+    graph_status, session_status, stale_version, unknown_session, wire_status,
+};
+use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
+use crate::service::CPU_DEVICE;
+use crate::session::Session;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+pub use step::ChunkStream;
+use step::{first_part, part_name, read_tensors, resolve, run_step_blocking};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The most feeds one step may carry.
+pub const MAX_FEEDS: u32 = 65_536;
+
+/// HTTP/2 flow-control windows: large enough that a big tensor streams at memory speed.
+pub(crate) const STREAM_WINDOW: u32 = 8 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
+/// The largest HTTP/2 frame either side accepts: a tensor chunk in a few frames.
+pub(crate) const MAX_FRAME: u32 = 1 << 20;
+
+/// How an engine serves.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The largest message other than a tensor chunk (a graph definition, with its
+    /// constants) that the engine decodes; larger ones are refused with OUT_OF_RANGE.
+    pub max_message_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_message_bytes: 256 << 20,
+        }
+    }
+}
+
+/// One session: its graph, its variables and steps, and what serialises changes.
+struct Entry {
+    graph: Graph,
+    session: Mutex<Session>,
+    /// Held while the graph's version is checked and a delta imported.
+    extend: Mutex<()>,
+    cancel: CancelToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The master service. Clones share the sessions.
+#[derive(Clone, Default)]
+pub struct MasterServer {
+    sessions: Arc<Mutex<HashMap<String, Arc<Entry>>>>,
+    created: Arc<AtomicU64>,
+}
+
+impl MasterServer {
+    pub fn new() -> MasterServer {
+        MasterServer::default()
+    }
+
+    /// The tonic service, with the message limit of `config`.
+    pub fn into_service(self, config: &EngineConfig) -> MasterServiceServer<MasterServer> {
+        // A tensor chunk always fits, whatever the limit for other messages.
+        let limit = config.max_message_bytes.max(CHUNK_BYTES + (64 << 10));
+        MasterServiceServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    fn entry(&self, handle: &str) -> Result<Arc<Entry>, Status> {
+        lock(&self.sessions)
+            .get(handle)
+            .cloned()
+            .ok_or_else(|| unknown_session(handle))
+    }
+
+    /// A handle no other session of this process has had.
+    fn new_handle(&self) -> String {
+        let n = self.created.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut z = nanos ^ u64::from(std::process::id()).rotate_left(32);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        format!("s{n}-{:012x}", (z ^ (z >> 31)) & 0xFFFF_FFFF_FFFF)
+    }
+}
+
+/// Runs `f` on a blocking thread; a panic there becomes INTERNAL.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Status::internal(format!("the engine failed while serving the request: {e}"))
+    })?
+}
+
+type ChunkResult = Result<Response<ChunkStream>, Status>;
+
+#[tonic::async_trait]
+impl MasterService for MasterServer {
+    async fn create_session(
+        &self,
+        request: Request<proto::CreateSessionRequest>,
+    ) -> Result<Response<proto::CreateSessionResponse>, Status> {
+        let req = request.into_inner();
+        let def = graph_def_from_proto(&req.graph_def.unwrap_or_default(), "graph_def")
+            .map_err(|e| wire_status(&e))?;
+        let graph = blocking(move || {
+            let graph = Graph::new();
+            match graph.import_graph_def(&def) {
+                Ok(_) => Ok(graph),
+                Err(e) => {
+                    graph.forget();
+                    Err(graph_status(&e))
+                }
+            }
+        })
+        .await?;
+        let session = Session::new(&graph);
+        let entry = Arc::new(Entry {
+            cancel: session.cancel_token(),
+            session: Mutex::new(session),
+            extend: Mutex::new(()),
+            graph,
+        });
+        let version = entry.graph.len() as u64;
+        let handle = self.new_handle();
+        lock(&self.sessions).insert(handle.clone(), entry);
+        Ok(Response::new(proto::CreateSessionResponse {
+            session_handle: handle,
+            graph_version: version,
+        }))
+    }
+
+    async fn extend_session(
+        &self,
+        request: Request<proto::ExtendSessionRequest>,
+    ) -> Result<Response<proto::ExtendSessionResponse>, Status> {
+        let req = request.into_inner();
+        let entry = self.entry(&req.session_handle)?;
+        let def = graph_def_from_proto(&req.graph_def.unwrap_or_default(), "graph_def")
+            .map_err(|e| wire_status(&e))?;
+        let client = req.current_graph_version;
+        let version = blocking(move || {
+            let _serial = lock(&entry.extend);
+            let engine = entry.graph.len() as u64;
+            if client != engine {
+                return Err(stale_version(client, engine));
+            }
+            entry
+                .graph
+                .import_graph_def(&def)
+                .map_err(|e| graph_status(&e))?;
+            Ok(entry.graph.len() as u64)
+        })
+        .await?;
+        Ok(Response::new(proto::ExtendSessionResponse {
+            new_graph_version: version,
+        }))
+    }
+
+    async fn get_graph(
+        &self,
+        request: Request<proto::GetGraphRequest>,
+    ) -> Result<Response<proto::GetGraphResponse>, Status> {
+        let req = request.into_inner();
+        let entry = self.entry(&req.session_handle)?;
+        let (def, version) = blocking(move || {
+            let _serial = lock(&entry.extend);
+            let version = entry.graph.len() as u64;
+            if req.from_version > version {
+                return Err(Status::invalid_argument(format!(
+                    "from_version {} is past the session's graph version {version}",
+                    req.from_version
+                )));
+            }
+            let from = usize::try_from(req.from_version).unwrap_or(usize::MAX);
+            Ok((graph_def_to_proto(&entry.graph.to_graph_def(from)), version))
+        })
+        .await?;
+        Ok(Response::new(proto::GetGraphResponse {
+            graph_def: Some(def),
+            graph_version: version,
+        }))
+    }
+
+    async fn init_variables(
+        &self,
+        request: Request<proto::InitVariablesRequest>,
+    ) -> Result<Response<proto::InitVariablesResponse>, Status> {
+        let entry = self.entry(&request.into_inner().session_handle)?;
+        let count = blocking(move || {
+            lock(&entry.session)
+                .init_variables()
+                .map_err(|e| session_status(&e))
+        })
+        .await?;
+        Ok(Response::new(proto::InitVariablesResponse {
+            initialized: count as u64,
+        }))
+    }
+
+    type RunStepStream = ChunkStream;
+
+    async fn run_step(&self, request: Request<Streaming<RunStepChunk>>) -> ChunkResult {
+        let mut stream = request.into_inner();
+        let header = match first_part(&mut stream, "RunStep").await? {
+            Part::Header(h) => h,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "RunStep: the first message is {}; it must be the header",
+                    part_name(&Some(other))
+                )))
+            }
+        };
+        let entry = self.entry(&header.session_handle)?;
+        if header.feed_count > MAX_FEEDS {
+            return Err(Status::invalid_argument(format!(
+                "RunStep: {} feeds declared, at most {MAX_FEEDS} allowed",
+                header.feed_count
+            )));
+        }
+        let options = header.options.unwrap_or_default();
+        let names = header.fetch.clone();
+        let step = async move {
+            let feeds = read_tensors(&mut stream, header.feed_count as usize).await?;
+            let run = move || run_step_blocking(&entry, &header, feeds, options.trace);
+            // Without a deadline to watch, the step runs on this worker thread, which hands
+            // its other tasks to another: no hop to a blocking thread and back, which is most
+            // of a tiny step's round trip where idle CPUs sleep deeply. With a deadline (or on
+            // a single-threaded runtime) it runs on the blocking pool, so the wait can end.
+            let flavor = tokio::runtime::Handle::current().runtime_flavor();
+            if options.timeout_ms == 0 && flavor == tokio::runtime::RuntimeFlavor::MultiThread {
+                tokio::task::block_in_place(run)
+            } else {
+                blocking(run).await
+            }
+        };
+        let (values, timings) = match options.timeout_ms {
+            0 => step.await?,
+            ms => tokio::time::timeout(Duration::from_millis(ms), step)
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the step did not finish within its {ms} ms deadline (it may still \
+                         complete on the engine)"
+                    ))
+                })??,
+        };
+        let metadata = RunStepChunk {
+            part: Some(Part::Metadata(proto::RunMetadata { timing: timings })),
+        };
+        let tensors = names.into_iter().zip(values).collect();
+        Ok(Response::new(ChunkStream(TensorChunks::new(
+            vec![],
+            tensors,
+            Some(metadata),
+        ))))
+    }
+
+    async fn set_variable(
+        &self,
+        request: Request<Streaming<RunStepChunk>>,
+    ) -> Result<Response<proto::SetVariableResponse>, Status> {
+        let mut stream = request.into_inner();
+        let header = match first_part(&mut stream, "SetVariable").await? {
+            Part::SetVariable(h) => h,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "SetVariable: the first message is {}; it must be the set_variable header",
+                    part_name(&Some(other))
+                )))
+            }
+        };
+        let entry = self.entry(&header.session_handle)?;
+        let mut values = read_tensors(&mut stream, 1).await?;
+        let value = values
+            .pop()
+            .map(|(_, t)| t)
+            .ok_or_else(|| Status::invalid_argument("SetVariable: no value was sent"))?;
+        blocking(move || {
+            let var = resolve(&entry.graph, &header.variable, "variable")?;
+            lock(&entry.session)
+                .set_variable(var, value)
+                .map_err(|e| session_status(&e))
+        })
+        .await?;
+        Ok(Response::new(proto::SetVariableResponse {}))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<proto::CancelRequest>,
+    ) -> Result<Response<proto::CancelResponse>, Status> {
+        let req = request.into_inner();
+        let entry = self.entry(&req.session_handle)?;
+        if req.reset {
+            entry.cancel.reset();
+        } else {
+            entry.cancel.cancel();
+        }
+        Ok(Response::new(proto::CancelResponse {}))
+    }
+
+    async fn close_session(
+        &self,
+        request: Request<proto::CloseSessionRequest>,
+    ) -> Result<Response<proto::CloseSessionResponse>, Status> {
+        let handle = request.into_inner().session_handle;
+        let entry = lock(&self.sessions)
+            .remove(&handle)
+            .ok_or_else(|| unknown_session(&handle))?;
+        // Steps still running end as soon as they can; the graph's memory goes with the last
+        // of them.
+        entry.cancel.cancel();
+        entry.graph.forget();
+        Ok(Response::new(proto::CloseSessionResponse {}))
+    }
+
+    async fn list_devices(
+        &self,
+        _request: Request<proto::ListDevicesRequest>,
+    ) -> Result<Response<proto::ListDevicesResponse>, Status> {
+        Ok(Response::new(proto::ListDevicesResponse {
+            device: vec![proto::DeviceAttributes {
+                name: CPU_DEVICE.to_string(),
+                device_type: "CPU".to_string(),
+                memory_limit: total_memory(),
+            }],
+        }))
+    }
+}
+
+/// The machine's memory in bytes (Linux), or 0 where it cannot be read.
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
+}
+
+/// Serves the master service on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: EngineConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(MAX_FRAME))
+        .add_service(MasterServer::new().into_service(&config))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,151 @@
+//! The parts of a step on the engine's side: reading the feed tensors of a request stream,
+//! resolving names to outputs, running the step, and streaming the fetched values back.
+
+use super::{lock, Entry};
+use crate::graph::{Graph, Output};
+use crate::service::chunks::{Assembler, TensorChunks};
+use crate::service::proto::run_step_chunk::Part;
+use crate::service::proto::{self, RunStepChunk};
+use crate::service::status::{session_status, wire_status};
+use crate::service::wire::WireError;
+use crate::tensor::Tensor;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio_stream::Stream;
+use tonic::{Status, Streaming};
+
+/// The output a fetch, feed or target names: `name`, or `name:index`.
+pub(super) fn resolve(graph: &Graph, text: &str, what: &str) -> Result<Output, Status> {
+    let bad = |message: String| Status::invalid_argument(format!("{what} '{text}': {message}"));
+    let (output, explicit) = match graph.get(text) {
+        Ok(o) => (o, false),
+        Err(e) => {
+            let (name, index) = text
+                .rsplit_once(':')
+                .and_then(|(n, i)| Some((n, i.parse::<usize>().ok()?)))
+                .ok_or_else(|| bad(e.to_string()))?;
+            let node = graph.get(name).map_err(|e| bad(e.to_string()))?;
+            (node.output(index), true)
+        }
+    };
+    let outputs = graph.node(output.node()).map_or(0, |n| n.outputs.len());
+    if explicit && output.index() >= outputs {
+        return Err(bad(format!("its node has {outputs} output(s)")));
+    }
+    Ok(output)
+}
+
+/// Reads `count` tensors from a request stream.
+pub(super) async fn read_tensors(
+    stream: &mut Streaming<RunStepChunk>,
+    count: usize,
+) -> Result<Vec<(String, Tensor)>, Status> {
+    let mut assembler = Assembler::default();
+    let mut tensors = Vec::with_capacity(count.min(1024));
+    while tensors.len() < count {
+        let Some(chunk) = stream.message().await? else {
+            assembler.finish().map_err(|e| wire_status(&e))?;
+            return Err(Status::invalid_argument(format!(
+                "the request stream ended after {} of its {count} feed tensors",
+                tensors.len()
+            )));
+        };
+        let done = match chunk.part {
+            Some(Part::Tensor(begin)) => assembler.begin(begin),
+            Some(Part::Data(data)) => assembler.data(&data),
+            other => Err(WireError::new(
+                format!("message after feed {}", tensors.len()),
+                format!("expected a tensor or its data, got {}", part_name(&other)),
+            )),
+        }
+        .map_err(|e| wire_status(&e))?;
+        tensors.extend(done);
+    }
+    Ok(tensors)
+}
+
+pub(super) fn part_name(part: &Option<Part>) -> &'static str {
+    match part {
+        None => "an empty message",
+        Some(Part::Header(_)) => "a RunStep header",
+        Some(Part::Tensor(_)) => "a tensor",
+        Some(Part::Data(_)) => "tensor data",
+        Some(Part::Metadata(_)) => "run metadata",
+        Some(Part::SetVariable(_)) => "a SetVariable header",
+    }
+}
+
+/// The first message of a request stream, which must be its header.
+pub(super) async fn first_part(
+    stream: &mut Streaming<RunStepChunk>,
+    rpc: &str,
+) -> Result<Part, Status> {
+    match stream.message().await? {
+        Some(RunStepChunk { part: Some(p) }) => Ok(p),
+        Some(RunStepChunk { part: None }) => Err(Status::invalid_argument(format!(
+            "{rpc}: the first message holds nothing; it must be the header"
+        ))),
+        None => Err(Status::invalid_argument(format!(
+            "{rpc}: the request stream is empty; it must start with a header"
+        ))),
+    }
+}
+
+/// The chunks of a step's answer, as the stream tonic sends.
+pub struct ChunkStream(pub(super) TensorChunks);
+
+impl Stream for ChunkStream {
+    type Item = Result<RunStepChunk, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.next().map(Ok))
+    }
+}
+
+/// Runs one step on a blocking thread: fetches, their values and, if traced, the timings.
+pub(super) fn run_step_blocking(
+    entry: &Entry,
+    header: &proto::RunStepHeader,
+    feeds: Vec<(String, Tensor)>,
+    trace: bool,
+) -> Result<(Vec<Tensor>, Vec<proto::NodeTiming>), Status> {
+    let graph = &entry.graph;
+    let fetches = (header.fetch.iter())
+        .map(|f| resolve(graph, f, "fetch"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = (header.target.iter())
+        .map(|t| resolve(graph, t, "target"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fed = Vec::with_capacity(feeds.len());
+    for (name, value) in feeds {
+        let output = resolve(graph, &name, "feed")?;
+        if fed.iter().any(|(o, _)| *o == output) {
+            return Err(Status::invalid_argument(format!(
+                "feed '{name}' is given twice"
+            )));
+        }
+        fed.push((output, value));
+    }
+    let mut session = lock(&entry.session);
+    let result = if trace {
+        // A traced run has no targets: run them as fetches and drop their values.
+        let all: Vec<Output> = fetches.iter().chain(&targets).copied().collect();
+        session.run_traced(&all, &fed).map(|(mut values, timings)| {
+            values.truncate(fetches.len());
+            let timings = timings
+                .into_iter()
+                .map(|t| proto::NodeTiming {
+                    node: t.node,
+                    op: t.op.to_string(),
+                    micros: t.micros,
+                })
+                .collect();
+            (values, timings)
+        })
+    } else {
+        session
+            .run_with_targets(&fetches, &fed, &targets)
+            .map(|values| (values, Vec::new()))
+    };
+    result.map_err(|e| session_status(&e))
+}
