@@ -1,7 +1,10 @@
 //! The round trip of one RunStep over loopback, for a tiny graph (a scalar add of two
 //! constants): what every remote `run` pays on top of the work itself.
 //!
-//!     cargo run --release --example rpc_latency [-- --calls N]
+//! Then the seed program's Fit (softmax regression on the MNIST digits, 1000 steps of 100),
+//! in-process and through the engine, per step, and the remote/in-process ratio.
+//!
+//!     cargo run --release --example rpc_latency [-- --calls N] [--fit-steps N]
 //!
 //! Uses the engine that SLUICE_ENGINE names; else starts the built `sluice-engine serve`
 //! (target/<profile>/sluice-engine, built by `cargo build --release`); else serves an engine
@@ -78,12 +81,84 @@ fn median_micros(mut samples: Vec<f64>) -> f64 {
     samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn main() -> anyhow::Result<()> {
-    let calls: usize = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => 2000,
-        [flag, n] if flag == "--calls" => n.parse().context("--calls takes a number")?,
-        other => bail!("unknown arguments {other:?} (use --calls N)"),
+/// Fits timed per mode, in turn.
+const FIT_ROUNDS: usize = 5;
+
+/// The seed program: its graph and the fit that trains it.
+fn seed_program(steps: usize) -> (Graph, FitConfig) {
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let w = g.variable("W", &[784, 10], Initializer::Zeros);
+    let b = g.variable("b", &[10], Initializer::Zeros);
+    let y = softmax(matmul(x, w) + b);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let xent = -reduce_sum(y_ * log(y));
+    let train = GradientDescent::new(0.01)
+        .minimize(xent)
+        .expect("the seed program differentiates");
+    let config = FitConfig {
+        steps,
+        report_every: 100,
+        ..FitConfig::new(x, y_, xent, train)
     };
+    (g, config)
+}
+
+/// Microseconds per step of the seed program's fit, in-process and through the engine at
+/// `addr`: the median of `rounds` fits each, the two taken in turn so that other load on the
+/// machine weighs on both alike, after a short warm-up fit (which also has the engine load
+/// the data set).
+fn fit_per_step(addr: &str, steps: usize, rounds: usize) -> anyhow::Result<(f64, f64, f64)> {
+    let warm_up = |c: &FitConfig| FitConfig {
+        steps: 20,
+        ..c.clone()
+    };
+    let digits = sluice::data::mnist_digits()?;
+    let (g, local_config) = seed_program(steps);
+    let mut local = Session::new(&g);
+    local.init_variables()?;
+    local.fit(&digits.train, &warm_up(&local_config), &mut |_| {})?;
+    let (g, remote_config) = seed_program(steps);
+    let mut remote = RemoteSession::create(addr, &g)?;
+    remote.init_variables()?;
+    remote.fit("mnist-digits", &warm_up(&remote_config), &mut |_| {})?;
+
+    let per_step = |start: Instant| start.elapsed().as_secs_f64() * 1e6 / steps.max(1) as f64;
+    let (mut in_process, mut through_engine, mut engine_side) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let start = Instant::now();
+        local.fit(&digits.train, &local_config, &mut |_| {})?;
+        in_process.push(per_step(start));
+        let start = Instant::now();
+        let last = remote.fit("mnist-digits", &remote_config, &mut |_| {})?;
+        through_engine.push(per_step(start));
+        if let Some(p) = last {
+            engine_side.push(p.elapsed.as_secs_f64() * 1e6 / steps.max(1) as f64);
+        }
+    }
+    remote.close()?;
+    Ok((
+        median_micros(in_process),
+        median_micros(through_engine),
+        median_micros(engine_side),
+    ))
+}
+
+fn main() -> anyhow::Result<()> {
+    let (mut calls, mut fit_steps) = (2000usize, 1000usize);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        match pair {
+            [flag, n] if flag == "--calls" => {
+                calls = n.parse().context("--calls takes a number")?
+            }
+            [flag, n] if flag == "--fit-steps" => {
+                fit_steps = n.parse().context("--fit-steps takes a number")?
+            }
+            other => bail!("unknown arguments {other:?} (use --calls N, --fit-steps N)"),
+        }
+    }
     let (addr, _engine, how) = start_engine()?;
     let g = Graph::new();
     let sum = g.scalar(1.0) + g.scalar(2.0);
@@ -115,5 +190,13 @@ fn main() -> anyhow::Result<()> {
     println!("calls: {calls} after 200 warm-up calls");
     println!("median round trip: {:.1} us", median_micros(remote));
     println!("in-process run: {:.1} us", median_micros(in_process));
+    if fit_steps > 0 {
+        let (local, remote, engine_side) = fit_per_step(&addr, fit_steps, FIT_ROUNDS)?;
+        println!("fit steps: {fit_steps} (seed program, batches of 100), median of {FIT_ROUNDS} fits each");
+        println!("in-process fit: {local:.1} us/step");
+        println!("remote fit: {remote:.1} us/step");
+        println!("remote fit, engine's own clock: {engine_side:.1} us/step");
+        println!("remote/in-process fit: {:.3}", remote / local);
+    }
     Ok(())
 }

@@ -106,7 +106,8 @@ impl Session {
         }
         let started = Instant::now();
         let mut batches = data.batches(config.batch_size.max(1), config.seed);
-        let mut losses = Vec::with_capacity(config.steps);
+        // Capped: a huge `steps` (from a remote request) must not allocate up front.
+        let mut losses = Vec::with_capacity(config.steps.min(1 << 20));
         let (mut window_loss, mut window_steps, mut window_start) = (0.0, 0usize, started);
         let report_every = config.report_every.max(1);
         for done in 1..=config.steps {

@@ -20,7 +20,9 @@ pub trait Runner {
         &mut self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
-    ) -> Result<Vec<Tensor>, SessionError>;
+    ) -> Result<Vec<Tensor>, SessionError> {
+        self.run_with_targets(fetches, feeds, &[])
+    }
 
     fn run_with_targets(
         &mut self,
@@ -48,14 +50,6 @@ pub trait Runner {
 impl Runner for Session {
     fn init_variables(&mut self) -> Result<usize, SessionError> {
         Session::init_variables(self)
-    }
-
-    fn run(
-        &mut self,
-        fetches: &[Output],
-        feeds: &[(Output, Tensor)],
-    ) -> Result<Vec<Tensor>, SessionError> {
-        Session::run(self, fetches, feeds)
     }
 
     fn run_with_targets(
@@ -91,14 +85,6 @@ impl Runner for Session {
 impl Runner for RemoteSession {
     fn init_variables(&mut self) -> Result<usize, SessionError> {
         RemoteSession::init_variables(self)
-    }
-
-    fn run(
-        &mut self,
-        fetches: &[Output],
-        feeds: &[(Output, Tensor)],
-    ) -> Result<Vec<Tensor>, SessionError> {
-        RemoteSession::run(self, fetches, feeds)
     }
 
     fn run_with_targets(

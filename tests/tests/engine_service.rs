@@ -13,6 +13,7 @@ struct Softmax {
     graph: Graph,
     x: Output,
     y_: Output,
+    loss: Output,
     train: Output,
     accuracy: Output,
 }
@@ -31,6 +32,7 @@ fn softmax_regression() -> Softmax {
         graph: g,
         x,
         y_,
+        loss: xent,
         train,
         accuracy,
     }
@@ -276,4 +278,100 @@ fn cancel_ends_a_long_step_and_reset_lets_steps_run_again() {
     assert_eq!(sess.run(&[two], &[]).unwrap_err(), SessionError::Cancelled);
     token.reset().unwrap();
     assert_eq!(sess.run(&[two], &[]).unwrap()[0].scalar_f64(), Some(2.0));
+}
+
+/// The seed program's fit: 1000 steps of 100 one-hot examples.
+fn fit_config(m: &Softmax, steps: usize, report_every: usize) -> FitConfig {
+    FitConfig {
+        steps,
+        report_every,
+        ..FitConfig::new(m.x, m.y_, m.loss, m.train)
+    }
+}
+
+#[test]
+fn the_seed_program_fits_engine_side_and_streams_its_progress() {
+    let engine = Engine::start(&[]).unwrap();
+    let m = softmax_regression();
+    let mut sess = RemoteSession::create(&engine.addr, &m.graph).unwrap();
+    sess.init_variables().unwrap();
+    let config = fit_config(&m, 1000, 50);
+    let mut reports = Vec::new();
+    let last = sess
+        .fit("mnist-digits", &config, &mut |p| reports.push(p.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(reports.len(), 1000 / 50);
+    assert_eq!(reports.last(), Some(&last));
+    assert_eq!(last.steps_done, 1000);
+    assert_eq!(last.steps_total, 1000);
+    assert_eq!(last.global_step, 1000);
+    assert!(reports.iter().all(|p| p.loss.is_finite()), "{reports:?}");
+    assert!(reports
+        .windows(2)
+        .all(|w| w[0].steps_done < w[1].steps_done));
+    let digits = mnist_digits().unwrap();
+    let test = &digits.test;
+    let acc = sess
+        .run(
+            &[m.accuracy],
+            &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
+        )
+        .unwrap()[0]
+        .scalar_f64()
+        .unwrap();
+    assert!(acc >= 0.91, "test accuracy {acc} after a remote fit");
+    // A second fit (the data set now cached by the engine) goes on from step 1000.
+    let last = sess
+        .fit("mnist-digits", &fit_config(&m, 10, 5), &mut |_| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.global_step, 1010);
+    // Unknown data sets and nodes end the fit with a clear error.
+    let err = sess.fit("no-such-data", &config, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no-such-data"), "{err}");
+}
+
+#[test]
+fn cancel_from_another_client_ends_a_long_fit() {
+    let engine = Engine::start(&[]).unwrap();
+    let m = softmax_regression();
+    let mut sess = RemoteSession::create(&engine.addr, &m.graph).unwrap();
+    sess.init_variables().unwrap();
+    let (other, g2) = RemoteSession::attach(&engine.addr, sess.handle()).unwrap();
+    let config = fit_config(&m, 10_000_000, 10);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let result = sess.fit("mnist-digits", &config, &mut |p| {
+            let _ = started_tx.send(p.steps_done);
+        });
+        (result, sess)
+    });
+    // Once the fit has reported, the other client cancels it.
+    started_rx.recv().unwrap();
+    other.cancel_token().cancel().unwrap();
+    let (result, mut sess) = runner.join().unwrap();
+    assert_eq!(result.unwrap_err(), SessionError::Cancelled);
+    other.cancel_token().reset().unwrap();
+    // The variables are intact and trained, and steps run again.
+    let w = other.variable(g2.get("W").unwrap()).unwrap().unwrap();
+    let values = w.to_vec::<f32>().unwrap();
+    assert!(values.iter().all(|v| v.is_finite()));
+    assert!(values.iter().any(|&v| v != 0.0), "W was not trained");
+    let digits = mnist_digits().unwrap();
+    let test = &digits.test;
+    let acc = sess
+        .run(
+            &[m.accuracy],
+            &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
+        )
+        .unwrap()[0]
+        .scalar_f64()
+        .unwrap();
+    assert!(acc > 0.3, "test accuracy {acc} after a cancelled fit");
+    let last = sess
+        .fit("mnist-digits", &fit_config(&m, 5, 5), &mut |_| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.steps_done, 5);
 }

@@ -20,6 +20,7 @@ use super::status::session_error;
 use super::wire::graph_def_to_proto;
 use crate::error::SessionError;
 use crate::executor::NodeTiming;
+use crate::fit::{FitConfig, FitProgress, LabelFormat};
 use crate::graph::{Graph, Output};
 use crate::tensor::Tensor;
 use std::collections::BTreeSet;
@@ -201,6 +202,54 @@ impl RemoteSession {
         self.block(c.set_variable(tokio_stream::iter(chunks)))?
             .map_err(session_error)?;
         Ok(())
+    }
+
+    /// Trains engine-side on the data set the engine loads as `dataset` (`mnist-digits`,
+    /// `idx:DIR`, ...; see [`crate::data::DataSource`]), as [`crate::Session::fit`] does,
+    /// calling `on_progress` with each report as it arrives. Returns the last report (`None`
+    /// when no step ran). A cancel ([`cancel_token`](Self::cancel_token)) ends it with
+    /// [`SessionError::Cancelled`]; the updates made so far stay.
+    pub fn fit(
+        &mut self,
+        dataset: &str,
+        config: &FitConfig,
+        on_progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<Option<FitProgress>, SessionError> {
+        self.sync()?;
+        let request = proto::FitRequest {
+            session_handle: self.handle.clone(),
+            dataset: dataset.to_string(),
+            inputs: self.wire_name(config.inputs)?,
+            labels: self.wire_name(config.labels)?,
+            loss: self.wire_name(config.loss)?,
+            train: self.wire_name(config.train)?,
+            label_format: match config.label_format {
+                LabelFormat::OneHot => proto::LabelFormat::OneHot,
+                LabelFormat::Indices => proto::LabelFormat::Indices,
+            } as i32,
+            batch_size: config.batch_size as u64,
+            steps: config.steps as u64,
+            seed: config.seed,
+            report_every: config.report_every as u64,
+        };
+        let mut c = self.client.clone();
+        self.block(async move {
+            let mut reports = c.fit(request).await.map_err(session_error)?.into_inner();
+            let mut last = None;
+            while let Some(m) = reports.message().await.map_err(session_error)? {
+                let progress = FitProgress {
+                    steps_done: usize::try_from(m.steps_done).unwrap_or(usize::MAX),
+                    steps_total: usize::try_from(m.steps_total).unwrap_or(usize::MAX),
+                    global_step: m.global_step,
+                    loss: m.loss,
+                    examples_per_second: m.examples_per_second,
+                    elapsed: Duration::try_from_secs_f64(m.elapsed_seconds).unwrap_or_default(),
+                };
+                on_progress(&progress);
+                last = Some(progress);
+            }
+            Ok(last)
+        })?
     }
 
     /// Pulls the nodes other clients added to the engine's graph into the local graph, so

@@ -5,6 +5,7 @@
 //! workers' work (`block_in_place`, or tokio's blocking threads), one at a time per session; graph changes are serialised per session too, and a
 //! change built on a stale version is refused.
 
+mod fit;
 mod step;
 
 use crate::executor::CancelToken;
@@ -19,6 +20,7 @@ use crate::service::status::{
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
 use crate::service::CPU_DEVICE;
 use crate::session::Session;
+pub use fit::FitStream;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +74,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MasterServer {
     sessions: Arc<Mutex<HashMap<String, Arc<Entry>>>>,
     created: Arc<AtomicU64>,
+    /// Data sets fits have loaded, by name.
+    datasets: fit::DatasetCache,
 }
 
 impl MasterServer {
@@ -323,6 +327,21 @@ impl MasterService for MasterServer {
             entry.cancel.cancel();
         }
         Ok(Response::new(proto::CancelResponse {}))
+    }
+
+    type FitStream = FitStream;
+
+    async fn fit(
+        &self,
+        request: Request<proto::FitRequest>,
+    ) -> Result<Response<FitStream>, Status> {
+        let req = request.into_inner();
+        let entry = self.entry(&req.session_handle)?;
+        Ok(Response::new(fit::start_fit(
+            entry,
+            self.datasets.clone(),
+            req,
+        )))
     }
 
     async fn close_session(
