@@ -37,8 +37,7 @@ pub(crate) fn narrow_matmul(
             data: lhs.data,
             stride: lhs.rs,
         };
-        dispatch!(n, rows_dot, dst, a, m, k, &bt, accumulate);
-        true
+        dispatch!(n, rows_dot, dst, a, m, k, &bt, accumulate)
     } else if lhs.rs == 1 {
         // Columns of lhs are contiguous (lhs is a transposed row-major matrix): accumulate
         // scaled columns, with rhs packed row-major.
@@ -52,8 +51,7 @@ pub(crate) fn narrow_matmul(
             data: lhs.data,
             stride: lhs.cs,
         };
-        dispatch!(n, columns_axpy, dst, a, m, k, &b, accumulate);
-        true
+        dispatch!(n, columns_axpy, dst, a, m, k, &b, accumulate)
     } else {
         false
     }
@@ -123,11 +121,13 @@ fn rows_dot<const N: usize>(
     k: usize,
     bt: &[f32],
     accumulate: bool,
-) {
-    assert!(a.data.len() >= (m - 1) * a.stride + k && bt.len() >= N * k && dst.len() >= m * N);
+) -> bool {
+    if a.data.len() < (m - 1) * a.stride + k || bt.len() < N * k || dst.len() < m * N {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: narrow_matmul only gets here after checking that the CPU has AVX2 and FMA,
-    // and the assertion above keeps every read inside the slices.
+    // and the check above keeps every read inside the slices.
     unsafe {
         if has_avx512() {
             avx512::rows_dot::<N>(dst, a, m, k, bt, accumulate)
@@ -135,6 +135,7 @@ fn rows_dot<const N: usize>(
             avx2::rows_dot::<N>(dst, a, m, k, bt, accumulate)
         }
     }
+    cfg!(target_arch = "x86_64")
 }
 
 /// `dst[r, j] (+)= sum_c a[c, r] * b[c, j]`: `a` is stored with its columns contiguous
@@ -146,8 +147,10 @@ fn columns_axpy<const N: usize>(
     k: usize,
     b: &[f32],
     accumulate: bool,
-) {
-    assert!(a.data.len() >= (k - 1) * a.stride + m && b.len() >= k * N && dst.len() >= m * N);
+) -> bool {
+    if a.data.len() < (k - 1) * a.stride + m || b.len() < k * N || dst.len() < m * N {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as for rows_dot.
     unsafe {
@@ -157,6 +160,7 @@ fn columns_axpy<const N: usize>(
             avx2::columns_axpy::<N>(dst, a, m, k, b, accumulate)
         }
     }
+    cfg!(target_arch = "x86_64")
 }
 
 /// Writes the two kernels for one x86 vector width: `$feature` names the instruction set;
