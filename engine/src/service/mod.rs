@@ -21,6 +21,7 @@ pub mod proto {
     tonic::include_proto!("sluice.v1");
 }
 
+pub use client::events::{watch_events, EngineEvent, EventStream};
 pub use client::{Device, RemoteCancelToken, RemoteSession};
 pub use embedded::EmbeddedEngine;
 pub use server::{serve, EngineConfig, MasterServer};

@@ -9,6 +9,7 @@
 //! Dropping a `RemoteSession` leaves the engine's session alive: [`RemoteSession::attach`]
 //! finds it again by handle, and its nodes by name. [`RemoteSession::close`] ends it.
 
+pub mod events;
 mod sync;
 mod transport;
 
@@ -270,6 +271,12 @@ impl RemoteSession {
         }
     }
 
+    /// This session's events as they happen (its steps, fits and graph changes), from
+    /// another connection: read them on another thread while this one runs steps.
+    pub fn watch_events(&self) -> Result<events::EventStream, SessionError> {
+        events::watch_events(&self.addr, Some(&self.handle))
+    }
+
     /// The engine's devices.
     pub fn list_devices(&self) -> Result<Vec<Device>, SessionError> {
         let mut c = self.client.clone();
@@ -374,6 +381,15 @@ pub struct RemoteCancelToken {
 }
 
 impl RemoteCancelToken {
+    /// The token of the session `handle` on the engine at `addr`: what a frontend that did
+    /// not open the session (it saw it in [`events::watch_events`]) uses to interrupt it.
+    pub fn new(addr: &str, handle: &str) -> RemoteCancelToken {
+        RemoteCancelToken {
+            addr: addr.to_string(),
+            handle: handle.to_string(),
+        }
+    }
+
     pub fn cancel(&self) -> Result<(), SessionError> {
         self.send(false)
     }

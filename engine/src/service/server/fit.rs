@@ -1,12 +1,13 @@
 //! Fit on the engine's side: the data sets it keeps loaded, the training loop on a blocking
 //! thread, and the stream of progress reports, which cancels the loop when the client drops it.
 
+use super::events::EventBus;
 use super::step::resolve;
 use super::{lock, Entry};
 use crate::data::{DataSource, Dataset};
 use crate::executor::CancelToken;
 use crate::fit::{FitConfig, FitProgress, LabelFormat};
-use crate::service::proto;
+use crate::service::proto::{self, engine_event::Kind};
 use crate::service::status::session_status;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -101,6 +102,30 @@ fn progress_message(p: &FitProgress) -> proto::FitProgressMsg {
     }
 }
 
+/// A fit's report as a step event: the global step (or the steps done), the loss.
+fn publish_progress(events: &EventBus, session: &str, p: &FitProgress) {
+    if !events.watched() {
+        return;
+    }
+    let step = if p.global_step >= 0 {
+        p.global_step
+    } else {
+        p.steps_done as i64
+    };
+    events.publish(
+        session,
+        Kind::Step(proto::StepSummary {
+            step,
+            scalars: vec![proto::Scalar {
+                name: "loss".to_string(),
+                value: p.loss,
+            }],
+            examples_per_second: p.examples_per_second,
+            from_fit: true,
+        }),
+    );
+}
+
 /// The fit a request asks for, its nodes resolved in the session's graph.
 fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Status> {
     let graph = &entry.graph;
@@ -132,6 +157,7 @@ fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Statu
 pub(super) fn start_fit(
     entry: Arc<Entry>,
     cache: DatasetCache,
+    events: EventBus,
     req: proto::FitRequest,
 ) -> FitStream {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -142,11 +168,22 @@ pub(super) fn start_fit(
         cancel: entry.cancel.clone(),
     };
     tokio::task::spawn_blocking(move || {
+        let handle = entry.handle.clone();
+        let mut steps_done = 0;
         let run = || -> Result<(), Status> {
             let config = fit_config(&entry, &req)?;
             let data = cache.get(&req.dataset)?;
             let mut session = lock(&entry.session);
+            events.publish(
+                &handle,
+                Kind::FitStarted(proto::FitStarted {
+                    steps: config.steps as u64,
+                    dataset: req.dataset.clone(),
+                }),
+            );
             let mut report = |p: &FitProgress| {
+                steps_done = p.steps_done as u64;
+                publish_progress(&events, &handle, p);
                 // A send fails only when the stream is gone, which cancels the fit.
                 let _ = tx.send(Ok(progress_message(p)));
             };
@@ -158,6 +195,15 @@ pub(super) fn start_fit(
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
             .unwrap_or_else(|_| Err(Status::internal("the engine failed while running the fit")));
         finish(&ending, &entry.cancel);
+        let error = match &result {
+            Ok(()) => String::new(),
+            Err(status) if status.code() == tonic::Code::Cancelled => "cancelled".to_string(),
+            Err(status) => status.message().to_string(),
+        };
+        events.publish(
+            &handle,
+            Kind::FitEnded(proto::FitEnded { steps_done, error }),
+        );
         if let Err(status) = result {
             let _ = tx.send(Err(status));
         }

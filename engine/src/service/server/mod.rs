@@ -5,6 +5,7 @@
 //! workers' work (`block_in_place`, or tokio's blocking threads), one at a time per session; graph changes are serialised per session too, and a
 //! change built on a stale version is refused.
 
+mod events;
 mod fit;
 mod step;
 
@@ -20,10 +21,13 @@ use crate::service::status::{
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
 use crate::service::CPU_DEVICE;
 use crate::session::Session;
+use events::EventBus;
+pub use events::WatchStream;
 pub use fit::FitStream;
+use proto::engine_event::Kind;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use step::ChunkStream;
@@ -58,7 +62,10 @@ impl Default for EngineConfig {
 
 /// One session: its graph, its variables and steps, and what serialises changes.
 struct Entry {
+    handle: String,
     graph: Graph,
+    /// Steps run so far (RunStep), for the step events.
+    steps: AtomicI64,
     session: Mutex<Session>,
     /// Held while the graph's version is checked and a delta imported.
     extend: Mutex<()>,
@@ -76,6 +83,7 @@ pub struct MasterServer {
     created: Arc<AtomicU64>,
     /// Data sets fits have loaded, by name.
     datasets: fit::DatasetCache,
+    events: EventBus,
 }
 
 impl MasterServer {
@@ -144,15 +152,23 @@ impl MasterService for MasterServer {
         })
         .await?;
         let session = Session::new(&graph);
+        let handle = self.new_handle();
         let entry = Arc::new(Entry {
+            handle: handle.clone(),
             cancel: session.cancel_token(),
             session: Mutex::new(session),
             extend: Mutex::new(()),
+            steps: AtomicI64::new(0),
             graph,
         });
         let version = entry.graph.len() as u64;
-        let handle = self.new_handle();
         lock(&self.sessions).insert(handle.clone(), entry);
+        self.events.publish(
+            &handle,
+            Kind::SessionCreated(proto::SessionCreated {
+                graph_version: version,
+            }),
+        );
         Ok(Response::new(proto::CreateSessionResponse {
             session_handle: handle,
             graph_version: version,
@@ -168,6 +184,7 @@ impl MasterService for MasterServer {
         let def = graph_def_from_proto(&req.graph_def.unwrap_or_default(), "graph_def")
             .map_err(|e| wire_status(&e))?;
         let client = req.current_graph_version;
+        let events = self.events.clone();
         let version = blocking(move || {
             let _serial = lock(&entry.extend);
             let engine = entry.graph.len() as u64;
@@ -178,7 +195,15 @@ impl MasterService for MasterServer {
                 .graph
                 .import_graph_def(&def)
                 .map_err(|e| graph_status(&e))?;
-            Ok(entry.graph.len() as u64)
+            let version = entry.graph.len() as u64;
+            events.publish(
+                &entry.handle,
+                Kind::GraphChanged(proto::GraphChanged {
+                    graph_version: version,
+                    added: version - engine,
+                }),
+            );
+            Ok(version)
         })
         .await?;
         Ok(Response::new(proto::ExtendSessionResponse {
@@ -249,6 +274,7 @@ impl MasterService for MasterServer {
         }
         let options = header.options.unwrap_or_default();
         let names = header.fetch.clone();
+        let stepped = entry.clone();
         let step = async move {
             let feeds = read_tensors(&mut stream, header.feed_count as usize).await?;
             let run = move || run_step_blocking(&entry, &header, feeds, options.trace);
@@ -277,7 +303,9 @@ impl MasterService for MasterServer {
         let metadata = RunStepChunk {
             part: Some(Part::Metadata(proto::RunMetadata { timing: timings })),
         };
-        let tensors = names.into_iter().zip(values).collect();
+        let tensors: Vec<(String, _)> = names.into_iter().zip(values).collect();
+        let step = stepped.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        self.events.publish_step(&stepped.handle, step, &tensors);
         Ok(Response::new(ChunkStream(TensorChunks::new(
             vec![],
             tensors,
@@ -340,6 +368,7 @@ impl MasterService for MasterServer {
         Ok(Response::new(fit::start_fit(
             entry,
             self.datasets.clone(),
+            self.events.clone(),
             req,
         )))
     }
@@ -356,6 +385,8 @@ impl MasterService for MasterServer {
         // of them.
         entry.cancel.cancel();
         entry.graph.forget();
+        self.events
+            .publish(&handle, Kind::SessionClosed(proto::SessionClosed {}));
         Ok(Response::new(proto::CloseSessionResponse {}))
     }
 
@@ -370,6 +401,19 @@ impl MasterService for MasterServer {
                 memory_limit: total_memory(),
             }],
         }))
+    }
+
+    type WatchEventsStream = WatchStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<proto::WatchEventsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let session = request.into_inner().session_handle;
+        if !session.is_empty() {
+            self.entry(&session)?;
+        }
+        Ok(Response::new(self.events.subscribe(session)))
     }
 }
 
