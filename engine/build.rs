@@ -3,8 +3,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/sluice.proto");
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_ENGINE");
     let fds = protox::compile(["sluice.proto"], ["proto"])?;
+    // The server side only in builds with the engine; the light client needs the client stub.
+    let server = std::env::var_os("CARGO_FEATURE_ENGINE").is_some();
     tonic_prost_build::configure()
+        .build_server(server)
         .btree_map(".")
         .bytes(".")
         .codec_path("crate::service::codec::Codec")

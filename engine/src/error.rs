@@ -126,4 +126,7 @@ pub enum RemoteError {
     /// executor.
     #[error("a remote session blocks: call it from plain code, not from inside an async runtime")]
     InsideRuntime,
+    /// The light client build (without the `engine` feature) has no in-process session.
+    #[error("no engine to run on: set SLUICE_ENGINE=HOST:PORT (this build of sluice is the light client, without the `engine` feature)")]
+    NoEngine,
 }

@@ -31,13 +31,7 @@ impl CancelToken {
     }
 }
 
-/// How long one node's kernel took in a traced run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeTiming {
-    pub node: String,
-    pub op: &'static str,
-    pub micros: f64,
-}
+pub use crate::runner::NodeTiming;
 
 /// One node's work within a plan.
 struct Step {

@@ -134,6 +134,7 @@ impl Graph {
             .ok_or(GraphError::GraphDropped)
     }
 
+    #[cfg(feature = "engine")]
     /// Drops the graph from the registry, so its memory goes once the last clone does
     /// (an engine closing a session). Handles into it then report [`GraphError::GraphDropped`].
     pub(crate) fn forget(&self) {

@@ -3,11 +3,19 @@
 //! embedded or against a standalone engine, as `SLUICE_ENGINE` says.
 
 use crate::error::SessionError;
-use crate::executor::NodeTiming;
 use crate::graph::{Graph, Output};
 use crate::service::RemoteSession;
+#[cfg(feature = "engine")]
 use crate::session::Session;
 use crate::tensor::Tensor;
+
+/// How long one node's kernel took in a traced run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTiming {
+    pub node: String,
+    pub op: &'static str,
+    pub micros: f64,
+}
 
 /// The environment variable naming a standalone engine (`host:port`) to run against.
 pub const ENGINE_ENV: &str = "SLUICE_ENGINE";
@@ -47,6 +55,7 @@ pub trait Runner {
     fn location(&self) -> String;
 }
 
+#[cfg(feature = "engine")]
 impl Runner for Session {
     fn init_variables(&mut self) -> Result<usize, SessionError> {
         Session::init_variables(self)
@@ -118,12 +127,16 @@ impl Runner for RemoteSession {
 }
 
 /// A session on the engine named by `SLUICE_ENGINE` if it is set (and not empty), else an
-/// in-process one: what every example starts with.
+/// in-process one: what every example starts with. Built without the `engine` feature there
+/// is no in-process session, and an unset `SLUICE_ENGINE` is an error that says so.
 pub fn connect_or_local(graph: &Graph) -> Result<Box<dyn Runner + Send>, SessionError> {
     match std::env::var(ENGINE_ENV) {
         Ok(addr) if !addr.trim().is_empty() => {
             Ok(Box::new(RemoteSession::create(addr.trim(), graph)?))
         }
+        #[cfg(feature = "engine")]
         _ => Ok(Box::new(Session::new(graph))),
+        #[cfg(not(feature = "engine"))]
+        _ => Err(crate::error::RemoteError::NoEngine.into()),
     }
 }

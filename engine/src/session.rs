@@ -1,5 +1,7 @@
 //! The in-process session: holds variable values and runs steps of a graph on the CPU.
 
+mod fit_loop;
+
 use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::fit::MetricPoint;

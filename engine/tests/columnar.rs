@@ -1,6 +1,8 @@
 //! Data sets from Arrow IPC and Parquet files, and metric histories exported to them (read
 //! back by arrow-rs here, and by pandas and polars through tests/python/check_history.py).
 
+#![cfg(feature = "engine")]
+
 use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, UInt8Array,

@@ -1,3 +1,5 @@
+#![cfg(feature = "engine")]
+
 mod common;
 #[allow(unused_imports)]
 use common::*;

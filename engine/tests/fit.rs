@@ -1,5 +1,7 @@
 //! The engine-side training loop and cancellation.
 
+#![cfg(feature = "engine")]
+
 use sluice::data::mnist_digits;
 use sluice::prelude::*;
 use sluice::SessionError;

@@ -1,4 +1,6 @@
 //! Building graphs: initialisers, name scopes, device constraints.
+
+#![cfg(feature = "engine")]
 mod common;
 use common::*;
 use sluice::prelude::*;

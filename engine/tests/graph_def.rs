@@ -1,5 +1,7 @@
 //! Graphs as data: export to a GraphDef, import into another graph, and get the same training.
 
+#![cfg(feature = "engine")]
+
 use sluice::data::{mnist_digits, Batch};
 use sluice::prelude::*;
 use sluice::{AttrValue, GraphDef, GraphError, NodeDef};

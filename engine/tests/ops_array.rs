@@ -1,3 +1,5 @@
+#![cfg(feature = "engine")]
+
 mod common;
 use common::*;
 use sluice::prelude::*;

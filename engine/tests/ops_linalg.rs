@@ -1,5 +1,8 @@
 //! Matrix products: every transpose combination, batches, the parallel path, and the narrow
 //! f32 kernels (results of at most 16 columns) against a triple loop.
+
+#![cfg(feature = "engine")]
+
 mod common;
 use common::*;
 use sluice::prelude::*;

@@ -1,4 +1,6 @@
 //! Optimizers and their train ops.
+
+#![cfg(feature = "engine")]
 use sluice::prelude::*;
 
 fn f32s(shape: &[usize], v: Vec<f32>) -> Tensor {

@@ -1,4 +1,6 @@
 //! Tensors: conversions and printing.
+
+#![cfg(feature = "engine")]
 mod common;
 use common::*;
 use sluice::prelude::*;

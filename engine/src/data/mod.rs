@@ -3,17 +3,23 @@
 //! metric histories exported as Arrow IPC or Parquet.
 
 mod batches;
+#[cfg(feature = "engine")]
 mod columnar;
+#[cfg(feature = "engine")]
 mod history;
 mod idx;
 mod mnist;
+#[cfg(feature = "engine")]
 mod source;
 
 pub use batches::{Batch, Batches};
+#[cfg(feature = "engine")]
 pub use columnar::{load_table, load_table_split, Columns, TableFormat};
+#[cfg(feature = "engine")]
 pub use history::{write_history, HistoryFormat};
 pub use idx::{read_idx, IdxArray};
 pub use mnist::{fashion_mnist, load_idx_split, mnist_digits, Split, DEFAULT_FASHION_MNIST_DIR};
+#[cfg(feature = "engine")]
 pub use source::DataSource;
 
 use crate::tensor::Tensor;

@@ -1,11 +1,17 @@
 //! Shape and selection ops: cast, identity, reshape, where, clip, transpose, concat.
 
-use super::indexing::{compatible, row_major_strides};
-use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+use super::indexing::compatible;
+#[cfg(feature = "engine")]
+use super::indexing::row_major_strides;
+use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::math::{maximum, minimum, IntoOperand};
 use crate::ops::reduce::normalize_axes;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
+#[cfg(feature = "engine")]
+use crate::tensor::Tensor;
 
 /// Converts elements to another dtype.
 #[derive(Debug, Clone)]
@@ -27,6 +33,7 @@ impl Op for Cast {
         Ok(vec![TypeShape::new(self.to, inputs[0].shape.clone())])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![inputs[0].cast(self.to)])
     }
@@ -57,6 +64,7 @@ impl Op for Identity {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![inputs[0].clone()])
     }
@@ -126,6 +134,7 @@ impl Op for Reshape {
         Ok(vec![TypeShape::new(x.dtype, shape)])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let shape = self.resolve(x.len())?;
@@ -154,6 +163,7 @@ impl Op for ReshapeLike {
         )])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![inputs[0].reshape(inputs[1].shape())?])
     }
@@ -196,6 +206,7 @@ impl Op for Select {
         Ok(vec![TypeShape::new(a.dtype, shape)])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         use super::broadcast::{broadcast_concrete, broadcast_to};
         let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
@@ -289,6 +300,7 @@ impl Op for Transpose {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         if !self.check(x.rank()) {
@@ -384,12 +396,14 @@ fn concat_shape(inputs: &[TypeShape], axis: i64) -> Result<(usize, Shape), Strin
     Ok((axis, Shape(dims)))
 }
 
+#[cfg(feature = "engine")]
 /// Number of joined rows when each row holds `widths[i]` elements of part `i` side by side.
 fn outer_rows(len: usize, widths: &[usize]) -> usize {
     let total: usize = widths.iter().sum();
     len.checked_div(total).unwrap_or(0)
 }
 
+#[cfg(feature = "engine")]
 /// Copies the parts, row by row, into `whole`.
 fn join_chunks<T: Copy>(whole: &mut [T], parts: &[&[T]], widths: &[usize]) {
     let mut at = 0;
@@ -401,6 +415,7 @@ fn join_chunks<T: Copy>(whole: &mut [T], parts: &[&[T]], widths: &[usize]) {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Copies the rows of `whole` back out into the parts.
 fn split_chunks<T: Copy>(whole: &[T], parts: &mut [Vec<T>], widths: &[usize]) {
     let mut at = 0;
@@ -412,6 +427,7 @@ fn split_chunks<T: Copy>(whole: &[T], parts: &mut [Vec<T>], widths: &[usize]) {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Checks run-time shapes for a concatenation along `axis`; gives the joined shape and the
 /// width of each part within one outer row.
 fn concat_runtime(shapes: &[&[usize]], axis: usize) -> Result<(Vec<usize>, Vec<usize>), String> {
@@ -453,6 +469,7 @@ impl Op for Concat {
         Ok(vec![TypeShape::new(inputs[0].dtype, shape)])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let first = inputs
             .first()
@@ -515,6 +532,7 @@ impl Op for ConcatGrad {
             .collect())
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (dy, xs) = inputs
             .split_first()

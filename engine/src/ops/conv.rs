@@ -6,17 +6,23 @@
 //! added back onto the image (col2im). Images are processed in chunks so that the patch matrix
 //! stays a few megabytes whatever the batch.
 
+#[cfg(feature = "engine")]
 use super::linalg::{gemm_into, Mat};
-use super::window::{check_dy, col2im, im2col, infer_dim, Geometry, Padding};
-use super::{
-    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
+#[cfg(feature = "engine")]
+use super::window::{check_dy, col2im, im2col, Geometry};
+use super::window::{infer_dim, Padding};
+use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
+#[cfg(feature = "engine")]
 use crate::tensor::{Float, Tensor};
 
+#[cfg(feature = "engine")]
 /// Upper bound on the elements of one chunk's patch matrix.
 const CHUNK_ELEMENTS: usize = 1 << 21;
 
+#[cfg(feature = "engine")]
 /// Geometry and output channels of a convolution; the message names both shapes.
 fn conv_geometry(
     x: &[usize],
@@ -40,6 +46,7 @@ fn conv_geometry(
     Ok((g, co))
 }
 
+#[cfg(feature = "engine")]
 /// `conv_geometry` for the gradient ops, which also check that `dy` fits the output.
 fn conv_grad_geometry(
     x: &[usize],
@@ -53,6 +60,7 @@ fn conv_grad_geometry(
     Ok((g, co))
 }
 
+#[cfg(feature = "engine")]
 /// Runs `each(first, count)` over chunks of images, with a patch buffer of the right size.
 fn conv_chunks<T: Float>(
     ctx: &mut Context,
@@ -71,6 +79,7 @@ fn conv_chunks<T: Float>(
     Ok(())
 }
 
+#[cfg(feature = "engine")]
 fn conv2d_forward<T: Float>(
     ctx: &mut Context,
     x: &Tensor,
@@ -95,6 +104,7 @@ fn conv2d_forward<T: Float>(
     Ok(Tensor::new(&g.out_shape(co), out)?)
 }
 
+#[cfg(feature = "engine")]
 fn conv2d_filter_grad<T: Float>(
     ctx: &mut Context,
     x: &Tensor,
@@ -131,6 +141,7 @@ fn conv2d_filter_grad<T: Float>(
     Ok(Tensor::new(filter_shape, df)?)
 }
 
+#[cfg(feature = "engine")]
 fn conv2d_input_grad<T: Float>(
     ctx: &mut Context,
     x_shape: &[usize],
@@ -235,6 +246,7 @@ impl Op for Conv2D {
         )?])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (x, f) = (inputs[0], inputs[1]);
         let out = float_kernel!(x.dtype(), T => conv2d_forward::<T>(ctx, x, f, self.strides, self.padding))?;
@@ -285,6 +297,7 @@ fn infer_conv_grad(
     }])
 }
 
+#[cfg(feature = "engine")]
 /// The kernel of a convolution's gradient ops, on inputs `(input, filter, dy)`.
 fn compute_conv_grad(
     ctx: &mut Context,
@@ -326,6 +339,7 @@ impl Op for Conv2DBackpropInput {
         infer_conv_grad(inputs, self.strides, self.padding, Wrt::Input)
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         compute_conv_grad(ctx, inputs, self.strides, self.padding, Wrt::Input)
     }
@@ -377,6 +391,7 @@ impl Op for Conv2DBackpropFilter {
         infer_conv_grad(inputs, self.strides, self.padding, Wrt::Filter)
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         compute_conv_grad(ctx, inputs, self.strides, self.padding, Wrt::Filter)
     }

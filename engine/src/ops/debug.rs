@@ -1,9 +1,10 @@
 //! Debugging ops: `check_numerics` stops a step at the first NaN or infinity and names the node.
 
-use super::{
-    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
+use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, TypeShape};
+#[cfg(feature = "engine")]
 use crate::tensor::Tensor;
 
 /// Passes its input through, or fails the step if it holds a NaN or an infinity.
@@ -33,6 +34,7 @@ impl Op for CheckNumerics {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let bad = float_kernel!(x.dtype(), T => Ok(x.as_slice::<T>()?.iter().position(|v| !v.is_finite())))?;

@@ -2,11 +2,18 @@
 //! around them (expand_dims, squeeze, stack).
 
 use super::array::{concat, ReshapeLike};
-use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+#[cfg(feature = "engine")]
+use super::Context;
+#[cfg(feature = "engine")]
+use super::KernelError;
+use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::reduce::normalize_axes;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
+#[cfg(feature = "engine")]
+use crate::tensor::Tensor;
 
+#[cfg(feature = "engine")]
 /// Row-major strides of a shape, in elements.
 pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
@@ -16,6 +23,7 @@ pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+#[cfg(feature = "engine")]
 /// Calls `f(box_offset, full_offset, len)` for each innermost row of the box of shape `size`
 /// placed at `begin` inside a row-major tensor of shape `full` (the box must fit).
 fn box_rows(
@@ -92,6 +100,7 @@ impl Slice {
         Ok(out)
     }
 
+    #[cfg(feature = "engine")]
     /// The slice's dimensions within a tensor of this (run-time) shape.
     fn resolve(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
         let dims: Vec<Option<usize>> = shape.iter().map(|&d| Some(d)).collect();
@@ -121,6 +130,7 @@ impl Op for Slice {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let size = self.resolve(x.shape())?;
@@ -201,6 +211,7 @@ impl Op for SliceGrad {
         Ok(vec![TypeShape::new(dy.dtype, x.shape.clone())])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (dy, x) = (inputs[0], inputs[1]);
         let size = self.slice().resolve(x.shape())?;
@@ -236,6 +247,7 @@ pub(crate) fn compatible(a: &Shape, b: &Shape) -> bool {
             .all(|(x, y)| x.zip(*y).is_none_or(|(x, y)| x == y))
 }
 
+#[cfg(feature = "engine")]
 /// Index values as i64, from an i32, i64 or u8 tensor.
 fn index_values(t: &Tensor) -> Result<Vec<i64>, KernelError> {
     match t.dtype() {
@@ -255,6 +267,7 @@ fn expect_indices(t: &TypeShape, what: &str) -> Result<(), String> {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Checks gather indices against the size of axis 0; the message names the bad index.
 fn checked_rows(indices: &[i64], n: usize) -> Result<Vec<usize>, KernelError> {
     indices
@@ -294,6 +307,7 @@ impl Op for Gather {
         Ok(vec![TypeShape::new(params.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (params, indices) = (inputs[0], inputs[1]);
         let Some((&n, rest)) = params.shape().split_first() else {
@@ -358,6 +372,7 @@ impl Op for GatherGrad {
         Ok(vec![TypeShape::new(dy.dtype, params.shape.clone())])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (dy, indices, params) = (inputs[0], inputs[1], inputs[2]);
         let Some((&n, rest)) = params.shape().split_first() else {
@@ -421,6 +436,7 @@ impl Op for OneHot {
         Ok(vec![TypeShape::new(DType::F32, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let indices = inputs[0];
         let values = index_values(indices)?;
@@ -471,6 +487,7 @@ impl Op for ExpandDims {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let axis = normalize_axes(&[self.axis], x.rank() + 1)?[0];
@@ -537,6 +554,7 @@ impl Op for Squeeze {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let dims: Vec<Option<usize>> = x.shape().iter().map(|&d| Some(d)).collect();

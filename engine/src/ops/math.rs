@@ -1,13 +1,17 @@
 //! Elementwise arithmetic with NumPy broadcasting, unary math, and comparisons.
 
-use super::broadcast::{binary_map, broadcast_shapes};
-use super::{
-    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
+#[cfg(feature = "engine")]
+use super::broadcast::binary_map;
+use super::broadcast::broadcast_shapes;
+use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, TypeShape};
 use crate::ops::array::select;
 use crate::ops::reduce::sum_to_like;
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::DType;
+#[cfg(feature = "engine")]
+use crate::tensor::{Float, Tensor};
 
 /// Elementwise arithmetic for every numeric dtype. Integers wrap on overflow, as NumPy's
 /// fixed-width integers do, instead of panicking (`i32::MIN / -1` included), and integer
@@ -113,6 +117,7 @@ impl Op for Binary {
         Ok(vec![out])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (a, b) = (inputs[0], inputs[1]);
         let pool = &mut *ctx.pool;
@@ -237,6 +242,7 @@ pub enum UnaryKind {
 #[derive(Debug, Clone)]
 pub struct Unary(pub UnaryKind);
 
+#[cfg(feature = "engine")]
 /// Applies `f` to every element of a float tensor.
 pub(crate) fn unary_map<T: Float>(
     ctx: &mut Context,
@@ -270,6 +276,7 @@ impl Op for Unary {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let out = float_kernel!(x.dtype(), T => match self.0 {
@@ -356,6 +363,7 @@ impl Op for Compare {
 
     // `x > y` on bools is meant: false < true, as in NumPy.
     #[allow(clippy::bool_comparison)]
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (a, b, pool) = (inputs[0], inputs[1], &mut *ctx.pool);
         let out = any_kernel!(a.dtype(), T => match self.0 {
@@ -425,6 +433,7 @@ impl Op for FillLike {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let value = self.0;

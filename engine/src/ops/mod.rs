@@ -1,6 +1,7 @@
 //! Ops: one file per family. Each op keeps side by side its type inference, its CPU kernel and
 //! its gradient (built as graph nodes from the same public op functions).
 
+#[cfg(feature = "engine")]
 /// Runs `$body` with `$T` bound to the Rust type of a float dtype.
 macro_rules! float_kernel {
     ($dtype:expr, $T:ident => $body:expr) => {
@@ -20,6 +21,7 @@ macro_rules! float_kernel {
     };
 }
 
+#[cfg(feature = "engine")]
 /// Runs `$body` with `$T` bound to the Rust type of a numeric (non-bool) dtype.
 macro_rules! numeric_kernel {
     ($dtype:expr, $T:ident => $body:expr) => {
@@ -51,6 +53,7 @@ macro_rules! numeric_kernel {
     };
 }
 
+#[cfg(feature = "engine")]
 /// Runs `$body` with `$T` bound to the Rust type of any dtype.
 macro_rules! any_kernel {
     ($dtype:expr, $T:ident => $body:expr) => {
@@ -109,6 +112,7 @@ pub trait Op: Send + Sync + Debug + 'static {
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String>;
 
     /// The CPU kernel.
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
 
     /// Gradients with respect to each input, given the gradients flowing into the outputs.

@@ -1,12 +1,18 @@
 //! Neural-network functions: activations, softmax, and fused softmax cross-entropy.
 
-use super::{
-    build, expect_float, expect_inputs, Context, GradContext, GradientError, KernelError, Op,
-};
+#[cfg(feature = "engine")]
+use super::Context;
+#[cfg(feature = "engine")]
+use super::KernelError;
+use super::{build, expect_float, expect_inputs, GradContext, GradientError, Op};
 use crate::graph::{Output, Shape, TypeShape};
-use crate::ops::math::{exp, unary_map};
+use crate::ops::math::exp;
+#[cfg(feature = "engine")]
+use crate::ops::math::unary_map;
 use crate::ops::reduce::{reduce_sum_axes, BroadcastLike};
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::DType;
+#[cfg(feature = "engine")]
+use crate::tensor::{Float, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivationKind {
@@ -34,6 +40,7 @@ impl Op for Activation {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let out = float_kernel!(x.dtype(), T => match self.0 {
@@ -72,6 +79,7 @@ impl Op for ReluGrad {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (dy, y) = (inputs[0], inputs[1]);
         if dy.shape() != y.shape() {
@@ -113,6 +121,7 @@ pub struct Softmax {
     pub log: bool,
 }
 
+#[cfg(feature = "engine")]
 /// Writes softmax (or log-softmax) of each row of `xs` (rows of length `n`) into `out`.
 fn softmax_rows<T: Float>(xs: &[T], n: usize, out: &mut [T], log: bool) {
     for (row, dst) in xs.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
@@ -134,6 +143,7 @@ fn softmax_rows<T: Float>(xs: &[T], n: usize, out: &mut [T], log: bool) {
     }
 }
 
+#[cfg(feature = "engine")]
 fn last_dim(t: &Tensor) -> Result<usize, KernelError> {
     match t.shape().last() {
         Some(&n) if n > 0 => Ok(n),
@@ -162,6 +172,7 @@ impl Op for Softmax {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let n = last_dim(x)?;
@@ -247,6 +258,7 @@ impl Op for SoftmaxCrossEntropy {
         Ok(vec![TypeShape::new(logits.dtype, batch), logits.clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (logits, labels) = (inputs[0], inputs[1]);
         let n = last_dim(logits)?;

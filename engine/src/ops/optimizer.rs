@@ -1,7 +1,12 @@
 //! Update kernels of the optimizers: each changes its variables in place.
 
-use super::{expect_inputs, Attrs, Context, KernelError, Op, VariableStore};
+#[cfg(feature = "engine")]
+use super::Context;
+use super::{expect_inputs, Attrs, Op};
+#[cfg(feature = "engine")]
+use super::{KernelError, VariableStore};
 use crate::graph::{AttrValue, TypeShape};
+#[cfg(feature = "engine")]
 use crate::tensor::{Float, Tensor};
 
 /// The update rule of an optimizer, with its hyper-parameters.
@@ -96,6 +101,7 @@ impl Op for ApplyUpdate {
         Ok(vec![])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let grad = inputs[0];
         let step = inputs.get(1).and_then(|s| s.scalar_f64()).unwrap_or(0.0);
@@ -108,6 +114,7 @@ impl Op for ApplyUpdate {
     }
 }
 
+#[cfg(feature = "engine")]
 impl ApplyUpdate {
     fn apply<T: Float>(
         &self,

@@ -1,10 +1,13 @@
 //! Max pooling over NHWC images, its gradient and its gradient's gradient.
 
-use super::window::{check_dy, check_window, infer_dim, Geometry, Padding};
-use super::{
-    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
+#[cfg(feature = "engine")]
+use super::window::{check_dy, Geometry};
+use super::window::{check_window, infer_dim, Padding};
+use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
+#[cfg(feature = "engine")]
 use crate::tensor::{Float, Tensor};
 
 /// Window settings shared by the max-pool ops.
@@ -41,10 +44,12 @@ impl PoolWindow {
         Ok(TypeShape::new(x.dtype, Shape(vec![d[0], oh, ow, d[3]])))
     }
 
+    #[cfg(feature = "engine")]
     fn geometry(&self, x: &[usize]) -> Result<Geometry, KernelError> {
         Ok(Geometry::new(x, self.ksize, self.strides, self.padding)?)
     }
 
+    #[cfg(feature = "engine")]
     /// Calls `visit(output index, input index of the window's maximum)` for every output
     /// element; ties go to the first element in row-major window order.
     fn argmax<T: Float>(&self, g: &Geometry, xs: &[T], mut visit: impl FnMut(usize, usize)) {
@@ -85,6 +90,7 @@ impl PoolWindow {
         }
     }
 
+    #[cfg(feature = "engine")]
     /// The pooled tensor of `src` (shaped like `x`): each output element is `src` at its
     /// window's maximum in `x`.
     fn pick(
@@ -121,6 +127,7 @@ impl Op for MaxPool {
         Ok(vec![self.0.infer(&inputs[0])?])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let g = self.0.geometry(x.shape())?;
@@ -178,6 +185,7 @@ impl Op for MaxPoolGrad {
         Ok(vec![inputs[0].clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (x, dy) = (inputs[0], inputs[1]);
         let g = self.0.geometry(x.shape())?;
@@ -218,6 +226,7 @@ impl Op for MaxPoolGradGrad {
         Ok(vec![out])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (x, d) = (inputs[0], inputs[1]);
         let g = self.0.geometry(x.shape())?;

@@ -1,12 +1,19 @@
 //! Reductions over axes (sum, mean, max), argmax, and the broadcast/sum-back pair that the
 //! gradients of broadcasting ops are made of.
 
+#[cfg(feature = "engine")]
 use super::broadcast::{broadcast_to, reduce_to_shape};
-use super::{build, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op};
+use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::array::cast;
-use crate::ops::math::{equal, Arith};
-use crate::tensor::{DType, Tensor};
+use crate::ops::math::equal;
+#[cfg(feature = "engine")]
+use crate::ops::math::Arith;
+use crate::tensor::DType;
+#[cfg(feature = "engine")]
+use crate::tensor::Tensor;
 
 /// Resolves negative axes and "no axes means all"; the message names a bad axis.
 pub(crate) fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
@@ -28,6 +35,7 @@ pub(crate) fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, St
     Ok(out)
 }
 
+#[cfg(feature = "engine")]
 /// The input shape with reduced axes set to 1.
 fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     let mut kept = shape.to_vec();
@@ -89,6 +97,7 @@ impl Op for Reduce {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let axes = normalize_axes(&self.axes, x.rank())?;
@@ -203,6 +212,7 @@ impl Op for BroadcastLike {
         )])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (dy, x) = (inputs[0], inputs[1]);
         let axes = normalize_axes(&self.axes, x.rank())?;
@@ -241,6 +251,7 @@ impl Op for SumToLike {
         )])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (g, like) = (inputs[0], inputs[1]);
         if g.shape() == like.shape() {
@@ -326,6 +337,7 @@ impl Op for ArgMax {
         Ok(vec![TypeShape::new(DType::I64, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let x = inputs[0];
         let axis = normalize_axes(&[self.axis], x.rank())?[0];

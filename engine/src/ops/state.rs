@@ -1,10 +1,11 @@
 //! Sources and state: placeholders, constants, variables, assignments and grouping.
 
-use super::{
-    build, expect_inputs, graph_of, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
+use super::{build, expect_inputs, graph_of, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
 use crate::error::GraphError;
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
+#[cfg(feature = "engine")]
 use crate::ops::math::Arith;
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ impl Op for Placeholder {
         Ok(vec![TypeShape::new(self.dtype, self.shape.clone())])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         // The executor reports a missing feed by name before any kernel runs.
         Err(KernelError::Message("placeholder was not fed".into()))
@@ -68,6 +70,7 @@ impl Op for Const {
         )])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![self.value.clone()])
     }
@@ -101,6 +104,7 @@ impl Op for Variable {
         Ok(vec![TypeShape::new(self.dtype, self.shape.clone())])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         ctx.variables
             .get(ctx.node)
@@ -161,6 +165,7 @@ impl Op for Assign {
         Ok(vec![var.clone()])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let value = inputs[0];
         if self.kind == AssignKind::Set {
@@ -244,6 +249,7 @@ impl Op for NoOp {
         Ok(vec![])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![])
     }

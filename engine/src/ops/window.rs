@@ -1,7 +1,9 @@
 //! Sliding windows over NHWC images: the geometry shared by convolution and pooling, and the
 //! patch layout (im2col) that turns a convolution into a matrix product.
 
+#[cfg(feature = "engine")]
 use super::KernelError;
+#[cfg(feature = "engine")]
 use crate::tensor::{Float, Tensor};
 
 /// How a window treats the image border (TensorFlow's meaning).
@@ -76,6 +78,7 @@ pub(crate) fn infer_dim(
     }
 }
 
+#[cfg(feature = "engine")]
 /// Sizes of one windowed pass over a batch of NHWC images.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Geometry {
@@ -93,6 +96,7 @@ pub(crate) struct Geometry {
     pub(crate) pw: usize,
 }
 
+#[cfg(feature = "engine")]
 impl Geometry {
     pub(crate) fn new(
         x: &[usize],
@@ -163,6 +167,7 @@ impl Geometry {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Writes the patches of images `first..first + count` as rows of `col`.
 pub(crate) fn im2col<T: Float>(g: &Geometry, xs: &[T], first: usize, count: usize, col: &mut [T]) {
     if g.patch() == 0 {
@@ -195,6 +200,7 @@ pub(crate) fn im2col<T: Float>(g: &Geometry, xs: &[T], first: usize, count: usiz
     }
 }
 
+#[cfg(feature = "engine")]
 /// Adds the rows of `col` (patches of images `first..first + count`) back onto `dx`.
 pub(crate) fn col2im<T: Float>(g: &Geometry, col: &[T], first: usize, count: usize, dx: &mut [T]) {
     if g.patch() == 0 {
@@ -226,6 +232,7 @@ pub(crate) fn col2im<T: Float>(g: &Geometry, col: &[T], first: usize, count: usi
     }
 }
 
+#[cfg(feature = "engine")]
 /// Checks that `dy` has the shape of the pass's output with `channels` channels.
 pub(crate) fn check_dy(dy: &Tensor, g: &Geometry, channels: usize) -> Result<(), KernelError> {
     let want = g.out_shape(channels);

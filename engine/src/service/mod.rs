@@ -10,7 +10,9 @@
 pub mod chunks;
 pub mod client;
 pub mod codec;
+#[cfg(feature = "engine")]
 pub mod embedded;
+#[cfg(feature = "engine")]
 pub mod server;
 mod status;
 pub mod wire;
@@ -23,8 +25,16 @@ pub mod proto {
 
 pub use client::events::{watch_events, EngineEvent, EventStream};
 pub use client::{Device, RemoteCancelToken, RemoteSession};
+#[cfg(feature = "engine")]
 pub use embedded::EmbeddedEngine;
+#[cfg(feature = "engine")]
 pub use server::{serve, EngineConfig, MasterServer};
+
+/// HTTP/2 flow-control windows: large enough that a big tensor streams at memory speed.
+pub(crate) const STREAM_WINDOW: u32 = 8 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
+/// The largest HTTP/2 frame either side accepts: a tensor chunk in a few frames.
+pub(crate) const MAX_FRAME: u32 = 1 << 20;
 
 /// Where a standalone engine listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";

@@ -6,9 +6,13 @@
 //! carry their kind and node in metadata, so the remote session rebuilds the same
 //! [`SessionError`] the in-process session returns.
 
+#[cfg(feature = "engine")]
 use super::wire::WireError;
 use super::{ERROR_KIND, ERROR_NODE};
-use crate::error::{GraphError, RemoteError, SessionError};
+#[cfg(feature = "engine")]
+use crate::error::GraphError;
+use crate::error::{RemoteError, SessionError};
+#[cfg(feature = "engine")]
 use tonic::metadata::{BinaryMetadataValue, MetadataValue};
 use tonic::{Code, Status};
 
@@ -16,6 +20,7 @@ const STALE: &str = "stale-version";
 const UNINITIALIZED: &str = "uninitialized";
 const MISSING_FEED: &str = "missing-feed";
 
+#[cfg(feature = "engine")]
 fn tagged(code: Code, message: String, kind: &'static str, node: &str) -> Status {
     let mut status = Status::new(code, message);
     let meta = status.metadata_mut();
@@ -24,10 +29,12 @@ fn tagged(code: Code, message: String, kind: &'static str, node: &str) -> Status
     status
 }
 
+#[cfg(feature = "engine")]
 pub(crate) fn graph_status(e: &GraphError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+#[cfg(feature = "engine")]
 pub(crate) fn wire_status(e: &WireError) -> Status {
     if e.too_large {
         Status::resource_exhausted(e.to_string())
@@ -36,6 +43,7 @@ pub(crate) fn wire_status(e: &WireError) -> Status {
     }
 }
 
+#[cfg(feature = "engine")]
 pub(crate) fn session_status(e: &SessionError) -> Status {
     let text = e.to_string();
     match e {
@@ -52,6 +60,7 @@ pub(crate) fn session_status(e: &SessionError) -> Status {
     }
 }
 
+#[cfg(feature = "engine")]
 pub(crate) fn stale_version(client: u64, engine: u64) -> Status {
     tagged(
         Code::FailedPrecondition,
@@ -65,6 +74,7 @@ pub(crate) fn stale_version(client: u64, engine: u64) -> Status {
     )
 }
 
+#[cfg(feature = "engine")]
 pub(crate) fn unknown_session(handle: &str) -> Status {
     Status::not_found(format!(
         "no session '{handle}' on this engine (it was closed, or the engine restarted)"
@@ -102,7 +112,7 @@ pub(crate) fn session_error(status: Status) -> SessionError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "engine"))]
 mod tests {
     use super::*;
 

@@ -1,18 +1,22 @@
-//! Matrix products, plain and batched, on the `gemm` crate. `gemm_into` is the one place that
-//! calls it; the convolution kernels use it too.
+//! Matrix products, plain and batched: definitions here, CPU kernels (on the `gemm` crate) in
+//! [`kernel`], whose `gemm_into` the convolution kernels use too.
 
+#[cfg(feature = "engine")]
+mod kernel;
+#[cfg(feature = "engine")]
 mod narrow;
 
-use super::{
-    build, expect_float, expect_inputs, Attrs, Context, GradContext, GradientError, KernelError, Op,
-};
-use crate::graph::{AttrValue, Output, Shape, TypeShape};
-use crate::tensor::{Float, Tensor};
-use std::any::TypeId;
+#[cfg(feature = "engine")]
+use kernel::matmul_kernel;
+#[cfg(feature = "engine")]
+pub(crate) use kernel::{gemm_into, Mat};
 
-/// Products smaller than this many multiply-adds run on one thread: below it, waking a thread
-/// pool costs more than it saves.
-const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
+#[cfg(feature = "engine")]
+use super::{Context, KernelError};
+use crate::graph::{AttrValue, Output, Shape, TypeShape};
+#[cfg(feature = "engine")]
+use crate::tensor::Tensor;
 
 /// `op(a) @ op(b)` where `op` transposes the last two axes when its flag is set. Inputs of
 /// rank above 2 are batches of matrices with equal leading dimensions.
@@ -87,6 +91,7 @@ impl Op for MatMul {
         Ok(vec![TypeShape::new(a.dtype, Shape(dims))])
     }
 
+    #[cfg(feature = "engine")]
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         let (a, b) = (inputs[0], inputs[1]);
         let out = float_kernel!(a.dtype(), T => matmul_kernel::<T>(ctx, a, b, self.transpose_a, self.transpose_b))?;
@@ -104,188 +109,6 @@ impl Op for MatMul {
         };
         Ok(vec![Some(da), Some(db)])
     }
-}
-
-fn matmul_kernel<T: Float>(
-    ctx: &mut Context,
-    a: &Tensor,
-    b: &Tensor,
-    ta: bool,
-    tb: bool,
-) -> Result<Tensor, KernelError> {
-    let (sa, sb) = (a.shape(), b.shape());
-    let r = sa.len();
-    if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] {
-        return Err(KernelError::Message(format!(
-            "cannot multiply shapes {sa:?} and {sb:?}"
-        )));
-    }
-    let (m, k) = if ta {
-        (sa[r - 1], sa[r - 2])
-    } else {
-        (sa[r - 2], sa[r - 1])
-    };
-    let (kb, n) = if tb {
-        (sb[r - 1], sb[r - 2])
-    } else {
-        (sb[r - 2], sb[r - 1])
-    };
-    if k != kb {
-        return Err(KernelError::Message(format!(
-            "inner dimensions do not match: a is {sa:?} (transpose_a={ta}), b is {sb:?} (transpose_b={tb})"
-        )));
-    }
-    let batch: usize = sa[..r - 2].iter().product();
-    let (xs, ys) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
-    let mut out = ctx.pool.alloc::<T>(batch * m * n);
-    for i in 0..batch {
-        let dst = &mut out[i * m * n..(i + 1) * m * n];
-        let lhs = &xs[i * m * k..(i + 1) * m * k];
-        let rhs = &ys[i * k * n..(i + 1) * k * n];
-        // Each operand as stored, row-major, then seen transposed where asked.
-        let lhs = if ta {
-            Mat::new(lhs, k, m).t()
-        } else {
-            Mat::new(lhs, m, k)
-        };
-        let rhs = if tb {
-            Mat::new(rhs, n, k).t()
-        } else {
-            Mat::new(rhs, k, n)
-        };
-        gemm_into(dst, lhs, rhs, false)?;
-    }
-    let mut shape = sa[..r - 2].to_vec();
-    shape.extend([m, n]);
-    Ok(Tensor::new(&shape, out)?)
-}
-
-/// A matrix view of a slice: `rows x cols` with a column stride and a row stride.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    cs: usize,
-    rs: usize,
-}
-
-impl<'a, T: 'static> Mat<'a, T> {
-    /// A row-major matrix over the first `rows * cols` elements.
-    pub(crate) fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            cs: 1,
-            rs: cols,
-        }
-    }
-
-    /// The transpose, over the same elements.
-    pub(crate) fn t(self) -> Self {
-        Mat {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            cs: self.rs,
-            rs: self.cs,
-        }
-    }
-
-    /// The same view with f32 elements, if `T` is f32.
-    fn into_f32(self) -> Option<Mat<'a, f32>> {
-        (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| Mat {
-            // SAFETY: T is f32 (same TypeId), so the slice's layout is that of [f32].
-            data: unsafe {
-                std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len())
-            },
-            rows: self.rows,
-            cols: self.cols,
-            cs: self.cs,
-            rs: self.rs,
-        })
-    }
-
-    /// Whether every element the strides address lies inside the slice.
-    fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
-    }
-}
-
-fn as_f32_mut<T: 'static>(data: &mut [T]) -> Option<&mut [f32]> {
-    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32 (same TypeId), so the slice's layout is that of [f32].
-        unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<f32>(), data.len()) }
-    })
-}
-
-/// `dst = lhs @ rhs` (row-major `dst`), or `dst += lhs @ rhs` when `accumulate`.
-pub(crate) fn gemm_into<T: Float>(
-    dst: &mut [T],
-    lhs: Mat<T>,
-    rhs: Mat<T>,
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k || dst.len() < m * n || !lhs.in_bounds() || !rhs.in_bounds() {
-        return Err(KernelError::Message(format!(
-            "internal: cannot multiply {m}x{k} by {}x{n} into {} elements",
-            rhs.rows,
-            dst.len()
-        )));
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(T::zero());
-        }
-        return Ok(());
-    }
-    let parallel = m * n * k >= PARALLEL_MIN_FLOPS;
-    if !parallel && n <= narrow::MAX_COLUMNS {
-        if let (Some(dst), Some(lhs), Some(rhs)) = (as_f32_mut(dst), lhs.into_f32(), rhs.into_f32())
-        {
-            if narrow::narrow_matmul(dst, lhs, rhs, accumulate) {
-                return Ok(());
-            }
-        }
-    }
-    let parallelism = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the checks above keep every address the strides reach inside the slices; dst
-    // is a distinct mutable slice, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Ok(())
 }
 
 /// Matrix product `a @ b`.

@@ -2,15 +2,15 @@
 //! reading a step's streamed answer.
 
 use crate::error::{RemoteError, SessionError};
-use crate::executor::NodeTiming;
 use crate::ops::registry::OP_TYPES;
+use crate::runner::NodeTiming;
 use crate::service::chunks::Assembler;
 use crate::service::proto::master_service_client::MasterServiceClient;
 use crate::service::proto::run_step_chunk::Part;
 use crate::service::proto::RunStepChunk;
-use crate::service::server::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::service::status::session_error;
 use crate::service::wire::WireError;
+use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::tensor::Tensor;
 use std::future::Future;
 use std::time::Duration;

@@ -19,7 +19,7 @@ use crate::service::status::{
     graph_status, session_status, stale_version, unknown_session, wire_status,
 };
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
-use crate::service::CPU_DEVICE;
+use crate::service::{CONNECTION_WINDOW, CPU_DEVICE, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
 use events::EventBus;
 pub use events::WatchStream;
@@ -37,12 +37,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// The most feeds one step may carry.
 pub const MAX_FEEDS: u32 = 65_536;
-
-/// HTTP/2 flow-control windows: large enough that a big tensor streams at memory speed.
-pub(crate) const STREAM_WINDOW: u32 = 8 << 20;
-pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
-/// The largest HTTP/2 frame either side accepts: a tensor chunk in a few frames.
-pub(crate) const MAX_FRAME: u32 = 1 << 20;
 
 /// How an engine serves.
 #[derive(Debug, Clone)]
