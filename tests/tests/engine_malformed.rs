@@ -336,7 +336,7 @@ async fn malformed_requests_get_clear_statuses_and_the_engine_stays_up() {
 }
 
 #[test]
-fn the_engine_refuses_non_loopback_addresses() {
+fn the_engine_refuses_non_loopback_addresses_without_a_token() {
     let err = Engine::start_with(&["--listen", "0.0.0.0:0"])
         .err()
         .unwrap();

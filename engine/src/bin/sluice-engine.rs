@@ -1,19 +1,27 @@
 //! The standalone engine: serves the master service over gRPC so that frontends (programs,
 //! notebooks, REPLs) share sessions that outlive them.
 //!
-//!     sluice-engine serve [--listen 127.0.0.1:7070] [--max-message-mib 256]
+//!     sluice-engine serve [--listen 127.0.0.1:7070] [--token-file F] [--max-message-mib 256]
+//!
+//! A listen address beyond loopback needs a token (`--token-file`, or the environment's
+//! `SLUICE_ENGINE_TOKEN` / `SLUICE_ENGINE_TOKEN_FILE`), which every call must then carry.
 //!
 //! Prints `listening on ADDR` once bound (with the actual port when asked for port 0), and
 //! exits cleanly on SIGTERM or Ctrl-C.
 
 use anyhow::{bail, Context};
+use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
 use sluice::service::{serve, EngineConfig, DEFAULT_ADDR};
 use std::net::{SocketAddr, ToSocketAddrs};
 
-const USAGE: &str = "usage: sluice-engine serve [--listen HOST:PORT] [--max-message-mib N]
+const USAGE: &str =
+    "usage: sluice-engine serve [--listen HOST:PORT] [--token-file F] [--max-message-mib N]
 
   --listen HOST:PORT     where to listen (default 127.0.0.1:7070; port 0 picks a free one).
-                         Loopback only for now: other machines will need a token.
+                         An address beyond loopback requires a token.
+  --token-file F         the token every call must carry (the file's first line); also
+                         taken from SLUICE_ENGINE_TOKEN or SLUICE_ENGINE_TOKEN_FILE. Clients
+                         send it from the same variables.
   --max-message-mib N    the largest graph message accepted (default 256); tensors are
                          streamed in chunks and have no such cap";
 
@@ -41,6 +49,10 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--listen" => args.listen = value()?,
+            "--token-file" => {
+                let path = value()?;
+                args.config.token = Some(read_token_file(std::path::Path::new(&path))?);
+            }
             "--max-message-mib" => {
                 let mib: usize = value()?
                     .parse()
@@ -57,17 +69,18 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// The address to bind: it must resolve, and only to loopback addresses.
-fn loopback_addr(listen: &str) -> anyhow::Result<SocketAddr> {
+/// The address to bind: it must resolve, and to a loopback address unless a token guards it.
+fn listen_addr(listen: &str, token: bool) -> anyhow::Result<SocketAddr> {
     let addr = listen
         .to_socket_addrs()
         .with_context(|| format!("--listen {listen}: not a HOST:PORT address"))?
         .next()
         .with_context(|| format!("--listen {listen}: resolves to no address"))?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && !token {
         bail!(
-            "refusing to listen on {addr}: it is not a loopback address, and serving other \
-             machines will require a token (not supported yet); use 127.0.0.1:PORT"
+            "refusing to listen on {addr} without a token: other machines can reach it. Pass \
+             --token-file FILE (or set {TOKEN_ENV} or {TOKEN_FILE_ENV}), or listen on \
+             127.0.0.1:PORT"
         );
     }
     Ok(addr)
@@ -96,8 +109,11 @@ async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let addr = loopback_addr(&args.listen)?;
+    let mut args = parse_args()?;
+    if args.config.token.is_none() {
+        args.config.token = token_from_env()?;
+    }
+    let addr = listen_addr(&args.listen, args.config.token.is_some())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,6 +7,7 @@
 //! extended the graph meanwhile. Tensors travel as raw little-endian bytes in chunks of at
 //! most 1 MiB, so no message-size cap applies to them.
 
+pub mod auth;
 pub mod chunks;
 pub mod client;
 pub mod codec;

@@ -14,7 +14,6 @@ mod sync;
 mod transport;
 
 use super::chunks::TensorChunks;
-use super::proto::master_service_client::MasterServiceClient;
 use super::proto::run_step_chunk::Part;
 use super::proto::{self, RunStepChunk};
 use super::status::session_error;
@@ -29,8 +28,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use sync::SyncState;
-use tonic::transport::Channel;
-use transport::{block, connect, read_answer, ClientRuntime};
+use transport::{block, connect, read_answer, Client, ClientRuntime};
 
 /// A device of the engine, as ListDevices reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +43,7 @@ pub struct Device {
 pub struct RemoteSession {
     addr: String,
     runtime: ClientRuntime,
-    client: MasterServiceClient<Channel>,
+    client: Client,
     graph: Graph,
     handle: String,
     timeout: Option<Duration>,

@@ -4,6 +4,7 @@
 use crate::error::{RemoteError, SessionError};
 use crate::ops::registry::OP_TYPES;
 use crate::runner::NodeTiming;
+use crate::service::auth::{token_from_env, SendToken};
 use crate::service::chunks::Assembler;
 use crate::service::proto::master_service_client::MasterServiceClient;
 use crate::service::proto::run_step_chunk::Part;
@@ -14,7 +15,11 @@ use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::tensor::Tensor;
 use std::future::Future;
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// A client of the master service that sends the engine's token, if one is set.
+pub(super) type Client = MasterServiceClient<InterceptedService<Channel, SendToken>>;
 
 /// The largest message other than a tensor chunk that the client decodes (a graph).
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -114,14 +119,15 @@ pub(super) fn block<F: Future>(runtime: &ClientRuntime, f: F) -> Result<F::Outpu
 }
 
 /// A small single-threaded runtime and a client connected to the engine at `addr`.
-pub(super) fn connect(
-    addr: &str,
-) -> Result<(ClientRuntime, MasterServiceClient<Channel>), SessionError> {
+pub(super) fn connect(addr: &str) -> Result<(ClientRuntime, Client), SessionError> {
     let failed = |message: String| RemoteError::Connect {
         addr: addr.to_string(),
         message,
     };
     refuse_inside_runtime()?;
+    let token = token_from_env()
+        .and_then(|t| SendToken::new(t.as_deref()))
+        .map_err(|e| failed(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -148,7 +154,7 @@ pub(super) fn connect(
         }
         failed(message)
     })?;
-    let client = MasterServiceClient::new(channel)
+    let client = MasterServiceClient::with_interceptor(channel, token)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(usize::MAX);
     Ok((runtime, client))

@@ -11,6 +11,7 @@ mod step;
 
 use crate::executor::CancelToken;
 use crate::graph::Graph;
+use crate::service::auth::CheckToken;
 use crate::service::chunks::{TensorChunks, CHUNK_BYTES};
 use crate::service::proto::master_service_server::{MasterService, MasterServiceServer};
 use crate::service::proto::run_step_chunk::Part;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use step::ChunkStream;
 use step::{first_part, part_name, read_tensors, resolve, run_step_blocking};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -44,12 +46,16 @@ pub struct EngineConfig {
     /// The largest message other than a tensor chunk (a graph definition, with its
     /// constants) that the engine decodes; larger ones are refused with OUT_OF_RANGE.
     pub max_message_bytes: usize,
+    /// The token every call must carry (`authorization: Bearer TOKEN`); `None`: no check,
+    /// which only a loopback engine may do.
+    pub token: Option<String>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_message_bytes: 256 << 20,
+            token: None,
         }
     }
 }
@@ -434,7 +440,10 @@ pub async fn serve(
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_frame_size(Some(MAX_FRAME))
-        .add_service(MasterServer::new().into_service(&config))
+        .add_service(InterceptedService::new(
+            MasterServer::new().into_service(&config),
+            CheckToken::new(config.token.as_deref()),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

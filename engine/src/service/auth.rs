@@ -1,0 +1,132 @@
+//! The engine's token: an engine that listens beyond loopback requires one, and checks it on
+//! every call; clients send it from `SLUICE_ENGINE_TOKEN` or the file named by
+//! `SLUICE_ENGINE_TOKEN_FILE`.
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+/// The token itself, for clients and for `sluice-engine serve`.
+pub const TOKEN_ENV: &str = "SLUICE_ENGINE_TOKEN";
+/// A file holding the token (its first line), when the token is not in [`TOKEN_ENV`].
+pub const TOKEN_FILE_ENV: &str = "SLUICE_ENGINE_TOKEN_FILE";
+
+const HEADER: &str = "authorization";
+
+/// Why a token could not be had.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TokenError {
+    #[error("cannot read the token file {path}: {message}")]
+    Unreadable { path: String, message: String },
+    #[error("the token from {source_name} is empty")]
+    Empty { source_name: String },
+    #[error("the token from {source_name} holds characters other than printable ASCII")]
+    NotAscii { source_name: String },
+}
+
+/// Reads a token file: its first line, trimmed.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    check_token(
+        text.lines().next().unwrap_or("").trim(),
+        &path.display().to_string(),
+    )
+}
+
+fn check_token(token: &str, source_name: &str) -> Result<String, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Empty {
+            source_name: source_name.to_string(),
+        });
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::NotAscii {
+            source_name: source_name.to_string(),
+        });
+    }
+    Ok(token.to_string())
+}
+
+/// The token from the environment: [`TOKEN_ENV`], else the file [`TOKEN_FILE_ENV`] names;
+/// `None` when neither is set.
+pub fn token_from_env() -> Result<Option<String>, TokenError> {
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        return check_token(token.trim(), TOKEN_ENV).map(Some);
+    }
+    match std::env::var_os(TOKEN_FILE_ENV) {
+        Some(path) => read_token_file(std::path::Path::new(&path)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Adds the token (if any) to each call a client makes.
+#[derive(Clone, Default)]
+pub struct SendToken(Option<MetadataValue<Ascii>>);
+
+impl SendToken {
+    pub fn new(token: Option<&str>) -> Result<SendToken, TokenError> {
+        token
+            .map(|t| {
+                let t = check_token(t, "the client")?;
+                MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| TokenError::NotAscii {
+                    source_name: "the client".into(),
+                })
+            })
+            .transpose()
+            .map(SendToken)
+    }
+}
+
+impl Interceptor for SendToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert(HEADER, value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Checks each call's token on the engine's side; with no token, lets every call through.
+#[cfg(feature = "engine")]
+#[derive(Clone, Default)]
+pub struct CheckToken(Option<std::sync::Arc<str>>);
+
+#[cfg(feature = "engine")]
+impl CheckToken {
+    pub fn new(token: Option<&str>) -> CheckToken {
+        CheckToken(token.map(std::sync::Arc::from))
+    }
+}
+
+#[cfg(feature = "engine")]
+impl Interceptor for CheckToken {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.0 else {
+            return Ok(request);
+        };
+        let sent = request
+            .metadata()
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match sent {
+            Some(sent) if same(sent.as_bytes(), expected.as_bytes()) => Ok(request),
+            Some(_) => Err(Status::unauthenticated(
+                "the engine's token does not match the one sent",
+            )),
+            None => Err(Status::unauthenticated(format!(
+                "this engine requires a token: set {TOKEN_ENV} (or {TOKEN_FILE_ENV}) to the token \
+                 it was started with"
+            ))),
+        }
+    }
+}
+
+/// Compares in time that depends on the lengths only, not on where the bytes differ.
+#[cfg(feature = "engine")]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
