@@ -104,6 +104,9 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A fit's data set could not be named or read.
+    #[error("data set '{dataset}': {message}")]
+    Data { dataset: String, message: String },
     #[error("cancelled: the step was stopped before it changed any variable (reset the session's cancel token to run again)")]
     Cancelled,
     /// A remote session could not reach its engine, or the engine refused the request.

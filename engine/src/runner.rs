@@ -3,6 +3,7 @@
 //! embedded or against a standalone engine, as `SLUICE_ENGINE` says.
 
 use crate::error::SessionError;
+use crate::fit::{FitConfig, FitProgress};
 use crate::graph::{Graph, Output};
 use crate::service::RemoteSession;
 #[cfg(feature = "engine")]
@@ -51,6 +52,16 @@ pub trait Runner {
 
     fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError>;
 
+    /// Trains on the data set named `dataset` (`mnist-digits`, `fashion-mnist`, `idx:DIR`,
+    /// `arrow:PATH?label=COL`, ...), loaded where the steps run, calling `on_progress` with
+    /// each report. Returns the last report (`None` when no step ran).
+    fn fit(
+        &mut self,
+        dataset: &str,
+        config: &FitConfig,
+        on_progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<Option<FitProgress>, SessionError>;
+
     /// Where the steps run: `in-process`, or the engine's address.
     fn location(&self) -> String;
 }
@@ -86,6 +97,27 @@ impl Runner for Session {
         Session::set_variable(self, var, value)
     }
 
+    fn fit(
+        &mut self,
+        dataset: &str,
+        config: &FitConfig,
+        on_progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<Option<FitProgress>, SessionError> {
+        let data_error = |message: String| SessionError::Data {
+            dataset: dataset.to_string(),
+            message,
+        };
+        let source: crate::data::DataSource =
+            dataset.parse().map_err(|e| data_error(format!("{e}")))?;
+        let split = source.load().map_err(|e| data_error(format!("{e}")))?;
+        let mut last = None;
+        Session::fit(self, &split.train, config, &mut |p| {
+            last = Some(p.clone());
+            on_progress(p);
+        })?;
+        Ok(last)
+    }
+
     fn location(&self) -> String {
         "in-process".to_string()
     }
@@ -119,6 +151,15 @@ impl Runner for RemoteSession {
 
     fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError> {
         RemoteSession::set_variable(self, var, value)
+    }
+
+    fn fit(
+        &mut self,
+        dataset: &str,
+        config: &FitConfig,
+        on_progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<Option<FitProgress>, SessionError> {
+        RemoteSession::fit(self, dataset, config, on_progress)
     }
 
     fn location(&self) -> String {

@@ -7,6 +7,7 @@ use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::{BufferPool, VariableStore};
+use crate::service::RemoteSession;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +38,13 @@ impl Session {
             history: Vec::new(),
             created: Instant::now(),
         }
+    }
+
+    /// A session on the standalone engine at `addr` (`host:port`, see `sluice-engine serve`)
+    /// with the whole of `graph`: the same calls as an in-process session, run there. Nodes
+    /// added to `graph` later travel before the next call.
+    pub fn connect(addr: &str, graph: &Graph) -> Result<RemoteSession, SessionError> {
+        RemoteSession::create(addr, graph)
     }
 
     pub fn graph(&self) -> &Graph {

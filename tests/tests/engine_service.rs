@@ -349,9 +349,15 @@ fn cancel_from_another_client_ends_a_long_fit() {
     });
     // Once the fit has reported, the other client cancels it.
     started_rx.recv().unwrap();
+    let cancelled = Instant::now();
     other.cancel_token().cancel().unwrap();
     let (result, mut sess) = runner.join().unwrap();
+    let waited = cancelled.elapsed();
     assert_eq!(result.unwrap_err(), SessionError::Cancelled);
+    assert!(
+        waited.as_secs_f64() < 1.0,
+        "the fit ended {waited:?} after Cancel"
+    );
     other.cancel_token().reset().unwrap();
     // The variables are intact and trained, and steps run again.
     let w = other.variable(g2.get("W").unwrap()).unwrap().unwrap();
@@ -374,4 +380,34 @@ fn cancel_from_another_client_ends_a_long_fit() {
         .unwrap()
         .unwrap();
     assert_eq!(last.steps_done, 5);
+}
+
+#[test]
+fn fit_through_the_runner_trait_is_the_same_in_process_and_on_an_engine() {
+    let engine = Engine::start(&[]).unwrap();
+    let mut last = Vec::new();
+    for remote in [false, true] {
+        let m = softmax_regression();
+        let mut sess: Box<dyn Runner> = if remote {
+            Box::new(Session::connect(&engine.addr, &m.graph).unwrap())
+        } else {
+            Box::new(Session::new(&m.graph))
+        };
+        sess.init_variables().unwrap();
+        let mut reports = 0;
+        let report = sess
+            .fit("mnist-digits", &fit_config(&m, 60, 20), &mut |_| {
+                reports += 1
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((reports, report.steps_done), (3, 60));
+        last.push(report.loss);
+        let err = sess
+            .fit("no-such-data", &fit_config(&m, 1, 1), &mut |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-data"), "{err}");
+    }
+    // Same seed, same batches, same kernels: the same losses.
+    assert_eq!(last[0], last[1]);
 }
