@@ -17,15 +17,31 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::Status;
 
-/// Training sets loaded by name, kept so a later fit does not read them again.
+/// Data sets kept loaded; past this many, the one used least recently is dropped.
+const CACHED_DATASETS: usize = 4;
+
+/// Training sets loaded by name, kept so a later fit does not read them again; each with the
+/// tick of its last use.
 #[derive(Clone, Default)]
-pub(super) struct DatasetCache(Arc<Mutex<HashMap<String, Arc<Dataset>>>>);
+pub(super) struct DatasetCache(Arc<Mutex<Cached>>);
+
+#[derive(Default)]
+struct Cached {
+    sets: HashMap<String, (Arc<Dataset>, u64)>,
+    tick: u64,
+}
 
 impl DatasetCache {
     /// The training split of the data set `name` names, loaded on first use.
     fn get(&self, name: &str) -> Result<Arc<Dataset>, Status> {
-        if let Some(data) = lock(&self.0).get(name) {
-            return Ok(data.clone());
+        {
+            let mut cached = lock(&self.0);
+            cached.tick += 1;
+            let tick = cached.tick;
+            if let Some((data, used)) = cached.sets.get_mut(name) {
+                *used = tick;
+                return Ok(data.clone());
+            }
         }
         let source: DataSource = name
             .parse()
@@ -35,7 +51,20 @@ impl DatasetCache {
             .load()
             .map_err(|e| Status::invalid_argument(format!("data set '{name}': {e}")))?;
         let data = Arc::new(split.train);
-        lock(&self.0).insert(name.to_string(), data.clone());
+        let mut cached = lock(&self.0);
+        let tick = cached.tick;
+        cached.sets.insert(name.to_string(), (data.clone(), tick));
+        while cached.sets.len() > CACHED_DATASETS {
+            let oldest = cached
+                .sets
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                // Fits running on it keep their own reference.
+                cached.sets.remove(&oldest);
+            }
+        }
         Ok(data)
     }
 }
