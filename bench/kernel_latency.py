@@ -1,0 +1,80 @@
+"""Notebook latency of a Jupyter kernel, as a client measures it.
+
+Reports, for each kernel named (default: sluice):
+  - start: from starting the kernel process to its first kernel_info reply;
+  - first cell: the first `let` cell after that (evcxr's own start-up, the prelude);
+  - let cell: median execute_request -> execute_reply of a one-line `let` cell, after warm-up;
+  - expression: the same for a one-line expression (its value is displayed).
+
+    python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]   # e.g. sluice rust
+
+JUPYTER_PATH must let jupyter_client find the kernelspecs (`sluice-kernel install`;
+evcxr_jupyter's is named `rust`).
+"""
+
+import statistics
+import sys
+import time
+
+from jupyter_client.manager import KernelManager
+
+
+def timed_execute(kc, code, timeout=900):
+    start = time.perf_counter()
+    msg_id = kc.execute(code)
+    while True:
+        reply = kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    took = time.perf_counter() - start
+    status = reply["content"]["status"]
+    if status != "ok":
+        raise RuntimeError(f"{code!r} failed: {reply['content']}")
+    return took
+
+
+def measure(name, cells):
+    km = KernelManager(kernel_name=name)
+    start = time.perf_counter()
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        while True:
+            kc.kernel_info()
+            try:
+                kc.get_shell_msg(timeout=0.5)
+                break
+            except Exception:
+                if time.perf_counter() - start > 300:
+                    raise
+        first_reply = time.perf_counter() - start
+        first_cell = timed_execute(kc, "let warm_0 = 0;")
+        for i in range(1, 3):
+            timed_execute(kc, f"let warm_{i} = {i};")
+        lets = [timed_execute(kc, f"let a_{i} = {i};") for i in range(cells)]
+        exprs = [timed_execute(kc, f"{i} + 1") for i in range(cells)]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return first_reply, first_cell, statistics.median(lets), statistics.median(exprs)
+
+
+def main(argv):
+    cells = 10
+    names = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--cells":
+            cells = int(next(it))
+        else:
+            names.append(arg)
+    names = names or ["sluice"]
+    print(f"{'kernel':<10} {'start->reply':>13} {'first cell':>11} {'let cell':>9} {'expression':>11}")
+    for name in names:
+        start, first, let_cell, expr = measure(name, cells)
+        print(f"{name:<10} {start:>12.2f}s {first:>10.2f}s {let_cell:>8.3f}s {expr:>10.3f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,131 @@
+//! Helpers for cells of the Sluice Jupyter kernel, compiled once and linked by every cell (so a
+//! cell compiles only its own code). The cell's process talks to the kernel by printing
+//! directive lines on stdout (`SLUICE_KERNEL <verb> ...`), which the kernel takes out of the
+//! stream; see [`protocol`].
+
+pub mod protocol;
+
+use protocol::{DIRECTIVE_PREFIX, PANIC, SESSION, SHOW_GRAPH};
+use sluice::prelude::*;
+
+/// Notebook helpers for sessions.
+pub trait SluiceNotebook {
+    /// Draws the session's graph in the notebook (what `:graph` does).
+    fn show_graph(&mut self);
+}
+
+impl SluiceNotebook for RemoteSession {
+    fn show_graph(&mut self) {
+        // A step with nothing to compute sends the nodes added since the last call, so the
+        // engine's graph (which the kernel draws) is the cell's.
+        let _ = self.run_with_targets(&[], &[], &[]);
+        println!(
+            "{DIRECTIVE_PREFIX}{SHOW_GRAPH} {} {}",
+            self.addr(),
+            self.handle()
+        );
+    }
+}
+
+/// Tells the kernel that the cells use this session (its work is cancelled on interrupt).
+pub fn announce_session(sess: &RemoteSession) {
+    println!(
+        "{DIRECTIVE_PREFIX}{SESSION} {} {}",
+        sess.addr(),
+        sess.handle()
+    );
+}
+
+/// Reports panics to the kernel, which shows them as the cell's `error`.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let text = format!("{message}{place}");
+        println!("{DIRECTIVE_PREFIX}{PANIC} {}", text.escape_default());
+    }));
+}
+
+/// How the kernel shows values of Sluice's types as a cell's result (evcxr calls
+/// `evcxr_display` on a cell's final value when the type has it).
+pub trait SluiceDisplay {
+    fn evcxr_display(&self);
+}
+
+impl SluiceDisplay for Tensor {
+    fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/plain\n{self}\nEVCXR_END_CONTENT");
+        println!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            tensor_html(self)
+        );
+    }
+}
+
+/// At most this many rows and columns of a tensor go into its table.
+const TABLE_LIMIT: usize = 20;
+
+/// A tensor as an HTML table (scalars, vectors and matrices; a summary for higher ranks).
+pub fn tensor_html(t: &Tensor) -> String {
+    let shape = t.shape().to_vec();
+    let mut html = format!("<div><small>Tensor {} {:?}</small>", t.dtype(), shape);
+    let (rows, cols) = match shape.as_slice() {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [r, c] => (*r, *c),
+        _ => (0, 0),
+    };
+    if rows * cols > 0 {
+        html.push_str("<table>");
+        for r in 0..rows.min(TABLE_LIMIT) {
+            html.push_str("<tr>");
+            for c in 0..cols.min(TABLE_LIMIT) {
+                html.push_str(&format!(
+                    "<td>{}</td>",
+                    format_value(t.get_f64(r * cols + c))
+                ));
+            }
+            if cols > TABLE_LIMIT {
+                html.push_str("<td>&hellip;</td>");
+            }
+            html.push_str("</tr>");
+        }
+        if rows > TABLE_LIMIT {
+            html.push_str("<tr><td>&vellip;</td></tr>");
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</div>");
+    html
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrices_become_tables() {
+        let t = Tensor::new(&[2, 2], vec![1.0f32, 2.5, 3.0, 4.0])
+            .unwrap_or_else(|_| Tensor::scalar(0.0f32));
+        let html = tensor_html(&t);
+        assert!(html.contains("<table>"));
+        assert!(html.contains("<td>2.500000</td>"));
+        assert_eq!(html.matches("<tr>").count(), 2);
+    }
+}

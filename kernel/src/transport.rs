@@ -1,0 +1,160 @@
+//! The five ZeroMQ sockets of a Jupyter kernel. Every message read is checked against the
+//! connection's HMAC key by jupyter-zmq-client; one that fails is dropped and logged, never
+//! handled. Outgoing messages go through queues so that threads without a runtime (the cell
+//! thread, the output pump) can send, and so that iopub keeps one order.
+
+use crate::error::{KernelError, Result};
+use jupyter_protocol::{ConnectionInfo, IoPubWelcome, JupyterMessage};
+use jupyter_zmq_client::{
+    create_kernel_control_connection, create_kernel_heartbeat_connection,
+    create_kernel_iopub_xpub_connection, create_kernel_shell_connection,
+    create_kernel_stdin_connection, RouterRecvConnection, RouterSendConnection, RuntimeError,
+    SubscriptionEvent,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Where outgoing messages are queued. Cheap to clone; sending never blocks.
+#[derive(Clone)]
+pub struct Outbox {
+    iopub: UnboundedSender<JupyterMessage>,
+    shell: UnboundedSender<JupyterMessage>,
+    control: UnboundedSender<JupyterMessage>,
+}
+
+impl Outbox {
+    pub fn iopub(&self, mut message: JupyterMessage) {
+        // iopub frames before the delimiter are a topic, not a route back to the requester.
+        message.zmq_identities.clear();
+        // Fails only once the kernel is shutting down.
+        let _ = self.iopub.send(message);
+    }
+
+    pub fn shell(&self, message: JupyterMessage) {
+        let _ = self.shell.send(message);
+    }
+
+    pub fn control(&self, message: JupyterMessage) {
+        let _ = self.control.send(message);
+    }
+
+    /// An outbox whose messages land in the returned queues (iopub, shell, control): for tests.
+    pub fn capture() -> (
+        Outbox,
+        UnboundedReceiver<JupyterMessage>,
+        UnboundedReceiver<JupyterMessage>,
+        UnboundedReceiver<JupyterMessage>,
+    ) {
+        let (iopub, iopub_rx) = unbounded_channel();
+        let (shell, shell_rx) = unbounded_channel();
+        let (control, control_rx) = unbounded_channel();
+        (
+            Outbox {
+                iopub,
+                shell,
+                control,
+            },
+            iopub_rx,
+            shell_rx,
+            control_rx,
+        )
+    }
+}
+
+/// The receiving halves the kernel reads requests from.
+pub struct Inbound {
+    pub shell: RouterRecvConnection,
+    pub control: RouterRecvConnection,
+}
+
+/// Binds every socket of `info` and starts the tasks that write to them and answer heartbeats.
+/// Must run inside a Tokio runtime.
+pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, Inbound)> {
+    if !info.key.is_empty() && info.signature_scheme != "hmac-sha256" {
+        return Err(KernelError::SignatureScheme(info.signature_scheme.clone()));
+    }
+    let (shell_send, shell_recv) = create_kernel_shell_connection(info, session_id)
+        .await?
+        .split();
+    let (control_send, control_recv) = create_kernel_control_connection(info, session_id)
+        .await?
+        .split();
+    // Bound so clients can connect; input requests are not supported (cells read empty input).
+    let stdin = create_kernel_stdin_connection(info, session_id).await?;
+    let mut iopub = create_kernel_iopub_xpub_connection(info, session_id).await?;
+    let mut heartbeat = create_kernel_heartbeat_connection(info).await?;
+
+    let (outbox, mut iopub_rx, shell_rx, control_rx) = Outbox::capture();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = heartbeat.single_heartbeat().await {
+                eprintln!("sluice-kernel: heartbeat: {e}");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let _stdin = stdin;
+        loop {
+            tokio::select! {
+                message = iopub_rx.recv() => match message {
+                    Some(message) => {
+                        if let Err(e) = iopub.send(message).await {
+                            eprintln!("sluice-kernel: iopub send: {e}");
+                        }
+                    }
+                    None => break,
+                },
+                // XPUB: a client subscribed; JEP 65 says welcome it, so it knows iopub works.
+                event = iopub.recv_subscription() => match event {
+                    Ok(SubscriptionEvent::Subscribe(topic)) => {
+                        if let Err(e) = iopub.send(IoPubWelcome::new(topic).into()).await {
+                            eprintln!("sluice-kernel: iopub welcome: {e}");
+                        }
+                    }
+                    Ok(SubscriptionEvent::Unsubscribe(_)) => {}
+                    Err(e) => eprintln!("sluice-kernel: iopub subscription: {e}"),
+                },
+            }
+        }
+    });
+    spawn_sender("shell", shell_send, shell_rx);
+    spawn_sender("control", control_send, control_rx);
+    Ok((
+        outbox,
+        Inbound {
+            shell: shell_recv,
+            control: control_recv,
+        },
+    ))
+}
+
+fn spawn_sender(
+    name: &'static str,
+    mut socket: RouterSendConnection,
+    mut rx: UnboundedReceiver<JupyterMessage>,
+) {
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if let Err(e) = socket.send(message).await {
+                eprintln!("sluice-kernel: {name} send: {e}");
+            }
+        }
+    });
+}
+
+/// Reads the next request that passes the signature check. Messages that fail it (or are
+/// malformed) are logged and dropped: they are never handled.
+pub async fn next_request(channel: &str, socket: &mut RouterRecvConnection) -> JupyterMessage {
+    loop {
+        match socket.read().await {
+            Ok(message) => return message,
+            Err(RuntimeError::VerifyError(_)) => {
+                eprintln!("sluice-kernel: {channel}: dropped a message with a bad signature");
+            }
+            Err(RuntimeError::ZmqError(e)) => {
+                eprintln!("sluice-kernel: {channel}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => eprintln!("sluice-kernel: {channel}: dropped a malformed message: {e}"),
+        }
+    }
+}

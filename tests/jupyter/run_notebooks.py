@@ -1,0 +1,121 @@
+"""Runs every examples/*.ipynb with `jupyter execute` on the Sluice kernel and checks what the
+executed notebooks hold: no errors; the seed notebook's accuracy of at least 0.91; each
+training notebook's loss curve updated in place and holding the last step; the graph
+notebook's drawing; the Monte Carlo estimate.
+
+    python run_notebooks.py EXAMPLES_DIR OUT_DIR
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+failures = []
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what, flush=True)
+    if not condition:
+        failures.append(what)
+
+
+def outputs(nb):
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            yield from cell.get("outputs", [])
+
+
+def text(nb):
+    parts = []
+    for o in outputs(nb):
+        if o["output_type"] == "stream":
+            parts.append(o["text"] if isinstance(o["text"], str) else "".join(o["text"]))
+        elif o["output_type"] in ("execute_result", "display_data"):
+            t = o.get("data", {}).get("text/plain", "")
+            parts.append(t if isinstance(t, str) else "".join(t))
+    return "\n".join(parts)
+
+
+def curves(nb):
+    """The live loss-curve displays: (metadata, plain text)."""
+    found = []
+    for o in outputs(nb):
+        meta = o.get("metadata", {}).get("sluice")
+        if o["output_type"] == "display_data" and meta:
+            t = o["data"].get("text/plain", "")
+            found.append((meta, t if isinstance(t, str) else "".join(t)))
+    return found
+
+
+def figure(pattern, body):
+    m = re.search(pattern, body)
+    return float(m.group(1)) if m else None
+
+
+def check_curve(name, nb, steps):
+    cs = curves(nb)
+    check(len(cs) >= 1, f"{name}: a live loss curve is shown")
+    if cs:
+        meta, plain = cs[-1]
+        check(meta.get("updates", 0) >= 1, f"{name}: the curve was updated in place ({meta})")
+        check(
+            meta.get("last_step") == steps and plain.startswith(f"step {steps}"),
+            f"{name}: the curve holds the last step {steps} ({plain[:80]!r})",
+        )
+
+
+def main():
+    examples, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jupyter = Path(sys.executable).parent / "jupyter"
+    notebooks = sorted(examples.glob("*.ipynb"))
+    check(len(notebooks) >= 4, f"{len(notebooks)} example notebooks found")
+    executed = {}
+    for source in notebooks:
+        target = out_dir / source.name
+        shutil.copy(source, target)
+        run = subprocess.run(
+            [
+                str(jupyter), "execute", "--inplace", "--kernel_name=sluice",
+                "--timeout=900", "--startup_timeout=300", str(target),
+            ],
+            capture_output=True, text=True,
+        )
+        check(run.returncode == 0, f"{source.name}: jupyter execute ran it top to bottom")
+        if run.returncode != 0:
+            print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
+            continue
+        nb = json.loads(target.read_text())
+        errors = [o for o in outputs(nb) if o["output_type"] == "error"]
+        check(not errors, f"{source.name}: no cell failed")
+        executed[source.name] = nb
+
+    seed = executed.get("mnist_softmax.ipynb")
+    if seed:
+        acc = figure(r"test accuracy: ([0-9.]+)", text(seed))
+        check(acc is not None and acc >= 0.91, f"seed notebook: test accuracy {acc} >= 0.91")
+        check_curve("seed notebook", seed, 1000)
+    mlp = executed.get("fashion_mlp.ipynb")
+    if mlp:
+        acc = figure(r"test accuracy: ([0-9.]+)", text(mlp))
+        check(acc is not None and acc >= 0.8, f"MLP notebook: test accuracy {acc} >= 0.8")
+        steps = figure(r"training steps: ([0-9]+)", text(mlp))
+        check_curve("MLP notebook", mlp, int(steps or -1))
+    graph = executed.get("graph_tour.ipynb")
+    if graph:
+        svgs = [o for o in outputs(graph) if "image/svg+xml" in o.get("data", {})]
+        check(len(svgs) >= 2, f"graph notebook: {len(svgs)} drawings of the graph")
+    mc = executed.get("monte_carlo.ipynb")
+    if mc:
+        pi = figure(r"pi is about ([0-9.]+)", text(mc))
+        check(pi is not None and abs(pi - 3.14159) < 0.05, f"Monte Carlo notebook: pi ~ {pi}")
+
+    print("notebooks: all passed" if not failures else f"notebooks: {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
