@@ -43,9 +43,9 @@ impl Evaluator {
             child.env("LD_LIBRARY_PATH", path);
         }
         let (eval, outputs) = EvalContext::with_subprocess_command(child)?;
+        // Cells only build graphs and talk to the engine: they compile at opt-level 0 (set
+        // in the kernel's evcxr.toml, with shared-library linking; see workdir).
         let mut ctx = CommandContext::with_eval_context(eval);
-        // Cells only build graphs and talk to the engine: compile them quickly, not well.
-        ctx.set_opt_level("0")?;
         for dep in prelude::dep_commands(&setup.engine_dir) {
             ctx.execute(&dep)?;
         }

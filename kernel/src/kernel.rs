@@ -25,11 +25,13 @@ pub fn read_connection_file(path: &Path) -> Result<ConnectionInfo> {
     })
 }
 
-/// Claims a build folder and points evcxr at it. Call before any thread starts: it sets an
-/// environment variable.
+/// Claims a build folder and points evcxr at it and at the kernel's evcxr settings. Call
+/// before any thread starts: it sets environment variables.
 pub fn claim_build_dir() -> Result<WorkDir> {
     let dir = WorkDir::acquire()?;
+    let config = crate::workdir::write_evcxr_config()?;
     std::env::set_var("EVCXR_TMPDIR", dir.path());
+    std::env::set_var("EVCXR_CONFIG_DIR", config);
     Ok(dir)
 }
 

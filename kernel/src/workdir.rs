@@ -22,7 +22,7 @@ pub struct WorkDir {
 impl WorkDir {
     /// The first build folder no other kernel holds, created if needed.
     pub fn acquire() -> std::io::Result<WorkDir> {
-        let root = cache_root().join("evcxr");
+        let root = cache_root().join("evcxr-builds");
         std::fs::create_dir_all(&root)?;
         for slot in 0..SLOTS {
             let lock_path = root.join(format!("slot-{slot}.lock"));
@@ -50,6 +50,22 @@ impl WorkDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// evcxr's settings for the kernel (its `evcxr.toml`, in a folder of the kernel's own, which
+/// `EVCXR_CONFIG_DIR` must name): cells compiled at opt-level 0, from the very first build.
+///
+/// Known limit: with static linking each cell's library carries its own copy of its
+/// dependencies, so a session made in one cell cannot be used from another (each copy has
+/// its own Tokio context and graph registry). Shared linking (`allow_static_linking = false`)
+/// fixes that but fails with rustc 1.9x for `no_std` dependencies; see the kernel's README.
+pub fn write_evcxr_config() -> std::io::Result<PathBuf> {
+    let dir = cache_root().join("evcxr-config");
+    std::fs::create_dir_all(&dir)?;
+    let text =
+        "[evcxr]\nallow_static_linking = true\nopt_level = \"0\"\npreserve_vars_on_panic = true\n";
+    std::fs::write(dir.join("evcxr.toml"), text)?;
+    Ok(dir)
 }
 
 /// The kernel's cache root.
