@@ -104,6 +104,9 @@ pub enum SessionError {
     },
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A node could not be placed on the cluster (an unknown job or task, a bad device).
+    #[error("placement: {0}")]
+    Placement(String),
     /// A fit's data set could not be named or read.
     #[error("data set '{dataset}': {message}")]
     Data { dataset: String, message: String },

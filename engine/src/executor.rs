@@ -123,6 +123,9 @@ impl Plan {
         order.sort_by_key(|&id| {
             !(nodes[id].inputs.is_empty() && nodes[id].control_inputs.is_empty())
         });
+        if (order.iter()).any(|&id| matches!(nodes[id].op_name(), "_Send" | "_Recv")) {
+            order = transfer_order(&order, nodes);
+        }
 
         let mut steps = Vec::with_capacity(order.len());
         let mut next_slot = slot_of.len();
@@ -291,4 +294,47 @@ fn kernel_error(e: KernelError, step: &Step, graph: &Graph) -> SessionError {
             index,
         },
     }
+}
+
+/// A topological order of a worker's part of a step in which sends run as soon as they can
+/// and receives as late as they can: a receive may wait for another worker, which may be
+/// waiting for one of this worker's sends.
+fn transfer_order(order: &[usize], nodes: &[crate::graph::Node]) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let position: HashMap<usize, usize> =
+        order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let mut waiting = vec![0usize; order.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
+    for (i, &id) in order.iter().enumerate() {
+        let node = &nodes[id];
+        let deps =
+            (node.inputs.iter().map(|o| o.node())).chain(node.control_inputs.iter().copied());
+        for dep in deps {
+            if let Some(&j) = position.get(&dep) {
+                waiting[i] += 1;
+                users[j].push(i);
+            }
+        }
+    }
+    let class = |i: usize| match nodes[order[i]].op_name() {
+        "_Send" => 0,
+        "_Recv" => 2,
+        _ => 1,
+    };
+    let mut ready: BinaryHeap<Reverse<(u8, usize)>> = (0..order.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(|i| Reverse((class(i), i)))
+        .collect();
+    let mut out = Vec::with_capacity(order.len());
+    while let Some(Reverse((_, i))) = ready.pop() {
+        out.push(order[i]);
+        for &u in &users[i] {
+            waiting[u] -= 1;
+            if waiting[u] == 0 {
+                ready.push(Reverse((class(u), u)));
+            }
+        }
+    }
+    out
 }

@@ -11,6 +11,8 @@
 
 pub mod autodiff;
 pub mod data;
+#[cfg(feature = "engine")]
+pub mod distributed;
 pub mod error;
 #[cfg(feature = "engine")]
 pub mod executor;

@@ -103,15 +103,9 @@ impl Runner for Session {
         config: &FitConfig,
         on_progress: &mut dyn FnMut(&FitProgress),
     ) -> Result<Option<FitProgress>, SessionError> {
-        let data_error = |message: String| SessionError::Data {
-            dataset: dataset.to_string(),
-            message,
-        };
-        let source: crate::data::DataSource =
-            dataset.parse().map_err(|e| data_error(format!("{e}")))?;
-        let split = source.load().map_err(|e| data_error(format!("{e}")))?;
+        let data = crate::session::load_named(dataset)?;
         let mut last = None;
-        Session::fit(self, &split.train, config, &mut |p| {
+        Session::fit(self, &data, config, &mut |p| {
             last = Some(p.clone());
             on_progress(p);
         })?;

@@ -2,6 +2,8 @@
 
 mod fit_loop;
 
+pub(crate) use fit_loop::{fit_by_steps, load_named};
+
 use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::fit::MetricPoint;
@@ -205,7 +207,7 @@ impl Session {
 
 /// Mixes the graph seed and the variable's node id (splitmix64), so each variable draws its
 /// own reproducible stream.
-fn variable_seed(graph_seed: u64, node: usize) -> u64 {
+pub(crate) fn variable_seed(graph_seed: u64, node: usize) -> u64 {
     let mut z = graph_seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(node as u64 + 1);

@@ -2,6 +2,8 @@
 //! notebooks, REPLs) share sessions that outlive them.
 //!
 //!     sluice-engine serve [--listen 127.0.0.1:7070] [--token-file F] [--max-message-mib 256]
+//!     sluice-engine worker --task JOB:INDEX [--listen ADDR] [...]   (a task of a cluster)
+//!     sluice-engine cluster --workers N [--ps M]                    (local tasks, until Ctrl-C)
 //!
 //! A listen address beyond loopback needs a token (`--token-file`, or the environment's
 //! `SLUICE_ENGINE_TOKEN` / `SLUICE_ENGINE_TOKEN_FILE`), which every call must then carry.
@@ -10,12 +12,23 @@
 //! exits cleanly on SIGTERM or Ctrl-C.
 
 use anyhow::{bail, Context};
+use sluice::distributed::{ClusterSpec, LocalCluster, TaskName};
 use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
 use sluice::service::{serve, EngineConfig, DEFAULT_ADDR};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 const USAGE: &str =
     "usage: sluice-engine serve [--listen HOST:PORT] [--token-file F] [--max-message-mib N]
+       sluice-engine worker --task JOB:INDEX [--listen HOST:PORT] [--token-file F]
+       sluice-engine cluster --workers N [--ps M]
+
+  serve                  a standalone engine (the master service)
+  worker                 a task of a cluster: the master service for its parts of graphs, and
+                         the worker service (RecvTensor, GetStatus). Without --listen, it
+                         listens at its task's address in the cluster of TF_CONFIG (or
+                         torchrun's or Slurm's variables), which also names the task
+  cluster                starts N worker tasks (and M ps tasks) on 127.0.0.1, prints the
+                         cluster as TF_CONFIG JSON, and stops them all on Ctrl-C
 
   --listen HOST:PORT     where to listen (default 127.0.0.1:7070; port 0 picks a free one).
                          An address beyond loopback requires a token.
@@ -26,14 +39,17 @@ const USAGE: &str =
                          streamed in chunks and have no such cap";
 
 struct Args {
-    listen: String,
+    command: String,
+    listen: Option<String>,
     config: EngineConfig,
+    workers: usize,
+    ps: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut it = std::env::args().skip(1);
     match it.next().as_deref() {
-        Some("serve") => {}
+        Some("serve" | "worker" | "cluster") => {}
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             std::process::exit(0);
@@ -42,13 +58,22 @@ fn parse_args() -> anyhow::Result<Args> {
         None => bail!("no command given\n{USAGE}"),
     }
     let mut args = Args {
-        listen: DEFAULT_ADDR.to_string(),
+        command: std::env::args().nth(1).unwrap_or_default(),
+        listen: None,
         config: EngineConfig::default(),
+        workers: 2,
+        ps: 0,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--listen" => args.listen = value()?,
+            "--listen" => args.listen = Some(value()?),
+            "--task" => {
+                let task = TaskName::parse(&value()?)?;
+                args.config.task = Some(task.to_string());
+            }
+            "--workers" => args.workers = value()?.parse().context("--workers takes a number")?,
+            "--ps" => args.ps = value()?.parse().context("--ps takes a number")?,
             "--token-file" => {
                 let path = value()?;
                 args.config.token = Some(read_token_file(std::path::Path::new(&path))?);
@@ -86,6 +111,46 @@ fn listen_addr(listen: &str, token: bool) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// A worker's address and task from the cluster in the environment.
+fn worker_addr(config: &mut EngineConfig) -> anyhow::Result<String> {
+    let (spec, env_task) = ClusterSpec::from_env()?;
+    let task = match (&config.task, env_task) {
+        (Some(given), _) => {
+            let (job, index) = given
+                .trim_start_matches("/job:")
+                .split_once("/task:")
+                .context("bad --task")?;
+            TaskName::new(job, index.parse()?)
+        }
+        (None, Some(task)) => task,
+        (None, None) => bail!("which task is this? pass --task JOB:INDEX or set TF_CONFIG's task"),
+    };
+    let addr = spec
+        .addr(&task)
+        .with_context(|| format!("task {task} is not in the cluster"))?
+        .to_string();
+    config.task = Some(task.to_string());
+    Ok(addr)
+}
+
+/// `sluice-engine cluster`: local tasks until Ctrl-C.
+fn run_cluster(workers: usize, ps: usize) -> anyhow::Result<()> {
+    let mut jobs = vec![("worker", workers)];
+    if ps > 0 {
+        jobs.push(("ps", ps));
+    }
+    let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
+    println!("{}", cluster.spec().to_tf_config(None));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(shutdown_signal());
+    eprintln!("sluice-engine: stopping the cluster");
+    drop(cluster);
+    Ok(())
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -110,10 +175,18 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let mut args = parse_args()?;
+    if args.command == "cluster" {
+        return run_cluster(args.workers, args.ps);
+    }
     if args.config.token.is_none() {
         args.config.token = token_from_env()?;
     }
-    let addr = listen_addr(&args.listen, args.config.token.is_some())?;
+    let listen = match (&args.listen, args.command.as_str()) {
+        (Some(listen), _) => listen.clone(),
+        (None, "worker") => worker_addr(&mut args.config)?,
+        (None, _) => DEFAULT_ADDR.to_string(),
+    };
+    let addr = listen_addr(&listen, args.config.token.is_some())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

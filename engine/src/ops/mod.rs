@@ -80,6 +80,7 @@ pub mod pool;
 pub mod reduce;
 pub mod registry;
 pub mod state;
+pub mod transfer;
 pub mod window;
 
 pub use array::*;

@@ -12,6 +12,7 @@ use super::optimizer::{ApplyUpdate, Rule};
 use super::pool::{MaxPool, MaxPoolGrad, MaxPoolGradGrad, PoolWindow};
 use super::reduce::{ArgMax, BroadcastLike, Reduce, ReduceKind, SumToLike};
 use super::state::{Assign, AssignKind, Const, NoOp, Placeholder, Variable};
+use super::transfer::{Recv, Send};
 use super::window::Padding;
 use super::Op;
 use crate::error::GraphError;
@@ -98,6 +99,9 @@ pub const OP_TYPES: &[&str] = &[
     "ApplyMomentum",
     "ApplyAdam",
     "CheckNumerics",
+    // transfers between workers
+    "_Send",
+    "_Recv",
 ];
 
 /// The op that `def` describes. Variables named in attributes (what an assignment or an
@@ -108,7 +112,7 @@ pub fn op_from_def(def: &NodeDef, variables: &VariableLookup) -> Result<Arc<dyn 
         op: def.op.clone(),
         message,
     };
-    let families = [math, nn, array, windows, reduce];
+    let families = [math, nn, array, windows, reduce, transfer];
     let mut found = None;
     for family in families {
         found = family(def).map_err(bad)?;
@@ -159,6 +163,23 @@ type Built = Result<Option<Arc<dyn Op>>, String>;
 
 fn some(op: impl Op) -> Built {
     Ok(Some(Arc::new(op)))
+}
+
+fn transfer(def: &NodeDef) -> Built {
+    match def.op.as_str() {
+        "_Send" => some(Send {
+            key: def.get_str("key")?.to_string(),
+        }),
+        "_Recv" => some(Recv {
+            key: def.get_str("key")?.to_string(),
+            peer: def.get_str("peer")?.to_string(),
+            dtype: def.get_dtype("dtype")?,
+            shape: def.get_shape("shape")?.clone(),
+            precision: def.get_str("precision")?.to_string(),
+            timeout_ms: def.get_int("timeout_ms")?,
+        }),
+        _ => Ok(None),
+    }
 }
 
 fn math(def: &NodeDef) -> Built {

@@ -17,6 +17,8 @@ pub mod embedded;
 pub mod server;
 mod status;
 pub mod wire;
+#[cfg(feature = "engine")]
+pub mod worker;
 
 /// The generated protobuf types and gRPC stubs.
 pub mod proto {

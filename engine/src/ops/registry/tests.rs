@@ -112,6 +112,24 @@ fn every_op_graph() -> Graph {
         assign_sub(counter, y).expect("assign_sub"),
     ];
     group(&updates);
+    let step = g.placeholder("_step", DType::I64, &[]);
+    build(
+        crate::ops::transfer::Send {
+            key: "/job:worker/task:0;1f;/job:worker/task:1;x".into(),
+        },
+        &[x, step],
+    );
+    build(
+        crate::ops::transfer::Recv {
+            key: "/job:worker/task:1;2e;/job:worker/task:0;y".into(),
+            peer: "127.0.0.1:1".into(),
+            dtype: DType::F32,
+            shape: crate::graph::Shape(vec![None, Some(3)]),
+            precision: "bf16".into(),
+            timeout_ms: 1000,
+        },
+        &[step],
+    );
     g
 }
 
@@ -170,7 +188,11 @@ fn type_names_in(dir: &Path, names: &mut BTreeSet<String>) {
             let body = &text[start..];
             let end = body.find("\n    }\n").unwrap_or(body.len());
             for (i, literal) in body[..end].split('"').enumerate() {
-                if i % 2 == 1 && literal.chars().all(|c| c.is_ascii_alphanumeric()) {
+                if i % 2 == 1
+                    && literal
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     names.insert(literal.to_string());
                 }
             }

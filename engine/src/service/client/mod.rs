@@ -174,6 +174,17 @@ impl RemoteSession {
         self.step(fetches, feeds, &[], true)
     }
 
+    /// [`run_traced`](Self::run_traced) with targets: what a distributed step runs on each
+    /// worker.
+    pub fn run_traced_with_targets(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        self.step(fetches, feeds, targets, true)
+    }
+
     /// The current value of a variable, or `None` if it has none yet. Unlike the in-process
     /// session's, this returns a `Result`: the engine is asked, and the network can fail.
     pub fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {

@@ -20,6 +20,7 @@ use crate::service::status::{
     graph_status, session_status, stale_version, unknown_session, wire_status,
 };
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
+use crate::service::worker::WorkerServer;
 use crate::service::{CONNECTION_WINDOW, CPU_DEVICE, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
 use events::EventBus;
@@ -49,6 +50,8 @@ pub struct EngineConfig {
     /// The token every call must carry (`authorization: Bearer TOKEN`); `None`: no check,
     /// which only a loopback engine may do.
     pub token: Option<String>,
+    /// The cluster task this engine is (`/job:worker/task:0`), reported by GetStatus.
+    pub task: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_message_bytes: 256 << 20,
             token: None,
+            task: None,
         }
     }
 }
@@ -442,6 +446,10 @@ pub async fn serve(
         .max_frame_size(Some(MAX_FRAME))
         .add_service(InterceptedService::new(
             MasterServer::new().into_service(&config),
+            CheckToken::new(config.token.as_deref()),
+        ))
+        .add_service(InterceptedService::new(
+            WorkerServer::new(config.task.as_deref().unwrap_or_default()).into_service(),
             CheckToken::new(config.token.as_deref()),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -1,0 +1,18 @@
+//! The distributed runtime: a graph split over worker processes. [`cluster`] says who is in
+//! the cluster; [`placement`] puts every node on a task; [`partition`] builds each task's
+//! part of the graph with `_Send`/`_Recv` pairs on the edges that cross tasks; [`session`]
+//! runs a step as one RunGraph per task, concurrently, while the workers pull tensors from
+//! each other ([`rendezvous`], in the [`precision`] each edge asks); [`launcher`] starts a
+//! cluster of local processes.
+
+pub mod cluster;
+pub mod launcher;
+pub mod partition;
+pub mod placement;
+pub mod precision;
+pub mod rendezvous;
+pub mod session;
+
+pub use cluster::{ClusterError, ClusterSpec, DeviceSpec, TaskName};
+pub use launcher::LocalCluster;
+pub use session::{DistributedOptions, DistributedSession, StepTransfers};

@@ -1,0 +1,244 @@
+//! Placement: every node gets a task. Device constraints first (a full or partial
+//! `/job:NAME/task:N`), variables together with the ops that update them, soft placement to
+//! the task's CPU when a device is missing, and the rest greedily by earliest finish under a
+//! cost model (compute by op type and size; transfers by bytes), whose per-op-type rates are
+//! refined by the kernel times that traced steps measure.
+
+use super::cluster::{ClusterError, ClusterSpec, TaskName};
+use crate::graph::{Graph, TypeShape};
+use crate::ops::registry::node_references;
+use std::collections::HashMap;
+
+/// Assumed for unknown dimensions (a batch) when estimating costs.
+const UNKNOWN_DIM: usize = 100;
+/// Microseconds per byte moved between tasks (about 1 GB/s), and per transfer.
+const US_PER_BYTE: f64 = 1e-3;
+const US_PER_TRANSFER: f64 = 50.0;
+
+fn elements(t: &TypeShape) -> f64 {
+    t.shape
+        .dims()
+        .iter()
+        .map(|d| d.unwrap_or(UNKNOWN_DIM) as f64)
+        .product()
+}
+
+/// Compute estimates by op type, in microseconds per unit of work (elements, or
+/// multiply-adds for products), refined by measured times.
+#[derive(Debug, Clone, Default)]
+pub struct CostModel {
+    rates: HashMap<&'static str, f64>,
+}
+
+impl CostModel {
+    fn work(op: &str, inputs: &[TypeShape], outputs: &[TypeShape]) -> f64 {
+        let out: f64 = outputs.iter().map(elements).sum();
+        match op {
+            "MatMul" if inputs.len() == 2 => {
+                let inner = inputs[0]
+                    .shape
+                    .dims()
+                    .last()
+                    .map_or(1.0, |d| d.unwrap_or(UNKNOWN_DIM) as f64);
+                out * inner
+            }
+            _ => out + inputs.iter().map(elements).sum::<f64>(),
+        }
+    }
+
+    /// Estimated microseconds for one node.
+    pub fn estimate(&self, op: &'static str, inputs: &[TypeShape], outputs: &[TypeShape]) -> f64 {
+        let rate = self.rates.get(op).copied().unwrap_or(match op {
+            "MatMul" => 2e-4,
+            _ => 1e-3,
+        });
+        rate * Self::work(op, inputs, outputs)
+    }
+
+    /// Folds a measured kernel time into the op type's rate (moving average).
+    pub fn observe(
+        &mut self,
+        op: &'static str,
+        inputs: &[TypeShape],
+        outputs: &[TypeShape],
+        micros: f64,
+    ) {
+        let work = Self::work(op, inputs, outputs);
+        if work <= 0.0 || !micros.is_finite() {
+            return;
+        }
+        let measured = micros / work;
+        let rate = self.rates.entry(op).or_insert(measured);
+        *rate = 0.7 * *rate + 0.3 * measured;
+    }
+}
+
+/// Where each node of a graph runs, decided node by node as the graph grows.
+#[derive(Debug, Clone)]
+pub struct Placer {
+    tasks: Vec<TaskName>,
+    /// By node id: an index into `tasks`.
+    placed: Vec<usize>,
+    /// Why each node went where it did, for `log_device_placement` and the placement table.
+    reasons: Vec<String>,
+    /// Estimated finish time of each node, and when each task is next free (microseconds).
+    finish: Vec<f64>,
+    free: Vec<f64>,
+    pub costs: CostModel,
+}
+
+impl Placer {
+    pub fn new(cluster: &ClusterSpec) -> Placer {
+        let tasks = cluster.tasks();
+        Placer {
+            free: vec![0.0; tasks.len()],
+            tasks,
+            placed: Vec::new(),
+            reasons: Vec::new(),
+            finish: Vec::new(),
+            costs: CostModel::default(),
+        }
+    }
+
+    pub fn tasks(&self) -> &[TaskName] {
+        &self.tasks
+    }
+
+    /// The task index of each placed node, by node id.
+    pub fn placed(&self) -> &[usize] {
+        &self.placed
+    }
+
+    pub fn reason(&self, node: usize) -> &str {
+        self.reasons.get(node).map_or("", String::as_str)
+    }
+
+    fn task_index(&self, task: &TaskName) -> usize {
+        self.tasks.iter().position(|t| t == task).unwrap_or(0)
+    }
+
+    /// Places the nodes added since the last call; returns how many.
+    pub fn place_new(
+        &mut self,
+        graph: &Graph,
+        cluster: &ClusterSpec,
+    ) -> Result<usize, ClusterError> {
+        let from = self.placed.len();
+        let defs = graph.to_graph_def(from).nodes;
+        if defs.is_empty() {
+            return Ok(0);
+        }
+        let data = graph.read();
+        // An update's variables (and their slots) go where the variable is: the update
+        // follows the variable placed earlier.
+        let mut colocate: HashMap<usize, usize> = HashMap::new();
+        for (offset, def) in defs.iter().enumerate() {
+            let id = from + offset;
+            if let Some(&var) = node_references(def)
+                .first()
+                .and_then(|name| graph.get(name).ok())
+                .map(|o| o.node())
+                .as_ref()
+            {
+                colocate.insert(id, var);
+            }
+        }
+        for (offset, def) in defs.iter().enumerate() {
+            let id = from + offset;
+            let node = &data.nodes[id];
+            let (wanted, other_device) = cluster.resolve(&node.name, &def.device)?;
+            let inputs: Vec<TypeShape> = node
+                .inputs
+                .iter()
+                .filter_map(|i| data.nodes.get(i.node())?.outputs.get(i.index()).cloned())
+                .collect();
+            let cost = self.costs.estimate(node.op_name(), &inputs, &node.outputs);
+            let candidates: Vec<usize> = match (&wanted, def.device.is_empty()) {
+                (Some(task), _) => vec![self.task_index(task)],
+                (None, false) => {
+                    // A job without a task index: any task of that job.
+                    let job = super::cluster::DeviceSpec::parse(&def.device)?.job;
+                    (0..self.tasks.len())
+                        .filter(|&t| job.as_ref().is_none_or(|j| &self.tasks[t].job == j))
+                        .collect()
+                }
+                (None, true) => (0..self.tasks.len()).collect(),
+            };
+            let (task, mut reason) = match colocate.get(&id).and_then(|v| self.placed.get(*v)) {
+                Some(&t) => (t, "colocated with the variable it updates".to_string()),
+                // An unconstrained source (a placeholder, a constant, a variable) goes to the
+                // first worker, as TensorFlow's default device: spreading sources by load
+                // would only add transfers to their consumers.
+                None if def.device.is_empty() && node.inputs.is_empty() => {
+                    let first = (self.tasks.iter().position(|t| t.job == "worker"))
+                        .or((!self.tasks.is_empty()).then_some(0))
+                        .unwrap_or(0);
+                    (
+                        first,
+                        "a source without a constraint: the first worker".to_string(),
+                    )
+                }
+                None => {
+                    let best = self.earliest_finish(node, &candidates, cost, &data.nodes);
+                    let why = if def.device.is_empty() {
+                        "earliest finish".to_string()
+                    } else if candidates.len() == 1 {
+                        format!("asked for {}", def.device)
+                    } else {
+                        format!("earliest finish within {}", def.device)
+                    };
+                    (best, why)
+                }
+            };
+            if let Some(kind) = other_device {
+                reason = format!("{reason}; no {kind} there, soft-placed on the CPU");
+            }
+            let start = node
+                .inputs
+                .iter()
+                .map(|i| self.arrival(i.node(), task, &data.nodes))
+                .fold(self.free[task], f64::max);
+            self.free[task] = start + cost;
+            self.finish.push(start + cost);
+            self.placed.push(task);
+            self.reasons.push(reason);
+        }
+        Ok(defs.len())
+    }
+
+    /// When the value of node `src` is available on `task`.
+    fn arrival(&self, src: usize, task: usize, nodes: &[crate::graph::Node]) -> f64 {
+        let done = self.finish.get(src).copied().unwrap_or(0.0);
+        if self.placed.get(src) == Some(&task) {
+            return done;
+        }
+        let bytes: f64 = nodes.get(src).map_or(0.0, |n| {
+            n.outputs
+                .iter()
+                .map(|t| elements(t) * t.dtype.size() as f64)
+                .sum()
+        });
+        done + US_PER_TRANSFER + bytes * US_PER_BYTE
+    }
+
+    fn earliest_finish(
+        &self,
+        node: &crate::graph::Node,
+        candidates: &[usize],
+        cost: f64,
+        nodes: &[crate::graph::Node],
+    ) -> usize {
+        let finish = |t: usize| {
+            node.inputs
+                .iter()
+                .map(|i| self.arrival(i.node(), t, nodes))
+                .fold(self.free[t], f64::max)
+                + cost
+        };
+        candidates
+            .iter()
+            .copied()
+            .min_by(|&a, &b| finish(a).total_cmp(&finish(b)))
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,280 @@
+//! Where tensors cross between workers. A `_Send` node publishes its value in this process's
+//! table under `KEY;STEP`; the `_Recv` node of another worker pulls it with RecvTensor, which
+//! waits here until it is published. Keys carry the sender's incarnation, so a restarted
+//! worker is noticed instead of answering for its former self.
+
+use super::precision;
+use crate::service::auth::{token_from_env, SendToken};
+use crate::service::chunks::CHUNK_BYTES;
+use crate::service::proto::recv_tensor_chunk::Part;
+use crate::service::proto::worker_service_client::WorkerServiceClient;
+use crate::service::proto::{self, WirePrecision};
+use crate::service::wire::dtype_from_proto;
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+/// Values nobody took (their step failed elsewhere) are dropped after this long.
+const STALE: Duration = Duration::from_secs(600);
+
+struct Slot {
+    value: Option<Tensor>,
+    notify: Arc<Notify>,
+    at: Instant,
+}
+
+fn table() -> MutexGuard<'static, HashMap<String, Slot>> {
+    static TABLE: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    TABLE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// This process's incarnation: new at each start, so keys for a former one are refused.
+pub fn incarnation() -> u64 {
+    static INCARNATION: OnceLock<u64> = OnceLock::new();
+    *INCARNATION.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut z = nanos ^ u64::from(std::process::id()).rotate_left(29);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        (z ^ (z >> 31)) & 0xFFFF_FFFF_FFFF
+    })
+}
+
+/// The key's incarnation field: `SRC;INCARNATION;DST;TENSOR`.
+fn key_incarnation(key: &str) -> Option<u64> {
+    u64::from_str_radix(key.split(';').nth(1)?, 16).ok()
+}
+
+/// Publishes the value a `_Send` node computed in step `step`.
+pub fn publish(key: &str, step: u64, value: Tensor) {
+    let mut slots = table();
+    let now = Instant::now();
+    slots.retain(|_, s| s.value.is_none() || now.duration_since(s.at) < STALE);
+    let slot = slots
+        .entry(format!("{key};{step}"))
+        .or_insert_with(|| Slot {
+            value: None,
+            notify: Arc::new(Notify::new()),
+            at: now,
+        });
+    slot.value = Some(value);
+    slot.at = now;
+    slot.notify.notify_waiters();
+}
+
+/// Waits up to `timeout` for the value published under `key` in `step`, and takes it.
+pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Status> {
+    if key_incarnation(key) != Some(incarnation()) {
+        return Err(Status::failed_precondition(format!(
+            "RecvTensor '{key}': this worker is incarnation {:x}; it restarted since the key was \
+             made, and the values of its former self are gone",
+            incarnation()
+        )));
+    }
+    let full = format!("{key};{step}");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notify = {
+            let mut slots = table();
+            let slot = slots.entry(full.clone()).or_insert_with(|| Slot {
+                value: None,
+                notify: Arc::new(Notify::new()),
+                at: Instant::now(),
+            });
+            if let Some(value) = slot.value.take() {
+                slots.remove(&full);
+                return Ok(value);
+            }
+            slot.notify.clone()
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Published between the look and the wait: look again.
+        if table().get(&full).is_some_and(|s| s.value.is_some()) {
+            continue;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(Status::deadline_exceeded(format!(
+                "RecvTensor '{key}' step {step}: not produced within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    }
+}
+
+/// Forgets the values of every step of a graph's keys (its session closed).
+pub fn forget(prefix: &str) {
+    table().retain(|k, _| !k.starts_with(prefix));
+}
+
+/// The header and data pieces RecvTensor streams for `value`.
+pub fn chunks(value: &Tensor, precision: WirePrecision) -> Vec<proto::RecvTensorChunk> {
+    let encoded = precision::encode(value, precision);
+    let header = proto::RecvTensorHeader {
+        dtype: crate::service::wire::dtype_to_proto(value.dtype()) as i32,
+        dims: value.shape().iter().map(|&d| d as u64).collect(),
+        precision: encoded.precision as i32,
+        scale: encoded.scale,
+        wire_bytes: encoded.bytes.len() as u64,
+    };
+    let mut parts = vec![proto::RecvTensorChunk {
+        part: Some(Part::Header(header)),
+    }];
+    let bytes = bytes::Bytes::from(encoded.bytes);
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + CHUNK_BYTES).min(bytes.len());
+        parts.push(proto::RecvTensorChunk {
+            part: Some(Part::Data(bytes.slice(at..end))),
+        });
+        at = end;
+    }
+    parts
+}
+
+type Client = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
+
+/// The runtime the `_Recv` kernels' calls run on: its own, so a kernel may wait for one
+/// from any thread, a server's worker threads included.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("sluice-recv")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the transfer runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn client(peer: &str) -> Result<Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = clients.get(peer) {
+        return Ok(c.clone());
+    }
+    let token = token_from_env()
+        .and_then(|t| SendToken::new(t.as_deref()))
+        .map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::from_shared(format!("http://{peer}"))
+        .map_err(|e| format!("not an address: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(crate::service::STREAM_WINDOW))
+        .initial_connection_window_size(Some(crate::service::CONNECTION_WINDOW))
+        .max_frame_size(Some(crate::service::MAX_FRAME));
+    // Connects on first use, inside the call, where the deadline applies; made inside the
+    // transfer runtime, which drives the connection.
+    let _inside = runtime()?.enter();
+    let channel = endpoint.connect_lazy();
+    let c = WorkerServiceClient::with_interceptor(channel, token)
+        .max_decoding_message_size(CHUNK_BYTES + (64 << 10));
+    clients.insert(peer.to_string(), c.clone());
+    Ok(c)
+}
+
+/// Pulls the value published under `key` in `step` from the worker at `peer`, waiting up to
+/// `timeout`; returns it and the payload's size on the wire.
+pub fn fetch(
+    peer: &str,
+    key: &str,
+    step: u64,
+    precision: WirePrecision,
+    timeout: Duration,
+) -> Result<(Tensor, u64), String> {
+    let mut c = client(peer)?;
+    let request = proto::RecvTensorRequest {
+        key: key.to_string(),
+        step_id: step,
+        timeout_ms: timeout.as_millis() as u64,
+        precision: precision as i32,
+    };
+    let call = async move {
+        let mut stream = c
+            .recv_tensor(request)
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        let header = match stream
+            .message()
+            .await
+            .map_err(|s| s.message().to_string())?
+        {
+            Some(proto::RecvTensorChunk {
+                part: Some(Part::Header(h)),
+            }) => h,
+            _ => return Err("the answer did not start with a header".to_string()),
+        };
+        let dtype = dtype_from_proto(header.dtype, "dtype").map_err(|e| e.to_string())?;
+        let shape = (header.dims.iter())
+            .map(|&d| usize::try_from(d).map_err(|_| format!("dimension {d} is too large")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let wire_precision =
+            WirePrecision::try_from(header.precision).map_err(|_| "unknown precision")?;
+        let expected = usize::try_from(header.wire_bytes).map_err(|_| "payload too large")?;
+        let mut bytes = Vec::with_capacity(expected.min(1 << 30));
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| s.message().to_string())?
+        {
+            match chunk.part {
+                Some(Part::Data(data)) if bytes.len() + data.len() <= expected => {
+                    bytes.extend_from_slice(&data)
+                }
+                _ => return Err("the payload does not match its header".to_string()),
+            }
+        }
+        let tensor = precision::decode(dtype, &shape, wire_precision, header.scale, &bytes)?;
+        Ok((tensor, header.wire_bytes))
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime()?.spawn(async move {
+        let _ = tx.send(tokio::time::timeout(timeout, call).await);
+    });
+    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) | Err(_) => Err(format!(
+            "no value from the worker at {peer} within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+/// Asks the worker at `peer` for its status: its task name and incarnation.
+pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
+    let mut c = client(peer)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime()?.spawn(async move {
+        let answer = tokio::time::timeout(timeout, c.get_status(proto::GetStatusRequest {})).await;
+        let _ = tx.send(answer);
+    });
+    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(Ok(Ok(reply))) => {
+            let reply = reply.into_inner();
+            Ok((reply.task, reply.incarnation))
+        }
+        Ok(Ok(Err(status))) => Err(format!("GetStatus failed: {}", status.message())),
+        Ok(Err(_)) | Err(_) => Err(format!(
+            "no answer to GetStatus within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}

@@ -1,0 +1,471 @@
+//! A session over a cluster: the graph is placed and partitioned as it grows, each task's
+//! part lives in a session on that worker (registered and extended through the master
+//! service), and a step is one RunGraph per task that has work in it, all at once, while the
+//! workers pass tensors to each other.
+
+use super::cluster::{ClusterSpec, TaskName};
+use super::partition::{Partitions, TaskInfo, STEP};
+use super::placement::Placer;
+use super::rendezvous;
+use crate::error::{RemoteError, SessionError};
+use crate::fit::{FitConfig, FitProgress};
+use crate::graph::{Graph, Output};
+use crate::runner::{NodeTiming, Runner};
+use crate::service::RemoteSession;
+use crate::tensor::Tensor;
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+/// One task's part of a step: fetches, feeds, targets.
+type TaskWork = (Vec<Output>, Vec<(Output, Tensor)>, Vec<Output>);
+/// A step's values and, when traced, its kernel times.
+type Traced = (Vec<Tensor>, Vec<NodeTiming>);
+
+/// How a distributed session places and moves tensors.
+#[derive(Debug, Clone)]
+pub struct DistributedOptions {
+    /// Print every placement decision to stderr (TensorFlow's `log_device_placement`).
+    pub log_device_placement: bool,
+    /// The deadline of every RPC and of each wait for a tensor from another worker.
+    pub rpc_timeout: Duration,
+    /// How float tensors travel between workers: `f32`, `bf16`, `f16` or `int8`.
+    pub wire_precision: String,
+    /// Steps between traced steps, whose kernel times refine the placer's cost model.
+    pub trace_every: u64,
+}
+
+impl Default for DistributedOptions {
+    fn default() -> Self {
+        DistributedOptions {
+            log_device_placement: false,
+            rpc_timeout: Duration::from_secs(30),
+            wire_precision: "f32".to_string(),
+            trace_every: 100,
+        }
+    }
+}
+
+struct Task {
+    info: TaskInfo,
+    session: RemoteSession,
+}
+
+/// What the last step moved between workers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepTransfers {
+    /// Payload bytes received by each task's `_Recv` nodes, summed.
+    pub wire_bytes: u64,
+    pub transfers: usize,
+}
+
+/// A session whose graph runs on the tasks of a cluster; see the module's documentation.
+pub struct DistributedSession {
+    graph: Graph,
+    cluster: ClusterSpec,
+    tasks: Vec<Task>,
+    placer: Placer,
+    parts: Partitions,
+    options: DistributedOptions,
+    step: u64,
+    initialized: HashSet<usize>,
+    last: StepTransfers,
+}
+
+fn unreachable_task(task: &TaskName, addr: &str, message: String) -> SessionError {
+    RemoteError::Connect {
+        addr: format!("{addr} (task {task})"),
+        message,
+    }
+    .into()
+}
+
+impl DistributedSession {
+    /// Connects to every task of `cluster` (each must answer within the RPC deadline) and
+    /// prepares to run `graph` there.
+    pub fn new(
+        graph: &Graph,
+        cluster: &ClusterSpec,
+        options: DistributedOptions,
+    ) -> Result<DistributedSession, SessionError> {
+        let placer = Placer::new(cluster);
+        let parts = Partitions::new(placer.tasks().len(), graph.seed())?;
+        let mut tasks = Vec::new();
+        for (name, part) in placer.tasks().iter().zip(&parts.graphs) {
+            let addr = cluster.addr(name).unwrap_or_default().to_string();
+            let (_, incarnation) = rendezvous::status(&addr, options.rpc_timeout)
+                .map_err(|m| unreachable_task(name, &addr, m))?;
+            let mut session = RemoteSession::create(&addr, part)
+                .map_err(|e| unreachable_task(name, &addr, e.to_string()))?;
+            session.set_timeout(Some(options.rpc_timeout));
+            tasks.push(Task {
+                info: TaskInfo {
+                    name: name.clone(),
+                    addr,
+                    incarnation,
+                },
+                session,
+            });
+        }
+        Ok(DistributedSession {
+            graph: graph.clone(),
+            cluster: cluster.clone(),
+            tasks,
+            placer,
+            parts,
+            options,
+            step: 0,
+            initialized: HashSet::new(),
+            last: StepTransfers::default(),
+        })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Places and partitions the nodes added since the last call.
+    fn prepare(&mut self) -> Result<(), SessionError> {
+        let from = self.placer.placed().len();
+        self.placer
+            .place_new(&self.graph, &self.cluster)
+            .map_err(|e| SessionError::Placement(e.to_string()))?;
+        if self.options.log_device_placement {
+            for id in from..self.placer.placed().len() {
+                if let Some(node) = self.graph.node(id) {
+                    eprintln!(
+                        "{}: {} ({})",
+                        node.name,
+                        self.placer.tasks()[self.placer.placed()[id]].cpu(),
+                        self.placer.reason(id)
+                    );
+                }
+            }
+        }
+        let infos: Vec<TaskInfo> = self.tasks.iter().map(|t| t.info.clone()).collect();
+        let timeout = self.options.rpc_timeout.as_millis() as i64;
+        self.parts.export_new(
+            &self.graph,
+            self.placer.placed(),
+            &infos,
+            &self.options.wire_precision,
+            timeout,
+        )?;
+        Ok(())
+    }
+
+    /// Each node and the device it was placed on, with the reason, in node order.
+    pub fn placement(&mut self) -> Result<Vec<(String, String, String)>, SessionError> {
+        self.prepare()?;
+        Ok((0..self.placer.placed().len())
+            .filter_map(|id| {
+                let node = self.graph.node(id)?;
+                let task = &self.placer.tasks()[self.placer.placed()[id]];
+                Some((node.name, task.cpu(), self.placer.reason(id).to_string()))
+            })
+            .collect())
+    }
+
+    /// The placement as a text table: node, device, why.
+    pub fn placement_table(&mut self) -> Result<String, SessionError> {
+        let rows = self.placement()?;
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
+        let mut out = format!("{:width$}  device\n", "node");
+        for (node, device, why) in rows {
+            out.push_str(&format!("{node:width$}  {device}  ({why})\n"));
+        }
+        Ok(out)
+    }
+
+    /// What the last step moved between workers.
+    pub fn last_step_transfers(&self) -> &StepTransfers {
+        &self.last
+    }
+
+    fn task_of(&self, out: Output) -> Result<usize, SessionError> {
+        self.placer
+            .placed()
+            .get(out.node())
+            .copied()
+            .ok_or_else(|| crate::error::GraphError::MixedGraphs { node: out.name() }.into())
+    }
+
+    /// `out` as the same tensor in its task's part.
+    fn local(&self, task: usize, out: Output) -> Result<Output, SessionError> {
+        let node = self
+            .graph
+            .node(out.node())
+            .ok_or_else(|| crate::error::GraphError::MixedGraphs { node: out.name() })?;
+        Ok(self.parts.graphs[task].get(&node.name)?.output(out.index()))
+    }
+
+    /// The nodes a step needs: back from the fetches and targets, stopping at fed values.
+    fn needed(&self, roots: &[Output], fed: &HashSet<Output>) -> BTreeSet<usize> {
+        let data = self.graph.read();
+        let mut needed = BTreeSet::new();
+        let mut stack: Vec<usize> = roots
+            .iter()
+            .filter(|o| !fed.contains(o))
+            .map(|o| o.node())
+            .collect();
+        while let Some(id) = stack.pop() {
+            if !needed.insert(id) {
+                continue;
+            }
+            if let Some(node) = data.nodes.get(id) {
+                stack.extend(
+                    node.inputs
+                        .iter()
+                        .filter(|i| !fed.contains(i))
+                        .map(|i| i.node()),
+                );
+                stack.extend(node.control_inputs.iter().copied());
+            }
+        }
+        needed
+    }
+
+    fn step(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        self.prepare()?;
+        let n = self.tasks.len();
+        let fed: HashSet<Output> = feeds.iter().map(|(o, _)| *o).collect();
+        let roots: Vec<Output> = fetches.iter().chain(targets).copied().collect();
+        let needed = self.needed(&roots, &fed);
+        self.step += 1;
+        let step = Tensor::scalar(self.step as i64);
+        let mut work: Vec<TaskWork> = vec![(Vec::new(), Vec::new(), Vec::new()); n];
+        let mut wanted = Vec::with_capacity(fetches.len());
+        for &f in fetches {
+            let t = self.task_of(f)?;
+            wanted.push((t, work[t].0.len()));
+            work[t].0.push(self.local(t, f)?);
+        }
+        for (o, value) in feeds {
+            let t = self.task_of(*o)?;
+            work[t].1.push((self.local(t, *o)?, value.clone()));
+        }
+        for &o in targets {
+            let t = self.task_of(o)?;
+            work[t].2.push(self.local(t, o)?);
+        }
+        // Every transfer into a needed node: its send runs on the source, and the receiver
+        // reports the bytes it took.
+        let mut byte_fetches = vec![0usize; n];
+        let data = self.graph.read();
+        for &id in &needed {
+            let task = self.placer.placed()[id];
+            let node = &data.nodes[id];
+            // A fed value consumed on another task still travels: its feed goes to the task
+            // of its node, whose send runs.
+            let incoming = node
+                .inputs
+                .iter()
+                .map(|i| {
+                    (
+                        i.node(),
+                        format!("{}:{}", data.nodes[i.node()].name, i.index()),
+                    )
+                })
+                .chain(
+                    (node.control_inputs.iter()).map(|&c| (c, format!("^{}", data.nodes[c].name))),
+                );
+            for (src, tensor) in incoming {
+                let src_task = self.placer.placed()[src];
+                if src_task == task {
+                    continue;
+                }
+                if let Some(t) = self.parts.transfer_to(&tensor, task) {
+                    let send = self.parts.graphs[src_task].get(&t.send)?;
+                    if !work[src_task].2.contains(&send) {
+                        work[src_task].2.push(send);
+                        let recv = self.parts.graphs[task].get(&t.recv)?.output(1);
+                        work[task].0.push(recv);
+                        byte_fetches[task] += 1;
+                    }
+                }
+            }
+        }
+        drop(data);
+        let trace = self.options.trace_every > 0 && self.step % self.options.trace_every == 1;
+        let results: Vec<Result<Traced, SessionError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (self.tasks.iter_mut())
+                .zip(&work)
+                .enumerate()
+                .map(|(t, (task, (fetch, feed, target)))| {
+                    let step = step.clone();
+                    let graph = &self.parts.graphs[t];
+                    scope.spawn(move || {
+                        if fetch.is_empty() && target.is_empty() {
+                            return Ok((Vec::new(), Vec::new()));
+                        }
+                        let mut feed = feed.clone();
+                        feed.push((graph.get(STEP)?, step));
+                        let started = Instant::now();
+                        let result = if trace {
+                            task.session.run_traced_with_targets(fetch, &feed, target)
+                        } else {
+                            task.session
+                                .run_with_targets(fetch, &feed, target)
+                                .map(|v| (v, Vec::new()))
+                        };
+                        result.map_err(|e| match e {
+                            SessionError::Remote(RemoteError::Status {
+                                code: tonic::Code::Unavailable | tonic::Code::DeadlineExceeded,
+                                message,
+                            }) => unreachable_task(
+                                &task.info.name,
+                                &task.info.addr,
+                                format!(
+                                    "{message} (after {:.1} s)",
+                                    started.elapsed().as_secs_f64()
+                                ),
+                            ),
+                            other => other,
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(SessionError::Kernel {
+                            node: String::new(),
+                            op: "RunGraph".into(),
+                            message: "a step thread failed".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut outputs = Vec::with_capacity(n);
+        let mut timings = Vec::new();
+        for result in results {
+            let (values, times) = result?;
+            outputs.push(values);
+            timings.extend(times);
+        }
+        if trace {
+            self.refine(&timings);
+        }
+        let mut last = StepTransfers::default();
+        for (t, values) in outputs.iter().enumerate() {
+            let bytes = &values[values.len() - byte_fetches[t]..];
+            last.transfers += bytes.len();
+            last.wire_bytes += bytes
+                .iter()
+                .filter_map(|b| b.scalar_f64())
+                .map(|b| b as u64)
+                .sum::<u64>();
+        }
+        self.last = last;
+        let values = wanted
+            .into_iter()
+            .map(|(t, i)| outputs[t][i].clone())
+            .collect();
+        Ok((values, timings))
+    }
+
+    /// Folds a traced step's kernel times into the placer's cost model.
+    fn refine(&mut self, timings: &[NodeTiming]) {
+        let data = self.graph.read();
+        for t in timings {
+            let Ok(out) = self.graph.get(&t.node) else {
+                continue;
+            };
+            let Some(node) = data.nodes.get(out.node()) else {
+                continue;
+            };
+            let inputs: Vec<_> = (node.inputs.iter())
+                .filter_map(|i| data.nodes.get(i.node())?.outputs.get(i.index()).cloned())
+                .collect();
+            self.placer
+                .costs
+                .observe(node.op_name(), &inputs, &node.outputs, t.micros);
+        }
+    }
+}
+
+impl Runner for DistributedSession {
+    /// Initial values are drawn here, from the whole graph's seed and node ids, exactly as
+    /// one process draws them, and sent to the tasks that hold the variables.
+    fn init_variables(&mut self) -> Result<usize, SessionError> {
+        self.prepare()?;
+        let pending: Vec<(Output, crate::graph::Initializer)> = {
+            let data = self.graph.read();
+            (data.variables.iter())
+                .filter(|v| !self.initialized.contains(v))
+                .map(|&v| {
+                    let init = (data.initializers.get(&v).cloned())
+                        .unwrap_or(crate::graph::Initializer::Zeros);
+                    (Output::new(self.graph.id, v, 0), init)
+                })
+                .collect()
+        };
+        let seed = self.graph.seed();
+        for (var, init) in &pending {
+            let ts = var.type_shape()?;
+            let shape = ts.shape.to_known().unwrap_or_default();
+            let value = init.generate(
+                ts.dtype,
+                &shape,
+                crate::session::variable_seed(seed, var.node()),
+            );
+            self.set_variable(*var, value)?;
+            self.initialized.insert(var.node());
+        }
+        Ok(pending.len())
+    }
+
+    fn run_with_targets(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<Vec<Tensor>, SessionError> {
+        self.step(fetches, feeds, targets).map(|(v, _)| v)
+    }
+
+    fn run_traced(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        let every = std::mem::replace(&mut self.options.trace_every, 1);
+        let result = self.step(fetches, feeds, &[]);
+        self.options.trace_every = every;
+        result
+    }
+
+    fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {
+        let t = self.task_of(var)?;
+        let local = self.local(t, var)?;
+        self.tasks[t].session.variable(local)
+    }
+
+    fn set_variable(&mut self, var: Output, value: Tensor) -> Result<(), SessionError> {
+        self.prepare()?;
+        let t = self.task_of(var)?;
+        let local = self.local(t, var)?;
+        self.tasks[t].session.set_variable(local, value)
+    }
+
+    /// A training loop run from here, one distributed step per batch.
+    fn fit(
+        &mut self,
+        dataset: &str,
+        config: &FitConfig,
+        on_progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<Option<FitProgress>, SessionError> {
+        crate::session::fit_by_steps(self, dataset, config, on_progress)
+    }
+
+    fn location(&self) -> String {
+        let tasks: Vec<String> = self.tasks.iter().map(|t| t.info.name.to_string()).collect();
+        format!("cluster of {}", tasks.join(", "))
+    }
+}
