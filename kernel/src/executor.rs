@@ -280,7 +280,7 @@ impl Cells {
         }
         let _ = self.pump.send(PumpCmd::Finish {
             iopub,
-            reply: Some(JupyterMessage::new(reply, Some(message))),
+            reply: Some(Box::new(JupyterMessage::new(reply, Some(message)))),
         });
         outcome.error.is_some()
     }

@@ -26,7 +26,7 @@ pub enum PumpCmd {
     /// The cell ended: final curves, then `iopub` in order, then `reply` on shell, then idle.
     Finish {
         iopub: Vec<JupyterMessageContent>,
-        reply: Option<JupyterMessage>,
+        reply: Option<Box<JupyterMessage>>,
     },
 }
 
@@ -156,7 +156,7 @@ impl Pump {
                 curves.into_iter().for_each(|m| self.emit(m));
                 iopub.into_iter().for_each(|m| self.emit(m));
                 if let Some(reply) = reply {
-                    self.outbox.shell(reply);
+                    self.outbox.shell(*reply);
                 }
                 self.emit(JupyterMessageContent::Status(Status::idle()));
                 self.parent = None;
