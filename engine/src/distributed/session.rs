@@ -290,7 +290,8 @@ impl DistributedSession {
             }
         }
         drop(data);
-        let trace = self.options.trace_every > 0 && self.step % self.options.trace_every == 1;
+        let every = self.options.trace_every;
+        let trace = every == 1 || (every > 1 && self.step % every == 1);
         let results: Vec<Result<Traced, SessionError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (self.tasks.iter_mut())
                 .zip(&work)

@@ -1,0 +1,90 @@
+//! Model parallelism: an MLP 784-256-10 whose first layer lives on one worker process and
+//! whose second lives on another. The example starts its own local cluster (two
+//! `sluice-engine worker` processes on 127.0.0.1), prints where each node went, trains on the
+//! embedded MNIST digits and prints the test accuracy and the throughput.
+//!
+//!     cargo build --release --bin sluice-engine
+//!     cargo run --release --example model_parallel [-- --steps N] [--wire bf16]
+
+use sluice::data::mnist_digits;
+use sluice::distributed::{DistributedOptions, DistributedSession, LocalCluster};
+use sluice::prelude::*;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut steps = 1000usize;
+    let mut wire = "f32".to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--steps" => steps = args.next().ok_or("--steps needs a number")?.parse()?,
+            "--wire" => wire = args.next().ok_or("--wire needs f32, bf16, f16 or int8")?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let cluster = LocalCluster::start(&[("worker", 2)])?;
+    println!("cluster: {}", cluster.spec().to_tf_config(None));
+
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let hidden = {
+        let _device = g.device("/job:worker/task:0");
+        let _scope = g.name_scope("layer1");
+        let w = g.variable("W", &[784, 256], Initializer::GlorotUniform);
+        let b = g.variable("b", &[256], Initializer::Zeros);
+        relu(matmul(x, w) + b)
+    };
+    let logits = {
+        let _device = g.device("/job:worker/task:1");
+        let _scope = g.name_scope("layer2");
+        let w = g.variable("W", &[256, 10], Initializer::GlorotUniform);
+        let b = g.variable("b", &[10], Initializer::Zeros);
+        matmul(hidden, w) + b
+    };
+    let loss = reduce_mean(softmax_cross_entropy_with_logits(logits, y_));
+    let train = GradientDescent::new(0.1).minimize(loss)?;
+    let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
+
+    let options = DistributedOptions {
+        wire_precision: wire,
+        ..DistributedOptions::default()
+    };
+    let mut sess = DistributedSession::new(&g, cluster.spec(), options)?;
+    sess.init_variables()?;
+    for (node, device, _) in sess.placement()? {
+        if node.ends_with("MatMul") && !node.starts_with("gradients") {
+            println!("{node:>16} on {device}");
+        }
+    }
+    let digits = mnist_digits()?;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for (i, batch) in digits.train.batches(100, 0).take(steps).enumerate() {
+        let l =
+            sess.run_with_targets(&[loss], &[(x, batch.inputs), (y_, batch.one_hot)], &[train])?;
+        bytes += sess.last_step_transfers().wire_bytes;
+        if (i + 1) % 200 == 0 {
+            println!(
+                "step {:5}  loss {:.4}",
+                i + 1,
+                l[0].scalar_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let test = &digits.test;
+    let acc = sess.run(
+        &[accuracy],
+        &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())],
+    )?[0]
+        .scalar_f64()
+        .unwrap_or(f64::NAN);
+    println!("test accuracy: {acc:.4}");
+    println!("examples/s: {:.0}", (steps * 100) as f64 / seconds);
+    println!(
+        "bytes between workers per step: {:.0}",
+        bytes as f64 / steps.max(1) as f64
+    );
+    Ok(())
+}
