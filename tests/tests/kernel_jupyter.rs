@@ -120,7 +120,12 @@ fn jupyter_kernel_test_suite_passes() {
 fn interrupt_returns_control_and_forged_messages_are_not_run() {
     let Some(j) = jupyter() else { return };
     let _one = one_kernel();
-    let out = run_script(j, "interrupt_and_signature.py", &[], Duration::from_secs(1200));
+    let out = run_script(
+        j,
+        "interrupt_and_signature.py",
+        &[],
+        Duration::from_secs(1200),
+    );
     println!("{out}");
     assert!(out.contains("interrupt_and_signature: all"), "{out}");
 }
@@ -134,7 +139,10 @@ fn example_notebooks_run_top_to_bottom() {
     let out = run_script(
         j,
         "run_notebooks.py",
-        &[&repo_root().join("examples").to_string_lossy(), &out_dir.to_string_lossy()],
+        &[
+            &repo_root().join("examples").to_string_lossy(),
+            &out_dir.to_string_lossy(),
+        ],
         Duration::from_secs(2400),
     );
     println!("{out}");
