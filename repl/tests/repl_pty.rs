@@ -1,0 +1,222 @@
+//! The REPL driven through a real pseudo-terminal, as a person types at it: the seed program
+//! line by line with its progress bar and accuracy, Ctrl-C during a long fit, the history
+//! after a restart, and errors that leave the prompt usable.
+//!
+//! The first start builds the engine's client crate in evcxr's shared build folder (minutes);
+//! later starts reuse it. The tests run one at a time: each REPL compiles its cells.
+
+use expectrl::{Eof, Expect, Regex, Session};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One REPL at a time: compiling cells is what they spend their time on.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const PROMPT: &str = "sluice> ";
+/// Starting may build the client crate the first time.
+const START_TIMEOUT: Duration = Duration::from_secs(1200);
+const CELL_TIMEOUT: Duration = Duration::from_secs(300);
+
+type Pty = expectrl::session::OsSession;
+
+struct Repl {
+    pty: Pty,
+}
+
+impl Repl {
+    fn start(history: &Path) -> Repl {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            .env("SLUICE_HISTORY", history)
+            .env("TERM", "xterm-256color")
+            .env_remove("SLUICE_ENGINE");
+        let mut pty = Session::spawn(command).expect("spawn sluice in a pty");
+        pty.set_expect_timeout(Some(START_TIMEOUT));
+        let mut repl = Repl { pty };
+        repl.expect(PROMPT);
+        repl.pty.set_expect_timeout(Some(CELL_TIMEOUT));
+        repl
+    }
+
+    /// Everything up to and including `needle`, as text.
+    fn expect(&mut self, needle: &str) -> String {
+        match self.pty.expect(needle) {
+            Ok(found) => String::from_utf8_lossy(found.before()).into_owned() + needle,
+            Err(e) => panic!("waiting for {needle:?}: {e}"),
+        }
+    }
+
+    /// The first capture group of `pattern`.
+    fn expect_regex(&mut self, pattern: &str) -> String {
+        match self.pty.expect(Regex(pattern)) {
+            Ok(found) => found
+                .get(1)
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .unwrap_or_default(),
+            Err(e) => panic!("waiting for /{pattern}/: {e}"),
+        }
+    }
+
+    /// Types a line and presses Enter.
+    fn type_line(&mut self, line: &str) {
+        self.pty
+            .send(format!("{line}\r"))
+            .unwrap_or_else(|e| panic!("typing {line:?}: {e}"));
+    }
+
+    /// Types an entry line by line (each line but the last continues the entry), then waits
+    /// for the prompt after it ran; returns what it printed.
+    fn run(&mut self, entry: &str) -> String {
+        for line in entry.lines() {
+            self.type_line(line);
+        }
+        self.expect(PROMPT)
+    }
+
+    fn send(&mut self, keys: &str) {
+        self.pty.send(keys).expect("send keys");
+    }
+
+    fn quit(mut self) {
+        self.send("\x04");
+        if let Err(e) = self.pty.expect(Eof) {
+            panic!("the REPL did not leave on Ctrl-D: {e}");
+        }
+    }
+}
+
+fn temp_history(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-repl-test-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// The seed program's graph, one line per entry, as the README writes it.
+const SEED_GRAPH: &[&str] = &[
+    "let test = mnist_digits()?.test;",
+    "let x = graph.placeholder(\"x\", DType::F32, &[-1, 784]);",
+    "let w = graph.variable(\"W\", &[784, 10], Initializer::Zeros);",
+    "let b = graph.variable(\"b\", &[10], Initializer::Zeros);",
+    "let y = softmax(matmul(x, w) + b);",
+    "let y_ = graph.placeholder(\"y_\", DType::F32, &[-1, 10]);",
+    "let xent = -reduce_sum(y_ * log(y));",
+    "let train = GradientDescent::new(0.01).minimize(xent)?;",
+    "let correct = equal(argmax(y, 1), argmax(y_, 1));",
+    "let accuracy = reduce_mean(cast(correct, DType::F32));",
+    "sess.init_variables()?;",
+];
+
+const ACCURACY: &str =
+    "let acc = sess.run(&[accuracy], &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())])?;";
+
+#[test]
+fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let history = temp_history("seed");
+    let mut repl = Repl::start(&history);
+    for line in SEED_GRAPH {
+        repl.run(line);
+    }
+    // The engine-side fit: 1000 steps of 100, as the seed program; the bar, then a chart.
+    repl.run("let config = FitConfig::new(x, y_, xent, train);");
+    repl.type_line("sess.fit(\"mnist-digits\", &config, &mut |_| {})?;");
+    let bar = repl.expect_regex(r"step (\d+)/1000");
+    assert!(!bar.is_empty(), "no progress bar");
+    repl.expect("ex/s");
+    repl.expect("fit: 1000/1000 steps");
+    repl.expect("loss, fit of 1000 steps");
+    repl.expect(PROMPT);
+    repl.run(ACCURACY);
+    repl.type_line("println!(\"test accuracy: {:.4}\", acc[0].scalar_f64().unwrap_or(0.0));");
+    let accuracy: f64 = repl
+        .expect_regex(r"test accuracy: ([0-9.]+)")
+        .parse()
+        .expect("accuracy is a number");
+    repl.expect(PROMPT);
+    assert!(accuracy >= 0.91, "test accuracy {accuracy} < 0.91");
+
+    // A multi-line entry waits for its closing bracket.
+    let out = repl.run("for i in 0..3 {\n    println!(\"row {}\", i * 10);\n}");
+    assert!(out.contains("row 20"), "multi-line entry: {out}");
+
+    let out = repl.run(":loss");
+    assert!(out.contains("loss, fit of 1000 steps"), ":loss: {out}");
+    let out = repl.run(":graph");
+    assert!(out.contains("graph:") && out.contains("W"), ":graph: {out}");
+    let svg = history.with_file_name("graph.svg");
+    repl.run(&format!(":graph --svg {}", svg.display()));
+    let drawn = std::fs::read_to_string(&svg).unwrap_or_default();
+    assert!(drawn.contains("<svg"), "no SVG in {}", svg.display());
+    let out = repl.run(":vars");
+    assert!(out.contains("accuracy"), ":vars: {out}");
+    let out = repl.run(":devices");
+    assert!(out.contains("CPU"), ":devices: {out}");
+    repl.run("let history_marker = 7;");
+    repl.quit();
+
+    // A new REPL finds the entries in its history: Up brings back the last one.
+    let mut repl = Repl::start(&history);
+    repl.send("\x1b[A");
+    repl.expect("let history_marker = 7;");
+    repl.send("\x15");
+    repl.quit();
+    let saved = std::fs::read_to_string(&history).unwrap_or_default();
+    assert!(
+        saved.contains("sess.init_variables()?;"),
+        "history file: {saved}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_a_fit_and_errors_bring_the_prompt_back() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let history = temp_history("interrupt");
+    let mut repl = Repl::start(&history);
+
+    // Ctrl-C at the prompt drops the line.
+    repl.send("let dropped = 1");
+    repl.send("\x03");
+    repl.expect(PROMPT);
+
+    // A syntax error, a compile error and an engine error: a message, then the prompt.
+    let out = repl.run("let a = ;");
+    assert!(out.contains("error"), "syntax error: {out}");
+    let out = repl.run("let n: i32 = \"text\";");
+    assert!(out.contains("mismatched types"), "compile error: {out}");
+    repl.run("let p = graph.placeholder(\"p\", DType::F32, &[-1, 3]);");
+    let out = repl.run("let q = sess.run(&[p], &[])?;");
+    assert!(out.contains("stopped at a `?`"), "engine error: {out}");
+    assert!(
+        out.contains("placeholder 'p' needs a value"),
+        "the engine error names the node: {out}"
+    );
+
+    // The seed graph as one entry, then a fit far too long to wait for.
+    repl.run(&SEED_GRAPH.join("\n"));
+    repl.run("let config = FitConfig { steps: 10_000_000, ..FitConfig::new(x, y_, xent, train) };");
+    repl.type_line("sess.fit(\"mnist-digits\", &config, &mut |_| {})?;");
+    repl.expect_regex(r"step (\d+)/10000000");
+    repl.expect("ex/s");
+    std::thread::sleep(Duration::from_secs(2));
+    repl.send("\x03");
+    let out = repl.expect(PROMPT);
+    assert!(out.contains("interrupted"), "after Ctrl-C: {out}");
+
+    // The variables and the trained weights are still there.
+    repl.run(ACCURACY);
+    repl.type_line("println!(\"after interrupt: {:.4}\", acc[0].scalar_f64().unwrap_or(0.0));");
+    let accuracy: f64 = repl
+        .expect_regex(r"after interrupt: ([0-9.]+)")
+        .parse()
+        .expect("accuracy is a number");
+    repl.expect(PROMPT);
+    assert!(
+        accuracy > 0.5,
+        "accuracy after the interrupted fit: {accuracy}"
+    );
+    repl.quit();
+}
