@@ -195,8 +195,11 @@ fn ctrl_c_cancels_a_fit_and_errors_bring_the_prompt_back() {
         "the engine error names the node: {out}"
     );
 
-    // The seed graph as one entry, then a fit far too long to wait for.
-    repl.run(&SEED_GRAPH.join("\n"));
+    // The seed graph (keys typed while a cell runs are not kept: wait for each prompt), then
+    // a fit far too long to wait for.
+    for line in SEED_GRAPH {
+        repl.run(line);
+    }
     repl.run("let config = FitConfig { steps: 10_000_000, ..FitConfig::new(x, y_, xent, train) };");
     repl.type_line("sess.fit(\"mnist-digits\", &config, &mut |_| {})?;");
     repl.expect_regex(r"step (\d+)/10000000");
