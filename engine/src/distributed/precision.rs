@@ -6,13 +6,6 @@ use crate::service::wire::{decode_elements, encode_elements};
 use crate::tensor::{Buffer, DType, Tensor};
 use half::{bf16, f16};
 
-/// A tensor's payload in some precision, with what decoding needs.
-pub struct Encoded {
-    pub precision: WirePrecision,
-    pub scale: f32,
-    pub bytes: Vec<u8>,
-}
-
 /// Parses the precision attribute of a `_Recv` node.
 pub fn parse(text: &str) -> Result<WirePrecision, String> {
     match text {
@@ -35,99 +28,179 @@ pub fn name(precision: WirePrecision) -> &'static str {
     }
 }
 
-/// Encodes `t`: f32 tensors in `precision`, everything else raw.
-pub fn encode(t: &Tensor, precision: WirePrecision) -> Encoded {
-    let raw = |t: &Tensor| {
-        let mut bytes = Vec::with_capacity(t.len() * t.dtype().size());
-        encode_elements(t.buffer(), 0, t.len(), &mut bytes);
-        Encoded {
-            precision: WirePrecision::WireF32,
-            scale: 1.0,
-            bytes,
-        }
-    };
-    let Ok(values) = t.as_slice::<f32>() else {
-        return raw(t);
-    };
-    match precision {
-        WirePrecision::WireF32 => raw(t),
-        WirePrecision::WireBf16 => Encoded {
-            precision,
-            scale: 1.0,
-            bytes: values
-                .iter()
-                .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
-                .collect(),
-        },
-        WirePrecision::WireF16 => Encoded {
-            precision,
-            scale: 1.0,
-            bytes: values
-                .iter()
-                .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-                .collect(),
-        },
-        WirePrecision::WireInt8 => {
-            let max = values
-                .iter()
-                .filter(|v| v.is_finite())
-                .fold(0.0f32, |m, v| m.max(v.abs()));
-            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-            Encoded {
-                precision,
-                scale,
-                bytes: values
-                    .iter()
-                    .map(|&v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8)
-                    .collect(),
-            }
-        }
+/// The precision a tensor actually travels in: floats of f32 as asked, the rest as they are.
+fn effective(t: &Tensor, asked: WirePrecision) -> WirePrecision {
+    if t.dtype() == DType::F32 {
+        asked
+    } else {
+        WirePrecision::WireF32
     }
 }
 
-/// Decodes a payload back into a tensor of `dtype` and `shape`.
-pub fn decode(
-    dtype: DType,
-    shape: &[usize],
-    precision: WirePrecision,
-    scale: f32,
-    bytes: &[u8],
-) -> Result<Tensor, String> {
-    let count: usize = shape.iter().product();
-    let width = match (dtype, precision) {
+fn width(dtype: DType, precision: WirePrecision) -> usize {
+    match (dtype, precision) {
         (DType::F32, WirePrecision::WireBf16 | WirePrecision::WireF16) => 2,
         (DType::F32, WirePrecision::WireInt8) => 1,
         _ => dtype.size(),
-    };
-    if bytes.len() != count * width {
-        return Err(format!(
-            "{} bytes arrived for {count} elements of {width} byte(s)",
-            bytes.len()
-        ));
     }
-    let buf = match (dtype, precision) {
-        (DType::F32, WirePrecision::WireBf16) => Buffer::F32(
-            bytes
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        ),
-        (DType::F32, WirePrecision::WireF16) => Buffer::F32(
-            bytes
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        ),
-        (DType::F32, WirePrecision::WireInt8) => {
-            Buffer::F32(bytes.iter().map(|&b| b as i8 as f32 * scale).collect())
+}
+
+/// A tensor's payload, produced piece by piece as the stream is read, so encoding one
+/// piece overlaps sending the one before.
+pub struct Encoder {
+    tensor: Tensor,
+    pub precision: WirePrecision,
+    pub scale: f32,
+    /// Elements per piece.
+    step: usize,
+    next: usize,
+}
+
+impl Encoder {
+    /// Pieces of at most `piece_bytes` bytes of `t` in `asked` precision.
+    pub fn new(t: &Tensor, asked: WirePrecision, piece_bytes: usize) -> Encoder {
+        let precision = effective(t, asked);
+        let scale = match (precision, t.as_slice::<f32>()) {
+            (WirePrecision::WireInt8, Ok(values)) => {
+                let max = (values.iter())
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f32, |m, v| m.max(v.abs()));
+                if max > 0.0 {
+                    max / 127.0
+                } else {
+                    1.0
+                }
+            }
+            _ => 1.0,
+        };
+        Encoder {
+            step: (piece_bytes / width(t.dtype(), precision)).max(1),
+            tensor: t.clone(),
+            precision,
+            scale,
+            next: 0,
         }
-        _ => {
-            let mut buf = Buffer::zeros(dtype, 0);
-            decode_elements(&mut buf, bytes, count)?;
-            buf
+    }
+
+    /// The payload's size in bytes.
+    pub fn wire_bytes(&self) -> usize {
+        self.tensor.len() * width(self.tensor.dtype(), self.precision)
+    }
+}
+
+impl Iterator for Encoder {
+    type Item = bytes::Bytes;
+
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        let (start, len) = (self.next, self.tensor.len());
+        if start >= len {
+            return None;
         }
-    };
-    Tensor::from_buffer(shape, buf).map_err(|e| e.to_string())
+        let end = (start + self.step).min(len);
+        self.next = end;
+        let mut out =
+            Vec::with_capacity((end - start) * width(self.tensor.dtype(), self.precision));
+        match (self.precision, self.tensor.as_slice::<f32>()) {
+            (WirePrecision::WireBf16, Ok(v)) => out.extend(
+                v[start..end]
+                    .iter()
+                    .flat_map(|&x| bf16::from_f32(x).to_le_bytes()),
+            ),
+            (WirePrecision::WireF16, Ok(v)) => out.extend(
+                v[start..end]
+                    .iter()
+                    .flat_map(|&x| f16::from_f32(x).to_le_bytes()),
+            ),
+            (WirePrecision::WireInt8, Ok(v)) => {
+                let scale = self.scale;
+                out.extend(
+                    v[start..end]
+                        .iter()
+                        .map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+                )
+            }
+            _ => encode_elements(self.tensor.buffer(), start, end, &mut out),
+        }
+        Some(out.into())
+    }
+}
+
+/// Rebuilds a tensor from its pieces as they arrive.
+pub struct Decoder {
+    dtype: DType,
+    shape: Vec<usize>,
+    precision: WirePrecision,
+    scale: f32,
+    count: usize,
+    buf: Buffer,
+}
+
+impl Decoder {
+    pub fn new(dtype: DType, shape: &[usize], precision: WirePrecision, scale: f32) -> Decoder {
+        let count = shape.iter().product();
+        let buf = match (dtype, precision) {
+            (
+                DType::F32,
+                WirePrecision::WireBf16 | WirePrecision::WireF16 | WirePrecision::WireInt8,
+            ) => Buffer::F32(Vec::with_capacity(count)),
+            _ => Buffer::zeros(dtype, 0),
+        };
+        Decoder {
+            dtype,
+            shape: shape.to_vec(),
+            precision,
+            scale,
+            count,
+            buf,
+        }
+    }
+
+    /// The payload's size in bytes, for checking the header.
+    pub fn wire_bytes(&self) -> usize {
+        self.count * width(self.dtype, self.precision)
+    }
+
+    /// Adds a piece: whole elements only, never past the tensor's size.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let w = width(self.dtype, self.precision);
+        if bytes.len() % w != 0 || self.buf.len() + bytes.len() / w > self.count {
+            return Err(format!(
+                "a piece of {} bytes does not fit: {} of {} elements of {w} byte(s) arrived",
+                bytes.len(),
+                self.buf.len(),
+                self.count
+            ));
+        }
+        match (&mut self.buf, self.precision) {
+            (Buffer::F32(v), WirePrecision::WireBf16) => v.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            (Buffer::F32(v), WirePrecision::WireF16) => v.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            (Buffer::F32(v), WirePrecision::WireInt8) => {
+                let scale = self.scale;
+                v.extend(bytes.iter().map(|&b| b as i8 as f32 * scale))
+            }
+            (buf, _) => decode_elements(buf, bytes, self.count)?,
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Tensor, String> {
+        if self.buf.len() != self.count {
+            return Err(format!(
+                "{} of {} elements arrived",
+                self.buf.len(),
+                self.count
+            ));
+        }
+        Tensor::from_buffer(&self.shape, self.buf).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -144,10 +217,16 @@ mod tests {
             (WirePrecision::WireF16, 2000, 3.0 / 1024.0),
             (WirePrecision::WireInt8, 1000, 3.0 / 127.0 / 2.0 + 1e-6),
         ] {
-            let e = encode(&t, p);
-            assert_eq!(e.bytes.len(), bytes, "{}", name(p));
-            let back = decode(DType::F32, &[10, 100], e.precision, e.scale, &e.bytes).unwrap();
-            let back = back.to_vec::<f32>().unwrap();
+            // Pieces of 300 bytes: whole elements in each, whatever the width.
+            let e = Encoder::new(&t, p, 300);
+            assert_eq!(e.wire_bytes(), bytes, "{}", name(p));
+            let mut d = Decoder::new(DType::F32, &[10, 100], e.precision, e.scale);
+            let pieces: Vec<_> = e.collect();
+            assert_eq!(pieces.iter().map(|b| b.len()).sum::<usize>(), bytes);
+            for piece in &pieces {
+                d.push(piece).unwrap();
+            }
+            let back = d.finish().unwrap().to_vec::<f32>().unwrap();
             let worst = values
                 .iter()
                 .zip(&back)
@@ -157,10 +236,17 @@ mod tests {
         }
         // Integers travel as they are, whatever was asked.
         let ints = Tensor::from_vec(vec![1i64, -2, 3]);
-        let e = encode(&ints, WirePrecision::WireInt8);
+        let e = Encoder::new(&ints, WirePrecision::WireInt8, 1 << 20);
         assert_eq!(e.precision, WirePrecision::WireF32);
-        let back = decode(DType::I64, &[3], e.precision, e.scale, &e.bytes).unwrap();
-        assert_eq!(back, ints);
+        let mut d = Decoder::new(DType::I64, &[3], e.precision, e.scale);
+        for piece in e {
+            d.push(&piece).unwrap();
+        }
+        assert_eq!(d.finish().unwrap(), ints);
+        // A piece that splits an element, or one too many, is refused.
+        let mut d = Decoder::new(DType::F32, &[2], WirePrecision::WireF32, 1.0);
+        assert!(d.push(&[0, 0, 0]).is_err());
+        assert!(d.push(&[0; 12]).is_err());
         assert!(parse("fp8").is_err());
     }
 }

@@ -117,29 +117,26 @@ pub fn forget(prefix: &str) {
     table().retain(|k, _| !k.starts_with(prefix));
 }
 
-/// The header and data pieces RecvTensor streams for `value`.
-pub fn chunks(value: &Tensor, precision: WirePrecision) -> Vec<proto::RecvTensorChunk> {
-    let encoded = precision::encode(value, precision);
+/// The header and data pieces RecvTensor streams for `value`, the data encoded lazily as the
+/// stream is read.
+pub fn chunks(
+    value: &Tensor,
+    precision: WirePrecision,
+) -> impl Iterator<Item = proto::RecvTensorChunk> + Send + 'static {
+    let encoder = precision::Encoder::new(value, precision, CHUNK_BYTES);
     let header = proto::RecvTensorHeader {
         dtype: crate::service::wire::dtype_to_proto(value.dtype()) as i32,
         dims: value.shape().iter().map(|&d| d as u64).collect(),
-        precision: encoded.precision as i32,
-        scale: encoded.scale,
-        wire_bytes: encoded.bytes.len() as u64,
+        precision: encoder.precision as i32,
+        scale: encoder.scale,
+        wire_bytes: encoder.wire_bytes() as u64,
     };
-    let mut parts = vec![proto::RecvTensorChunk {
+    std::iter::once(proto::RecvTensorChunk {
         part: Some(Part::Header(header)),
-    }];
-    let bytes = bytes::Bytes::from(encoded.bytes);
-    let mut at = 0;
-    while at < bytes.len() {
-        let end = (at + CHUNK_BYTES).min(bytes.len());
-        parts.push(proto::RecvTensorChunk {
-            part: Some(Part::Data(bytes.slice(at..end))),
-        });
-        at = end;
-    }
-    parts
+    })
+    .chain(encoder.map(|piece| proto::RecvTensorChunk {
+        part: Some(Part::Data(piece)),
+    }))
 }
 
 type Client = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
@@ -228,22 +225,21 @@ pub fn fetch(
             .collect::<Result<Vec<_>, _>>()?;
         let wire_precision =
             WirePrecision::try_from(header.precision).map_err(|_| "unknown precision")?;
-        let expected = usize::try_from(header.wire_bytes).map_err(|_| "payload too large")?;
-        let mut bytes = Vec::with_capacity(expected.min(1 << 30));
+        let mut decoder = precision::Decoder::new(dtype, &shape, wire_precision, header.scale);
+        if decoder.wire_bytes() as u64 != header.wire_bytes {
+            return Err("the payload size does not match the header's shape".to_string());
+        }
         while let Some(chunk) = stream
             .message()
             .await
             .map_err(|s| s.message().to_string())?
         {
             match chunk.part {
-                Some(Part::Data(data)) if bytes.len() + data.len() <= expected => {
-                    bytes.extend_from_slice(&data)
-                }
-                _ => return Err("the payload does not match its header".to_string()),
+                Some(Part::Data(data)) => decoder.push(&data)?,
+                _ => return Err("a second header in the payload".to_string()),
             }
         }
-        let tensor = precision::decode(dtype, &shape, wire_precision, header.scale, &bytes)?;
-        Ok((tensor, header.wire_bytes))
+        Ok((decoder.finish()?, header.wire_bytes))
     };
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {

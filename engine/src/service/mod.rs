@@ -34,8 +34,8 @@ pub use embedded::EmbeddedEngine;
 pub use server::{serve, EngineConfig, MasterServer};
 
 /// HTTP/2 flow-control windows: large enough that a big tensor streams at memory speed.
-pub(crate) const STREAM_WINDOW: u32 = 8 << 20;
-pub(crate) const CONNECTION_WINDOW: u32 = 16 << 20;
+pub(crate) const STREAM_WINDOW: u32 = 32 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 64 << 20;
 /// The largest HTTP/2 frame either side accepts: a tensor chunk in a few frames.
 pub(crate) const MAX_FRAME: u32 = 1 << 20;
 

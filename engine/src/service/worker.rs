@@ -49,9 +49,7 @@ impl WorkerService for WorkerServer {
         let wait = Duration::from_millis(req.timeout_ms).min(MAX_WAIT);
         let value = rendezvous::take(&req.key, req.step_id, wait).await?;
         let chunks = rendezvous::chunks(&value, precision);
-        Ok(Response::new(Box::pin(tokio_stream::iter(
-            chunks.into_iter().map(Ok),
-        ))))
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks.map(Ok)))))
     }
 
     async fn get_status(
