@@ -163,7 +163,7 @@ impl Decoder {
     /// Adds a piece: whole elements only, never past the tensor's size.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
         let w = width(self.dtype, self.precision);
-        if bytes.len() % w != 0 || self.buf.len() + bytes.len() / w > self.count {
+        if !bytes.len().is_multiple_of(w) || self.buf.len() + bytes.len() / w > self.count {
             return Err(format!(
                 "a piece of {} bytes does not fit: {} of {} elements of {w} byte(s) arrived",
                 bytes.len(),
