@@ -33,6 +33,10 @@ impl Repl {
             .env("TERM", "xterm-256color")
             .env_remove("SLUICE_ENGINE");
         let mut pty = Session::spawn(command).expect("spawn sluice in a pty");
+        // A pty starts 0x0: progress bars are cut to the width, so give it a real one.
+        pty.get_process_mut()
+            .set_window_size(120, 40)
+            .expect("set the pty's size");
         pty.set_expect_timeout(Some(START_TIMEOUT));
         let mut repl = Repl { pty };
         repl.expect(PROMPT);
