@@ -105,6 +105,14 @@ fn a_model_split_over_two_workers_trains_as_one_process_does() {
             .fold(0.0, f32::max);
         assert!(worst < 1e-4, "weights differ by {worst}");
     }
+    // A drawing of the placed graph colours nodes by the task they run on.
+    let placed = dist.placed_graph().unwrap();
+    let layer2 = placed
+        .node(placed.get("layer2/MatMul").unwrap().node())
+        .unwrap();
+    assert_eq!(layer2.device, w1);
+    let x = placed.node(placed.get("x").unwrap().node()).unwrap();
+    assert_eq!(x.device, w0);
     // The variables stay on their workers between steps, and new nodes join the graph.
     let extra = reduce_sum(split.w2);
     assert!(dist.run(&[extra], &[]).unwrap()[0].scalar_f64().is_some());

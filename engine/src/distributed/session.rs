@@ -176,6 +176,21 @@ impl DistributedSession {
         Ok(out)
     }
 
+    /// A copy of the graph whose nodes carry the devices they were placed on, for drawings
+    /// that colour nodes by task and device.
+    pub fn placed_graph(&mut self) -> Result<Graph, SessionError> {
+        self.prepare()?;
+        let mut def = self.graph.to_graph_def(0);
+        for (id, node) in def.nodes.iter_mut().enumerate() {
+            if let Some(&task) = self.placer.placed().get(id) {
+                node.device = self.placer.tasks()[task].cpu();
+            }
+        }
+        let placed = Graph::new();
+        placed.import_graph_def(&def)?;
+        Ok(placed)
+    }
+
     /// What the last step moved between workers.
     pub fn last_step_transfers(&self) -> &StepTransfers {
         &self.last
