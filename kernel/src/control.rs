@@ -54,10 +54,14 @@ impl ControlHandler {
         let Some(cell) = self.shared.interrupt() else {
             return;
         };
+        // The engine's blocking client refuses to run inside an async runtime, and
+        // spawn_blocking's threads are inside one: cancel from a plain thread.
         let engine = self.engine.clone();
-        let failures = tokio::task::spawn_blocking(move || engine.cancel_all())
-            .await
-            .unwrap_or_default();
+        let (done, failures) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(engine.cancel_all());
+        });
+        let failures = failures.await.unwrap_or_default();
         for f in failures {
             eprintln!("sluice-kernel: interrupt: cannot cancel {f}");
         }

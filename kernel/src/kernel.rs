@@ -6,6 +6,7 @@ use crate::engine_link::EngineLink;
 use crate::error::{KernelError, Result};
 use crate::evaluator::Setup;
 use crate::executor::{self, Shared};
+use crate::shared_linking;
 use crate::shell::ShellHandler;
 use crate::transport::{self, next_request};
 use crate::workdir::WorkDir;
@@ -25,13 +26,16 @@ pub fn read_connection_file(path: &Path) -> Result<ConnectionInfo> {
     })
 }
 
-/// Claims a build folder and points evcxr at it and at the kernel's evcxr settings. Call
-/// before any thread starts: it sets environment variables.
+/// Claims a build folder, points evcxr at it, and prepares shared linking (evcxr's settings
+/// and the standard library's metadata for the rustc wrapper; see [`shared_linking`]). The
+/// kernel and the REPL build in the same folders. Call before any thread starts: it sets
+/// environment variables.
 pub fn claim_build_dir() -> Result<WorkDir> {
+    crate::workdir::default_to_shared_cache();
     let dir = WorkDir::acquire()?;
-    let config = crate::workdir::write_evcxr_config()?;
     std::env::set_var("EVCXR_TMPDIR", dir.path());
-    std::env::set_var("EVCXR_CONFIG_DIR", config);
+    let root = crate::workdir::cache_root();
+    shared_linking::prepare(&root.join("evcxr-config-shared"), &root.join("std-meta"))?;
     Ok(dir)
 }
 

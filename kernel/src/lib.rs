@@ -22,6 +22,7 @@ pub mod live;
 pub mod outputs;
 pub mod prelude;
 pub mod pump;
+pub mod shared_linking;
 pub mod shell;
 pub mod transport;
 pub mod workdir;

@@ -20,7 +20,7 @@ const USAGE: &str = "usage:
 
 fn main() -> Result<()> {
     // evcxr runs its child process and its rustc wrapper as this same binary.
-    only_libraries_as_shared();
+    sluice_kernel::shared_linking::patch_rustc_wrapper();
     evcxr::runtime_hook();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -43,28 +43,6 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(other) => bail!("unknown argument {other}\n{USAGE}"),
-    }
-}
-
-/// As evcxr's rustc wrapper, with dependencies linked as shared libraries: only libraries are
-/// built that way. Build scripts and proc-macros are compiled as rustc is asked to (recent
-/// rustc refuses the shared standard library that evcxr's wrapper gives them). Runs while the
-/// process has one thread.
-fn only_libraries_as_shared() {
-    if std::env::var_os("EVCXR_RUSTC_WRAPPER").is_none() {
-        return;
-    }
-    let mut args = std::env::args();
-    let mut is_library = false;
-    let mut crate_types = 0;
-    while let Some(arg) = args.next() {
-        if arg == "--crate-type" {
-            crate_types += 1;
-            is_library = args.next().as_deref() == Some("lib");
-        }
-    }
-    if crate_types != 1 || !is_library {
-        std::env::remove_var("EVCXR_FORCE_DYLIB");
     }
 }
 

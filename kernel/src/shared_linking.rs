@@ -4,7 +4,7 @@
 //! next. evcxr links them as shared libraries when `allow_static_linking = false`, but with
 //! rustc 1.9x that fails for `no_std` dependencies: evcxr names the standard library's shared
 //! object as `core`, and that file now holds only a metadata stub. rustc accepts the full
-//! metadata beside it, so the REPL, when it runs as evcxr's rustc wrapper, adds
+//! metadata beside it, so the frontend (kernel or REPL), when it runs as evcxr's rustc wrapper, adds
 //! `--extern core=<libstd .rmeta>` (from a folder without the `.so`, which evcxr would
 //! otherwise substitute) and runs the wrapper again.
 
@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-/// The standard library's full metadata, for the wrapper (set by the REPL).
+/// The standard library's full metadata, for the wrapper (set by the frontend).
 const STD_RMETA_ENV: &str = "SLUICE_STD_RMETA";
 /// Set on the wrapper once it has added the argument.
 const PATCHED_ENV: &str = "SLUICE_RUSTC_PATCHED";

@@ -52,20 +52,15 @@ impl WorkDir {
     }
 }
 
-/// evcxr's settings for the kernel (its `evcxr.toml`, in a folder of the kernel's own, which
-/// `EVCXR_CONFIG_DIR` must name): cells compiled at opt-level 0, from the very first build.
-///
-/// Known limit: with static linking each cell's library carries its own copy of its
-/// dependencies, so a session made in one cell cannot be used from another (each copy has
-/// its own Tokio context and graph registry). Shared linking (`allow_static_linking = false`)
-/// fixes that but fails with rustc 1.9x for `no_std` dependencies; see the kernel's README.
-pub fn write_evcxr_config() -> std::io::Result<PathBuf> {
-    let dir = cache_root().join("evcxr-config");
-    std::fs::create_dir_all(&dir)?;
-    let text =
-        "[evcxr]\nallow_static_linking = true\nopt_level = \"0\"\npreserve_vars_on_panic = true\n";
-    std::fs::write(dir.join("evcxr.toml"), text)?;
-    Ok(dir)
+/// Cells link their dependencies as shared libraries (see [`crate::shared_linking`]): those
+/// builds live in a cache of their own (`shared-linking` under the default root), apart from
+/// the statically linked builds of earlier kernels, which would otherwise be taken as up to
+/// date. Used by the kernel and the REPL alike; an explicit `SLUICE_KERNEL_CACHE` is kept as
+/// given. Call before any thread starts: it sets an environment variable.
+pub fn default_to_shared_cache() {
+    if std::env::var_os(CACHE_ENV).is_none_or(|d| d.is_empty()) {
+        std::env::set_var(CACHE_ENV, cache_root().join("shared-linking"));
+    }
 }
 
 /// The kernel's cache root.

@@ -7,12 +7,12 @@ use crate::error::{ReplError, Result};
 use crate::interrupt;
 use crate::live::SharedLastRun;
 use crate::output::{self, CellReport, Cmd, CELL_DONE};
-use crate::{charts, report, shared_linking, watch};
+use crate::{charts, report, watch};
 use crossbeam_channel::Sender;
 use sluice::service::RemoteSession;
 use sluice_kernel::engine_link::{EngineLink, ENGINE_ENV};
 use sluice_kernel::evaluator::{Evaluator, Setup};
-use sluice_kernel::workdir::{cache_root, WorkDir, CACHE_ENV};
+use sluice_kernel::workdir::WorkDir;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -49,14 +49,8 @@ impl Front {
         if let Some(addr) = engine {
             std::env::set_var(ENGINE_ENV, addr);
         }
-        // Shared linking builds its own folders, apart from the kernel's statically linked
-        // ones, so that neither rebuilds the other's.
-        if std::env::var_os(CACHE_ENV).is_none() {
-            std::env::set_var(CACHE_ENV, cache_root().join("shared-linking"));
-        }
+        // Cells link one shared copy of their dependencies (the kernel's shared_linking).
         let build_dir = sluice_kernel::kernel::claim_build_dir()?;
-        let root = cache_root();
-        shared_linking::prepare(&root.join("evcxr-config-shared"), &root.join("std-meta"))?;
         let engine = Arc::new(EngineLink::start()?);
         let setup = Setup {
             engine_addr: engine.addr().to_string(),

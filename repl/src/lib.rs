@@ -18,7 +18,6 @@ pub mod live;
 pub mod output;
 pub mod report;
 pub mod script;
-pub mod shared_linking;
 pub mod watch;
 
 pub use error::{ReplError, Result};

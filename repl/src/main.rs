@@ -49,7 +49,7 @@ fn parse_args() -> Result<Option<Args>> {
 
 fn main() -> Result<()> {
     // evcxr runs its child process and its rustc wrapper as this same binary.
-    sluice_repl::shared_linking::patch_rustc_wrapper();
+    sluice_kernel::shared_linking::patch_rustc_wrapper();
     evcxr::runtime_hook();
     let Some(args) = parse_args()? else {
         return Ok(());

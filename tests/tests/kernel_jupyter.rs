@@ -116,7 +116,6 @@ fn jupyter_kernel_test_suite_passes() {
 }
 
 #[test]
-#[ignore = "a session made in one cell is not usable from the next until cells link the client crate as a shared library (kernel/src/workdir.rs)"]
 fn interrupt_returns_control_and_forged_messages_are_not_run() {
     let Some(j) = jupyter() else { return };
     let _one = one_kernel();
@@ -131,7 +130,6 @@ fn interrupt_returns_control_and_forged_messages_are_not_run() {
 }
 
 #[test]
-#[ignore = "a session made in one cell is not usable from the next until cells link the client crate as a shared library (kernel/src/workdir.rs)"]
 fn example_notebooks_run_top_to_bottom() {
     let Some(j) = jupyter() else { return };
     let _one = one_kernel();
