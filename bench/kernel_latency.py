@@ -4,7 +4,9 @@ Reports, for each kernel named (default: sluice):
   - start: from starting the kernel process to its first kernel_info reply;
   - first cell: the first `let` cell after that (evcxr's own start-up, the prelude);
   - let cell: median execute_request -> execute_reply of a one-line `let` cell, after warm-up;
-  - expression: the same for a one-line expression (its value is displayed).
+  - expression: the same for a one-line expression (its value is displayed);
+  - graph let: the same for a `let` cell that adds a node to the prelude's `graph` (a value
+    made in an earlier cell; "n/a" where the kernel cannot use it).
 
     python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]   # e.g. sluice rust
 
@@ -54,10 +56,17 @@ def measure(name, cells):
             timed_execute(kc, f"let warm_{i} = {i};")
         lets = [timed_execute(kc, f"let a_{i} = {i};") for i in range(cells)]
         exprs = [timed_execute(kc, f"{i} + 1") for i in range(cells)]
+        try:
+            graph_lets = statistics.median(
+                timed_execute(kc, f'let p_{i} = graph.placeholder("p_{i}", DType::F32, &[1]);')
+                for i in range(cells)
+            )
+        except RuntimeError:
+            graph_lets = None
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    return first_reply, first_cell, statistics.median(lets), statistics.median(exprs)
+    return first_reply, first_cell, statistics.median(lets), statistics.median(exprs), graph_lets
 
 
 def main(argv):
@@ -70,10 +79,18 @@ def main(argv):
         else:
             names.append(arg)
     names = names or ["sluice"]
-    print(f"{'kernel':<10} {'start->reply':>13} {'first cell':>11} {'let cell':>9} {'expression':>11}")
+    print(
+        f"{'kernel':<14} {'start->reply':>13} {'first cell':>11} {'let cell':>9} "
+        f"{'expression':>11} {'graph let':>10}"
+    )
     for name in names:
-        start, first, let_cell, expr = measure(name, cells)
-        print(f"{name:<10} {start:>12.2f}s {first:>10.2f}s {let_cell:>8.3f}s {expr:>10.3f}s", flush=True)
+        start, first, let_cell, expr, graph_let = measure(name, cells)
+        graph_let = f"{graph_let:.3f}s" if graph_let is not None else "n/a"
+        print(
+            f"{name:<14} {start:>12.2f}s {first:>10.2f}s {let_cell:>8.3f}s "
+            f"{expr:>10.3f}s {graph_let:>10}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
