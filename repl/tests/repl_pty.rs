@@ -144,8 +144,11 @@ fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
     assert!(accuracy >= 0.91, "test accuracy {accuracy} < 0.91");
 
     // A multi-line entry waits for its closing bracket.
-    let out = repl.run("for i in 0..3 {\n    println!(\"row {}\", i * 10);\n}");
-    assert!(out.contains("row 20"), "multi-line entry: {out}");
+    for line in ["for i in 0..3 {", "    println!(\"row {}\", i * 10);", "}"] {
+        repl.type_line(line);
+    }
+    repl.expect("row 20");
+    repl.expect(PROMPT);
 
     let out = repl.run(":loss");
     assert!(out.contains("loss, fit of 1000 steps"), ":loss: {out}");
