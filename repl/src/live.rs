@@ -94,7 +94,8 @@ impl Live {
                 scalars,
                 examples_per_second,
                 from_fit: true,
-            } => self.fit_step(&session, step, &scalars, examples_per_second),
+                steps_done,
+            } => self.fit_step(&session, step, steps_done, &scalars, examples_per_second),
             EngineEvent::Step {
                 step,
                 scalars,
@@ -134,7 +135,14 @@ impl Live {
         });
     }
 
-    fn fit_step(&mut self, session: &str, step: i64, scalars: &[(String, f64)], eps: Option<f64>) {
+    fn fit_step(
+        &mut self,
+        session: &str,
+        step: i64,
+        steps_done: Option<u64>,
+        scalars: &[(String, f64)],
+        eps: Option<f64>,
+    ) {
         let previous_end = self.fit_ends.get(session).copied().unwrap_or(0);
         let Some(fit) = self.fit.as_mut().filter(|f| f.session == session) else {
             return;
@@ -149,7 +157,12 @@ impl Live {
                 step - total.min(DEFAULT_REPORT_EVERY)
             }
         });
-        let done = (step - base).clamp(0, total);
+        // The engine says how far the fit is; the guess from the global step is for engines
+        // that do not.
+        let done = steps_done
+            .and_then(|d| i64::try_from(d).ok())
+            .unwrap_or(step - base)
+            .clamp(0, total);
         fit.last_step = step;
         if let Some((_, loss)) = scalars.iter().find(|(name, _)| name == "loss") {
             fit.loss.push(done as f64, *loss);
@@ -299,6 +312,7 @@ mod tests {
                 scalars: vec![("loss".into(), 1.0 / step as f64)],
                 examples_per_second: Some(1000.0),
                 from_fit: true,
+                steps_done: Some(step as u64),
             });
         }
         live.on_event(EngineEvent::FitEnded {

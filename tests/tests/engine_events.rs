@@ -120,12 +120,21 @@ fn a_watcher_sees_sessions_graph_changes_steps_and_fits() {
             _ => None,
         })
         .collect();
-    // The global step continues from the three steps run before.
+    // The global step continues from the three steps run before; the fit's own count
+    // starts at zero.
     assert_eq!(
         reports.iter().map(|r| r.0).collect::<Vec<_>>(),
         [13, 23, 33],
         "{events:#?}"
     );
+    let done: Vec<Option<u64>> = fit
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Step { steps_done, .. } => Some(*steps_done),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [Some(10), Some(20), Some(30)]);
     assert!(matches!(
         fit.last(),
         Some(EngineEvent::FitEnded {

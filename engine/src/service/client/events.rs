@@ -22,13 +22,14 @@ pub enum EngineEvent {
     },
     /// A step ran: a RunStep (`step` counts the session's steps; `scalars` are its scalar
     /// float fetches by name), or a fit's report (`step` is the global step; `scalars` holds
-    /// `loss`, the mean since the last report).
+    /// `loss`, the mean since the last report; `steps_done` counts the fit's own steps).
     Step {
         session: String,
         step: i64,
         scalars: Vec<(String, f64)>,
         examples_per_second: Option<f64>,
         from_fit: bool,
+        steps_done: Option<u64>,
     },
     FitStarted {
         session: String,
@@ -82,6 +83,7 @@ impl EngineEvent {
                 scalars: e.scalars.into_iter().map(|s| (s.name, s.value)).collect(),
                 examples_per_second: e.from_fit.then_some(e.examples_per_second),
                 from_fit: e.from_fit,
+                steps_done: e.from_fit.then_some(e.steps_done),
             },
             Some(Kind::FitStarted(e)) => EngineEvent::FitStarted {
                 session,

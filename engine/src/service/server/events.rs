@@ -75,6 +75,7 @@ impl EventBus {
                 scalars,
                 examples_per_second: 0.0,
                 from_fit: false,
+                steps_done: 0,
             }),
         );
     }

@@ -151,6 +151,7 @@ fn publish_progress(events: &EventBus, session: &str, p: &FitProgress) {
             }],
             examples_per_second: p.examples_per_second,
             from_fit: true,
+            steps_done: p.steps_done as u64,
         }),
     );
 }
