@@ -46,14 +46,20 @@ fn train(sess: &mut dyn Runner, m: &Softmax, steps: usize) -> f64 {
         sess.run(&[m.train], &[(m.x, batch.inputs), (m.y_, batch.one_hot)])
             .unwrap();
     }
+    test_accuracy(sess, m)
+}
+
+/// The seed program's accuracy on the digits' test split.
+fn test_accuracy(sess: &mut dyn Runner, m: &Softmax) -> f64 {
+    let digits = mnist_digits().unwrap();
     let test = &digits.test;
-    let acc = sess
-        .run(
-            &[m.accuracy],
-            &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
-        )
-        .unwrap();
-    acc[0].scalar_f64().unwrap()
+    sess.run(
+        &[m.accuracy],
+        &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
+    )
+    .unwrap()[0]
+        .scalar_f64()
+        .unwrap()
 }
 
 #[test]
@@ -310,16 +316,7 @@ fn the_seed_program_fits_engine_side_and_streams_its_progress() {
     assert!(reports
         .windows(2)
         .all(|w| w[0].steps_done < w[1].steps_done));
-    let digits = mnist_digits().unwrap();
-    let test = &digits.test;
-    let acc = sess
-        .run(
-            &[m.accuracy],
-            &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
-        )
-        .unwrap()[0]
-        .scalar_f64()
-        .unwrap();
+    let acc = test_accuracy(&mut sess, &m);
     assert!(acc >= 0.91, "test accuracy {acc} after a remote fit");
     // A second fit (the data set now cached by the engine) goes on from step 1000.
     let last = sess
@@ -364,16 +361,7 @@ fn cancel_from_another_client_ends_a_long_fit() {
     let values = w.to_vec::<f32>().unwrap();
     assert!(values.iter().all(|v| v.is_finite()));
     assert!(values.iter().any(|&v| v != 0.0), "W was not trained");
-    let digits = mnist_digits().unwrap();
-    let test = &digits.test;
-    let acc = sess
-        .run(
-            &[m.accuracy],
-            &[(m.x, test.inputs_tensor()), (m.y_, test.one_hot_tensor())],
-        )
-        .unwrap()[0]
-        .scalar_f64()
-        .unwrap();
+    let acc = test_accuracy(&mut sess, &m);
     assert!(acc > 0.3, "test accuracy {acc} after a cancelled fit");
     let last = sess
         .fit("mnist-digits", &fit_config(&m, 5, 5), &mut |_| {})
