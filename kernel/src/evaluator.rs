@@ -66,9 +66,22 @@ impl Evaluator {
         self.ctx.execute(&prelude::reattach(addr, handle))
     }
 
-    pub fn execute(&mut self, code: &str) -> std::result::Result<EvalOutputs, evcxr::Error> {
+    /// Runs a cell; `input(prompt, secret)` answers what the cell asks the user
+    /// (`sluice_notebook::input`).
+    pub fn execute(
+        &mut self,
+        code: &str,
+        input: &dyn Fn(&str, bool) -> String,
+    ) -> std::result::Result<EvalOutputs, evcxr::Error> {
         let code = prelude::rewrite_commands(code);
-        let mut callbacks = EvalCallbacks::default();
+        let mut callbacks = EvalCallbacks {
+            input_reader: &|asked| {
+                let prompt = sluice_notebook::protocol::decode_prompt(&asked.prompt);
+                // evcxr passes the answer as one line of its protocol with the child.
+                let answer = input(&prompt, asked.is_password);
+                answer.lines().next().unwrap_or_default().to_string()
+            },
+        };
         self.ctx.execute_with_callbacks(&code, &mut callbacks)
     }
 

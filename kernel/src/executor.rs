@@ -10,13 +10,14 @@ use crate::transport::Outbox;
 use crossbeam_channel::{Receiver, Sender};
 use jupyter_protocol::{
     ErrorOutput, ExecuteInput, ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount,
-    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, Status, Transient,
+    InputRequest, JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, Status,
+    StreamContent, Transient,
 };
 use std::collections::HashMap;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Work for the cell thread.
 pub enum Job {
@@ -239,7 +240,7 @@ impl Cells {
             };
             let _ = self.pump.send(PumpCmd::Emit(input.into()));
         }
-        let outcome = self.run(request, count);
+        let outcome = self.run(message, request, count);
         let status = if outcome.error.is_some() {
             ReplyStatus::Error
         } else {
@@ -285,7 +286,7 @@ impl Cells {
         outcome.error.is_some()
     }
 
-    fn run(&mut self, request: &ExecuteRequest, count: usize) -> Outcome {
+    fn run(&mut self, parent: &JupyterMessage, request: &ExecuteRequest, count: usize) -> Outcome {
         let ev = match &mut self.evaluator {
             Ok(ev) => ev,
             Err(e) => {
@@ -304,7 +305,14 @@ impl Cells {
         *self.shared.lock_interrupted() = None;
         self.shared.cell.fetch_add(1, Ordering::SeqCst);
         self.shared.busy.store(true, Ordering::SeqCst);
-        let result = ev.execute(&request.code);
+        let input = |prompt: &str, secret: bool| {
+            let asked = InputRequest {
+                prompt: prompt.to_string(),
+                password: secret,
+            };
+            ask_input(&self.pump, &self.outbox, &self.shared, parent, request, asked)
+        };
+        let result = ev.execute(&request.code, &input);
         self.shared.busy.store(false, Ordering::SeqCst);
         let report = self.drain();
         let interrupted = self.shared.lock_interrupted().take().is_some();
@@ -403,6 +411,44 @@ impl Cells {
                 .variables
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = ev.variables();
+        }
+    }
+}
+
+/// Asks the client that sent the cell for a line of input (input_request on stdin) and waits
+/// for it; an interrupt ends the wait with an empty answer. A client that does not take
+/// input (allow_stdin false) gets a note on stderr and the cell an empty answer.
+fn ask_input(
+    pump: &Sender<PumpCmd>,
+    outbox: &Outbox,
+    shared: &Shared,
+    parent: &JupyterMessage,
+    request: &ExecuteRequest,
+    asked: InputRequest,
+) -> String {
+    if !request.allow_stdin {
+        let note = format!(
+            "this client does not take input; `{}` reads an empty line\n",
+            asked.prompt
+        );
+        let _ = pump.send(PumpCmd::Emit(StreamContent::stderr(&note).into()));
+        return String::new();
+    }
+    // Whatever the cell printed before asking shows above the input box.
+    let (done, flushed) = crossbeam_channel::bounded(1);
+    if pump.send(PumpCmd::Flush(done)).is_ok() {
+        let _ = flushed.recv();
+    }
+    let answer = outbox.ask_input(JupyterMessage::new(asked, Some(parent)));
+    loop {
+        match answer.recv_timeout(Duration::from_millis(100)) {
+            Ok(value) => return value,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return String::new(),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if shared.lock_interrupted().is_some() {
+                    return String::new();
+                }
+            }
         }
     }
 }

@@ -22,6 +22,12 @@ impl History {
                 let skip = self.entries.len().saturating_sub(n);
                 (self.entries.iter().skip(skip).collect(), *output)
             }
+            // Earlier sessions' history is not kept.
+            HistoryRequest::Range {
+                session: Some(session),
+                output,
+                ..
+            } if *session < 0 => (Vec::new(), *output),
             HistoryRequest::Range {
                 start,
                 stop,

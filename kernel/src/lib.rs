@@ -25,6 +25,7 @@ pub mod pump;
 pub mod shared_linking;
 pub mod shell;
 pub mod transport;
+pub mod wire;
 pub mod workdir;
 
 pub use error::KernelError;

@@ -83,7 +83,7 @@ fn prewarm() -> Result<()> {
         .prelude()
         .map_err(|e| anyhow::anyhow!("the prelude failed: {e}"))?;
     evaluator
-        .execute("let sluice_prewarm = 1;")
+        .execute("let sluice_prewarm = 1;", &|_, _| String::new())
         .map_err(|e| anyhow::anyhow!("a first cell failed: {e}"))?;
     println!("ready in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -23,6 +23,8 @@ pub enum PumpCmd {
     Emit(JupyterMessageContent),
     /// Pass on everything the child printed so far; report what the cell told the kernel.
     Drain(Sender<CellReport>),
+    /// Pass on everything the child printed so far (before the cell asks for input).
+    Flush(Sender<()>),
     /// The cell ended: final curves, then `iopub` in order, then `reply` on shell, then idle.
     Finish {
         iopub: Vec<JupyterMessageContent>,
@@ -149,6 +151,10 @@ impl Pump {
                 self.drain(stdout, stderr, Duration::from_millis(15));
                 self.flush_streams();
                 let _ = answer.send(std::mem::take(&mut self.report));
+            }
+            PumpCmd::Flush(done) => {
+                self.flush_streams();
+                let _ = done.send(());
             }
             PumpCmd::Finish { iopub, reply } => {
                 self.flush_streams();

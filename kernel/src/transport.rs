@@ -4,14 +4,18 @@
 //! thread, the output pump) can send, and so that iopub keeps one order.
 
 use crate::error::{KernelError, Result};
-use jupyter_protocol::{ConnectionInfo, IoPubWelcome, JupyterMessage};
+use jupyter_protocol::{ConnectionInfo, IoPubWelcome, JupyterMessage, JupyterMessageContent};
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
     create_kernel_iopub_xpub_connection, create_kernel_shell_connection,
     create_kernel_stdin_connection, RouterRecvConnection, RouterSendConnection, RuntimeError,
     SubscriptionEvent,
 };
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// An input_request on its way out, and where its answer goes.
+type InputAsk = (JupyterMessage, crossbeam_channel::Sender<String>);
 
 /// Where outgoing messages are queued. Cheap to clone; sending never blocks.
 #[derive(Clone)]
@@ -19,6 +23,7 @@ pub struct Outbox {
     iopub: UnboundedSender<JupyterMessage>,
     shell: UnboundedSender<JupyterMessage>,
     control: UnboundedSender<JupyterMessage>,
+    stdin: UnboundedSender<InputAsk>,
 }
 
 impl Outbox {
@@ -37,6 +42,15 @@ impl Outbox {
         let _ = self.control.send(message);
     }
 
+    /// Sends an input_request (addressed to the client that asked for the cell) on stdin;
+    /// the value of its input_reply arrives on the returned queue. A newer request replaces
+    /// one still unanswered.
+    pub fn ask_input(&self, request: JupyterMessage) -> crossbeam_channel::Receiver<String> {
+        let (answer, value) = crossbeam_channel::bounded(1);
+        let _ = self.stdin.send((request, answer));
+        value
+    }
+
     /// An outbox whose messages land in the returned queues (iopub, shell, control): for tests.
     pub fn capture() -> (
         Outbox,
@@ -47,11 +61,14 @@ impl Outbox {
         let (iopub, iopub_rx) = unbounded_channel();
         let (shell, shell_rx) = unbounded_channel();
         let (control, control_rx) = unbounded_channel();
+        // Input requests asked of a captured outbox are never answered.
+        let (stdin, _) = unbounded_channel();
         (
             Outbox {
                 iopub,
                 shell,
                 control,
+                stdin,
             },
             iopub_rx,
             shell_rx,
@@ -78,12 +95,16 @@ pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, In
     let (control_send, control_recv) = create_kernel_control_connection(info, session_id)
         .await?
         .split();
-    // Bound so clients can connect; input requests are not supported (cells read empty input).
-    let stdin = create_kernel_stdin_connection(info, session_id).await?;
+    let (stdin_send, stdin_recv) = create_kernel_stdin_connection(info, session_id)
+        .await?
+        .split();
     let mut iopub = create_kernel_iopub_xpub_connection(info, session_id).await?;
     let mut heartbeat = create_kernel_heartbeat_connection(info).await?;
 
-    let (outbox, mut iopub_rx, shell_rx, control_rx) = Outbox::capture();
+    let (mut outbox, mut iopub_rx, shell_rx, control_rx) = Outbox::capture();
+    let (stdin, stdin_rx) = unbounded_channel();
+    outbox.stdin = stdin;
+    spawn_stdin(stdin_send, stdin_recv, stdin_rx);
     tokio::spawn(async move {
         loop {
             if let Err(e) = heartbeat.single_heartbeat().await {
@@ -92,7 +113,6 @@ pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, In
         }
     });
     tokio::spawn(async move {
-        let _stdin = stdin;
         loop {
             tokio::select! {
                 message = iopub_rx.recv() => match message {
@@ -141,11 +161,46 @@ fn spawn_sender(
     });
 }
 
+/// Sends input requests and hands each input_reply to the request waiting for it.
+fn spawn_stdin(
+    mut socket: RouterSendConnection,
+    mut replies: RouterRecvConnection,
+    mut asks: UnboundedReceiver<InputAsk>,
+) {
+    let waiting: Arc<Mutex<Option<crossbeam_channel::Sender<String>>>> = Arc::default();
+    let waiter = waiting.clone();
+    tokio::spawn(async move {
+        while let Some((request, answer)) = asks.recv().await {
+            *waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+            if let Err(e) = socket.send(request).await {
+                eprintln!("sluice-kernel: stdin send: {e}");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let message = next_request("stdin", &mut replies).await;
+            match message.content {
+                JupyterMessageContent::InputReply(reply) => {
+                    let answer = waiting.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    match answer {
+                        Some(answer) => {
+                            let _ = answer.send(reply.value);
+                        }
+                        None => eprintln!("sluice-kernel: stdin: an input_reply nobody asked for"),
+                    }
+                }
+                other => eprintln!("sluice-kernel: stdin: unexpected {}", other.message_type()),
+            }
+        }
+    });
+}
+
 /// Reads the next request that passes the signature check. Messages that fail it (or are
 /// malformed) are logged and dropped: they are never handled.
 pub async fn next_request(channel: &str, socket: &mut RouterRecvConnection) -> JupyterMessage {
     loop {
-        match socket.read().await {
+        match crate::wire::read(socket).await {
             Ok(message) => return message,
             Err(RuntimeError::VerifyError(_)) => {
                 eprintln!("sluice-kernel: {channel}: dropped a message with a bad signature");

@@ -217,28 +217,53 @@ impl Front {
     }
 
     /// Runs code as a cell; Ctrl-C meanwhile cancels its engine work.
+    /// Ctrl-C while a cell runs: the first cancels the engine work, the second stops the
+    /// cell's process.
+    fn interrupt_watch(&self) -> interrupt::Watch {
+        let engine = self.engine.clone();
+        let child = self.evaluator.borrow().process_handle();
+        interrupt::Watch::start(Box::new(move |presses| {
+            if presses == 1 {
+                eprint!("\r\n^C cancelling the engine work (Ctrl-C again stops the cell's process)\r\n");
+                for failure in engine.cancel_all() {
+                    eprint!("cannot cancel {failure}\r\n");
+                }
+            } else if presses == 2 {
+                eprint!("\r\n^C stopping the cell's process\r\n");
+                let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = child.kill();
+            }
+        }))
+    }
+
+    /// Prints what the cell wrote so far (before it asks for input).
+    fn flush_output(&self) {
+        let (done, flushed) = crossbeam_channel::bounded(1);
+        if self.output.send(Cmd::Flush(done)).is_ok() {
+            let _ = flushed.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+
     fn cell(&mut self, code: &str) -> CellOutcome {
         let (code, marked) = with_end_marker(code);
         let _ = self.output.send(Cmd::Begin);
-        let watch = {
-            let engine = self.engine.clone();
-            let child = self.evaluator.borrow().process_handle();
-            interrupt::Watch::start(Box::new(move |presses| {
-                if presses == 1 {
-                    eprint!("\r\n^C cancelling the engine work (Ctrl-C again stops the cell's process)\r\n");
-                    for failure in engine.cancel_all() {
-                        eprint!("cannot cancel {failure}\r\n");
-                    }
-                } else if presses == 2 {
-                    eprint!("\r\n^C stopping the cell's process\r\n");
-                    let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = child.kill();
-                }
-            }))
-        };
+        let watch = RefCell::new(Some(self.interrupt_watch()));
+        let earlier_presses = std::cell::Cell::new(0);
         let variables_before = self.evaluator.borrow().variables();
-        let result = self.evaluator.borrow_mut().execute(&code);
-        let presses = watch.stop();
+        // Reading the answer to a cell's question needs the keyboard the Ctrl-C watch holds.
+        let input = |prompt: &str, secret: bool| {
+            let presses = watch.borrow_mut().take().map_or(0, interrupt::Watch::stop);
+            earlier_presses.set(earlier_presses.get() + presses);
+            self.flush_output();
+            let line = crate::input::read_line(prompt, secret);
+            *watch.borrow_mut() = Some(self.interrupt_watch());
+            line
+        };
+        let result = self.evaluator.borrow_mut().execute(&code, &input);
+        let presses = earlier_presses.get()
+            + watch
+                .into_inner()
+                .map_or(0, interrupt::Watch::stop);
         let report = self.drain();
         if presses > 0 {
             for failure in self.engine.reset_all() {

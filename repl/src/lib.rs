@@ -12,6 +12,7 @@ pub mod commands;
 pub mod editor;
 pub mod error;
 pub mod front;
+pub mod input;
 pub mod interactive;
 pub mod interrupt;
 pub mod live;

@@ -23,6 +23,8 @@ pub enum Cmd {
     Begin,
     /// Print everything the cell's process wrote so far, close the live displays, and report.
     Drain(Sender<CellReport>),
+    /// Print everything the cell's process wrote so far (it is about to ask for input).
+    Flush(Sender<()>),
 }
 
 /// What a cell told the frontend.
@@ -83,6 +85,12 @@ impl Printer {
                     Ok(Cmd::Drain(answer)) => {
                         self.drain(stdout, stderr, events);
                         let _ = answer.send(std::mem::take(&mut self.report));
+                    }
+                    Ok(Cmd::Flush(done)) => {
+                        while let Ok(line) = stdout.try_recv() {
+                            self.stdout_line(line);
+                        }
+                        let _ = done.send(());
                     }
                     Err(_) => return,
                 },

@@ -1,8 +1,13 @@
-"""Interrupt and message signing, as a Jupyter client sees them.
+"""Interrupts, input and message signing, as a Jupyter client sees them.
 
 1. An interrupt during a long Fit gives control back within 2 s: the cell ends with an
    error, and the next cell still sees the variables defined before it.
-2. A message signed with the wrong key is not executed (and gets no reply).
+2. A cell stuck in its own code (not in the engine) is stopped by restarting its process
+   after the grace period: the kernel says which variables were lost, `sess` and `graph`
+   come back attached to the same engine session, and the trained variables are still there.
+3. A cell that asks for input sends input_request on stdin and gets the client's answer;
+   a password request says so; a client that takes no input gets an empty line and a note.
+4. A message signed with the wrong key is not executed (and gets no reply).
 
 Run with JUPYTER_PATH pointing at the `sluice` kernelspec:  python interrupt_and_signature.py
 """
@@ -25,13 +30,19 @@ def check(condition, what):
         failures.append(what)
 
 
-def run(kc, code, timeout=120):
-    """Executes `code`; returns (reply content, iopub messages of the cell)."""
-    msg_id = kc.execute(code)
-    outputs = []
+def run(kc, code, timeout=120, msg_id=None):
+    """Executes `code` (or waits for the cell `msg_id`); returns (reply content, iopub
+    messages of the cell)."""
+    msg_id = msg_id or kc.execute(code, allow_stdin=False)
     reply = kc.get_shell_msg(timeout=timeout)
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], iopub_of(kc, msg_id, timeout)
+
+
+def iopub_of(kc, msg_id, timeout=120):
+    """The iopub messages of the cell `msg_id`, up to its idle."""
+    outputs = []
     while True:
         msg = kc.get_iopub_msg(timeout=timeout)
         if msg["parent_header"].get("msg_id") != msg_id:
@@ -39,7 +50,7 @@ def run(kc, code, timeout=120):
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
         outputs.append(msg)
-    return reply["content"], outputs
+    return outputs
 
 
 def text_of(outputs):
@@ -121,6 +132,69 @@ def interrupt_during_fit(km, kc):
     )
 
 
+def wait_reply(kc, msg_id, limit):
+    """The shell reply to `msg_id` and the seconds it took, or (None, limit)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            msg = kc.get_shell_msg(timeout=1)
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg, time.monotonic() - started
+    return None, limit
+
+
+def stuck_cell_is_restarted(km, kc):
+    reply, _ = run(kc, "let before_stuck = 7;")
+    check(reply["status"] == "ok", "a variable is defined before the stuck cell")
+    msg_id = kc.execute("std::thread::sleep(std::time::Duration::from_secs(600));")
+    time.sleep(4)
+    km.interrupt_kernel()
+    reply, took = wait_reply(kc, msg_id, 60)
+    check(reply is not None, f"the stuck cell replied {took:.1f} s after the interrupt")
+    if reply is None:
+        return
+    check(reply["content"]["status"] == "error", "the stuck cell ended with an error")
+    said = text_of(iopub_of(kc, msg_id))
+    check("restarted" in said and "before_stuck" in said, f"the kernel said what was lost: {said!r}")
+    check("`sess` and `graph` are back" in said, "the session came back after the restart")
+    reply, outputs = run(kc, "before_stuck")
+    check(reply["status"] == "error", "the stuck cell's process variables are gone, as said")
+    reply, outputs = run(
+        kc, 'let w = graph.get("W").expect("W is in the engine"); sess.variable(w)?.map(|t| t.shape().to_vec())'
+    )
+    check(
+        reply["status"] == "ok" and "[784, 10]" in text_of(outputs),
+        f"the engine kept W and the new process reads it ({text_of(outputs).strip()})",
+    )
+
+
+def input_is_asked_for(kc):
+    code = 'let name = sluice_notebook::input("Your name: "); println!("hello {name}!");'
+    msg_id = kc.execute(code, allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=120)
+    check(request["msg_type"] == "input_request", "the cell sent input_request on stdin")
+    check(request["parent_header"].get("msg_id") == msg_id, "the input_request belongs to the cell")
+    check(request["content"]["prompt"] == "Your name: ", f"the prompt is the cell's ({request['content']})")
+    check(request["content"]["password"] is False, "a plain input is not a password")
+    kc.input("Ada")
+    reply, outputs = run(kc, None, msg_id=msg_id)
+    check(reply["status"] == "ok" and "hello Ada!" in text_of(outputs), f"the cell read the answer ({text_of(outputs)!r})")
+
+    msg_id = kc.execute('let secret = sluice_notebook::password("Token: "); secret.len()', allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=120)
+    check(request["content"]["password"] is True, "a password request says so")
+    kc.input("s3cret")
+    reply, outputs = run(kc, None, msg_id=msg_id)
+    check(reply["status"] == "ok" and "6" in text_of(outputs), "the cell read the password")
+
+    reply, outputs = run(kc, 'let quiet = sluice_notebook::input("Anyone? "); quiet.is_empty()')
+    said = text_of(outputs)
+    check(reply["status"] == "ok" and "true" in said, "without stdin the cell reads an empty line")
+    check("does not take input" in said, f"and is told why ({said!r})")
+
+
 def wrong_signature_is_not_executed(km, kc):
     info = km.get_connection_info(session=False)
     ctx = zmq.Context.instance()
@@ -150,6 +224,8 @@ def main():
     km, kc = start_new_kernel(kernel_name="sluice", startup_timeout=120)
     try:
         interrupt_during_fit(km, kc)
+        input_is_asked_for(kc)
+        stuck_cell_is_restarted(km, kc)
         wrong_signature_is_not_executed(km, kc)
     finally:
         kc.stop_channels()

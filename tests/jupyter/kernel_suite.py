@@ -46,8 +46,7 @@ class SluiceKernelTests(jkt.KernelTests):
     invalid_code_samples = ["let a = 1);", "(]"]
     code_inspect_sample = "std::vec::Vec::new"
     code_history_pattern = "1 + 2"
-    # Search requests from jupyter_client omit fields jupyter-protocol requires: not yet read.
-    supported_history_operations = ("tail", "range")
+    supported_history_operations = ("tail", "range", "search")
 
     @classmethod
     def setUpClass(cls):
@@ -72,7 +71,7 @@ if __name__ == "__main__":
     skipped = [
         (t, why)
         for t, why in result.skipped
-        if t._testMethodName not in not_offered and "History search" not in why
+        if t._testMethodName not in not_offered
     ]
     for test, why in skipped:
         print(f"unexpectedly skipped: {test}: {why}", file=sys.stderr)

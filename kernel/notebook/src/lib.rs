@@ -27,6 +27,28 @@ impl SluiceNotebook for RemoteSession {
     }
 }
 
+/// Asks the person at the notebook (an input box under the cell) or at the terminal for a
+/// line, after showing `prompt`; the line comes back without its newline. Empty when the
+/// frontend takes no input or the cell is interrupted.
+pub fn input(prompt: &str) -> String {
+    ask(evcxr_input::GET_CMD, prompt)
+}
+
+/// As [`input`], for a secret: the notebook does not show what is typed.
+pub fn password(prompt: &str) -> String {
+    ask(evcxr_input::GET_CMD_PASSWORD, prompt)
+}
+
+/// evcxr_input's request line, with the prompt encoded so that colons survive evcxr.
+fn ask(command: &str, prompt: &str) -> String {
+    println!("{command}:{}", protocol::encode_prompt(prompt));
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(_) => line.trim_end_matches(['\n', '\r']).to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Tells the kernel that the cells use this session (its work is cancelled on interrupt).
 pub fn announce_session(sess: &RemoteSession) {
     println!(
