@@ -15,7 +15,8 @@ use sluice_kernel::evaluator::{Evaluator, Setup};
 use sluice_kernel::workdir::WorkDir;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
 
 /// What to do after an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,9 +220,8 @@ impl Front {
     /// Runs code as a cell; Ctrl-C meanwhile cancels its engine work.
     /// Ctrl-C while a cell runs: the first cancels the engine work, the second stops the
     /// cell's process.
-    fn interrupt_watch(&self) -> interrupt::Watch {
+    fn interrupt_watch(&self, child: Arc<Mutex<Child>>) -> interrupt::Watch {
         let engine = self.engine.clone();
-        let child = self.evaluator.borrow().process_handle();
         interrupt::Watch::start(Box::new(move |presses| {
             if presses == 1 {
                 eprint!("\r\n^C cancelling the engine work (Ctrl-C again stops the cell's process)\r\n");
@@ -247,7 +247,9 @@ impl Front {
     fn cell(&mut self, code: &str) -> CellOutcome {
         let (code, marked) = with_end_marker(code);
         let _ = self.output.send(Cmd::Begin);
-        let watch = RefCell::new(Some(self.interrupt_watch()));
+        // Taken now: the evaluator is borrowed while the cell runs.
+        let child = self.evaluator.borrow().process_handle();
+        let watch = RefCell::new(Some(self.interrupt_watch(child.clone())));
         let earlier_presses = std::cell::Cell::new(0);
         let variables_before = self.evaluator.borrow().variables();
         // Reading the answer to a cell's question needs the keyboard the Ctrl-C watch holds.
@@ -256,7 +258,7 @@ impl Front {
             earlier_presses.set(earlier_presses.get() + presses);
             self.flush_output();
             let line = crate::input::read_line(prompt, secret);
-            *watch.borrow_mut() = Some(self.interrupt_watch());
+            *watch.borrow_mut() = Some(self.interrupt_watch(child.clone()));
             line
         };
         let result = self.evaluator.borrow_mut().execute(&code, &input);

@@ -202,6 +202,15 @@ fn ctrl_c_cancels_a_fit_and_errors_bring_the_prompt_back() {
         "the engine error names the node: {out}"
     );
 
+    // A cell that asks for a line reads what is typed at its prompt.
+    // (The prompt is put together so that the echo of the typed line does not hold it.)
+    repl.type_line("let who = sluice_notebook::input(&format!(\"Who{}\", \": is it? \"));");
+    repl.expect("Who: is it? ");
+    repl.type_line("Ada");
+    repl.expect(PROMPT);
+    let out = repl.run("println!(\"hello {who}\");");
+    assert!(out.contains("hello Ada"), "the cell read the answer: {out}");
+
     // The seed graph (keys typed while a cell runs are not kept: wait for each prompt), then
     // a fit far too long to wait for.
     for line in SEED_GRAPH {
