@@ -8,12 +8,15 @@ Reports, for each kernel named (default: sluice):
   - graph let: the same for a `let` cell that adds a node to the prelude's `graph` (a value
     made in an earlier cell; "n/a" where the kernel cannot use it).
 
-    python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]   # e.g. sluice rust
+    python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]   # e.g. sluice rust rust+sluice
 
-JUPYTER_PATH must let jupyter_client find the kernelspecs (`sluice-kernel install`;
-evcxr_jupyter's is named `rust`).
+`rust+sluice` is evcxr_jupyter (kernelspec `rust`) given what Sluice's kernel gives its cells
+first: the engine's client crate as a dependency, its prelude and a graph. Its "first cell"
+is that setup. JUPYTER_PATH must let jupyter_client find the kernelspecs
+(`sluice-kernel install`; `evcxr_jupyter --install` writes `rust`).
 """
 
+import os
 import statistics
 import sys
 import time
@@ -35,7 +38,17 @@ def timed_execute(kc, code, timeout=900):
     return took
 
 
+ENGINE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine")
+SLUICE_SETUP = [
+    f':dep sluice = {{ path = "{ENGINE_DIR}", default-features = false }}',
+    "use sluice::prelude::*;\nlet graph = Graph::new();",
+]
+
+
 def measure(name, cells):
+    setup = []
+    if name == "rust+sluice":
+        name, setup = "rust", SLUICE_SETUP
     km = KernelManager(kernel_name=name)
     start = time.perf_counter()
     km.start_kernel()
@@ -51,7 +64,8 @@ def measure(name, cells):
                 if time.perf_counter() - start > 300:
                     raise
         first_reply = time.perf_counter() - start
-        first_cell = timed_execute(kc, "let warm_0 = 0;")
+        first_cell = sum(timed_execute(kc, code) for code in setup)
+        first_cell += timed_execute(kc, "let warm_0 = 0;")
         for i in range(1, 3):
             timed_execute(kc, f"let warm_{i} = {i};")
         lets = [timed_execute(kc, f"let a_{i} = {i};") for i in range(cells)]
