@@ -310,7 +310,14 @@ impl Cells {
                 prompt: prompt.to_string(),
                 password: secret,
             };
-            ask_input(&self.pump, &self.outbox, &self.shared, parent, request, asked)
+            ask_input(
+                &self.pump,
+                &self.outbox,
+                &self.shared,
+                parent,
+                request,
+                asked,
+            )
         };
         let result = ev.execute(&request.code, &input);
         self.shared.busy.store(false, Ordering::SeqCst);

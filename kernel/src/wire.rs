@@ -29,11 +29,12 @@ pub fn decode(raw: RawMessage) -> Result<JupyterMessage, RuntimeError> {
     let header: Header = serde_json::from_slice(&parts[0])?;
     let mut content: Value = serde_json::from_slice(&parts[3])?;
     fill_defaults(&header.msg_type, &mut content);
-    let content = JupyterMessageContent::from_type_and_content(&header.msg_type, content)
-        .map_err(|source| RuntimeError::ParseError {
+    let content = JupyterMessageContent::from_type_and_content(&header.msg_type, content).map_err(
+        |source| RuntimeError::ParseError {
             msg_type: header.msg_type.clone(),
             source,
-        })?;
+        },
+    )?;
     // An empty parent header arrives as `{}`, which is no header.
     let parent_header = serde_json::from_slice(&parts[1]).ok();
     let metadata = serde_json::from_slice(&parts[2])?;
@@ -57,7 +58,9 @@ fn fill_defaults(msg_type: &str, content: &mut Value) {
     };
     let defaults = match fields.get("hist_access_type").and_then(Value::as_str) {
         // n = 0 means every match.
-        Some("search") => json!({"pattern": "*", "unique": false, "n": 0, "output": false, "raw": true}),
+        Some("search") => {
+            json!({"pattern": "*", "unique": false, "n": 0, "output": false, "raw": true})
+        }
         Some("tail") => json!({"n": 10, "output": false, "raw": true}),
         // stop = 0 means to the end.
         Some("range") | None => {
@@ -96,7 +99,9 @@ mod tests {
 
     #[test]
     fn search_without_unique_or_n() {
-        let r = parse(json!({"hist_access_type": "search", "pattern": "let*", "output": false, "raw": true}));
+        let r = parse(
+            json!({"hist_access_type": "search", "pattern": "let*", "output": false, "raw": true}),
+        );
         assert!(matches!(
             r,
             HistoryRequest::Search { ref pattern, unique: false, n: 0, .. } if pattern == "let*"
@@ -110,7 +115,12 @@ mod tests {
         let r = parse(json!({"output": true}));
         assert!(matches!(
             r,
-            HistoryRequest::Range { start: 0, stop: 0, output: true, .. }
+            HistoryRequest::Range {
+                start: 0,
+                stop: 0,
+                output: true,
+                ..
+            }
         ));
     }
 

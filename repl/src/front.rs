@@ -14,8 +14,8 @@ use sluice_kernel::engine_link::{EngineLink, ENGINE_ENV};
 use sluice_kernel::evaluator::{Evaluator, Setup};
 use sluice_kernel::workdir::WorkDir;
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::process::Child;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// What to do after an entry.
@@ -224,7 +224,9 @@ impl Front {
         let engine = self.engine.clone();
         interrupt::Watch::start(Box::new(move |presses| {
             if presses == 1 {
-                eprint!("\r\n^C cancelling the engine work (Ctrl-C again stops the cell's process)\r\n");
+                eprint!(
+                    "\r\n^C cancelling the engine work (Ctrl-C again stops the cell's process)\r\n"
+                );
                 for failure in engine.cancel_all() {
                     eprint!("cannot cancel {failure}\r\n");
                 }
@@ -262,10 +264,7 @@ impl Front {
             line
         };
         let result = self.evaluator.borrow_mut().execute(&code, &input);
-        let presses = earlier_presses.get()
-            + watch
-                .into_inner()
-                .map_or(0, interrupt::Watch::stop);
+        let presses = earlier_presses.get() + watch.into_inner().map_or(0, interrupt::Watch::stop);
         let report = self.drain();
         if presses > 0 {
             for failure in self.engine.reset_all() {

@@ -8,6 +8,8 @@
 3. A cell that asks for input sends input_request on stdin and gets the client's answer;
    a password request says so; a client that takes no input gets an empty line and a note.
 4. A message signed with the wrong key is not executed (and gets no reply).
+5. Restart gives a fresh kernel on the same connection (a new prelude, the old cells'
+   variables gone); shutdown_request ends the kernel process by itself.
 
 Run with JUPYTER_PATH pointing at the `sluice` kernelspec:  python interrupt_and_signature.py
 """
@@ -220,6 +222,25 @@ def wrong_signature_is_not_executed(km, kc):
     check("FORGED-CELL-RAN" not in text_of(outputs), "nothing the forged cell printed appeared")
 
 
+def restart_and_shutdown(km, kc):
+    km.restart_kernel(now=False)
+    kc.wait_for_ready(timeout=300)
+    reply, _ = run(kc, "kept", timeout=WARMUP_TIMEOUT)
+    check(reply["status"] == "error", "after a restart the old cells' variables are gone")
+    reply, outputs = run(kc, "let after_restart = 41; after_restart + 1")
+    check(
+        reply["status"] == "ok" and "42" in text_of(outputs),
+        f"the restarted kernel runs cells ({reply.get('evalue', '')}{text_of(outputs)!r})",
+    )
+    reply, outputs = run(kc, "sess.handle().len() > 0")
+    check(reply["status"] == "ok" and "true" in text_of(outputs), "the restarted kernel has a session")
+    kc.shutdown()
+    started = time.monotonic()
+    while km.is_alive() and time.monotonic() - started < 15:
+        time.sleep(0.2)
+    check(not km.is_alive(), f"shutdown_request ended the kernel ({time.monotonic() - started:.1f} s)")
+
+
 def main():
     km, kc = start_new_kernel(kernel_name="sluice", startup_timeout=120)
     try:
@@ -227,9 +248,11 @@ def main():
         input_is_asked_for(kc)
         stuck_cell_is_restarted(km, kc)
         wrong_signature_is_not_executed(km, kc)
+        restart_and_shutdown(km, kc)
     finally:
         kc.stop_channels()
-        km.shutdown_kernel(now=False)
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
     passed = "all" if not failures else f"{len(failures)} failed"
     print(f"interrupt_and_signature: {passed}")
     return 1 if failures else 0
