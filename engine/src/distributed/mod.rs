@@ -5,6 +5,7 @@
 //! each other ([`rendezvous`], in the [`precision`] each edge asks); [`launcher`] starts a
 //! cluster of local processes.
 
+pub mod bulk;
 pub mod cluster;
 pub mod launcher;
 pub mod partition;

@@ -191,6 +191,38 @@ impl Decoder {
         Ok(())
     }
 
+    /// Reads the whole payload from `reader`: straight into the tensor's memory when the
+    /// wire form is the memory form (f32 as is, little-endian host), else piece by piece.
+    pub fn read_from(mut self, reader: &mut impl std::io::Read) -> std::io::Result<Tensor> {
+        let direct = self.precision == WirePrecision::WireF32
+            && cfg!(target_endian = "little")
+            && self.dtype != DType::Bool
+            && self.buf.is_empty();
+        if direct {
+            let mut buf = Buffer::zeros(self.dtype, self.count);
+            let bytes: &mut [u8] = match &mut buf {
+                Buffer::F32(v) => bytemuck::cast_slice_mut(v),
+                Buffer::F64(v) => bytemuck::cast_slice_mut(v),
+                Buffer::I32(v) => bytemuck::cast_slice_mut(v),
+                Buffer::I64(v) => bytemuck::cast_slice_mut(v),
+                Buffer::U8(v) => v,
+                Buffer::Bool(_) => &mut [],
+            };
+            reader.read_exact(bytes)?;
+            return Tensor::from_buffer(&self.shape, buf).map_err(std::io::Error::other);
+        }
+        let w = width(self.dtype, self.precision);
+        let mut left = self.wire_bytes();
+        let mut piece = vec![0u8; left.min((4 << 20) / w * w)];
+        while left > 0 {
+            let n = left.min(piece.len());
+            reader.read_exact(&mut piece[..n])?;
+            self.push(&piece[..n]).map_err(std::io::Error::other)?;
+            left -= n;
+        }
+        self.finish().map_err(std::io::Error::other)
+    }
+
     pub fn finish(self) -> Result<Tensor, String> {
         if self.buf.len() != self.count {
             return Err(format!(

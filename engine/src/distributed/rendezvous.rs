@@ -3,7 +3,7 @@
 //! waits here until it is published. Keys carry the sender's incarnation, so a restarted
 //! worker is noticed instead of answering for its former self.
 
-use super::precision;
+use super::{bulk, precision};
 use crate::service::auth::{token_from_env, SendToken};
 use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::recv_tensor_chunk::Part;
@@ -117,6 +117,46 @@ pub fn forget(prefix: &str) {
     table().retain(|k, _| !k.starts_with(prefix));
 }
 
+fn header(value: &Tensor, encoder: &precision::Encoder) -> proto::RecvTensorHeader {
+    proto::RecvTensorHeader {
+        dtype: crate::service::wire::dtype_to_proto(value.dtype()) as i32,
+        dims: value.shape().iter().map(|&d| d as u64).collect(),
+        precision: encoder.precision as i32,
+        scale: encoder.scale,
+        wire_bytes: encoder.wire_bytes() as u64,
+        bulk_port: 0,
+        bulk_ticket: Default::default(),
+    }
+}
+
+/// The header of a payload large enough for the bulk channel, which then holds it for the
+/// ticket the header carries; None for a small one, or when the bulk channel cannot open
+/// (the payload then streams over gRPC).
+pub fn bulk_header(
+    value: &Tensor,
+    precision: WirePrecision,
+    ip: std::net::IpAddr,
+) -> Option<proto::RecvTensorHeader> {
+    let encoder = precision::Encoder::new(value, precision, CHUNK_BYTES);
+    if encoder.wire_bytes() < bulk::BULK_MIN_BYTES {
+        return None;
+    }
+    let port = match bulk::port(ip) {
+        Ok(port) => port,
+        Err(e) => {
+            eprintln!("sluice-engine: {e}; large tensors stream over gRPC");
+            return None;
+        }
+    };
+    let mut header = header(value, &encoder);
+    header.bulk_port = u32::from(port);
+    header.bulk_ticket = bulk::offer(value.clone(), precision)
+        .to_le_bytes()
+        .to_vec()
+        .into();
+    Some(header)
+}
+
 /// The header and data pieces RecvTensor streams for `value`, the data encoded lazily as the
 /// stream is read.
 pub fn chunks(
@@ -124,13 +164,7 @@ pub fn chunks(
     precision: WirePrecision,
 ) -> impl Iterator<Item = proto::RecvTensorChunk> + Send + 'static {
     let encoder = precision::Encoder::new(value, precision, CHUNK_BYTES);
-    let header = proto::RecvTensorHeader {
-        dtype: crate::service::wire::dtype_to_proto(value.dtype()) as i32,
-        dims: value.shape().iter().map(|&d| d as u64).collect(),
-        precision: encoder.precision as i32,
-        scale: encoder.scale,
-        wire_bytes: encoder.wire_bytes() as u64,
-    };
+    let header = header(value, &encoder);
     std::iter::once(proto::RecvTensorChunk {
         part: Some(Part::Header(header)),
     })
@@ -202,6 +236,7 @@ pub fn fetch(
         step_id: step,
         timeout_ms: timeout.as_millis() as u64,
         precision: precision as i32,
+        accept_bulk: true,
     };
     let call = async move {
         let mut stream = c
@@ -229,6 +264,17 @@ pub fn fetch(
         if decoder.wire_bytes() as u64 != header.wire_bytes {
             return Err("the payload size does not match the header's shape".to_string());
         }
+        if header.bulk_port != 0 {
+            let ticket: [u8; 16] = (header.bulk_ticket[..].try_into())
+                .map_err(|_| "a bulk ticket that is not 16 bytes".to_string())?;
+            let port = u16::try_from(header.bulk_port).map_err(|_| "a bulk port past 65535")?;
+            return Ok(Fetched::Bulk {
+                port,
+                ticket: u128::from_le_bytes(ticket),
+                decoder,
+                wire_bytes: header.wire_bytes,
+            });
+        }
         while let Some(chunk) = stream
             .message()
             .await
@@ -239,19 +285,58 @@ pub fn fetch(
                 _ => return Err("a second header in the payload".to_string()),
             }
         }
-        Ok((decoder.finish()?, header.wire_bytes))
+        Ok(Fetched::Whole(decoder.finish()?, header.wire_bytes))
     };
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {
         let _ = tx.send(tokio::time::timeout(timeout, call).await);
     });
-    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) | Err(_) => Err(format!(
-            "no value from the worker at {peer} within {} ms",
-            timeout.as_millis()
-        )),
+    let fetched = match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(Ok(result)) => result?,
+        Ok(Err(_)) | Err(_) => {
+            return Err(format!(
+                "no value from the worker at {peer} within {} ms",
+                timeout.as_millis()
+            ))
+        }
+    };
+    match fetched {
+        Fetched::Whole(value, wire_bytes) => Ok((value, wire_bytes)),
+        Fetched::Bulk {
+            port,
+            ticket,
+            decoder,
+            wire_bytes,
+        } => {
+            let addr = bulk_addr(peer, port)?;
+            Ok((bulk::redeem(addr, ticket, decoder, timeout)?, wire_bytes))
+        }
     }
+}
+
+/// What RecvTensor answered: the value, or where to fetch its payload.
+enum Fetched {
+    Whole(Tensor, u64),
+    Bulk {
+        port: u16,
+        ticket: u128,
+        decoder: precision::Decoder,
+        wire_bytes: u64,
+    },
+}
+
+/// The bulk port `port` on the host of the gRPC address `peer`.
+fn bulk_addr(peer: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let host = match peer.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => peer,
+    };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("the bulk address of {peer}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{peer} resolves to no address"))
 }
 
 /// Asks the worker at `peer` for its status: its task name and incarnation.

@@ -42,12 +42,21 @@ impl WorkerService for WorkerServer {
         &self,
         request: Request<proto::RecvTensorRequest>,
     ) -> Result<Response<Chunks>, Status> {
+        let local_ip = request.local_addr().map(|a| a.ip());
         let req = request.into_inner();
         let precision = WirePrecision::try_from(req.precision).map_err(|_| {
             Status::invalid_argument(format!("RecvTensor: unknown precision {}", req.precision))
         })?;
         let wait = Duration::from_millis(req.timeout_ms).min(MAX_WAIT);
         let value = rendezvous::take(&req.key, req.step_id, wait).await?;
+        if let (true, Some(ip)) = (req.accept_bulk, local_ip) {
+            if let Some(header) = rendezvous::bulk_header(&value, precision, ip) {
+                let only = proto::RecvTensorChunk {
+                    part: Some(proto::recv_tensor_chunk::Part::Header(header)),
+                };
+                return Ok(Response::new(Box::pin(tokio_stream::once(Ok(only)))));
+            }
+        }
         let chunks = rendezvous::chunks(&value, precision);
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks.map(Ok)))))
     }

@@ -1,0 +1,237 @@
+//! The bulk channel: large tensors between workers travel over plain TCP beside gRPC.
+//! HTTP/2 framing, protobuf and the chunk copies cost most of loopback's bandwidth
+//! (tensorflow#4498 measured TensorFlow's gRPC transport at about 2% of it), so RecvTensor
+//! answers a large tensor with its header and a ticket instead of data pieces; the receiver
+//! hands the ticket to the sender's bulk port and reads the payload straight into the
+//! tensor's memory.
+//!
+//! Wire: the receiver writes the 16-byte ticket; the sender answers the payload's length
+//! (u64, little-endian; `u64::MAX` for an unknown or expired ticket) and the payload. A
+//! connection carries any number of tickets, one after another, and is pooled per peer.
+//! Tickets are random and handed out only through (authenticated) RecvTensor calls.
+
+use super::precision::{Decoder, Encoder};
+use crate::service::proto::WirePrecision;
+use crate::tensor::{Buffer, Tensor};
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Payloads at least this large go over the bulk channel; smaller ones stream over gRPC,
+/// where they save the bulk channel's extra round trip.
+pub const BULK_MIN_BYTES: usize = 256 << 10;
+
+/// Tickets nobody redeemed (the receiver gave up) are dropped after this long.
+const STALE: Duration = Duration::from_secs(600);
+
+/// What the sender writes per `write` call when it must encode (not f32 as is).
+const PIECE_BYTES: usize = 4 << 20;
+
+const UNKNOWN_TICKET: u64 = u64::MAX;
+
+struct Waiting {
+    value: Tensor,
+    precision: WirePrecision,
+    at: Instant,
+}
+
+fn tickets() -> MutexGuard<'static, HashMap<u128, Waiting>> {
+    static TICKETS: OnceLock<Mutex<HashMap<u128, Waiting>>> = OnceLock::new();
+    TICKETS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A ticket nobody can guess: the standard library's hasher keys come from the system's
+/// random source.
+fn new_ticket() -> u128 {
+    let half = || RandomState::new().build_hasher().finish();
+    (u128::from(half()) << 64) | u128::from(half())
+}
+
+/// The port this process serves bulk payloads on, bound on `ip` at first use.
+pub fn port(ip: IpAddr) -> Result<u16, String> {
+    static PORT: OnceLock<Result<u16, String>> = OnceLock::new();
+    PORT.get_or_init(|| start(ip)).clone()
+}
+
+fn start(ip: IpAddr) -> Result<u16, String> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+        .map_err(|e| format!("cannot open the bulk port on {ip}: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("the bulk port: {e}"))?
+        .port();
+    std::thread::Builder::new()
+        .name("sluice-bulk".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let spawned = std::thread::Builder::new()
+                    .name("sluice-bulk-send".into())
+                    .spawn(move || serve(stream));
+                if let Err(e) = spawned {
+                    eprintln!("sluice-engine: bulk channel: {e}");
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the bulk channel: {e}"))?;
+    Ok(port)
+}
+
+/// Keeps `value` for the receiver that brings the returned ticket.
+pub fn offer(value: Tensor, precision: WirePrecision) -> u128 {
+    let ticket = new_ticket();
+    let now = Instant::now();
+    let mut waiting = tickets();
+    waiting.retain(|_, w| now.duration_since(w.at) < STALE);
+    waiting.insert(
+        ticket,
+        Waiting {
+            value,
+            precision,
+            at: now,
+        },
+    );
+    ticket
+}
+
+/// Answers one connection's tickets until the receiver hangs up.
+fn serve(mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut ticket = [0u8; 16];
+    while stream.read_exact(&mut ticket).is_ok() {
+        let waiting = tickets().remove(&u128::from_le_bytes(ticket));
+        let sent = match waiting {
+            Some(w) => send(&mut stream, &w.value, w.precision),
+            None => stream.write_all(&UNKNOWN_TICKET.to_le_bytes()),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn send(stream: &mut TcpStream, value: &Tensor, precision: WirePrecision) -> std::io::Result<()> {
+    let encoder = Encoder::new(value, precision, PIECE_BYTES);
+    stream.write_all(&(encoder.wire_bytes() as u64).to_le_bytes())?;
+    if let Some(bytes) = as_wire_bytes(value, encoder.precision) {
+        return stream.write_all(bytes);
+    }
+    for piece in encoder {
+        stream.write_all(&piece)?;
+    }
+    Ok(())
+}
+
+/// The tensor's memory when it is already its wire form (f32 as is, little-endian host).
+fn as_wire_bytes(value: &Tensor, precision: WirePrecision) -> Option<&[u8]> {
+    if precision != WirePrecision::WireF32 || cfg!(target_endian = "big") {
+        return None;
+    }
+    match value.buffer() {
+        Buffer::F32(v) => Some(bytemuck::cast_slice(v)),
+        Buffer::F64(v) => Some(bytemuck::cast_slice(v)),
+        Buffer::I32(v) => Some(bytemuck::cast_slice(v)),
+        Buffer::I64(v) => Some(bytemuck::cast_slice(v)),
+        Buffer::U8(v) => Some(v),
+        Buffer::Bool(_) => None,
+    }
+}
+
+fn pool() -> MutexGuard<'static, HashMap<SocketAddr, Vec<TcpStream>>> {
+    static POOL: OnceLock<Mutex<HashMap<SocketAddr, Vec<TcpStream>>>> = OnceLock::new();
+    POOL.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Redeems `ticket` at `peer`'s bulk port and decodes the payload `decoder` expects, waiting
+/// at most `timeout` for any read or write.
+pub fn redeem(
+    peer: SocketAddr,
+    ticket: u128,
+    decoder: Decoder,
+    timeout: Duration,
+) -> Result<Tensor, String> {
+    let pooled = pool().get_mut(&peer).and_then(Vec::pop);
+    let mut stream = match pooled {
+        Some(s) => s,
+        None => {
+            let s = TcpStream::connect_timeout(&peer, timeout)
+                .map_err(|e| format!("cannot reach the bulk port {peer}: {e}"))?;
+            let _ = s.set_nodelay(true);
+            s
+        }
+    };
+    let io = |e: std::io::Error| format!("bulk transfer from {peer}: {e}");
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    stream.write_all(&ticket.to_le_bytes()).map_err(io)?;
+    let mut len = [0u8; 8];
+    stream.read_exact(&mut len).map_err(io)?;
+    let len = u64::from_le_bytes(len);
+    if len == UNKNOWN_TICKET {
+        pool().entry(peer).or_default().push(stream);
+        return Err(format!(
+            "the worker at {peer} no longer holds the tensor (its ticket expired)"
+        ));
+    }
+    if len != decoder.wire_bytes() as u64 {
+        return Err(format!(
+            "the bulk payload from {peer} is {len} bytes; its header said {}",
+            decoder.wire_bytes()
+        ));
+    }
+    let value = decoder.read_from(&mut stream).map_err(io)?;
+    pool().entry(peer).or_default().push(stream);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::DType;
+
+    fn round_trip(value: &Tensor, precision: WirePrecision) -> Tensor {
+        let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let encoder = Encoder::new(value, precision, PIECE_BYTES);
+        let decoder = Decoder::new(
+            value.dtype(),
+            value.shape(),
+            encoder.precision,
+            encoder.scale,
+        );
+        let ticket = offer(value.clone(), precision);
+        let peer = SocketAddr::from(([127, 0, 0, 1], port));
+        redeem(peer, ticket, decoder, Duration::from_secs(5)).unwrap()
+    }
+
+    #[test]
+    fn payloads_arrive_whole_in_each_precision() {
+        let values: Vec<f32> = (0..300_000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let t = Tensor::new(&[300, 1000], values).unwrap();
+        assert_eq!(round_trip(&t, WirePrecision::WireF32), t);
+        let back = round_trip(&t, WirePrecision::WireBf16);
+        assert!(back.max_abs_diff(&t).unwrap() < 1.0 / 128.0);
+        let ints = Tensor::from_vec((0..100_000i64).collect());
+        assert_eq!(round_trip(&ints, WirePrecision::WireF32), ints);
+        let flags = Tensor::new(&[3], vec![true, false, true]).unwrap();
+        assert_eq!(round_trip(&flags, WirePrecision::WireF32), flags);
+    }
+
+    #[test]
+    fn an_unknown_ticket_is_refused_and_the_connection_stays_usable() {
+        let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], port));
+        let decoder = Decoder::new(DType::F32, &[4], WirePrecision::WireF32, 1.0);
+        let err = redeem(peer, 12345, decoder, Duration::from_secs(5)).unwrap_err();
+        assert!(err.contains("no longer holds"), "{err}");
+        let t = Tensor::from_vec(vec![1.0f32, 2.0]);
+        assert_eq!(round_trip(&t, WirePrecision::WireF32), t);
+    }
+}
