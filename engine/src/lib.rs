@@ -11,7 +11,6 @@
 
 pub mod autodiff;
 pub mod data;
-#[cfg(feature = "engine")]
 pub mod distributed;
 pub mod error;
 #[cfg(feature = "engine")]
@@ -25,6 +24,7 @@ pub mod service;
 #[cfg(feature = "engine")]
 pub mod session;
 pub mod tensor;
+pub mod training;
 
 pub use autodiff::{gradient, gradients};
 pub use error::{GraphError, RemoteError, SessionError};

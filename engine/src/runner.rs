@@ -103,7 +103,7 @@ impl Runner for Session {
         config: &FitConfig,
         on_progress: &mut dyn FnMut(&FitProgress),
     ) -> Result<Option<FitProgress>, SessionError> {
-        let data = crate::session::load_named(dataset)?;
+        let data = crate::training::load_named(dataset)?;
         let mut last = None;
         Session::fit(self, &data, config, &mut |p| {
             last = Some(p.clone());

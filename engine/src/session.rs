@@ -2,8 +2,6 @@
 
 mod fit_loop;
 
-pub(crate) use fit_loop::{fit_by_steps, load_named};
-
 use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::fit::MetricPoint;
@@ -90,7 +88,11 @@ impl Session {
                     });
                 }
             }
-            let value = init.generate(ts.dtype, &shape, variable_seed(seed, *node));
+            let value = init.generate(
+                ts.dtype,
+                &shape,
+                crate::training::variable_seed(seed, *node),
+            );
             self.variables.set(*node, value);
         }
         Ok(pending.len())
@@ -203,15 +205,4 @@ impl Session {
         self.variables.set(var.node(), value);
         Ok(())
     }
-}
-
-/// Mixes the graph seed and the variable's node id (splitmix64), so each variable draws its
-/// own reproducible stream.
-pub(crate) fn variable_seed(graph_seed: u64, node: usize) -> u64 {
-    let mut z = graph_seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(node as u64 + 1);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -9,7 +9,6 @@ mod columnar;
 mod history;
 mod idx;
 mod mnist;
-#[cfg(feature = "engine")]
 mod source;
 
 pub use batches::{Batch, Batches};
@@ -19,7 +18,6 @@ pub use columnar::{load_table, load_table_split, Columns, TableFormat};
 pub use history::{write_history, HistoryFormat};
 pub use idx::{read_idx, IdxArray};
 pub use mnist::{fashion_mnist, load_idx_split, mnist_digits, Split, DEFAULT_FASHION_MNIST_DIR};
-#[cfg(feature = "engine")]
 pub use source::DataSource;
 
 use crate::tensor::Tensor;

@@ -1,5 +1,6 @@
 //! Data sets the engine can load by name: what a remote `Fit` asks for.
 
+#[cfg(feature = "engine")]
 use super::columnar::{load_table_split, Columns, TableFormat};
 use super::{fashion_mnist, load_idx_split, mnist_digits, DataError, Split};
 use std::path::PathBuf;
@@ -42,22 +43,35 @@ impl DataSource {
             DataSource::MnistDigits => mnist_digits(),
             DataSource::FashionMnist(dir) => fashion_mnist(dir.as_deref()),
             DataSource::Idx(dir) => load_idx_split(dir),
+            #[cfg(feature = "engine")]
             DataSource::Arrow {
                 path,
                 label,
                 features,
                 test,
             } => load(TableFormat::ArrowIpc, path, label, features, test),
+            #[cfg(feature = "engine")]
             DataSource::Parquet {
                 path,
                 label,
                 features,
                 test,
             } => load(TableFormat::Parquet, path, label, features, test),
+            // The light client reads IDX files only; an engine reads tables.
+            #[cfg(not(feature = "engine"))]
+            DataSource::Arrow { path, .. } | DataSource::Parquet { path, .. } => {
+                Err(DataError::BadSpec {
+                    spec: path.display().to_string(),
+                    reason: "tables are read by an engine: build sluice with its `engine` \
+                             feature, or fit through an engine (RemoteSession::fit)"
+                        .into(),
+                })
+            }
         }
     }
 }
 
+#[cfg(feature = "engine")]
 fn load(
     format: TableFormat,
     path: &std::path::Path,

@@ -7,7 +7,7 @@
 //! from Slurm's (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_JOB_NODELIST`, one task per node, port
 //! `SLUICE_PORT`, default 7070).
 
-use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -85,22 +85,37 @@ impl fmt::Display for TaskName {
 }
 
 /// Jobs and the addresses of their tasks, in task order.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClusterSpec {
     pub jobs: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Deserialize)]
-struct TfConfig {
-    cluster: BTreeMap<String, Vec<String>>,
-    task: Option<TfTask>,
-}
-
-#[derive(Deserialize)]
-struct TfTask {
-    #[serde(rename = "type")]
-    job: String,
-    index: usize,
+/// Reads `{"cluster": {JOB: [ADDR, ...]}, "task": {"type": JOB, "index": I}}` (task optional).
+fn parse_tf_config(json: &str) -> Result<(ClusterSpec, Option<TaskName>), String> {
+    let config: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let cluster = (config.get("cluster").and_then(Value::as_object))
+        .ok_or("no \"cluster\" object of jobs")?;
+    let mut jobs = BTreeMap::new();
+    for (job, addrs) in cluster {
+        let addrs = (addrs.as_array().into_iter().flatten())
+            .map(|a| a.as_str().map(str::to_string))
+            .collect::<Option<Vec<String>>>()
+            .filter(|_| addrs.is_array())
+            .ok_or_else(|| format!("job \"{job}\" is not a list of addresses"))?;
+        jobs.insert(job.clone(), addrs);
+    }
+    let task = match config.get("task") {
+        None | Some(Value::Null) => None,
+        Some(task) => {
+            let job = (task.get("type").and_then(Value::as_str))
+                .ok_or("the task has no \"type\" (its job's name)")?;
+            let index = (task.get("index").and_then(Value::as_u64))
+                .and_then(|i| usize::try_from(i).ok())
+                .ok_or("the task has no \"index\" (a whole number)")?;
+            Some(TaskName::new(job, index))
+        }
+    };
+    Ok((ClusterSpec { jobs }, task))
 }
 
 impl ClusterSpec {
@@ -126,15 +141,10 @@ impl ClusterSpec {
 
     /// The cluster and this process's task from `TF_CONFIG`-style JSON.
     pub fn from_tf_config(json: &str) -> Result<(ClusterSpec, Option<TaskName>), ClusterError> {
-        let config: TfConfig =
-            serde_json::from_str(json).map_err(|e| ClusterError::TfConfig(e.to_string()))?;
-        let spec = ClusterSpec {
-            jobs: config.cluster,
-        };
+        let (spec, task) = parse_tf_config(json).map_err(ClusterError::TfConfig)?;
         if spec.jobs.values().all(Vec::is_empty) {
             return Err(ClusterError::TfConfig("the cluster has no task".into()));
         }
-        let task = config.task.map(|t| TaskName::new(&t.job, t.index));
         if let Some(t) = &task {
             if spec.addr(t).is_none() {
                 return Err(ClusterError::TfConfig(format!(

@@ -3,11 +3,10 @@
 //! waits here until it is published. Keys carry the sender's incarnation, so a restarted
 //! worker is noticed instead of answering for its former self.
 
+use super::peer::{client, runtime};
 use super::{bulk, precision};
-use crate::service::auth::{token_from_env, SendToken};
 use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::recv_tensor_chunk::Part;
-use crate::service::proto::worker_service_client::WorkerServiceClient;
 use crate::service::proto::{self, WirePrecision};
 use crate::service::wire::dtype_from_proto;
 use crate::tensor::Tensor;
@@ -15,8 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
 /// Values nobody took (their step failed elsewhere) are dropped after this long.
@@ -173,54 +170,6 @@ pub fn chunks(
     }))
 }
 
-type Client = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
-
-/// The runtime the `_Recv` kernels' calls run on: its own, so a kernel may wait for one
-/// from any thread, a server's worker threads included.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("sluice-recv")
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the transfer runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-fn client(peer: &str) -> Result<Client, String> {
-    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
-    let mut clients = CLIENTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = clients.get(peer) {
-        return Ok(c.clone());
-    }
-    let token = token_from_env()
-        .and_then(|t| SendToken::new(t.as_deref()))
-        .map_err(|e| e.to_string())?;
-    let endpoint = Endpoint::from_shared(format!("http://{peer}"))
-        .map_err(|e| format!("not an address: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .initial_stream_window_size(Some(crate::service::STREAM_WINDOW))
-        .initial_connection_window_size(Some(crate::service::CONNECTION_WINDOW))
-        .max_frame_size(Some(crate::service::MAX_FRAME));
-    // Connects on first use, inside the call, where the deadline applies; made inside the
-    // transfer runtime, which drives the connection.
-    let _inside = runtime()?.enter();
-    let channel = endpoint.connect_lazy();
-    let c = WorkerServiceClient::with_interceptor(channel, token)
-        .max_decoding_message_size(CHUNK_BYTES + (64 << 10));
-    clients.insert(peer.to_string(), c.clone());
-    Ok(c)
-}
-
 /// Pulls the value published under `key` in `step` from the worker at `peer`, waiting up to
 /// `timeout`; returns it and the payload's size on the wire.
 pub fn fetch(
@@ -337,25 +286,4 @@ fn bulk_addr(peer: &str, port: u16) -> Result<std::net::SocketAddr, String> {
         .map_err(|e| format!("the bulk address of {peer}: {e}"))?
         .next()
         .ok_or_else(|| format!("{peer} resolves to no address"))
-}
-
-/// Asks the worker at `peer` for its status: its task name and incarnation.
-pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
-    let mut c = client(peer)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    runtime()?.spawn(async move {
-        let answer = tokio::time::timeout(timeout, c.get_status(proto::GetStatusRequest {})).await;
-        let _ = tx.send(answer);
-    });
-    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
-        Ok(Ok(Ok(reply))) => {
-            let reply = reply.into_inner();
-            Ok((reply.task, reply.incarnation))
-        }
-        Ok(Ok(Err(status))) => Err(format!("GetStatus failed: {}", status.message())),
-        Ok(Err(_)) | Err(_) => Err(format!(
-            "no answer to GetStatus within {} ms",
-            timeout.as_millis()
-        )),
-    }
 }

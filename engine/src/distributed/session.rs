@@ -5,8 +5,8 @@
 
 use super::cluster::{ClusterSpec, TaskName};
 use super::partition::{Partitions, TaskInfo, STEP};
+use super::peer;
 use super::placement::Placer;
-use super::rendezvous;
 use crate::error::{RemoteError, SessionError};
 use crate::fit::{FitConfig, FitProgress};
 use crate::graph::{Graph, Output};
@@ -92,7 +92,7 @@ impl DistributedSession {
         let mut tasks = Vec::new();
         for (name, part) in placer.tasks().iter().zip(&parts.graphs) {
             let addr = cluster.addr(name).unwrap_or_default().to_string();
-            let (_, incarnation) = rendezvous::status(&addr, options.rpc_timeout)
+            let (_, incarnation) = peer::status(&addr, options.rpc_timeout)
                 .map_err(|m| unreachable_task(name, &addr, m))?;
             let mut session = RemoteSession::create(&addr, part)
                 .map_err(|e| unreachable_task(name, &addr, e.to_string()))?;
@@ -429,7 +429,7 @@ impl Runner for DistributedSession {
             let value = init.generate(
                 ts.dtype,
                 &shape,
-                crate::session::variable_seed(seed, var.node()),
+                crate::training::variable_seed(seed, var.node()),
             );
             self.set_variable(*var, value)?;
             self.initialized.insert(var.node());
@@ -477,7 +477,7 @@ impl Runner for DistributedSession {
         config: &FitConfig,
         on_progress: &mut dyn FnMut(&FitProgress),
     ) -> Result<Option<FitProgress>, SessionError> {
-        crate::session::fit_by_steps(self, dataset, config, on_progress)
+        crate::training::fit_by_steps(self, dataset, config, on_progress)
     }
 
     fn location(&self) -> String {
