@@ -9,8 +9,10 @@ notebook's drawing; the Monte Carlo estimate.
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 failures = []
@@ -67,6 +69,12 @@ def check_curve(name, nb, steps):
         )
 
 
+def listening(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main():
     examples, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +120,28 @@ def main():
     if mc:
         pi = figure(r"pi is about ([0-9.]+)", text(mc))
         check(pi is not None and abs(pi - 3.14159) < 0.05, f"Monte Carlo notebook: pi ~ {pi}")
+
+    parallel = executed.get("model_parallel.ipynb")
+    if parallel:
+        said = text(parallel)
+        acc = figure(r"test accuracy: ([0-9.]+)", said)
+        check(acc is not None and acc >= 0.9, f"model-parallel notebook: test accuracy {acc} >= 0.9")
+        wire = {p: figure(rf"{p}: ([0-9]+) bytes on the wire", said) for p in ("f32", "bf16", "int8")}
+        ok = all(wire.values()) and abs(wire["bf16"] / wire["f32"] - 0.5) < 0.01 and abs(wire["int8"] / wire["f32"] - 0.25) < 0.01
+        check(ok, f"model-parallel notebook: bf16 halves and int8 quarters the bytes ({wire})")
+        svgs = [o["data"]["image/svg+xml"] for o in outputs(parallel) if "image/svg+xml" in o.get("data", {})]
+        svg = "".join("".join(s) if isinstance(s, list) else s for s in svgs)
+        check("task:0" in svg and "task:1" in svg, "model-parallel notebook: the drawing colours both tasks")
+        # The notebook's workers end with its kernel (whose cell process never dropped them).
+        spec = next((line for line in said.splitlines() if line.startswith('{"cluster"')), "")
+        addrs = re.findall(r"127\.0\.0\.1:([0-9]+)", spec)
+        check(len(addrs) == 2, f"model-parallel notebook: its cluster's addresses ({addrs})")
+        deadline = time.monotonic() + 10
+        alive = addrs
+        while alive and time.monotonic() < deadline:
+            alive = [a for a in addrs if listening(int(a))]
+            time.sleep(0.2)
+        check(not alive, f"model-parallel notebook: its workers stopped with the kernel (still up: {alive})")
 
     print("notebooks: all passed" if not failures else f"notebooks: {len(failures)} failed")
     return 1 if failures else 0

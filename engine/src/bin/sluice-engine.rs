@@ -173,6 +173,21 @@ async fn shutdown_signal() {
     }
 }
 
+/// A launcher's worker: when standard input (the launcher's pipe) ends, the launcher is
+/// gone, and so is the reason to serve.
+fn exit_when_parent_goes() {
+    use std::io::Write;
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        // Not eprintln: the launcher's stderr may be gone with it, and a failed print panics.
+        let _ = writeln!(
+            std::io::stderr(),
+            "sluice-engine: the launcher is gone; exiting"
+        );
+        std::process::exit(0);
+    });
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = parse_args()?;
     if args.command == "cluster" {
@@ -187,6 +202,9 @@ fn main() -> anyhow::Result<()> {
         (None, _) => DEFAULT_ADDR.to_string(),
     };
     let addr = listen_addr(&listen, args.config.token.is_some())?;
+    if std::env::var_os(sluice::distributed::launcher::EXIT_WITH_PARENT_ENV).is_some() {
+        exit_when_parent_goes();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -30,6 +30,9 @@ pub fn engine_binary() -> Result<PathBuf, String> {
     ))
 }
 
+/// Set for a worker whose standard input is its parent's pipe: it exits when the pipe closes.
+pub const EXIT_WITH_PARENT_ENV: &str = "SLUICE_EXIT_WITH_PARENT";
+
 /// Worker processes on loopback, one per task; dropping it kills them all.
 pub struct LocalCluster {
     spec: ClusterSpec,
@@ -90,6 +93,10 @@ fn start_worker(exe: &PathBuf, task: &TaskName) -> Result<(Child, String), Strin
     let mut child = Command::new(exe)
         .args(["worker", "--listen", "127.0.0.1:0", "--task"])
         .arg(format!("{}:{}", task.job, task.index))
+        // The worker ends when this pipe closes: when the cluster is dropped, and also when
+        // this process dies without dropping it (a notebook's cell process is killed).
+        .env(EXIT_WITH_PARENT_ENV, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

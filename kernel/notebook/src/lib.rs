@@ -49,6 +49,35 @@ fn ask(command: &str, prompt: &str) -> String {
     }
 }
 
+impl SluiceNotebook for sluice::distributed::DistributedSession {
+    /// Draws the whole graph as placed, nodes coloured by task and device. The kernel draws
+    /// graphs it reads from its engine: the placed graph goes there as a session of its own,
+    /// which replaces the one the previous drawing left.
+    fn show_graph(&mut self) {
+        static VIEW: std::sync::Mutex<Option<RemoteSession>> = std::sync::Mutex::new(None);
+        let placed = match self.placed_graph() {
+            Ok(g) => g,
+            Err(e) => return eprintln!("cannot place the graph: {e}"),
+        };
+        let engine = std::env::var("SLUICE_ENGINE").unwrap_or_default();
+        let mut view = VIEW.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = view.take() {
+            let _ = old.close();
+        }
+        match RemoteSession::create(&engine, &placed) {
+            Ok(session) => {
+                println!(
+                    "{DIRECTIVE_PREFIX}{SHOW_GRAPH} {} {}",
+                    session.addr(),
+                    session.handle()
+                );
+                *view = Some(session);
+            }
+            Err(e) => eprintln!("cannot hand the placed graph to the kernel's engine: {e}"),
+        }
+    }
+}
+
 /// Tells the kernel that the cells use this session (its work is cancelled on interrupt).
 pub fn announce_session(sess: &RemoteSession) {
     println!(
