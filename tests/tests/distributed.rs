@@ -228,3 +228,33 @@ fn bf16_halves_and_int8_quarters_the_bytes_on_the_wire() {
         assert_eq!(bytes, [4 * n, 2 * n, n], "{n} values");
     }
 }
+
+/// Each task's part is a graph registered on its worker (RegisterGraph, run with RunGraph);
+/// dropping the session cleans them up (CleanupGraph), so the workers forget them.
+#[test]
+fn dropping_the_session_cleans_up_its_graphs_on_the_workers() {
+    let cluster = two_workers();
+    let model = mlp(true);
+    let mut sess =
+        DistributedSession::new(&model.g, cluster.spec(), DistributedOptions::default()).unwrap();
+    sess.init_variables().unwrap();
+    sess.placement().unwrap();
+    let registered = sess.task_graphs();
+    assert_eq!(registered.len(), 2);
+    for (task, addr, handle) in &registered {
+        assert!(
+            RemoteSession::attach(addr, handle).is_ok(),
+            "{task} holds its graph while the session lives"
+        );
+    }
+    drop(sess);
+    for (task, addr, handle) in &registered {
+        let err = RemoteSession::attach(addr, handle)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains(handle.as_str())),
+            "{task} forgot graph {handle} after the drop: {err:?}"
+        );
+    }
+}

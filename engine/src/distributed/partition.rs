@@ -39,6 +39,9 @@ pub struct Partitions {
     /// (tensor, destination task) → index into `transfers`.
     by_edge: HashMap<(String, usize), usize>,
     exported: usize,
+    /// In every rendezvous key: two distributed sessions on one cluster never share values,
+    /// whatever their tensors are named.
+    graph_id: u64,
 }
 
 fn node_and_index(input: &str) -> (&str, usize) {
@@ -73,6 +76,12 @@ impl Partitions {
             transfers: Vec::new(),
             by_edge: HashMap::new(),
             exported: 0,
+            graph_id: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
         })
     }
 
@@ -156,7 +165,10 @@ impl Partitions {
             return Ok(t.recv.clone());
         }
         let (from, to) = (&tasks[src], &tasks[dst]);
-        let key = format!("{};{:x};{};{tensor}", from.name, from.incarnation, to.name);
+        let key = format!(
+            "{};{:x};{};{:x};{tensor}",
+            from.name, from.incarnation, to.name, self.graph_id
+        );
         let tag = |t: &TaskName| format!("{}_{}", t.job, t.index);
         let send = format!("_send/{}/to_{}", flat(tensor), tag(&to.name));
         let recv = format!("_recv/{}/from_{}", flat(tensor), tag(&from.name));

@@ -46,7 +46,7 @@ pub fn incarnation() -> u64 {
     })
 }
 
-/// The key's incarnation field: `SRC;INCARNATION;DST;TENSOR`.
+/// The key's incarnation field: `SRC;INCARNATION;DST;GRAPH;TENSOR`.
 fn key_incarnation(key: &str) -> Option<u64> {
     u64::from_str_radix(key.split(';').nth(1)?, 16).ok()
 }
@@ -109,9 +109,16 @@ pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Sta
     }
 }
 
-/// Forgets the values of every step of a graph's keys (its session closed).
-pub fn forget(prefix: &str) {
-    table().retain(|k, _| !k.starts_with(prefix));
+/// Forgets the values left under `keys`, in every step (their graph was cleaned up).
+pub fn forget_keys(keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    let keys: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    table().retain(|k, _| {
+        let key = k.rsplit_once(';').map_or(k.as_str(), |(key, _step)| key);
+        !keys.contains(key)
+    });
 }
 
 fn header(value: &Tensor, encoder: &precision::Encoder) -> proto::RecvTensorHeader {
@@ -286,4 +293,22 @@ fn bulk_addr(peer: &str, port: u16) -> Result<std::net::SocketAddr, String> {
         .map_err(|e| format!("the bulk address of {peer}: {e}"))?
         .next()
         .ok_or_else(|| format!("{peer} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cleaned_up_keys_are_forgotten_and_others_kept() {
+        let key = |tensor: &str| format!("a;{:x};b;1;{tensor}", incarnation());
+        let (gone, kept) = (key("gone"), key("kept"));
+        publish(&gone, 3, Tensor::scalar(1.0f32));
+        publish(&kept, 3, Tensor::scalar(2.0f32));
+        forget_keys(std::slice::from_ref(&gone));
+        let short = Duration::from_millis(50);
+        let err = take(&gone, 3, short).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        assert_eq!(take(&kept, 3, short).await.unwrap(), Tensor::scalar(2.0f32));
+    }
 }

@@ -79,6 +79,23 @@ fn unreachable_task(task: &TaskName, addr: &str, message: String) -> SessionErro
     .into()
 }
 
+impl Drop for DistributedSession {
+    /// Cleans up each task's graph (CleanupGraph): its session, and values left unread.
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            let name = task.info.name.clone();
+            if let Err(e) = task.session.close() {
+                // Not eprintln: a failed print (stderr gone) must not panic in a drop.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "sluice: cleaning up the graph on {name}: {e}"
+                );
+            }
+        }
+    }
+}
+
 impl DistributedSession {
     /// Connects to every task of `cluster` (each must answer within the RPC deadline) and
     /// prepares to run `graph` there.
@@ -94,7 +111,7 @@ impl DistributedSession {
             let addr = cluster.addr(name).unwrap_or_default().to_string();
             let (_, incarnation) = peer::status(&addr, options.rpc_timeout)
                 .map_err(|m| unreachable_task(name, &addr, m))?;
-            let mut session = RemoteSession::create(&addr, part)
+            let mut session = RemoteSession::register(&addr, part)
                 .map_err(|e| unreachable_task(name, &addr, e.to_string()))?;
             session.set_timeout(Some(options.rpc_timeout));
             tasks.push(Task {
@@ -121,6 +138,16 @@ impl DistributedSession {
 
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Each task's registered graph: (task, address, session handle).
+    pub fn task_graphs(&self) -> Vec<(String, String, String)> {
+        (self.tasks.iter())
+            .map(|t| {
+                let handle = t.session.handle().to_string();
+                (t.info.name.to_string(), t.info.addr.clone(), handle)
+            })
+            .collect()
     }
 
     /// Places and partitions the nodes added since the last call.

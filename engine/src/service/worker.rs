@@ -1,31 +1,39 @@
-//! The worker service: what other workers and masters ask of a worker besides the master
-//! service it also runs — the tensors its `_Send` nodes publish (RecvTensor), and its status.
+//! The worker service: what masters and other workers ask of a worker — graphs to register,
+//! run and clean up (served by the session machinery of the master service the worker also
+//! runs), the tensors its `_Send` nodes publish (RecvTensor), and its status.
 
 use crate::distributed::rendezvous;
+use crate::graph::AttrValue;
+use crate::service::proto::master_service_server::MasterService;
 use crate::service::proto::worker_service_server::{WorkerService, WorkerServiceServer};
+use crate::service::proto::RunStepChunk;
 use crate::service::proto::{self, WirePrecision};
+use crate::service::server::MasterServer;
+use crate::service::wire::graph_def_from_proto;
 use crate::service::CPU_DEVICE;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// The longest a RecvTensor waits for its value.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 type Chunks = Pin<Box<dyn Stream<Item = Result<proto::RecvTensorChunk, Status>> + Send>>;
 
-/// Serves RecvTensor and GetStatus for the task `task` (`/job:worker/task:0`; empty when
-/// the engine is no task of a cluster).
-#[derive(Clone, Default)]
+/// Serves the worker service for the task `task` (`/job:worker/task:0`; empty when the
+/// engine is no task of a cluster); registered graphs are sessions of `master`.
+#[derive(Clone)]
 pub struct WorkerServer {
     task: String,
+    master: MasterServer,
 }
 
 impl WorkerServer {
-    pub fn new(task: &str) -> WorkerServer {
+    pub fn new(task: &str, master: MasterServer) -> WorkerServer {
         WorkerServer {
             task: task.to_string(),
+            master,
         }
     }
 
@@ -34,9 +42,59 @@ impl WorkerServer {
     }
 }
 
+/// The keys under which a graph's `_Send` nodes publish.
+fn send_keys(graph: &proto::GraphDef) -> Result<Vec<String>, Status> {
+    let graph = graph_def_from_proto(graph, "graph_def")
+        .map_err(|e| Status::internal(format!("CleanupGraph: {e}")))?;
+    Ok((graph.nodes.iter())
+        .filter(|n| n.op == "_Send")
+        .filter_map(|n| match n.attrs.get("key") {
+            Some(AttrValue::Str(key)) => Some(key.clone()),
+            _ => None,
+        })
+        .collect())
+}
+
 #[tonic::async_trait]
 impl WorkerService for WorkerServer {
     type RecvTensorStream = Chunks;
+    type RunGraphStream = <MasterServer as MasterService>::RunStepStream;
+
+    async fn register_graph(
+        &self,
+        request: Request<proto::CreateSessionRequest>,
+    ) -> Result<Response<proto::CreateSessionResponse>, Status> {
+        self.master.create_session(request).await
+    }
+
+    async fn run_graph(
+        &self,
+        request: Request<Streaming<RunStepChunk>>,
+    ) -> Result<Response<Self::RunGraphStream>, Status> {
+        self.master.run_step(request).await
+    }
+
+    async fn cleanup_graph(
+        &self,
+        request: Request<proto::CloseSessionRequest>,
+    ) -> Result<Response<proto::CloseSessionResponse>, Status> {
+        let handle = request.get_ref().session_handle.clone();
+        let graph = self
+            .master
+            .get_graph(Request::new(proto::GetGraphRequest {
+                session_handle: handle,
+                from_version: 0,
+            }))
+            .await?
+            .into_inner();
+        let keys = match &graph.graph_def {
+            Some(def) => send_keys(def)?,
+            None => Vec::new(),
+        };
+        let reply = self.master.close_session(request).await?;
+        rendezvous::forget_keys(&keys);
+        Ok(reply)
+    }
 
     async fn recv_tensor(
         &self,

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use sync::SyncState;
-use transport::{block, connect, read_answer, Client, ClientRuntime};
+use transport::{block, connect, connect_both, read_answer, Client, ClientRuntime, WorkerClient};
 
 /// A device of the engine, as ListDevices reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +44,8 @@ pub struct RemoteSession {
     addr: String,
     runtime: ClientRuntime,
     client: Client,
+    /// Set for a graph registered on a worker: steps are RunGraph, closing is CleanupGraph.
+    worker: Option<WorkerClient>,
     graph: Graph,
     handle: String,
     timeout: Option<Duration>,
@@ -53,19 +55,36 @@ pub struct RemoteSession {
 impl RemoteSession {
     /// Opens a session on the engine at `addr` (`host:port`) with the whole of `graph`.
     pub fn create(addr: &str, graph: &Graph) -> Result<RemoteSession, SessionError> {
-        let (runtime, client) = connect(addr)?;
+        Self::open(addr, graph, false)
+    }
+
+    /// Registers `graph` on the worker at `addr` as its part of a distributed graph
+    /// (WorkerService.RegisterGraph): steps are RunGraph calls, [`close`](Self::close) is
+    /// CleanupGraph, which also drops the values its `_Send` nodes left behind.
+    pub fn register(addr: &str, graph: &Graph) -> Result<RemoteSession, SessionError> {
+        Self::open(addr, graph, true)
+    }
+
+    fn open(addr: &str, graph: &Graph, on_worker: bool) -> Result<RemoteSession, SessionError> {
+        let (runtime, client, worker) = connect_both(addr)?;
         let seen = graph.len();
         let request = proto::CreateSessionRequest {
             graph_def: Some(graph_def_to_proto(&graph.to_graph_def(0))),
         };
-        let mut c = client.clone();
-        let reply = block(&runtime, c.create_session(request))?
-            .map_err(session_error)?
-            .into_inner();
+        let reply = if on_worker {
+            let mut w = worker.clone();
+            block(&runtime, w.register_graph(request))?
+        } else {
+            let mut c = client.clone();
+            block(&runtime, c.create_session(request))?
+        }
+        .map_err(session_error)?
+        .into_inner();
         Ok(RemoteSession {
             addr: addr.to_string(),
             runtime,
             client,
+            worker: on_worker.then_some(worker),
             graph: graph.clone(),
             handle: reply.session_handle,
             timeout: None,
@@ -86,6 +105,7 @@ impl RemoteSession {
             addr: addr.to_string(),
             runtime,
             client,
+            worker: None,
             graph: graph.clone(),
             handle: handle.to_string(),
             timeout: None,
@@ -309,10 +329,27 @@ impl RemoteSession {
         let request = proto::CloseSessionRequest {
             session_handle: self.handle.clone(),
         };
-        let mut c = self.client.clone();
-        self.block(c.close_session(request))?
-            .map_err(session_error)?;
-        Ok(())
+        let (mut c, worker) = (self.client.clone(), self.worker.clone());
+        let call = async move {
+            match worker {
+                Some(mut w) => w.cleanup_graph(request).await.map(|_| ()),
+                None => c.close_session(request).await.map(|_| ()),
+            }
+        };
+        // The step deadline, if one is set, bounds closing too (a worker may be gone).
+        let result = match self.timeout {
+            Some(limit) => self
+                .block(async move { tokio::time::timeout(limit, call).await })?
+                .map_err(|_| {
+                    session_error(tonic::Status::deadline_exceeded(format!(
+                        "closing session {} took more than {} ms",
+                        self.handle,
+                        limit.as_millis()
+                    )))
+                })?,
+            None => self.block(call)?,
+        };
+        result.map_err(session_error)
     }
 
     /// How a handle is written on the wire: `name`, or `name:index` past the first output.
@@ -367,13 +404,15 @@ impl RemoteSession {
         };
         let chunks = TensorChunks::new(vec![header], feeds, None);
         let mut c = self.client.clone();
+        let worker = self.worker.clone();
         let wanted = fetches.len();
         self.block(async move {
-            let mut answer = c
-                .run_step(tokio_stream::iter(chunks))
-                .await
-                .map_err(session_error)?
-                .into_inner();
+            let stream = tokio_stream::iter(chunks);
+            let answer = match worker {
+                Some(mut w) => w.run_graph(stream).await,
+                None => c.run_step(stream).await,
+            };
+            let mut answer = answer.map_err(session_error)?.into_inner();
             read_answer(&mut answer, wanted).await
         })?
     }

@@ -8,6 +8,7 @@ use crate::service::auth::{token_from_env, SendToken};
 use crate::service::chunks::Assembler;
 use crate::service::proto::master_service_client::MasterServiceClient;
 use crate::service::proto::run_step_chunk::Part;
+use crate::service::proto::worker_service_client::WorkerServiceClient;
 use crate::service::proto::RunStepChunk;
 use crate::service::status::session_error;
 use crate::service::wire::WireError;
@@ -20,6 +21,8 @@ use tonic::transport::{Channel, Endpoint};
 
 /// A client of the master service that sends the engine's token, if one is set.
 pub(super) type Client = MasterServiceClient<InterceptedService<Channel, SendToken>>;
+/// The same for the worker service (a distributed session's calls on its workers).
+pub(super) type WorkerClient = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
 
 /// The largest message other than a tensor chunk that the client decodes (a graph).
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -120,6 +123,13 @@ pub(super) fn block<F: Future>(runtime: &ClientRuntime, f: F) -> Result<F::Outpu
 
 /// A small single-threaded runtime and a client connected to the engine at `addr`.
 pub(super) fn connect(addr: &str) -> Result<(ClientRuntime, Client), SessionError> {
+    connect_both(addr).map(|(runtime, client, _)| (runtime, client))
+}
+
+/// As [`connect`], with a worker-service client on the same connection.
+pub(super) fn connect_both(
+    addr: &str,
+) -> Result<(ClientRuntime, Client, WorkerClient), SessionError> {
     let failed = |message: String| RemoteError::Connect {
         addr: addr.to_string(),
         message,
@@ -154,8 +164,11 @@ pub(super) fn connect(addr: &str) -> Result<(ClientRuntime, Client), SessionErro
         }
         failed(message)
     })?;
-    let client = MasterServiceClient::with_interceptor(channel, token)
+    let client = MasterServiceClient::with_interceptor(channel.clone(), token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(usize::MAX);
-    Ok((runtime, client))
+    let worker = WorkerServiceClient::with_interceptor(channel, token)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(usize::MAX);
+    Ok((runtime, client, worker))
 }

@@ -440,16 +440,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let master = MasterServer::new();
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_frame_size(Some(MAX_FRAME))
         .add_service(InterceptedService::new(
-            MasterServer::new().into_service(&config),
+            master.clone().into_service(&config),
             CheckToken::new(config.token.as_deref()),
         ))
         .add_service(InterceptedService::new(
-            WorkerServer::new(config.task.as_deref().unwrap_or_default()).into_service(),
+            WorkerServer::new(config.task.as_deref().unwrap_or_default(), master).into_service(),
             CheckToken::new(config.token.as_deref()),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
