@@ -441,6 +441,10 @@ fn ask_input(
         let _ = pump.send(PumpCmd::Emit(StreamContent::stderr(&note).into()));
         return String::new();
     }
+    // An interrupted cell asks nobody: it reads empty lines until it ends.
+    if shared.lock_interrupted().is_some() {
+        return String::new();
+    }
     // Whatever the cell printed before asking shows above the input box.
     let (done, flushed) = crossbeam_channel::bounded(1);
     if pump.send(PumpCmd::Flush(done)).is_ok() {

@@ -48,6 +48,9 @@ pub struct Pump {
     live: LiveCurves,
     out: String,
     err: String,
+    /// An empty stdout line held back: the one a cell prints before asking for input is
+    /// dropped (see `sluice_notebook::input`), any other is passed on with what follows.
+    blank_held: bool,
 }
 
 /// Starts the pump thread.
@@ -67,6 +70,7 @@ pub fn spawn(
         live: LiveCurves::default(),
         out: String::new(),
         err: String::new(),
+        blank_held: false,
     };
     std::thread::Builder::new()
         .name("sluice-pump".into())
@@ -140,6 +144,7 @@ impl Pump {
             PumpCmd::Begin(parent) => {
                 self.parent = Some(*parent);
                 self.report = CellReport::default();
+                self.blank_held = false;
                 self.emit(JupyterMessageContent::Status(Status::busy()));
             }
             PumpCmd::Emit(content) => {
@@ -149,14 +154,17 @@ impl Pump {
             PumpCmd::Drain(answer) => {
                 // stderr travels apart from stdout: give its last lines a moment to arrive.
                 self.drain(stdout, stderr, Duration::from_millis(15));
+                self.release_blank();
                 self.flush_streams();
                 let _ = answer.send(std::mem::take(&mut self.report));
             }
             PumpCmd::Flush(done) => {
+                self.blank_held = false;
                 self.flush_streams();
                 let _ = done.send(());
             }
             PumpCmd::Finish { iopub, reply } => {
+                self.release_blank();
                 self.flush_streams();
                 let curves = self.live.finish(Instant::now());
                 curves.into_iter().for_each(|m| self.emit(m));
@@ -175,6 +183,11 @@ impl Pump {
             Some(directive) => self.directive(directive),
             None => {
                 if self.parent.is_some() {
+                    if line.is_empty() && !self.blank_held {
+                        self.blank_held = true;
+                        return;
+                    }
+                    self.release_blank();
                     if !self.err.is_empty() {
                         self.flush_streams();
                     }
@@ -185,6 +198,15 @@ impl Pump {
                         self.report.stdout.push('\n');
                     }
                 }
+            }
+        }
+    }
+
+    fn release_blank(&mut self) {
+        if std::mem::take(&mut self.blank_held) {
+            self.out.push('\n');
+            if self.report.stdout.len() < 64 * 1024 {
+                self.report.stdout.push('\n');
             }
         }
     }

@@ -161,33 +161,45 @@ fn spawn_sender(
     });
 }
 
-/// Sends input requests and hands each input_reply to the request waiting for it.
+/// The input request waiting for its reply: its message id, and where the answer goes.
+type Waiting = Arc<Mutex<Option<(String, crossbeam_channel::Sender<String>)>>>;
+
+/// Sends input requests and hands each input_reply to the request it answers (by its parent
+/// header): a late reply to an abandoned request never reaches a newer one.
 fn spawn_stdin(
     mut socket: RouterSendConnection,
     mut replies: RouterRecvConnection,
     mut asks: UnboundedReceiver<InputAsk>,
 ) {
-    let waiting: Arc<Mutex<Option<crossbeam_channel::Sender<String>>>> = Arc::default();
+    let waiting: Waiting = Arc::default();
     let waiter = waiting.clone();
+    let lock = |w: &Waiting| w.lock().unwrap_or_else(|e| e.into_inner()).take();
     tokio::spawn(async move {
         while let Some((request, answer)) = asks.recv().await {
-            *waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+            let id = request.header.msg_id.clone();
+            *waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, answer));
             if let Err(e) = socket.send(request).await {
+                // Nobody will answer: the cell reads an empty line instead of waiting.
                 eprintln!("sluice-kernel: stdin send: {e}");
+                drop(lock(&waiter));
             }
         }
     });
     tokio::spawn(async move {
         loop {
             let message = next_request("stdin", &mut replies).await;
+            let parent = message.parent_header.as_ref().map(|h| h.msg_id.clone());
             match message.content {
                 JupyterMessageContent::InputReply(reply) => {
-                    let answer = waiting.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    match answer {
-                        Some(answer) => {
+                    let mut slot = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                    match slot.take() {
+                        Some((id, answer)) if parent.as_ref().is_none_or(|p| *p == id) => {
                             let _ = answer.send(reply.value);
                         }
-                        None => eprintln!("sluice-kernel: stdin: an input_reply nobody asked for"),
+                        other => {
+                            *slot = other;
+                            eprintln!("sluice-kernel: stdin: an input_reply to no waiting request");
+                        }
                     }
                 }
                 other => eprintln!("sluice-kernel: stdin: unexpected {}", other.message_type()),

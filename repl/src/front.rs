@@ -259,7 +259,15 @@ impl Front {
             let presses = watch.borrow_mut().take().map_or(0, interrupt::Watch::stop);
             earlier_presses.set(earlier_presses.get() + presses);
             self.flush_output();
-            let line = crate::input::read_line(prompt, secret);
+            let line = crate::input::read_line(prompt, secret).unwrap_or_else(|| {
+                // Ctrl-C at the question: the cell reads an empty line, as an interrupted
+                // notebook cell does, and its engine work is cancelled.
+                earlier_presses.set(earlier_presses.get() + 1);
+                for failure in self.engine.cancel_all() {
+                    report::error(&format!("cannot cancel {failure}"));
+                }
+                String::new()
+            });
             *watch.borrow_mut() = Some(self.interrupt_watch(child.clone()));
             line
         };

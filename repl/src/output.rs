@@ -41,6 +41,9 @@ struct Printer {
     engine: Arc<EngineLink>,
     live: Live,
     report: CellReport,
+    /// An empty line held back: the one a cell prints before asking for input is dropped
+    /// (see `sluice_notebook::input`), any other is printed with what follows.
+    blank_held: bool,
 }
 
 /// Starts the output thread.
@@ -56,6 +59,7 @@ pub fn spawn(
         engine,
         live: Live::new(last),
         report: CellReport::default(),
+        blank_held: false,
     };
     std::thread::Builder::new()
         .name("sluice-output".into())
@@ -81,15 +85,20 @@ impl Printer {
                 recv(stderr) -> line => if let Ok(line) = line { self.live.print_err(&line) },
                 recv(events) -> event => if let Ok(event) = event { self.event(event) },
                 recv(commands) -> cmd => match cmd {
-                    Ok(Cmd::Begin) => self.report = CellReport::default(),
+                    Ok(Cmd::Begin) => {
+                        self.report = CellReport::default();
+                        self.blank_held = false;
+                    }
                     Ok(Cmd::Drain(answer)) => {
                         self.drain(stdout, stderr, events);
+                        self.release_blank();
                         let _ = answer.send(std::mem::take(&mut self.report));
                     }
                     Ok(Cmd::Flush(done)) => {
                         while let Ok(line) = stdout.try_recv() {
                             self.stdout_line(line);
                         }
+                        self.blank_held = false;
                         let _ = done.send(());
                     }
                     Err(_) => return,
@@ -109,7 +118,17 @@ impl Printer {
                 self.report.show_graph = Some((addr, handle));
             }
             Some(Directive::Panic(message)) => self.report.panic = Some(message),
-            None => self.live.print_out(&line),
+            None if line.is_empty() && !self.blank_held => self.blank_held = true,
+            None => {
+                self.release_blank();
+                self.live.print_out(&line);
+            }
+        }
+    }
+
+    fn release_blank(&mut self) {
+        if std::mem::take(&mut self.blank_held) {
+            self.live.print_out("");
         }
     }
 

@@ -28,6 +28,21 @@ pub const BULK_MIN_BYTES: usize = 256 << 10;
 /// Tickets nobody redeemed (the receiver gave up) are dropped after this long.
 const STALE: Duration = Duration::from_secs(600);
 
+/// A connection that brings no ticket for this long is closed (receivers reconnect).
+const IDLE: Duration = Duration::from_secs(120);
+
+/// Set to `off` (or `0`), receivers ask for every payload over gRPC: for networks where only
+/// the gRPC port is open.
+pub const BULK_ENV: &str = "SLUICE_BULK";
+
+/// Whether this process's receivers use the bulk channel.
+pub fn enabled() -> bool {
+    !matches!(
+        std::env::var(BULK_ENV).as_deref().map(str::trim),
+        Ok("off" | "0" | "false" | "no")
+    )
+}
+
 /// What the sender writes per `write` call when it must encode (not f32 as is).
 const PIECE_BYTES: usize = 4 << 20;
 
@@ -36,6 +51,8 @@ const UNKNOWN_TICKET: u64 = u64::MAX;
 struct Waiting {
     value: Tensor,
     precision: WirePrecision,
+    /// The rendezvous key it was published under, so cleaning up a graph drops it.
+    key: String,
     at: Instant,
 }
 
@@ -47,8 +64,8 @@ fn tickets() -> MutexGuard<'static, HashMap<u128, Waiting>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// A ticket nobody can guess: the standard library's hasher keys come from the system's
-/// random source.
+/// A ticket nobody can guess: SipHash (a keyed pseudo-random function) of nothing under the
+/// standard library's hasher keys, which come from the system's random source.
 fn new_ticket() -> u128 {
     let half = || RandomState::new().build_hasher().finish();
     (u128::from(half()) << 64) | u128::from(half())
@@ -69,22 +86,30 @@ fn start(ip: IpAddr) -> Result<u16, String> {
         .port();
     std::thread::Builder::new()
         .name("sluice-bulk".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let spawned = std::thread::Builder::new()
-                    .name("sluice-bulk-send".into())
-                    .spawn(move || serve(stream));
-                if let Err(e) = spawned {
+        .spawn(move || loop {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: do not spin.
                     eprintln!("sluice-engine: bulk channel: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
                 }
+            };
+            let spawned = std::thread::Builder::new()
+                .name("sluice-bulk-send".into())
+                .spawn(move || serve(stream));
+            if let Err(e) = spawned {
+                eprintln!("sluice-engine: bulk channel: {e}");
             }
         })
         .map_err(|e| format!("cannot start the bulk channel: {e}"))?;
     Ok(port)
 }
 
-/// Keeps `value` for the receiver that brings the returned ticket.
-pub fn offer(value: Tensor, precision: WirePrecision) -> u128 {
+/// Keeps `value` (published under the rendezvous `key`) for the receiver that brings the
+/// returned ticket.
+pub fn offer(value: Tensor, precision: WirePrecision, key: &str) -> u128 {
     let ticket = new_ticket();
     let now = Instant::now();
     let mut waiting = tickets();
@@ -94,15 +119,25 @@ pub fn offer(value: Tensor, precision: WirePrecision) -> u128 {
         Waiting {
             value,
             precision,
+            key: key.to_string(),
             at: now,
         },
     );
     ticket
 }
 
+/// Drops the payloads still waiting for tickets of these rendezvous keys (their graph was
+/// cleaned up), and any past their time.
+pub fn forget_keys(keys: &std::collections::HashSet<&str>) {
+    let now = Instant::now();
+    tickets().retain(|_, w| !keys.contains(w.key.as_str()) && now.duration_since(w.at) < STALE);
+}
+
 /// Answers one connection's tickets until the receiver hangs up.
 fn serve(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE));
+    let _ = stream.set_write_timeout(Some(IDLE));
     let mut ticket = [0u8; 16];
     while stream.read_exact(&mut ticket).is_ok() {
         let waiting = tickets().remove(&u128::from_le_bytes(ticket));
@@ -150,31 +185,37 @@ fn pool() -> MutexGuard<'static, HashMap<SocketAddr, Vec<TcpStream>>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Redeems `ticket` at `peer`'s bulk port and decodes the payload `decoder` expects, waiting
-/// at most `timeout` for any read or write.
+/// Redeems `ticket` at the bulk port (the first of `addrs` that answers) and decodes the
+/// payload `decoder` expects, waiting at most `timeout` for any read or write.
 pub fn redeem(
-    peer: SocketAddr,
+    addrs: &[SocketAddr],
     ticket: u128,
     decoder: Decoder,
     timeout: Duration,
 ) -> Result<Tensor, String> {
-    let pooled = pool().get_mut(&peer).and_then(Vec::pop);
-    let mut stream = match pooled {
-        Some(s) => s,
+    let pooled = {
+        let mut pool = pool();
+        addrs
+            .iter()
+            .find_map(|a| pool.get_mut(a).and_then(Vec::pop).map(|s| (*a, s)))
+    };
+    let (peer, mut stream, reused) = match pooled {
+        Some((peer, stream)) => (peer, stream, true),
         None => {
-            let s = TcpStream::connect_timeout(&peer, timeout)
-                .map_err(|e| format!("cannot reach the bulk port {peer}: {e}"))?;
-            let _ = s.set_nodelay(true);
-            s
+            let (peer, stream) = connect(addrs, timeout)?;
+            (peer, stream, false)
         }
     };
     let io = |e: std::io::Error| format!("bulk transfer from {peer}: {e}");
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    stream.write_all(&ticket.to_le_bytes()).map_err(io)?;
-    let mut len = [0u8; 8];
-    stream.read_exact(&mut len).map_err(io)?;
-    let len = u64::from_le_bytes(len);
+    let mut len = ask(&mut stream, ticket, timeout);
+    if reused && len.is_err() {
+        // The sender closed the pooled connection while it sat idle, before reading the
+        // ticket (which it therefore still holds): ask again on a new one.
+        let (_, fresh) = connect(&[peer], timeout)?;
+        stream = fresh;
+        len = ask(&mut stream, ticket, timeout);
+    }
+    let len = len.map_err(io)?;
     if len == UNKNOWN_TICKET {
         pool().entry(peer).or_default().push(stream);
         return Err(format!(
@@ -192,6 +233,34 @@ pub fn redeem(
     Ok(value)
 }
 
+/// A new connection to the first of `addrs` that accepts one.
+fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<(SocketAddr, TcpStream), String> {
+    let mut failures = Vec::new();
+    for &addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok((addr, s));
+            }
+            Err(e) => failures.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(format!(
+        "cannot reach the bulk port ({}); set {BULK_ENV}=off to move tensors over gRPC only",
+        failures.join("; ")
+    ))
+}
+
+/// Sends the ticket; returns the payload length the sender answers.
+fn ask(stream: &mut TcpStream, ticket: u128, timeout: Duration) -> std::io::Result<u64> {
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(&ticket.to_le_bytes())?;
+    let mut len = [0u8; 8];
+    stream.read_exact(&mut len)?;
+    Ok(u64::from_le_bytes(len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,9 +275,9 @@ mod tests {
             encoder.precision,
             encoder.scale,
         );
-        let ticket = offer(value.clone(), precision);
+        let ticket = offer(value.clone(), precision, "a;1;b;2;t");
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
-        redeem(peer, ticket, decoder, Duration::from_secs(5)).unwrap()
+        redeem(&[peer], ticket, decoder, Duration::from_secs(5)).unwrap()
     }
 
     #[test]
@@ -229,7 +298,7 @@ mod tests {
         let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
         let decoder = Decoder::new(DType::F32, &[4], WirePrecision::WireF32, 1.0);
-        let err = redeem(peer, 12345, decoder, Duration::from_secs(5)).unwrap_err();
+        let err = redeem(&[peer], 12345, decoder, Duration::from_secs(5)).unwrap_err();
         assert!(err.contains("no longer holds"), "{err}");
         let t = Tensor::from_vec(vec![1.0f32, 2.0]);
         assert_eq!(round_trip(&t, WirePrecision::WireF32), t);

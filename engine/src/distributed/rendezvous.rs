@@ -115,10 +115,12 @@ pub fn forget_keys(keys: &[String]) {
         return;
     }
     let keys: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
-    table().retain(|k, _| {
+    // Slots without a value belong to a RecvTensor still waiting: its deadline ends it.
+    table().retain(|k, slot| {
         let key = k.rsplit_once(';').map_or(k.as_str(), |(key, _step)| key);
-        !keys.contains(key)
+        slot.value.is_none() || !keys.contains(key)
     });
+    bulk::forget_keys(&keys);
 }
 
 fn header(value: &Tensor, encoder: &precision::Encoder) -> proto::RecvTensorHeader {
@@ -140,6 +142,7 @@ pub fn bulk_header(
     value: &Tensor,
     precision: WirePrecision,
     ip: std::net::IpAddr,
+    key: &str,
 ) -> Option<proto::RecvTensorHeader> {
     let encoder = precision::Encoder::new(value, precision, CHUNK_BYTES);
     if encoder.wire_bytes() < bulk::BULK_MIN_BYTES {
@@ -154,7 +157,7 @@ pub fn bulk_header(
     };
     let mut header = header(value, &encoder);
     header.bulk_port = u32::from(port);
-    header.bulk_ticket = bulk::offer(value.clone(), precision)
+    header.bulk_ticket = bulk::offer(value.clone(), precision, key)
         .to_le_bytes()
         .to_vec()
         .into();
@@ -192,7 +195,7 @@ pub fn fetch(
         step_id: step,
         timeout_ms: timeout.as_millis() as u64,
         precision: precision as i32,
-        accept_bulk: true,
+        accept_bulk: bulk::enabled(),
     };
     let call = async move {
         let mut stream = c
@@ -264,8 +267,8 @@ pub fn fetch(
             decoder,
             wire_bytes,
         } => {
-            let addr = bulk_addr(peer, port)?;
-            Ok((bulk::redeem(addr, ticket, decoder, timeout)?, wire_bytes))
+            let addrs = bulk_addrs(peer, port)?;
+            Ok((bulk::redeem(&addrs, ticket, decoder, timeout)?, wire_bytes))
         }
     }
 }
@@ -281,18 +284,21 @@ enum Fetched {
     },
 }
 
-/// The bulk port `port` on the host of the gRPC address `peer`.
-fn bulk_addr(peer: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+/// The bulk port `port` at each address the host of the gRPC address `peer` resolves to.
+fn bulk_addrs(peer: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String> {
     use std::net::ToSocketAddrs;
     let host = match peer.rsplit_once(':') {
         Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
         None => peer,
     };
-    (host, port)
+    let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("the bulk address of {peer}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{peer} resolves to no address"))
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{peer} resolves to no address"));
+    }
+    Ok(addrs)
 }
 
 #[cfg(test)]

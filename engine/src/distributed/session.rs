@@ -82,18 +82,28 @@ fn unreachable_task(task: &TaskName, addr: &str, message: String) -> SessionErro
 impl Drop for DistributedSession {
     /// Cleans up each task's graph (CleanupGraph): its session, and values left unread.
     fn drop(&mut self) {
-        for task in self.tasks.drain(..) {
-            let name = task.info.name.clone();
-            if let Err(e) = task.session.close() {
-                // Not eprintln: a failed print (stderr gone) must not panic in a drop.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "sluice: cleaning up the graph on {name}: {e}"
-                );
-            }
-        }
+        cleanup(std::mem::take(&mut self.tasks));
     }
+}
+
+/// Cleans up the tasks' graphs, all at once: a worker that is gone costs one RPC deadline,
+/// not one per task.
+fn cleanup(tasks: Vec<Task>) {
+    std::thread::scope(|scope| {
+        for task in tasks {
+            scope.spawn(move || {
+                let name = task.info.name.clone();
+                if let Err(e) = task.session.close() {
+                    // Not eprintln: a failed print (stderr gone) must not panic in a drop.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "sluice: cleaning up the graph on {name}: {e}"
+                    );
+                }
+            });
+        }
+    });
 }
 
 impl DistributedSession {
@@ -109,10 +119,21 @@ impl DistributedSession {
         let mut tasks = Vec::new();
         for (name, part) in placer.tasks().iter().zip(&parts.graphs) {
             let addr = cluster.addr(name).unwrap_or_default().to_string();
-            let (_, incarnation) = peer::status(&addr, options.rpc_timeout)
-                .map_err(|m| unreachable_task(name, &addr, m))?;
-            let mut session = RemoteSession::register(&addr, part)
-                .map_err(|e| unreachable_task(name, &addr, e.to_string()))?;
+            let registered = peer::status(&addr, options.rpc_timeout)
+                .map_err(|m| unreachable_task(name, &addr, m))
+                .and_then(|(_, incarnation)| {
+                    let session = RemoteSession::register(&addr, part)
+                        .map_err(|e| unreachable_task(name, &addr, e.to_string()))?;
+                    Ok((incarnation, session))
+                });
+            let (incarnation, mut session) = match registered {
+                Ok(r) => r,
+                Err(e) => {
+                    // The tasks reached so far keep no graph of a session that never was.
+                    cleanup(tasks);
+                    return Err(e);
+                }
+            };
             session.set_timeout(Some(options.rpc_timeout));
             tasks.push(Task {
                 info: TaskInfo {

@@ -27,13 +27,20 @@ type Chunks = Pin<Box<dyn Stream<Item = Result<proto::RecvTensorChunk, Status>> 
 pub struct WorkerServer {
     task: String,
     master: MasterServer,
+    /// The address the engine listens on, for the bulk channel's port.
+    listen_ip: Option<std::net::IpAddr>,
 }
 
 impl WorkerServer {
-    pub fn new(task: &str, master: MasterServer) -> WorkerServer {
+    pub fn new(
+        task: &str,
+        master: MasterServer,
+        listen_ip: Option<std::net::IpAddr>,
+    ) -> WorkerServer {
         WorkerServer {
             task: task.to_string(),
             master,
+            listen_ip,
         }
     }
 
@@ -108,7 +115,9 @@ impl WorkerService for WorkerServer {
         let wait = Duration::from_millis(req.timeout_ms).min(MAX_WAIT);
         let value = rendezvous::take(&req.key, req.step_id, wait).await?;
         if let (true, Some(ip)) = (req.accept_bulk, local_ip) {
-            if let Some(header) = rendezvous::bulk_header(&value, precision, ip) {
+            // The bulk port listens where this service does (all addresses for 0.0.0.0).
+            let ip = self.listen_ip.unwrap_or(ip);
+            if let Some(header) = rendezvous::bulk_header(&value, precision, ip, &req.key) {
                 let only = proto::RecvTensorChunk {
                     part: Some(proto::recv_tensor_chunk::Part::Header(header)),
                 };

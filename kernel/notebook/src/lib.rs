@@ -41,6 +41,9 @@ pub fn password(prompt: &str) -> String {
 
 /// evcxr_input's request line, with the prompt encoded so that colons survive evcxr.
 fn ask(command: &str, prompt: &str) -> String {
+    // evcxr sees the request only at the start of a line: end whatever `print!` left open
+    // (the kernel drops the empty line this makes otherwise).
+    println!();
     println!("{command}:{}", protocol::encode_prompt(prompt));
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
@@ -85,6 +88,14 @@ pub fn announce_session(sess: &RemoteSession) {
         sess.addr(),
         sess.handle()
     );
+}
+
+/// Tells the kernel about a distributed session's graphs on its workers, so that an
+/// interrupt cancels the steps running there too (not only the cell's own engine work).
+pub fn announce_cluster_session(sess: &sluice::distributed::DistributedSession) {
+    for (_task, addr, handle) in sess.task_graphs() {
+        println!("{DIRECTIVE_PREFIX}{SESSION} {addr} {handle}");
+    }
 }
 
 /// Reports panics to the kernel, which shows them as the cell's `error`.

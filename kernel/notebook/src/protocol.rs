@@ -9,15 +9,23 @@ pub const SHOW_GRAPH: &str = "show_graph";
 /// `panic MESSAGE` (escaped with `escape_default`): the cell panicked.
 pub const PANIC: &str = "panic";
 
-/// evcxr reads an input request's prompt as the text between the first two colons of its
-/// line: colons (and the escape character) in a prompt travel percent-encoded.
+/// evcxr reads an input request's prompt as the text between the first two colons of one
+/// line: colons, line breaks (and the escape character) in a prompt travel percent-encoded.
 pub fn encode_prompt(prompt: &str) -> String {
-    prompt.replace('%', "%25").replace(':', "%3A")
+    prompt
+        .replace('%', "%25")
+        .replace(':', "%3A")
+        .replace('\n', "%0A")
+        .replace('\r', "%0D")
 }
 
 /// The prompt [`encode_prompt`] encoded.
 pub fn decode_prompt(encoded: &str) -> String {
-    encoded.replace("%3A", ":").replace("%25", "%")
+    encoded
+        .replace("%0D", "\r")
+        .replace("%0A", "\n")
+        .replace("%3A", ":")
+        .replace("%25", "%")
 }
 
 #[cfg(test)]
@@ -26,7 +34,7 @@ mod tests {
 
     #[test]
     fn prompts_with_colons_survive_evcxr() {
-        let prompt = "Rate (0:100) 5%: ";
+        let prompt = "Rate (0:100)\n5%3A is 5%: ";
         let line = format!("EVCXR_INPUT_REQUEST:{}", encode_prompt(prompt));
         // What evcxr 0.22 takes of the line.
         let taken = line.split(':').nth(1).unwrap_or_default();

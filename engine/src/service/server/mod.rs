@@ -439,6 +439,7 @@ pub async fn serve(
     config: EngineConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let listen_ip = listener.local_addr().ok().map(|a| a.ip());
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let master = MasterServer::new();
     tonic::transport::Server::builder()
@@ -450,7 +451,12 @@ pub async fn serve(
             CheckToken::new(config.token.as_deref()),
         ))
         .add_service(InterceptedService::new(
-            WorkerServer::new(config.task.as_deref().unwrap_or_default(), master).into_service(),
+            WorkerServer::new(
+                config.task.as_deref().unwrap_or_default(),
+                master,
+                listen_ip,
+            )
+            .into_service(),
             CheckToken::new(config.token.as_deref()),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
