@@ -10,6 +10,7 @@
 //! optimizers and [`RemoteSession`].
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod data;
 pub mod distributed;
 pub mod error;
