@@ -136,6 +136,16 @@ impl Evaluator {
     }
 }
 
+/// The variables a restart of evcxr's child loses: all but `sess` and `graph`, which come
+/// back attached to the engine.
+pub fn lost_variables(before: &[(String, String)]) -> Vec<&str> {
+    before
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "sess" && *n != "graph")
+        .collect()
+}
+
 /// The largest char boundary of `s` at or before `pos`.
 pub fn floor_char_boundary(s: &str, pos: usize) -> usize {
     let mut pos = pos.min(s.len());

@@ -378,11 +378,7 @@ impl Cells {
             "The cell's process was stopped and restarted; trained variables stay in the engine."
                 .to_string(),
         ];
-        let lost: Vec<&str> = variables_before
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| *n != "sess" && *n != "graph")
-            .collect();
+        let lost = crate::evaluator::lost_variables(variables_before);
         if !lost.is_empty() {
             notes.push(format!(
                 "Lost variables: {} (find graph nodes again with graph.get(\"name\")).",

@@ -314,11 +314,7 @@ impl Front {
     /// evcxr restarted its child: `sess` and `graph` come back from the engine.
     fn recover(&mut self, variables_before: &[(String, String)]) {
         report::note("the cell's process was restarted; trained variables stay in the engine");
-        let lost: Vec<&str> = variables_before
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| *n != "sess" && *n != "graph")
-            .collect();
+        let lost = sluice_kernel::evaluator::lost_variables(variables_before);
         if !lost.is_empty() {
             report::note(&format!(
                 "lost: {} (find graph nodes again with graph.get(\"name\"))",
