@@ -4,67 +4,6 @@ mod common;
 use common::*;
 use sluice::prelude::*;
 
-// ---------------------------------------------------------------------------------------------
-// A naive NumPy-broadcasting reference, written independently of the library's kernels.
-// ---------------------------------------------------------------------------------------------
-
-/// The broadcast of two shapes by NumPy's rule (right-aligned; 1 stretches).
-fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
-    let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| {
-        if i + s.len() >= rank {
-            s[i + s.len() - rank]
-        } else {
-            1
-        }
-    };
-    (0..rank)
-        .map(|i| {
-            let (x, y) = (dim(a, i), dim(b, i));
-            assert!(x == y || x == 1 || y == 1, "test bug: {a:?} vs {b:?}");
-            if x == 1 {
-                y
-            } else {
-                x
-            }
-        })
-        .collect()
-}
-
-/// The multi-index of flat position `flat` in a row-major `shape`.
-fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for axis in (0..shape.len()).rev() {
-        index[axis] = flat % shape[axis];
-        flat /= shape[axis];
-    }
-    index
-}
-
-/// The flat position in `shape` that broadcasts to multi-index `index` of `out`.
-fn source(shape: &[usize], out: &[usize], index: &[usize]) -> usize {
-    let offset = out.len() - shape.len();
-    shape.iter().enumerate().fold(0, |flat, (k, &d)| {
-        flat * d + if d == 1 { 0 } else { index[k + offset] }
-    })
-}
-
-/// `f` applied over the broadcast of `a` and `b`, as f64.
-fn reference(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Tensor {
-    let out = broadcast_shape(a.shape(), b.shape());
-    let n: usize = out.iter().product();
-    let values: Vec<f64> = (0..n)
-        .map(|i| {
-            let index = unravel(i, &out);
-            f(
-                a.get_f64(source(a.shape(), &out, &index)),
-                b.get_f64(source(b.shape(), &out, &index)),
-            )
-        })
-        .collect();
-    Tensor::new(&out, values).unwrap()
-}
-
 /// `t` with every element moved at least 0.5 away from zero (safe divisors, log arguments).
 fn away_from_zero(t: &Tensor) -> Tensor {
     let v: Vec<f64> = t
@@ -101,7 +40,6 @@ const SHAPE_PAIRS: &[(&[usize], &[usize])] = &[
     (&[2, 3, 4], &[2, 3, 4]),
 ];
 
-type BinaryFn = fn(Output, Output) -> Output;
 type BinaryCase = (&'static str, BinaryFn, fn(f64, f64) -> f64);
 
 /// The binary ops, each with its reference and what its operands need.
@@ -520,103 +458,4 @@ fn zeros_like_passes_no_gradient() {
     let dx = gradient(reduce_sum(zeros_like(x) + ones_like(x) * x), x).unwrap();
     let v = Tensor::from_vec(vec![3.0f64, 4.0]);
     assert_close(&eval(dx, &[(x, v)]), &Tensor::from_vec(vec![1.0, 1.0]), 0.0);
-}
-
-fn int_reference(
-    a: &[i64],
-    sa: &[usize],
-    b: &[i64],
-    sb: &[usize],
-    f: fn(i64, i64) -> i64,
-) -> Vec<i64> {
-    let out = broadcast_shape(sa, sb);
-    let n: usize = out.iter().product();
-    (0..n)
-        .map(|i| {
-            let index = unravel(i, &out);
-            f(a[source(sa, &out, &index)], b[source(sb, &out, &index)])
-        })
-        .collect()
-}
-
-#[test]
-fn integer_arithmetic_i32_and_i64() {
-    let a: Vec<i64> = (0..12).map(|i| i * 7 - 30).collect();
-    let b: Vec<i64> = vec![3, -2, 5, 1];
-    type IntCase = (&'static str, BinaryFn, fn(i64, i64) -> i64);
-    let ops: Vec<IntCase> = vec![
-        ("add", |a, b| a + b, |x, y| x + y),
-        ("sub", |a, b| a - b, |x, y| x - y),
-        ("mul", |a, b| a * b, |x, y| x * y),
-        // Integer division truncates toward zero.
-        ("div", |a, b| a / b, |x, y| x / y),
-        ("maximum", |a, b| maximum(a, b), |x, y| x.max(y)),
-        ("minimum", |a, b| minimum(a, b), |x, y| x.min(y)),
-    ];
-    for (name, op, f) in ops {
-        let want = int_reference(&a, &[3, 4], &b, &[4], f);
-        let g = Graph::new();
-        let y64 = op(
-            g.constant(Tensor::new(&[3, 4], a.clone()).unwrap()),
-            g.constant(Tensor::from_vec(b.clone())),
-        );
-        let got = eval(y64, &[]);
-        assert_eq!(got.dtype(), DType::I64, "{name}");
-        assert_eq!(got.shape(), &[3, 4]);
-        assert_eq!(got.to_vec::<i64>().unwrap(), want, "{name} i64");
-
-        let a32: Vec<i32> = a.iter().map(|&v| v as i32).collect();
-        let b32: Vec<i32> = b.iter().map(|&v| v as i32).collect();
-        let y32 = op(
-            g.constant(Tensor::new(&[3, 4], a32).unwrap()),
-            g.constant(Tensor::from_vec(b32)),
-        );
-        let got = eval(y32, &[]);
-        assert_eq!(got.dtype(), DType::I32, "{name}");
-        let want32: Vec<i32> = want.iter().map(|&v| v as i32).collect();
-        assert_eq!(got.to_vec::<i32>().unwrap(), want32, "{name} i32");
-    }
-}
-
-#[test]
-fn integer_handles_with_float_scalars_stay_integer() {
-    let g = Graph::new();
-    let x = g.constant(Tensor::from_vec(vec![1i32, 2, 3]));
-    let y = x * 2.0 + 1.0;
-    let out = eval(y, &[]);
-    assert_eq!(out.dtype(), DType::I32);
-    assert_eq!(out.to_vec::<i32>().unwrap(), vec![3, 5, 7]);
-}
-
-#[test]
-fn integer_edge_cases_do_not_panic() {
-    let g = Graph::new();
-    let i32s = |v: Vec<i32>| g.constant(Tensor::from_vec(v));
-    // Division by zero gives 0 rather than a crash.
-    let out = eval(i32s(vec![7, -7, 0]) / i32s(vec![0, 0, 0]), &[]);
-    assert_eq!(out.to_vec::<i32>().unwrap(), vec![0, 0, 0]);
-    // Overflow wraps, as NumPy's fixed-width integers do.
-    let out = eval(i32s(vec![i32::MAX, i32::MIN]) + i32s(vec![1, -1]), &[]);
-    assert_eq!(out.to_vec::<i32>().unwrap(), vec![i32::MIN, i32::MAX]);
-    let out = eval(i32s(vec![i32::MIN]) / i32s(vec![-1]), &[]);
-    assert_eq!(out.to_vec::<i32>().unwrap(), vec![i32::MIN]);
-    let out = eval(i32s(vec![i32::MAX]) * i32s(vec![2]), &[]);
-    assert_eq!(out.to_vec::<i32>().unwrap(), vec![-2]);
-    let i64s = |v: Vec<i64>| g.constant(Tensor::from_vec(v));
-    let out = eval(i64s(vec![i64::MIN]) - i64s(vec![1]), &[]);
-    assert_eq!(out.to_vec::<i64>().unwrap(), vec![i64::MAX]);
-    let u8s = |v: Vec<u8>| g.constant(Tensor::from_vec(v));
-    let out = eval(u8s(vec![250, 3]) + u8s(vec![10, 0]), &[]);
-    assert_eq!(out.to_vec::<u8>().unwrap(), vec![4, 3]);
-    let out = eval(u8s(vec![0]) - u8s(vec![1]), &[]);
-    assert_eq!(out.to_vec::<u8>().unwrap(), vec![255]);
-}
-
-#[test]
-fn integer_placeholders_run_through_arithmetic() {
-    let g = Graph::new();
-    let x = g.placeholder("x", DType::I64, &[-1]);
-    let y = x * x + x;
-    let out = eval(y, &[(x, Tensor::from_vec(vec![1i64, -2, 3]))]);
-    assert_eq!(out.to_vec::<i64>().unwrap(), vec![2, 2, 12]);
 }

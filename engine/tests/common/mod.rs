@@ -1,6 +1,9 @@
 //! Shared test helpers: run a graph once, and check gradients against finite differences.
 #![allow(dead_code)]
 
+mod broadcast;
+pub use broadcast::*;
+
 use sluice::prelude::*;
 
 /// Runs `fetch` once in a fresh session (variables initialised) and returns its value.
