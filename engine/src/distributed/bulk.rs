@@ -44,13 +44,13 @@ pub fn enabled() -> bool {
 }
 
 /// What the sender writes per `write` call when it must encode (not f32 as is).
-const PIECE_BYTES: usize = 4 << 20;
+pub const PIECE_BYTES: usize = 4 << 20;
 
 const UNKNOWN_TICKET: u64 = u64::MAX;
 
 struct Waiting {
-    value: Tensor,
-    precision: WirePrecision,
+    /// The payload, ready to encode (the header it was described by was made from it).
+    encoder: Encoder,
     /// The rendezvous key it was published under, so cleaning up a graph drops it.
     key: String,
     at: Instant,
@@ -107,9 +107,9 @@ fn start(ip: IpAddr) -> Result<u16, String> {
     Ok(port)
 }
 
-/// Keeps `value` (published under the rendezvous `key`) for the receiver that brings the
-/// returned ticket.
-pub fn offer(value: Tensor, precision: WirePrecision, key: &str) -> u128 {
+/// Keeps the payload `encoder` makes (of a value published under the rendezvous `key`) for
+/// the receiver that brings the returned ticket.
+pub fn offer(encoder: Encoder, key: &str) -> u128 {
     let ticket = new_ticket();
     let now = Instant::now();
     let mut waiting = tickets();
@@ -117,8 +117,7 @@ pub fn offer(value: Tensor, precision: WirePrecision, key: &str) -> u128 {
     waiting.insert(
         ticket,
         Waiting {
-            value,
-            precision,
+            encoder,
             key: key.to_string(),
             at: now,
         },
@@ -142,7 +141,7 @@ fn serve(mut stream: TcpStream) {
     while stream.read_exact(&mut ticket).is_ok() {
         let waiting = tickets().remove(&u128::from_le_bytes(ticket));
         let sent = match waiting {
-            Some(w) => send(&mut stream, &w.value, w.precision),
+            Some(w) => send(&mut stream, w.encoder),
             None => stream.write_all(&UNKNOWN_TICKET.to_le_bytes()),
         };
         if sent.is_err() {
@@ -151,10 +150,9 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-fn send(stream: &mut TcpStream, value: &Tensor, precision: WirePrecision) -> std::io::Result<()> {
-    let encoder = Encoder::new(value, precision, PIECE_BYTES);
+fn send(stream: &mut TcpStream, encoder: Encoder) -> std::io::Result<()> {
     stream.write_all(&(encoder.wire_bytes() as u64).to_le_bytes())?;
-    if let Some(bytes) = as_wire_bytes(value, encoder.precision) {
+    if let Some(bytes) = as_wire_bytes(encoder.tensor(), encoder.precision) {
         return stream.write_all(bytes);
     }
     for piece in encoder {
@@ -275,7 +273,7 @@ mod tests {
             encoder.precision,
             encoder.scale,
         );
-        let ticket = offer(value.clone(), precision, "a;1;b;2;t");
+        let ticket = offer(encoder, "a;1;b;2;t");
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
         redeem(&[peer], ticket, decoder, Duration::from_secs(5)).unwrap()
     }

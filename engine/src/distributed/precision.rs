@@ -37,6 +37,11 @@ fn effective(t: &Tensor, asked: WirePrecision) -> WirePrecision {
     }
 }
 
+/// The size in bytes of `t` on the wire when `asked` is asked for, without encoding it.
+pub fn wire_bytes(t: &Tensor, asked: WirePrecision) -> usize {
+    t.len() * width(t.dtype(), effective(t, asked))
+}
+
 fn width(dtype: DType, precision: WirePrecision) -> usize {
     match (dtype, precision) {
         (DType::F32, WirePrecision::WireBf16 | WirePrecision::WireF16) => 2,
@@ -80,6 +85,11 @@ impl Encoder {
             scale,
             next: 0,
         }
+    }
+
+    /// The tensor being encoded.
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
     }
 
     /// The payload's size in bytes.

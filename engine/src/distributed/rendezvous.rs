@@ -144,8 +144,7 @@ pub fn bulk_header(
     ip: std::net::IpAddr,
     key: &str,
 ) -> Option<proto::RecvTensorHeader> {
-    let encoder = precision::Encoder::new(value, precision, CHUNK_BYTES);
-    if encoder.wire_bytes() < bulk::BULK_MIN_BYTES {
+    if precision::wire_bytes(value, precision) < bulk::BULK_MIN_BYTES {
         return None;
     }
     let port = match bulk::port(ip) {
@@ -155,12 +154,11 @@ pub fn bulk_header(
             return None;
         }
     };
+    // The encoder (its int8 scale worked out once) waits with the ticket.
+    let encoder = precision::Encoder::new(value, precision, bulk::PIECE_BYTES);
     let mut header = header(value, &encoder);
     header.bulk_port = u32::from(port);
-    header.bulk_ticket = bulk::offer(value.clone(), precision, key)
-        .to_le_bytes()
-        .to_vec()
-        .into();
+    header.bulk_ticket = bulk::offer(encoder, key).to_le_bytes().to_vec().into();
     Some(header)
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod broadcast;
+#[allow(unused_imports)] // not every test file compares against the reference
 pub use broadcast::*;
 
 use sluice::prelude::*;
