@@ -123,9 +123,22 @@ pub fn save(
     step: u64,
     keep: usize,
 ) -> Result<Checkpoint> {
+    save_variables(runner, graph, &graph.variables(), dir, step, keep)
+}
+
+/// [`save`] for some of the graph's variables only (a data-parallel job leaves out its
+/// gradient buffers).
+pub fn save_variables(
+    runner: &dyn Runner,
+    graph: &Graph,
+    variables: &[crate::graph::Output],
+    dir: &Path,
+    step: u64,
+    keep: usize,
+) -> Result<Checkpoint> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut values = Vec::new();
-    for var in graph.variables() {
+    for &var in variables {
         if let Some(value) = runner.variable(var)? {
             values.push((var.name(), value));
         }

@@ -14,7 +14,7 @@ mod variables;
 pub use def::{AttrValue, GraphDef, NodeDef};
 pub use handle::Output;
 pub use shape::{Shape, TypeShape};
-pub use variables::Initializer;
+pub use variables::{Initializer, VariableReuse, VariableSharder};
 
 use crate::error::GraphError;
 use crate::ops::{Const, Op, Placeholder};
@@ -61,6 +61,10 @@ pub(crate) struct GraphData {
     pub trainable: Vec<usize>,
     pub initializers: HashMap<usize, Initializer>,
     pub global_step: Option<usize>,
+    /// While set, new variables go to parameter-server devices (see [`VariableSharder`]).
+    pub sharder: Option<VariableSharder>,
+    /// While set, `variable` hands out these existing variables instead of new ones.
+    pub reuse: Option<VariableReuse>,
 }
 
 impl GraphData {
@@ -344,6 +348,8 @@ pub(crate) fn infer_outputs(
 enum GuardKind {
     Scope,
     Device,
+    Sharding,
+    Reuse,
 }
 
 /// Closes a name scope or device block when dropped.
@@ -356,8 +362,14 @@ impl Drop for ScopeGuard {
     fn drop(&mut self) {
         let mut data = self.graph.write();
         match self.kind {
-            GuardKind::Scope => data.scopes.pop(),
-            GuardKind::Device => data.devices.pop(),
-        };
+            GuardKind::Scope => {
+                data.scopes.pop();
+            }
+            GuardKind::Device => {
+                data.devices.pop();
+            }
+            GuardKind::Sharding => data.sharder = None,
+            GuardKind::Reuse => data.reuse = None,
+        }
     }
 }

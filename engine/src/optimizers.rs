@@ -20,21 +20,29 @@ pub trait Optimizer {
             return Err(GraphError::UnknownNode("no variables to update".into()));
         };
         let graph = first.graph()?;
-        let rule = self.rule();
         let step = graph.global_step();
-        let mut updates = Vec::with_capacity(grads_and_vars.len());
+        let updates = self.apply_updates(grads_and_vars, step)?;
         let _scope = graph.name_scope(self.name());
-        for &(grad, var) in grads_and_vars {
-            updates.push(apply(&graph, &rule, grad, var, step)?);
-        }
-        let step_type = step.type_shape()?;
-        let op = crate::ops::Assign {
-            var: step.node(),
-            var_type: step_type,
-            kind: AssignKind::Add,
+        advance_step(step, updates)
+    }
+
+    /// The update nodes alone, one per (gradient, variable) pair, without advancing a step:
+    /// for strategies that advance it once for several replicas' updates. `step` is what
+    /// rules that count steps (Adam) read.
+    fn apply_updates(
+        &self,
+        grads_and_vars: &[(Output, Output)],
+        step: Output,
+    ) -> Result<Vec<usize>, GraphError> {
+        let Some(&(_, first)) = grads_and_vars.first() else {
+            return Err(GraphError::UnknownNode("no variables to update".into()));
         };
-        let one = graph.constant(crate::tensor::Tensor::scalar(1i64));
-        Ok(graph.add_node(Arc::new(op), vec![one], updates, Some("train")))
+        let graph = first.graph()?;
+        let rule = self.rule();
+        let _scope = graph.name_scope(self.name());
+        (grads_and_vars.iter())
+            .map(|&(grad, var)| apply(&graph, &rule, grad, var, step))
+            .collect()
     }
 
     /// Differentiates `loss` with respect to every trainable variable it depends on and
@@ -60,6 +68,19 @@ pub trait Optimizer {
     fn name(&self) -> &'static str;
 }
 
+/// A train op: after `updates` (node ids) have run, adds one to the i64 `step` variable;
+/// its value is the new step.
+pub fn advance_step(step: Output, updates: Vec<usize>) -> Result<Output, GraphError> {
+    let graph = step.graph()?;
+    let op = crate::ops::Assign {
+        var: step.node(),
+        var_type: step.type_shape()?,
+        kind: AssignKind::Add,
+    };
+    let one = graph.constant(crate::tensor::Tensor::scalar(1i64));
+    Ok(graph.add_node(Arc::new(op), vec![one], updates, Some("train")))
+}
+
 fn apply(
     graph: &Graph,
     rule: &Rule,
@@ -68,6 +89,8 @@ fn apply(
     step: Output,
 ) -> Result<usize, GraphError> {
     let node = graph.variable_node(var)?;
+    // Slots live where their variable does (a parameter server's, say).
+    let _device = (!node.device.is_empty()).then(|| graph.device(&node.device));
     let var_type = var.type_shape()?;
     let shape = var_type.shape.to_known().unwrap_or_default();
     let slot = |suffix: &str| {

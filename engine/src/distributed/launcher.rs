@@ -1,11 +1,15 @@
 //! A cluster of local processes for tests and demos: one `sluice-engine worker` per task on
-//! 127.0.0.1 (free ports), stopped when the [`LocalCluster`] is dropped.
+//! 127.0.0.1 (free ports), stopped when the [`LocalCluster`] is dropped. A supervised
+//! cluster restarts a task whose process dies on the same address, as Kubernetes restarts
+//! a pod: the new incarnation registers again when the job asks it to.
 
 use super::cluster::{ClusterSpec, TaskName};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Where the `sluice-engine` binary is: `SLUICE_ENGINE_BIN`, else beside this program (or
@@ -33,33 +37,80 @@ pub fn engine_binary() -> Result<PathBuf, String> {
 /// Set for a worker whose standard input is its parent's pipe: it exits when the pipe closes.
 pub const EXIT_WITH_PARENT_ENV: &str = "SLUICE_EXIT_WITH_PARENT";
 
+type Children = Arc<Mutex<Vec<(TaskName, Child)>>>;
+
 /// Worker processes on loopback, one per task; dropping it kills them all.
 pub struct LocalCluster {
     spec: ClusterSpec,
-    children: Vec<(TaskName, Child)>,
+    children: Children,
+    supervisor: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+fn lock(children: &Children) -> MutexGuard<'_, Vec<(TaskName, Child)>> {
+    children.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LocalCluster {
     /// Starts `count` tasks of each job (`[("worker", 2), ("ps", 1)]`).
     pub fn start(jobs: &[(&str, usize)]) -> Result<LocalCluster, String> {
         let exe = engine_binary()?;
-        let mut cluster = LocalCluster {
-            spec: ClusterSpec::default(),
-            children: Vec::new(),
-        };
+        let mut spec = ClusterSpec::default();
+        let mut children = Vec::new();
         for &(job, count) in jobs {
             for index in 0..count {
                 let task = TaskName::new(job, index);
-                let (child, addr) = start_worker(&exe, &task)?;
-                cluster.children.push((task, child));
-                cluster
-                    .spec
-                    .jobs
-                    .entry(job.to_string())
-                    .or_default()
-                    .push(addr);
+                let (child, addr) = match start_worker(&exe, &task, "127.0.0.1:0") {
+                    Ok(started) => started,
+                    Err(e) => {
+                        for (_, mut child) in children {
+                            stop(&mut child);
+                        }
+                        return Err(e);
+                    }
+                };
+                children.push((task, child));
+                spec.jobs.entry(job.to_string()).or_default().push(addr);
             }
         }
+        Ok(LocalCluster {
+            spec,
+            children: Arc::new(Mutex::new(children)),
+            supervisor: None,
+        })
+    }
+
+    /// As [`start`](Self::start), and a task whose process ends is started again on its
+    /// address (checked every 100 ms).
+    pub fn start_supervised(jobs: &[(&str, usize)]) -> Result<LocalCluster, String> {
+        let mut cluster = Self::start(jobs)?;
+        let exe = engine_binary()?;
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let children = cluster.children.clone();
+        let spec = cluster.spec.clone();
+        let flag = stop_flag.clone();
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let mut children = lock(&children);
+                for (task, child) in children.iter_mut() {
+                    if !matches!(child.try_wait(), Ok(Some(_))) || flag.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let addr = spec.addr(task).unwrap_or_default().to_string();
+                    match start_worker(&exe, task, &addr) {
+                        Ok((new, _)) => {
+                            *child = new;
+                            use std::io::Write;
+                            let _ =
+                                writeln!(std::io::stderr(), "sluice: restarted {task} on {addr}");
+                        }
+                        // The port may still be held for a moment: the next round tries again.
+                        Err(_) => continue,
+                    }
+                }
+            }
+        });
+        cluster.supervisor = Some((stop_flag, handle));
         Ok(cluster)
     }
 
@@ -67,12 +118,20 @@ impl LocalCluster {
         &self.spec
     }
 
-    /// Kills one task's process (`kill -9`), as a failure would.
+    /// The process id of a task's current process.
+    pub fn pid(&self, task: &TaskName) -> Option<u32> {
+        lock(&self.children)
+            .iter()
+            .find(|(t, _)| t == task)
+            .map(|(_, c)| c.id())
+    }
+
+    /// Kills one task's process (`kill -9`), as a failure would. A supervised cluster
+    /// starts it again.
     pub fn kill(&mut self, task: &TaskName) -> bool {
-        match self.children.iter_mut().find(|(t, _)| t == task) {
+        match lock(&self.children).iter_mut().find(|(t, _)| t == task) {
             Some((_, child)) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(child);
                 true
             }
             None => false,
@@ -80,18 +139,26 @@ impl LocalCluster {
     }
 }
 
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some((flag, handle)) = self.supervisor.take() {
+            flag.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+        for (_, child) in lock(&self.children).iter_mut() {
+            stop(child);
         }
     }
 }
 
-fn start_worker(exe: &PathBuf, task: &TaskName) -> Result<(Child, String), String> {
+fn start_worker(exe: &PathBuf, task: &TaskName, listen: &str) -> Result<(Child, String), String> {
     let mut child = Command::new(exe)
-        .args(["worker", "--listen", "127.0.0.1:0", "--task"])
+        .args(["worker", "--listen", listen, "--task"])
         .arg(format!("{}:{}", task.job, task.index))
         // The worker ends when this pipe closes: when the cluster is dropped, and also when
         // this process dies without dropping it (a notebook's cell process is killed).

@@ -18,8 +18,10 @@ pub mod placement;
 pub mod precision;
 #[cfg(feature = "engine")]
 pub mod rendezvous;
+pub mod replicas;
 pub mod session;
 
 pub use cluster::{ClusterError, ClusterSpec, DeviceSpec, TaskName};
 pub use launcher::LocalCluster;
+pub use replicas::{DataParallel, Tower, TrainEvent, Trainer, TrainerOptions};
 pub use session::{DistributedOptions, DistributedSession, StepTransfers};

@@ -14,6 +14,7 @@ use crate::runner::{NodeTiming, Runner};
 use crate::service::RemoteSession;
 use crate::tensor::Tensor;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One task's part of a step: fetches, feeds, targets.
@@ -66,7 +67,8 @@ pub struct DistributedSession {
     placer: Placer,
     parts: Partitions,
     options: DistributedOptions,
-    step: u64,
+    /// The last step id handed out; steps may run concurrently ([`Self::run_concurrent`]).
+    step: AtomicU64,
     initialized: HashSet<usize>,
     last: StepTransfers,
 }
@@ -151,7 +153,7 @@ impl DistributedSession {
             placer,
             parts,
             options,
-            step: 0,
+            step: AtomicU64::new(0),
             initialized: HashSet::new(),
             last: StepTransfers::default(),
         })
@@ -169,6 +171,12 @@ impl DistributedSession {
                 (t.info.name.to_string(), t.info.addr.clone(), handle)
             })
             .collect()
+    }
+
+    /// The tasks this session runs on, with the incarnation each had when it joined: a task
+    /// that answers with another incarnation has restarted and lost its graph.
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.tasks.iter().map(|t| t.info.clone()).collect()
     }
 
     /// Places and partitions the nodes added since the last call.
@@ -294,12 +302,60 @@ impl DistributedSession {
         targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         self.prepare()?;
+        let every = self.options.trace_every;
+        let step = self.step.load(Ordering::Relaxed) + 1;
+        let trace = every == 1 || (every > 1 && step % every == 1);
+        let (values, timings, transfers) = self.execute(fetches, feeds, targets, trace)?;
+        if trace {
+            self.refine(&timings);
+        }
+        self.last = transfers;
+        Ok((values, timings))
+    }
+
+    /// Places and partitions every node the graph has now, so that
+    /// [`run_concurrent`](Self::run_concurrent) can run it.
+    pub fn prepare_graph(&mut self) -> Result<(), SessionError> {
+        self.prepare()
+    }
+
+    /// Runs a step while other threads run theirs on the same session (data-parallel
+    /// replicas do): each task still runs its own steps one at a time, but steps that touch
+    /// different tasks overlap. The graph must have been prepared
+    /// ([`prepare_graph`](Self::prepare_graph)) since its last node was added; returns the
+    /// fetched values and what the step moved between workers.
+    pub fn run_concurrent(
+        &self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+    ) -> Result<(Vec<Tensor>, StepTransfers), SessionError> {
+        let placed = self.placer.placed().len();
+        if placed < self.graph.len() {
+            let node = (self.graph.node(placed).map(|n| n.name)).unwrap_or_default();
+            return Err(SessionError::Placement(format!(
+                "'{node}' was added after the session last placed the graph: call \
+                 prepare_graph before running steps concurrently"
+            )));
+        }
+        let (values, _, transfers) = self.execute(fetches, feeds, targets, false)?;
+        Ok((values, transfers))
+    }
+
+    /// One step of the prepared graph: a RunGraph on each task with work in it, at once.
+    fn execute(
+        &self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        trace: bool,
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>, StepTransfers), SessionError> {
         let n = self.tasks.len();
         let fed: HashSet<Output> = feeds.iter().map(|(o, _)| *o).collect();
         let roots: Vec<Output> = fetches.iter().chain(targets).copied().collect();
         let needed = self.needed(&roots, &fed);
-        self.step += 1;
-        let step = Tensor::scalar(self.step as i64);
+        let step = self.step.fetch_add(1, Ordering::Relaxed) + 1;
+        let step = Tensor::scalar(step as i64);
         let mut work: Vec<TaskWork> = vec![(Vec::new(), Vec::new(), Vec::new()); n];
         let mut wanted = Vec::with_capacity(fetches.len());
         for &f in fetches {
@@ -353,10 +409,8 @@ impl DistributedSession {
             }
         }
         drop(data);
-        let every = self.options.trace_every;
-        let trace = every == 1 || (every > 1 && self.step % every == 1);
         let results: Vec<Result<Traced, SessionError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (self.tasks.iter_mut())
+            let handles: Vec<_> = (self.tasks.iter())
                 .zip(&work)
                 .enumerate()
                 .map(|(t, (task, (fetch, feed, target)))| {
@@ -413,9 +467,6 @@ impl DistributedSession {
             outputs.push(values);
             timings.extend(times);
         }
-        if trace {
-            self.refine(&timings);
-        }
         let mut last = StepTransfers::default();
         for (t, values) in outputs.iter().enumerate() {
             let bytes = &values[values.len() - byte_fetches[t]..];
@@ -426,12 +477,11 @@ impl DistributedSession {
                 .map(|b| b as u64)
                 .sum::<u64>();
         }
-        self.last = last;
         let values = wanted
             .into_iter()
             .map(|(t, i)| outputs[t][i].clone())
             .collect();
-        Ok((values, timings))
+        Ok((values, timings, last))
     }
 
     /// Folds a traced step's kernel times into the placer's cost model.

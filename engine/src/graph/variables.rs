@@ -1,11 +1,13 @@
 //! Variables: state that lives in the session, with seeded initialisers.
 
 use super::{Graph, Output, Shape};
+use super::{GuardKind, ScopeGuard};
 use crate::error::GraphError;
 use crate::ops::Variable;
 use crate::tensor::{DType, Tensor};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// How a variable gets its first value. Random ones derive their stream from the graph-level
@@ -126,6 +128,9 @@ impl Graph {
     }
 
     /// A variable of any dtype; `trainable` ones are what optimizers update by default.
+    /// Inside [`reuse_variables`](Self::reuse_variables) it is the next variable of that
+    /// list instead; inside [`shard_variables`](Self::shard_variables) it goes to the
+    /// parameter server the sharder picks, whatever the device scope says.
     pub fn variable_with(
         &self,
         name: &str,
@@ -134,6 +139,9 @@ impl Graph {
         init: Initializer,
         trainable: bool,
     ) -> Output {
+        if let Some(existing) = self.reused(name, dtype, shape) {
+            return existing;
+        }
         let op = Variable {
             dtype,
             shape: Shape::known(shape),
@@ -145,7 +153,77 @@ impl Graph {
             data.trainable.push(out.node());
         }
         data.initializers.insert(out.node(), init);
+        let bytes = dtype.size() as u64 * shape.iter().product::<usize>() as u64;
+        if let Some(device) = data.sharder.as_mut().map(|s| s.choose(bytes)) {
+            data.nodes[out.node()].device = device;
+        }
         out
+    }
+
+    /// The next variable to reuse, if a reuse list is active; a dtype or shape that differs
+    /// from the one asked for is noted for [`take_reuse`](Self::take_reuse) to report.
+    fn reused(&self, name: &str, dtype: DType, shape: &[usize]) -> Option<Output> {
+        let mut data = self.write();
+        let id = data.reuse.as_mut()?.queue.pop_front();
+        let Some(id) = id else {
+            if let Some(reuse) = data.reuse.as_mut() {
+                reuse.problems.push(format!(
+                    "'{name}' is a variable the first replica does not have"
+                ));
+            }
+            return None;
+        };
+        let found = data.nodes[id].outputs.first().cloned();
+        let expected = Shape::known(shape);
+        if let Some(found) = found.filter(|t| t.dtype != dtype || t.shape != expected) {
+            let existing = data.nodes[id].name.clone();
+            if let Some(reuse) = data.reuse.as_mut() {
+                reuse.problems.push(format!(
+                    "'{name}' is {dtype:?} {expected} but the first replica's '{existing}' is {:?} {}",
+                    found.dtype, found.shape
+                ));
+            }
+        }
+        Some(Output::new(self.id, id, 0))
+    }
+
+    /// Until the guard drops, new variables are placed on `sharder`'s devices (TensorFlow's
+    /// `replica_device_setter`).
+    pub fn shard_variables(&self, sharder: VariableSharder) -> ScopeGuard {
+        self.write().sharder = Some(sharder);
+        ScopeGuard {
+            graph: self.clone(),
+            kind: GuardKind::Sharding,
+        }
+    }
+
+    /// Until the guard drops, each `variable` call returns the next of `vars` (in creation
+    /// order) instead of making a new one: how replicas share one set of variables.
+    pub fn reuse_variables(&self, vars: &[Output]) -> ScopeGuard {
+        self.write().reuse = Some(VariableReuse {
+            queue: vars.iter().map(|v| v.node()).collect(),
+            problems: Vec::new(),
+        });
+        ScopeGuard {
+            graph: self.clone(),
+            kind: GuardKind::Reuse,
+        }
+    }
+
+    /// Ends the active reuse list and says what went wrong with it, if anything: variables
+    /// left over, new ones, or ones whose type differs.
+    pub fn take_reuse(&self) -> Vec<String> {
+        let Some(reuse) = self.write().reuse.take() else {
+            return Vec::new();
+        };
+        let mut problems = reuse.problems;
+        if !reuse.queue.is_empty() {
+            problems.push(format!(
+                "{} of the first replica's variables were not asked for again",
+                reuse.queue.len()
+            ));
+        }
+        problems
     }
 
     /// The node behind `var`, if it is a variable; the error names what it is instead.
@@ -190,4 +268,58 @@ impl Graph {
         self.write().global_step = Some(step.node());
         step
     }
+}
+
+/// Picks a parameter-server device for each new variable: the least loaded by bytes so far
+/// (TensorFlow's greedy load balancing), or in turn.
+#[derive(Debug, Clone)]
+pub struct VariableSharder {
+    devices: Vec<String>,
+    loads: Vec<u64>,
+    round_robin: bool,
+    next: usize,
+}
+
+impl VariableSharder {
+    /// Greedy by bytes over `devices` (at least one).
+    pub fn greedy(devices: Vec<String>) -> VariableSharder {
+        VariableSharder {
+            loads: vec![0; devices.len()],
+            devices,
+            round_robin: false,
+            next: 0,
+        }
+    }
+
+    /// One device after another.
+    pub fn round_robin(devices: Vec<String>) -> VariableSharder {
+        VariableSharder {
+            round_robin: true,
+            ..VariableSharder::greedy(devices)
+        }
+    }
+
+    fn choose(&mut self, bytes: u64) -> String {
+        if self.devices.is_empty() {
+            return String::new();
+        }
+        let pick = if self.round_robin {
+            self.next % self.devices.len()
+        } else {
+            // The first of the least loaded, so ties go in order.
+            (0..self.loads.len())
+                .min_by_key(|&i| (self.loads[i], i))
+                .unwrap_or(0)
+        };
+        self.next += 1;
+        self.loads[pick] += bytes;
+        self.devices[pick].clone()
+    }
+}
+
+/// The variables a replica reuses, and what did not match.
+#[derive(Debug, Clone, Default)]
+pub struct VariableReuse {
+    queue: VecDeque<usize>,
+    problems: Vec<String>,
 }

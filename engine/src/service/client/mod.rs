@@ -176,7 +176,7 @@ impl RemoteSession {
 
     /// Like [`run`](Self::run), also running `targets` (ops whose results are not returned).
     pub fn run_with_targets(
-        &mut self,
+        &self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
         targets: &[Output],
@@ -197,7 +197,7 @@ impl RemoteSession {
     /// [`run_traced`](Self::run_traced) with targets: what a distributed step runs on each
     /// worker.
     pub fn run_traced_with_targets(
-        &mut self,
+        &self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
         targets: &[Output],

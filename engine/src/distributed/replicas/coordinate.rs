@@ -1,0 +1,534 @@
+//! The coordinator's loops: one thread per replica runs that replica's two phases when told
+//! to (each a concurrent step of the distributed session), and the coordinator decides
+//! what each report means: a fresh gradient, a stale one to drop, an update to apply, a
+//! replica to hold back, a lost task.
+
+use super::strategy::Phases;
+use super::trainer::{TrainError, TrainEvent, Trainer};
+use crate::distributed::DistributedSession;
+use crate::error::SessionError;
+use crate::graph::Output;
+use crate::tensor::Tensor;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How a run of the coordinator ended.
+pub(crate) enum Outcome {
+    Finished,
+    /// Tasks were lost: recover from the newest checkpoint.
+    Lost {
+        tasks: Vec<String>,
+        message: String,
+    },
+    /// Lost tasks answer again: start a session with all of them.
+    Rejoin,
+}
+
+/// Go: compute a gradient from the variables of global step `version` on this batch.
+struct Order {
+    version: u64,
+    batch: Vec<Tensor>,
+}
+
+enum Report {
+    Done {
+        replica: usize,
+        version: u64,
+        loss: f64,
+        /// The global step when the variables were read, and after this replica's update
+        /// (asynchronous only).
+        read: u64,
+        after: Option<u64>,
+        examples: usize,
+        seconds: f64,
+    },
+    Failed {
+        replica: usize,
+        error: SessionError,
+    },
+}
+
+/// What one replica's thread runs.
+struct ReplicaPlan {
+    replica: usize,
+    inputs: Vec<Output>,
+    loss: Output,
+    global_step: Output,
+    compute: Output,
+    /// Synchronous: deliver the buffers (targets); asynchronous: apply them (one op,
+    /// fetched: its value is the global step after).
+    second: Vec<Output>,
+    fetch_second: bool,
+}
+
+fn scalar(t: Option<&Tensor>) -> f64 {
+    t.and_then(Tensor::scalar_f64).unwrap_or(f64::NAN)
+}
+
+fn replica_loop(
+    sess: &DistributedSession,
+    plan: ReplicaPlan,
+    orders: Receiver<Order>,
+    reports: Sender<Report>,
+) {
+    while let Ok(order) = orders.recv() {
+        let started = Instant::now();
+        let examples = order
+            .batch
+            .first()
+            .map_or(0, |t| t.shape().first().copied().unwrap_or(1));
+        let feeds: Vec<(Output, Tensor)> = plan.inputs.iter().copied().zip(order.batch).collect();
+        let result = sess
+            .run_concurrent(&[plan.loss, plan.global_step], &feeds, &[plan.compute])
+            .and_then(|(first, _)| {
+                let after = if plan.fetch_second {
+                    let (v, _) = sess.run_concurrent(&plan.second, &[], &[])?;
+                    Some(scalar(v.first()) as u64)
+                } else {
+                    sess.run_concurrent(&[], &[], &plan.second)?;
+                    None
+                };
+                Ok((scalar(first.first()), scalar(first.get(1)) as u64, after))
+            });
+        let report = match result {
+            Ok((loss, read, after)) => Report::Done {
+                replica: plan.replica,
+                version: order.version,
+                loss,
+                read,
+                after,
+                examples,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+            Err(error) => Report::Failed {
+                replica: plan.replica,
+                error,
+            },
+        };
+        if reports.send(report).is_err() {
+            break;
+        }
+    }
+}
+
+/// Per-replica figures between reports.
+#[derive(Default, Clone)]
+struct WorkerStats {
+    steps: u64,
+    examples: usize,
+    busy: f64,
+    staleness: u64,
+    dropped: u64,
+}
+
+struct Board<'a> {
+    trainer: &'a mut Trainer,
+    stats: Vec<WorkerStats>,
+    since: Instant,
+    losses: Vec<f64>,
+}
+
+impl Board<'_> {
+    fn worker_reports(&mut self, on_event: &mut dyn FnMut(&TrainEvent)) {
+        let every = self.trainer.options.report_every.max(1);
+        if !self.trainer.step.is_multiple_of(every) {
+            return;
+        }
+        let wall = self.since.elapsed().as_secs_f64().max(1e-9);
+        for (replica, s) in self.stats.iter_mut().enumerate() {
+            on_event(&TrainEvent::Worker {
+                replica,
+                task: worker_name(replica),
+                steps: s.steps,
+                examples_per_sec: s.examples as f64 / wall,
+                mean_staleness: s.staleness as f64 / s.steps.max(1) as f64,
+                dropped: s.dropped,
+            });
+            *s = WorkerStats::default();
+        }
+        self.since = Instant::now();
+    }
+
+    fn stepped(&mut self, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<(), TrainError> {
+        let loss = self.losses.iter().sum::<f64>() / self.losses.len().max(1) as f64;
+        self.losses.clear();
+        on_event(&TrainEvent::Step {
+            step: self.trainer.step,
+            loss,
+        });
+        self.worker_reports(on_event);
+        self.trainer.checkpoint_if_due(on_event)
+    }
+}
+
+fn worker_name(replica: usize) -> String {
+    format!("/job:worker/task:{replica}")
+}
+
+fn no_session() -> Outcome {
+    Outcome::Lost {
+        tasks: Vec::new(),
+        message: "no session".into(),
+    }
+}
+
+/// Turns a failed step into a lost-task outcome when a task is gone, else an error.
+fn failure(trainer: &Trainer, error: SessionError) -> Result<Outcome, TrainError> {
+    let tasks = trainer.lost_tasks();
+    if tasks.is_empty() {
+        return Err(error.into());
+    }
+    Ok(Outcome::Lost {
+        tasks,
+        message: error.to_string(),
+    })
+}
+
+/// Runs the replicas until the last step, a lost task, or an error.
+pub(crate) fn run(
+    trainer: &mut Trainer,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Outcome, TrainError> {
+    let phases = trainer.model.phases.clone();
+    if let Phases::AllReduce { train, .. } = phases {
+        return run_all_reduce(trainer, train, batches, on_event);
+    }
+    let Some(sess) = trainer.session.clone() else {
+        return Ok(no_session());
+    };
+    run_parameter_servers(trainer, &sess, &phases, batches, on_event)
+}
+
+fn run_parameter_servers(
+    trainer: &mut Trainer,
+    sess: &DistributedSession,
+    phases: &Phases,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Outcome, TrainError> {
+    let towers = trainer.model.towers.clone();
+    let n = towers.len();
+    let global_step = trainer.model.global_step;
+    let (report_tx, reports) = channel();
+    std::thread::scope(|scope| {
+        let mut orders = Vec::with_capacity(n);
+        for (replica, tower) in towers.iter().enumerate() {
+            let (compute, second, fetch_second) = match phases {
+                Phases::Synchronous {
+                    compute, deliver, ..
+                } => (compute[replica], deliver[replica].clone(), false),
+                Phases::Asynchronous { compute, apply } => {
+                    (compute[replica], vec![apply[replica]], true)
+                }
+                Phases::AllReduce { .. } => unreachable!("all-reduce runs in one step"),
+            };
+            let plan = ReplicaPlan {
+                replica,
+                inputs: tower.inputs.clone(),
+                loss: tower.loss,
+                global_step,
+                compute,
+                second,
+                fetch_second,
+            };
+            let (tx, rx) = channel();
+            let report_tx = report_tx.clone();
+            scope.spawn(move || replica_loop(sess, plan, rx, report_tx));
+            orders.push(tx);
+        }
+        drop(report_tx);
+        let mut board = Board {
+            trainer,
+            stats: vec![WorkerStats::default(); n],
+            since: Instant::now(),
+            losses: Vec::new(),
+        };
+        let outcome = match phases {
+            Phases::Synchronous { weights, apply, .. } => sync_loop(
+                &mut board, sess, &orders, &reports, weights, *apply, batches, on_event,
+            ),
+            _ => async_loop(&mut board, &orders, &reports, batches, on_event),
+        };
+        // Closing the order channels ends the replica threads after their current step.
+        drop(orders);
+        outcome
+    })
+}
+
+fn send(orders: &[Sender<Order>], replica: usize, version: u64, batch: Vec<Tensor>) {
+    // A replica whose thread has ended reports nothing more; the coordinator notices.
+    let _ = orders[replica].send(Order { version, batch });
+}
+
+/// Waits for a report, watching for a stall: after `stall_after` without one, the tasks
+/// that do not answer are lost.
+fn next_report(
+    board: &mut Board,
+    reports: &Receiver<Report>,
+    last_progress: Instant,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Option<Report>, Outcome> {
+    loop {
+        match reports.recv_timeout(Duration::from_millis(200)) {
+            Ok(report) => return Ok(Some(report)),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {
+                let waited = last_progress.elapsed();
+                if waited >= board.trainer.options.stall_after {
+                    let missing = board.trainer.lost_tasks();
+                    if !missing.is_empty() {
+                        on_event(&TrainEvent::Stalled {
+                            missing: missing.clone(),
+                            seconds: waited.as_secs_f64(),
+                        });
+                        return Err(Outcome::Lost {
+                            tasks: missing,
+                            message: format!("no step for {:.1} s", waited.as_secs_f64()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sync_loop(
+    board: &mut Board,
+    sess: &DistributedSession,
+    orders: &[Sender<Order>],
+    reports: &Receiver<Report>,
+    weights: &[Output],
+    apply: Output,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Outcome, TrainError> {
+    let n = orders.len();
+    let k = match board.trainer.model.strategy.update {
+        super::Update::Synchronous {
+            replicas_to_aggregate,
+        } => replicas_to_aggregate,
+        _ => n,
+    };
+    let mut version = board.trainer.step;
+    for r in 0..n {
+        send(orders, r, version, batches(r));
+    }
+    let mut fresh: Vec<usize> = Vec::with_capacity(n);
+    let mut last_progress = Instant::now();
+    loop {
+        let report = match next_report(board, reports, last_progress, on_event) {
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(Outcome::Finished),
+            Err(outcome) => return Ok(outcome),
+        };
+        match report {
+            Report::Failed { error, .. } => return failure(board.trainer, error),
+            Report::Done {
+                replica,
+                version: v,
+                loss,
+                examples,
+                seconds,
+                ..
+            } => {
+                let stats = &mut board.stats[replica];
+                stats.steps += 1;
+                stats.examples += examples;
+                stats.busy += seconds;
+                if v != version {
+                    // Computed from older variables: dropped, and the replica starts over.
+                    stats.dropped += 1;
+                    stats.staleness += version - v;
+                    send(orders, replica, version, batches(replica));
+                    continue;
+                }
+                fresh.push(replica);
+                board.losses.push(loss);
+            }
+        }
+        if fresh.len() < k {
+            continue;
+        }
+        let feeds: Vec<(Output, Tensor)> = (0..n)
+            .map(|r| {
+                let w = if fresh.contains(&r) {
+                    1.0 / k as f32
+                } else {
+                    0.0
+                };
+                (weights[r], Tensor::scalar(w))
+            })
+            .collect();
+        if let Err(error) = sess.run_concurrent(&[apply], &feeds, &[]) {
+            return failure(board.trainer, error);
+        }
+        version += 1;
+        board.trainer.step = version;
+        last_progress = Instant::now();
+        board.stepped(on_event)?;
+        if version >= board.trainer.options.steps {
+            return Ok(Outcome::Finished);
+        }
+        for r in fresh.drain(..) {
+            send(orders, r, version, batches(r));
+        }
+    }
+}
+
+fn async_loop(
+    board: &mut Board,
+    orders: &[Sender<Order>],
+    reports: &Receiver<Report>,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Outcome, TrainError> {
+    let n = orders.len();
+    let bound = match board.trainer.model.strategy.update {
+        super::Update::Asynchronous { max_staleness } => max_staleness,
+        _ => None,
+    };
+    let mut clock = vec![0u64; n];
+    let mut live = vec![true; n];
+    let mut parked = vec![false; n];
+    for r in 0..n {
+        send(orders, r, board.trainer.step, batches(r));
+    }
+    let mut last_progress = Instant::now();
+    let mut last_probe = Instant::now();
+    loop {
+        let report = match next_report(board, reports, last_progress, on_event) {
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(Outcome::Finished),
+            Err(outcome) => return Ok(outcome),
+        };
+        match report {
+            Report::Failed { replica, error } => {
+                let lost = board.trainer.lost_tasks();
+                if lost.is_empty() {
+                    return Err(error.into());
+                }
+                // A lost parameter server loses the variables: recover. A lost worker is
+                // skipped; the others go on.
+                if lost.iter().any(|t| t.starts_with("/job:ps"))
+                    || live.iter().filter(|l| **l).count() <= 1
+                {
+                    return Ok(Outcome::Lost {
+                        tasks: lost,
+                        message: error.to_string(),
+                    });
+                }
+                live[replica] = false;
+                on_event(&TrainEvent::Lost {
+                    tasks: lost,
+                    message: format!("{error}; the other replicas go on"),
+                });
+            }
+            Report::Done {
+                replica,
+                loss,
+                read,
+                after,
+                examples,
+                seconds,
+                ..
+            } => {
+                let after = after.unwrap_or(read + 1);
+                let stats = &mut board.stats[replica];
+                stats.steps += 1;
+                stats.examples += examples;
+                stats.busy += seconds;
+                stats.staleness += after.saturating_sub(read + 1);
+                clock[replica] += 1;
+                board.losses.push(loss);
+                let before = board.trainer.step;
+                board.trainer.step = before.max(after);
+                last_progress = Instant::now();
+                if board.trainer.step > before {
+                    board.stepped(on_event)?;
+                }
+                if board.trainer.step >= board.trainer.options.steps {
+                    return Ok(Outcome::Finished);
+                }
+                parked[replica] = true;
+            }
+        }
+        // Release every parked replica within the staleness bound of the slowest live one.
+        let slowest = (0..n)
+            .filter(|&r| live[r])
+            .map(|r| clock[r])
+            .min()
+            .unwrap_or(0);
+        for r in 0..n {
+            let within = bound.is_none_or(|b| clock[r] <= slowest + b);
+            if live[r] && parked[r] && within {
+                parked[r] = false;
+                send(orders, r, board.trainer.step, batches(r));
+            }
+        }
+        // Now and then, see whether lost workers have come back.
+        if live.contains(&false) && last_probe.elapsed() >= Duration::from_secs(2) {
+            last_probe = Instant::now();
+            let unreachable = board.trainer.unreachable_tasks();
+            if (0..n).any(|r| !live[r] && !unreachable.contains(&worker_name(r))) {
+                return Ok(Outcome::Rejoin);
+            }
+        }
+    }
+}
+
+fn run_all_reduce(
+    trainer: &mut Trainer,
+    train: Output,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Outcome, TrainError> {
+    let towers = trainer.model.towers.clone();
+    let losses: Vec<Output> = towers.iter().map(|t| t.loss).collect();
+    let n = towers.len();
+    let mut board_stats = vec![WorkerStats::default(); n];
+    let mut since = Instant::now();
+    while trainer.step < trainer.options.steps {
+        let mut feeds = Vec::new();
+        let mut examples = Vec::with_capacity(n);
+        for (r, tower) in towers.iter().enumerate() {
+            let batch = batches(r);
+            examples.push(
+                batch
+                    .first()
+                    .map_or(0, |t| t.shape().first().copied().unwrap_or(1)),
+            );
+            feeds.extend(tower.inputs.iter().copied().zip(batch));
+        }
+        let started = Instant::now();
+        let result = match trainer.session.as_ref() {
+            Some(sess) => sess.run_concurrent(&losses, &feeds, &[train]),
+            None => return Ok(no_session()),
+        };
+        let values = match result {
+            Ok((values, transfers)) => {
+                trainer.last_transfers = transfers;
+                values
+            }
+            Err(error) => return failure(trainer, error),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        for (s, e) in board_stats.iter_mut().zip(&examples) {
+            s.steps += 1;
+            s.examples += e;
+            s.busy += seconds;
+        }
+        trainer.step += 1;
+        let mut board = Board {
+            trainer,
+            stats: std::mem::take(&mut board_stats),
+            since,
+            losses: values.iter().map(|v| scalar(Some(v))).collect(),
+        };
+        board.stepped(on_event)?;
+        board_stats = board.stats;
+        since = board.since;
+    }
+    Ok(Outcome::Finished)
+}

@@ -1,0 +1,12 @@
+//! Data-parallel training: [`DataParallel`] builds replicas of a model on the worker tasks
+//! with shared variables on parameter servers (synchronous or asynchronous updates) or with
+//! a ring all-reduce; [`Trainer`] runs them, writes checkpoints and recovers from lost tasks.
+
+mod coordinate;
+mod ring;
+mod strategy;
+mod trainer;
+
+pub use ring::ring_all_reduce;
+pub use strategy::{DataParallel, Replicated, Sharding, Tower, Update};
+pub use trainer::{TrainError, TrainEvent, Trainer, TrainerOptions};

@@ -1,0 +1,465 @@
+//! The data-parallel strategy: the model function is called once per worker task, each call
+//! a replica ("tower") of the graph on its own worker; the replicas share one set of
+//! variables on parameter-server tasks (sharded greedily by bytes, or in turn), or each keep
+//! their own copy and average gradients by ring all-reduce.
+//!
+//! Parameter-server graphs are run in two phases per replica so that a parameter server
+//! never waits on a worker's compute while it holds its session: phase one computes the
+//! gradients into buffers on the worker (the variables travel from the servers), phase two
+//! moves them to the servers, which apply them (asynchronous) or keep them in a slot per
+//! replica until the coordinator applies the average of the fresh ones (synchronous).
+
+use super::ring::ring_all_reduce;
+use crate::autodiff::gradients;
+use crate::error::GraphError;
+use crate::graph::{Graph, Output, VariableSharder};
+use crate::ops::{add, assign, group, mul, reshape, slice};
+use crate::optimizers::{advance_step, Optimizer};
+use crate::tensor::DType;
+
+/// How replicas combine their gradients.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// Each step applies the mean of the first `replicas_to_aggregate` fresh gradients;
+    /// gradients computed from older variables are dropped. Fewer than the replicas leaves
+    /// the rest as backup workers, whose lateness no step waits for.
+    Synchronous { replicas_to_aggregate: usize },
+    /// Each replica applies its own gradient as soon as it has it (Downpour). With a bound,
+    /// no replica runs more than `max_staleness` steps ahead of the slowest live one.
+    Asynchronous { max_staleness: Option<u64> },
+    /// Every replica keeps its own variables and averages gradients with a ring all-reduce
+    /// among the workers: no parameter servers.
+    AllReduce,
+}
+
+/// Where variables go on the parameter servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharding {
+    /// The least loaded server by bytes so far, variable by variable.
+    GreedyBytes,
+    RoundRobin,
+}
+
+/// A data-parallel training set-up: `workers` replicas, `ps` parameter servers (none for
+/// all-reduce), and how updates are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataParallel {
+    pub workers: usize,
+    pub ps: usize,
+    pub update: Update,
+    pub sharding: Sharding,
+}
+
+/// What the model function returns for one replica: the placeholders its batches feed (in
+/// the order the batches list them), its loss, and named metrics to evaluate.
+#[derive(Debug, Clone)]
+pub struct Tower {
+    pub inputs: Vec<Output>,
+    pub loss: Output,
+    pub metrics: Vec<(String, Output)>,
+}
+
+impl Tower {
+    pub fn new(loss: Output, inputs: &[Output]) -> Tower {
+        Tower {
+            inputs: inputs.to_vec(),
+            loss,
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Adds a metric (accuracy, say) that evaluation reports by name.
+    pub fn metric(mut self, name: &str, value: Output) -> Tower {
+        self.metrics.push((name.to_string(), value));
+        self
+    }
+}
+
+/// The replicated graph and the handles the trainer runs.
+#[derive(Debug, Clone)]
+pub struct Replicated {
+    pub graph: Graph,
+    pub strategy: DataParallel,
+    pub towers: Vec<Tower>,
+    /// The model's variables and the optimizer's slots: what a checkpoint holds (replica
+    /// 0's copies under all-reduce).
+    pub saved: Vec<Output>,
+    pub global_step: Output,
+    pub(crate) phases: Phases,
+}
+
+/// The targets of each update discipline.
+#[derive(Debug, Clone)]
+pub(crate) enum Phases {
+    Synchronous {
+        /// Per replica: gradients into the worker's buffers.
+        compute: Vec<Output>,
+        /// Per replica: buffers into the replica's slots on the servers (the assigns
+        /// themselves, so that the step's only waits are the servers' on this worker).
+        deliver: Vec<Vec<Output>>,
+        /// Per replica: the weight of its slot in the next update (scalar placeholders).
+        weights: Vec<Output>,
+        apply: Output,
+    },
+    Asynchronous {
+        compute: Vec<Output>,
+        /// Per replica: apply its buffers; the value is the global step after.
+        apply: Vec<Output>,
+    },
+    AllReduce {
+        train: Output,
+        /// Per replica: its copies of the saved variables, in the order of `saved`.
+        copies: Vec<Vec<Output>>,
+    },
+}
+
+fn worker_device(replica: usize) -> String {
+    format!("/job:worker/task:{replica}")
+}
+
+fn ps_device(index: usize) -> String {
+    format!("/job:ps/task:{index}")
+}
+
+fn invalid(message: String) -> GraphError {
+    GraphError::BadNodeDef {
+        node: "data-parallel strategy".into(),
+        message,
+    }
+}
+
+impl DataParallel {
+    /// Synchronous training with parameter servers, aggregating every replica.
+    pub fn parameter_servers(workers: usize, ps: usize) -> DataParallel {
+        DataParallel {
+            workers,
+            ps,
+            update: Update::Synchronous {
+                replicas_to_aggregate: workers,
+            },
+            sharding: Sharding::GreedyBytes,
+        }
+    }
+
+    /// Ring all-reduce among `workers` replicas.
+    pub fn all_reduce(workers: usize) -> DataParallel {
+        DataParallel {
+            workers,
+            ps: 0,
+            update: Update::AllReduce,
+            sharding: Sharding::GreedyBytes,
+        }
+    }
+
+    /// Asynchronous updates, with an optional bound on how far replicas drift apart.
+    pub fn asynchronous(mut self, max_staleness: Option<u64>) -> DataParallel {
+        self.update = Update::Asynchronous { max_staleness };
+        self
+    }
+
+    /// Synchronous steps that wait for `k` replicas only; the others are backups.
+    pub fn replicas_to_aggregate(mut self, k: usize) -> DataParallel {
+        self.update = Update::Synchronous {
+            replicas_to_aggregate: k,
+        };
+        self
+    }
+
+    pub fn round_robin(mut self) -> DataParallel {
+        self.sharding = Sharding::RoundRobin;
+        self
+    }
+
+    fn check(&self) -> Result<(), GraphError> {
+        if self.workers == 0 {
+            return Err(invalid("at least one worker is needed".into()));
+        }
+        match self.update {
+            Update::AllReduce if self.ps > 0 => Err(invalid(
+                "all-reduce uses no parameter servers: ps must be 0".into(),
+            )),
+            Update::Synchronous { .. } | Update::Asynchronous { .. } if self.ps == 0 => Err(
+                invalid("parameter-server training needs at least one ps task".into()),
+            ),
+            Update::Synchronous {
+                replicas_to_aggregate: k,
+            } if k == 0 || k > self.workers => Err(invalid(format!(
+                "replicas_to_aggregate is {k}; it must be between 1 and the {} workers",
+                self.workers
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the replicas in `graph`: `model` is called once per worker, under that
+    /// worker's device (and, past the first, a `replica_N` name scope). Its variables are
+    /// made by the first call and handed out again to the others in the same order.
+    pub fn build(
+        &self,
+        graph: &Graph,
+        optimizer: &dyn Optimizer,
+        mut model: impl FnMut(&Graph) -> Result<Tower, GraphError>,
+    ) -> Result<Replicated, GraphError> {
+        self.check()?;
+        let shared = self.update != Update::AllReduce;
+        let global_step = {
+            let _device = graph.device(&if shared {
+                ps_device(0)
+            } else {
+                worker_device(0)
+            });
+            graph.global_step()
+        };
+        let mut towers = Vec::with_capacity(self.workers);
+        let mut copies: Vec<Vec<Output>> = Vec::new();
+        for r in 0..self.workers {
+            let _device = graph.device(&worker_device(r));
+            let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
+            let before = graph.variables().len();
+            let tower = if shared && r > 0 {
+                let _reuse = graph.reuse_variables(&copies[0]);
+                let tower = model(graph)?;
+                let problems = graph.take_reuse();
+                if !problems.is_empty() {
+                    return Err(invalid(format!(
+                        "replica {r} does not build the variables of replica 0: {}",
+                        problems.join("; ")
+                    )));
+                }
+                tower
+            } else {
+                let _shard = shared.then(|| {
+                    let devices = (0..self.ps).map(ps_device).collect();
+                    graph.shard_variables(match self.sharding {
+                        Sharding::GreedyBytes => VariableSharder::greedy(devices),
+                        Sharding::RoundRobin => VariableSharder::round_robin(devices),
+                    })
+                });
+                let tower = model(graph)?;
+                copies.push(graph.variables()[before..].to_vec());
+                tower
+            };
+            towers.push(tower);
+        }
+        let trainable = graph.trainable_variables();
+        let is_trainable = |v: &Output| trainable.contains(v);
+        // Each replica's gradients, made on its worker.
+        let mut grads: Vec<Vec<(Output, Output)>> = Vec::with_capacity(self.workers);
+        for (r, tower) in towers.iter().enumerate() {
+            let _device = graph.device(&worker_device(r));
+            let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
+            let vars: Vec<Output> = (copies[if shared { 0 } else { r }].iter())
+                .copied()
+                .filter(is_trainable)
+                .collect();
+            let pairs: Vec<(Output, Output)> = gradients(&[tower.loss], &vars)?
+                .into_iter()
+                .zip(vars)
+                .filter_map(|(g, v)| g.map(|g| (g, v)))
+                .collect();
+            if pairs.is_empty() {
+                return Err(GraphError::Unconnected {
+                    x: "any trainable variable".into(),
+                    y: tower.loss.name(),
+                });
+            }
+            grads.push(pairs);
+        }
+        // A checkpoint keeps the model's variables, the step and the optimizer's slots, not
+        // the gradient buffers and sync slots, which a restart does without.
+        let (phases, optimizer_slots) = match self.update {
+            Update::AllReduce => {
+                all_reduce_phases(graph, optimizer, &grads, global_step, &mut copies)?
+            }
+            Update::Synchronous { .. } => sync_phases(graph, optimizer, &grads)?,
+            Update::Asynchronous { .. } => async_phases(graph, optimizer, &grads)?,
+        };
+        let mut saved = copies[0].clone();
+        saved.push(global_step);
+        saved.extend(optimizer_slots);
+        Ok(Replicated {
+            graph: graph.clone(),
+            strategy: self.clone(),
+            towers,
+            saved,
+            global_step,
+            phases,
+        })
+    }
+}
+
+/// A buffer on the worker for each gradient, and the op that fills them all.
+fn buffers(
+    graph: &Graph,
+    replica: usize,
+    pairs: &[(Output, Output)],
+) -> Result<(Vec<Output>, Output), GraphError> {
+    let _device = graph.device(&worker_device(replica));
+    let mut bufs = Vec::with_capacity(pairs.len());
+    let mut fills = Vec::with_capacity(pairs.len());
+    for &(grad, var) in pairs {
+        let ts = var.type_shape()?;
+        let shape = ts.shape.to_known().unwrap_or_default();
+        let buf = graph.variable_with(
+            &format!("grad_buffer/replica_{replica}/{}", var.name()),
+            ts.dtype,
+            &shape,
+            crate::graph::Initializer::Zeros,
+            false,
+        );
+        fills.push(assign(buf, grad)?);
+        bufs.push(buf);
+    }
+    let compute = group(&fills);
+    Ok((bufs, compute))
+}
+
+fn sync_phases(
+    graph: &Graph,
+    optimizer: &dyn Optimizer,
+    grads: &[Vec<(Output, Output)>],
+) -> Result<(Phases, Vec<Output>), GraphError> {
+    let vars: Vec<Output> = grads[0].iter().map(|&(_, v)| v).collect();
+    let weights: Vec<Output> = {
+        let _device = graph.device(&ps_device(0));
+        (0..grads.len())
+            .map(|r| graph.placeholder(&format!("sync/weight_{r}"), DType::F32, &[]))
+            .collect()
+    };
+    let mut compute = Vec::new();
+    let mut deliver = Vec::new();
+    let mut sums: Vec<Option<Output>> = vec![None; vars.len()];
+    for (r, pairs) in grads.iter().enumerate() {
+        let (bufs, fill) = buffers(graph, r, pairs)?;
+        compute.push(fill);
+        let mut moves = Vec::with_capacity(bufs.len());
+        for (i, (&buf, &(_, var))) in bufs.iter().zip(pairs).enumerate() {
+            let device = graph.variable_node(var)?.device;
+            let _device = graph.device(&device);
+            let ts = var.type_shape()?;
+            let shape = ts.shape.to_known().unwrap_or_default();
+            let slot = graph.variable_with(
+                &format!("sync/replica_{r}/{}", var.name()),
+                ts.dtype,
+                &shape,
+                crate::graph::Initializer::Zeros,
+                false,
+            );
+            moves.push(assign(slot, buf)?);
+            let weighted = mul(weights[r], slot);
+            sums[i] = Some(match sums[i] {
+                Some(sum) => add(sum, weighted),
+                None => weighted,
+            });
+        }
+        deliver.push(moves);
+    }
+    let pairs: Vec<(Output, Output)> = sums.into_iter().flatten().zip(vars).collect();
+    let before = graph.variables().len();
+    let apply = {
+        let _device = graph.device(&ps_device(0));
+        optimizer.apply_gradients(&pairs)?
+    };
+    let slots = graph.variables()[before..].to_vec();
+    let phases = Phases::Synchronous {
+        compute,
+        deliver,
+        weights,
+        apply,
+    };
+    Ok((phases, slots))
+}
+
+fn async_phases(
+    graph: &Graph,
+    optimizer: &dyn Optimizer,
+    grads: &[Vec<(Output, Output)>],
+) -> Result<(Phases, Vec<Output>), GraphError> {
+    let mut compute = Vec::new();
+    let mut apply = Vec::new();
+    let mut first_slots: Vec<Output> = Vec::new();
+    for (r, pairs) in grads.iter().enumerate() {
+        let (bufs, fill) = buffers(graph, r, pairs)?;
+        compute.push(fill);
+        let pairs: Vec<(Output, Output)> = bufs
+            .into_iter()
+            .zip(pairs.iter().map(|&(_, v)| v))
+            .collect();
+        let _device = graph.device(&ps_device(0));
+        let before = graph.variables().len();
+        // Every replica's update shares the first one's optimizer slots (momentum, ...).
+        let train = if r == 0 {
+            let train = optimizer.apply_gradients(&pairs)?;
+            first_slots = graph.variables()[before..].to_vec();
+            train
+        } else {
+            let _reuse = graph.reuse_variables(&first_slots);
+            let train = optimizer.apply_gradients(&pairs)?;
+            let problems = graph.take_reuse();
+            if !problems.is_empty() {
+                return Err(invalid(problems.join("; ")));
+            }
+            train
+        };
+        apply.push(train);
+    }
+    Ok((Phases::Asynchronous { compute, apply }, first_slots))
+}
+
+fn all_reduce_phases(
+    graph: &Graph,
+    optimizer: &dyn Optimizer,
+    grads: &[Vec<(Output, Output)>],
+    global_step: Output,
+    copies: &mut [Vec<Output>],
+) -> Result<(Phases, Vec<Output>), GraphError> {
+    let n = grads.len();
+    let devices: Vec<String> = (0..n).map(worker_device).collect();
+    // Every replica's gradients as one flat vector, summed around the ring.
+    let flat: Vec<Output> = grads
+        .iter()
+        .enumerate()
+        .map(|(r, pairs)| {
+            let _device = graph.device(&devices[r]);
+            let parts: Vec<Output> = pairs.iter().map(|&(g, _)| reshape(g, &[-1])).collect();
+            crate::ops::concat(&parts, 0)
+        })
+        .collect();
+    let sizes: Vec<usize> = (grads[0].iter())
+        .map(|&(_, v)| {
+            v.type_shape()
+                .map(|t| t.shape.to_known().unwrap_or_default().iter().product())
+        })
+        .collect::<Result<_, _>>()?;
+    let summed = ring_all_reduce(graph, &flat, &devices, sizes.iter().sum())?;
+    let mut updates = Vec::new();
+    for (r, pairs) in grads.iter().enumerate() {
+        let _device = graph.device(&devices[r]);
+        let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
+        let mean = mul(summed[r], graph.scalar(1.0 / n as f32));
+        let mut offset = 0;
+        let mut averaged = Vec::with_capacity(pairs.len());
+        for (&(_, var), &size) in pairs.iter().zip(&sizes) {
+            let shape: Vec<i64> = (var.type_shape()?.shape.to_known().unwrap_or_default())
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
+            let piece = slice(mean, &[offset], &[size as i64]);
+            averaged.push((reshape(piece, &shape), var));
+            offset += size;
+        }
+        let before = graph.variables().len();
+        updates.extend(optimizer.apply_updates(&averaged, global_step)?);
+        copies[r].extend_from_slice(&graph.variables()[before..]);
+    }
+    let train = {
+        let _device = graph.device(&devices[0]);
+        advance_step(global_step, updates)?
+    };
+    // Replica 0's slots are already among its copies, which `saved` starts with.
+    let phases = Phases::AllReduce {
+        train,
+        copies: copies.to_vec(),
+    };
+    Ok((phases, Vec::new()))
+}
