@@ -11,12 +11,15 @@
 //! Other flags: `--steps N` (global steps, 1000), `--batch B` (per worker, 100),
 //! `--model softmax|mlp`, `--staleness S` (with --async), `--aggregate K` (synchronous
 //! steps wait for K replicas; the rest are backups), `--checkpoint-dir D`
-//! `--checkpoint-steps N`, `--allreduce`, `--quiet`.
+//! `--checkpoint-steps N`, `--allreduce`, `--quiet`, and `--cluster-from-env`: train on the
+//! cluster that TF_CONFIG (or Slurm's variables) describes instead of starting one; the
+//! numbers of workers and parameter servers are then the cluster's (see
+//! examples/kubernetes and examples/slurm).
 
 use anyhow::{bail, Context};
 use sluice::data::mnist_digits;
 use sluice::distributed::replicas::{DataParallel, Replicated, Tower};
-use sluice::distributed::{LocalCluster, TrainEvent, Trainer, TrainerOptions};
+use sluice::distributed::{ClusterSpec, LocalCluster, TrainEvent, Trainer, TrainerOptions};
 use sluice::prelude::*;
 use std::time::Instant;
 
@@ -33,6 +36,7 @@ struct Args {
     checkpoint_dir: Option<std::path::PathBuf>,
     checkpoint_steps: Option<u64>,
     quiet: bool,
+    cluster_from_env: bool,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -49,6 +53,7 @@ fn parse() -> anyhow::Result<Args> {
         checkpoint_dir: None,
         checkpoint_steps: None,
         quiet: false,
+        cluster_from_env: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +77,7 @@ fn parse() -> anyhow::Result<Args> {
                 a.checkpoint_steps = Some(value("--checkpoint-steps")?.parse()?)
             }
             "--quiet" => a.quiet = true,
+            "--cluster-from-env" => a.cluster_from_env = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -122,13 +128,25 @@ fn build(a: &Args) -> anyhow::Result<Replicated> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let a = parse()?;
+    let mut a = parse()?;
+    // A cluster of its own on loopback, or the one the environment describes.
+    let (_local, spec) = if a.cluster_from_env {
+        let (spec, _) = ClusterSpec::from_env()?;
+        let count = |job: &str| spec.jobs.get(job).map_or(0, Vec::len);
+        a.workers = count("worker");
+        a.ps = if a.allreduce { 0 } else { count("ps") };
+        println!("cluster: {}", spec.to_tf_config(None));
+        (None, spec)
+    } else {
+        let mut jobs = vec![("worker", a.workers)];
+        if a.ps > 0 {
+            jobs.push(("ps", a.ps));
+        }
+        let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
+        let spec = cluster.spec().clone();
+        (Some(cluster), spec)
+    };
     let model = build(&a)?;
-    let mut jobs = vec![("worker", a.workers)];
-    if a.ps > 0 {
-        jobs.push(("ps", a.ps));
-    }
-    let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
     let options = TrainerOptions {
         steps: a.steps,
         checkpoint_dir: a.checkpoint_dir.clone(),
@@ -136,7 +154,7 @@ fn main() -> anyhow::Result<()> {
         report_every: (a.steps / 4).max(1),
         ..TrainerOptions::default()
     };
-    let mut trainer = Trainer::new(model, cluster.spec(), options)?;
+    let mut trainer = Trainer::new(model, &spec, options)?;
     let digits = mnist_digits()?;
     let mut streams: Vec<_> = (0..a.workers)
         .map(|r| digits.train.batches(a.batch, r as u64))

@@ -351,3 +351,51 @@ fn a_task_that_never_comes_back_is_named_in_the_stall_report() {
     let message = TrainError::Stalled { missing, seconds }.to_string();
     assert!(message.contains("/job:worker/task:1"), "{message}");
 }
+
+#[test]
+fn asynchronous_replicas_go_on_without_a_lost_worker_and_take_it_back() {
+    let digits = mnist_digits().unwrap();
+    let model = DataParallel::parameter_servers(2, 1)
+        .asynchronous(None)
+        .build(&Graph::new(), &GradientDescent::new(0.1), mlp_tower)
+        .unwrap();
+    let cluster = cluster(2, 1, true);
+    let mut trainer = Trainer::new(model, cluster.spec(), options(800)).unwrap();
+    let victim = cluster.pid(&TaskName::new("worker", 1)).unwrap();
+    let mut s = streams(&digits.train, 2, 100);
+    let mut events = Vec::new();
+    let mut killed = false;
+    trainer
+        .fit(&mut |r| feeds(s[r].next().unwrap()), &mut |e| {
+            if let TrainEvent::Step { step, .. } = e {
+                if *step >= 100 && !killed {
+                    kill_9(victim);
+                    killed = true;
+                }
+            }
+            events.push(e.clone());
+        })
+        .unwrap();
+    let lost = (events.iter())
+        .position(|e| matches!(e, TrainEvent::Lost { message, .. } if message.contains("go on")))
+        .expect("the lost worker was skipped");
+    let back = (events.iter())
+        .position(|e| matches!(e, TrainEvent::Restored { .. }))
+        .expect("the restarted worker rejoined");
+    // Steps went on between the loss and the rejoin, and no step was lost by the rejoin.
+    let steps_between = (events[lost..back].iter())
+        .filter(|e| matches!(e, TrainEvent::Step { .. }))
+        .count();
+    let last_before = events[..back].iter().rev().find_map(|e| match e {
+        TrainEvent::Step { step, .. } => Some(*step),
+        _ => None,
+    });
+    let TrainEvent::Restored { step, .. } = &events[back] else {
+        unreachable!()
+    };
+    println!("{steps_between} steps while worker 1 was away; rejoined at step {step}");
+    assert!(steps_between > 0);
+    assert_eq!(Some(*step), last_before);
+    assert_eq!(trainer.step(), 800);
+    assert!(test_accuracy(&mut trainer) > 0.88);
+}

@@ -197,6 +197,14 @@ fn main() -> anyhow::Result<()> {
         args.config.token = token_from_env()?;
     }
     let listen = match (&args.listen, args.command.as_str()) {
+        (Some(listen), "worker") => {
+            // Listening elsewhere (0.0.0.0 in a pod) than the cluster's name for the task,
+            // which still says which task this is.
+            if args.config.task.is_none() {
+                let _ = worker_addr(&mut args.config);
+            }
+            listen.clone()
+        }
         (Some(listen), _) => listen.clone(),
         (None, "worker") => worker_addr(&mut args.config)?,
         (None, _) => DEFAULT_ADDR.to_string(),
