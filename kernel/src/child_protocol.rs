@@ -1,14 +1,28 @@
 //! Lines the cell's process prints to tell the kernel something: `SLUICE_KERNEL <verb> ...`
 //! on stdout. The pump takes them out of the stream before it reaches the notebook.
 
-pub use sluice_notebook::protocol::{DIRECTIVE_PREFIX, PANIC, SESSION, SHOW_GRAPH};
+pub use sluice_notebook::protocol::{
+    decode_word, CURVE, DIRECTIVE_PREFIX, PANIC, SESSION, SHOW_GRAPH,
+};
 
 /// A directive from the cell's process.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Directive {
-    Session { addr: String, handle: String },
-    ShowGraph { addr: String, handle: String },
+    Session {
+        addr: String,
+        handle: String,
+    },
+    ShowGraph {
+        addr: String,
+        handle: String,
+    },
     Panic(String),
+    /// Points for the live chart `name` at `step`, one per series.
+    Curve {
+        name: String,
+        step: i64,
+        points: Vec<(String, f64)>,
+    },
 }
 
 /// The directive a stdout line carries, if it is one.
@@ -23,6 +37,18 @@ pub fn parse(line: &str) -> Option<Directive> {
         SESSION => pair().map(|(addr, handle)| Directive::Session { addr, handle }),
         SHOW_GRAPH => pair().map(|(addr, handle)| Directive::ShowGraph { addr, handle }),
         PANIC => Some(Directive::Panic(unescape(args))),
+        CURVE => {
+            let mut words = args.split_whitespace();
+            let name = decode_word(words.next()?);
+            let step = words.next()?.parse().ok()?;
+            let points = words
+                .map(|w| {
+                    let (series, value) = w.split_once('=')?;
+                    Some((decode_word(series), value.parse().ok()?))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(Directive::Curve { name, step, points })
+        }
         _ => None,
     }
 }
@@ -72,6 +98,20 @@ mod tests {
         );
         assert_eq!(parse("hello"), None);
         assert_eq!(parse("SLUICE_KERNEL show_graph onlyone"), None);
+    }
+
+    #[test]
+    fn curve_points_keep_names_with_spaces() {
+        assert_eq!(
+            parse("SLUICE_KERNEL curve sync%20vs%20async 12 sync=0.5 async%20loss=1e-3"),
+            Some(Directive::Curve {
+                name: "sync vs async".into(),
+                step: 12,
+                points: vec![("sync".into(), 0.5), ("async loss".into(), 0.001)],
+            })
+        );
+        assert_eq!(parse("SLUICE_KERNEL curve c x a=1"), None);
+        assert_eq!(parse("SLUICE_KERNEL curve c 3 a=oops"), None);
     }
 
     #[test]

@@ -227,6 +227,17 @@ impl Pump {
         match directive {
             Directive::Session { addr, handle } => self.engine.register(&addr, &handle),
             Directive::Panic(message) => self.report.panic = Some(message),
+            Directive::Curve { name, step, points } => {
+                let event = LiveEvent::Step {
+                    session: format!("chart {name}"),
+                    step,
+                    scalars: points,
+                    from_fit: true,
+                };
+                let messages = self.live.on_event(event, Instant::now());
+                self.flush_streams();
+                messages.into_iter().for_each(|m| self.emit(m));
+            }
             Directive::ShowGraph { addr, handle } => {
                 let content = match self.engine.fetch_graph(&addr, &handle) {
                     Ok(graph) => {

@@ -207,6 +207,12 @@ impl Live {
         self.remember(title, vec![fit.loss]);
     }
 
+    /// Points a cell plotted itself (`sluice_notebook::plot`): shown as a loop of runs is,
+    /// a spinner while they come and a chart when the cell ends.
+    pub fn chart_point(&mut self, step: i64, points: Vec<(String, f64)>) {
+        self.run_step(step, points);
+    }
+
     fn run_step(&mut self, step: i64, scalars: Vec<(String, f64)>) {
         if scalars.is_empty() {
             return;

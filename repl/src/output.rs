@@ -118,6 +118,7 @@ impl Printer {
                 self.report.show_graph = Some((addr, handle));
             }
             Some(Directive::Panic(message)) => self.report.panic = Some(message),
+            Some(Directive::Curve { step, points, .. }) => self.live.chart_point(step, points),
             None if line.is_empty() && !self.blank_held => self.blank_held = true,
             None => {
                 self.release_blank();

@@ -143,6 +143,30 @@ def main():
             time.sleep(0.2)
         check(not alive, f"model-parallel notebook: its workers stopped with the kernel (still up: {alive})")
 
+    dp = executed.get("data_parallel.ipynb")
+    if dp:
+        said = text(dp)
+        for name, least in (("sync", 0.9), ("async", 0.88)):
+            acc = figure(rf"{name}: test accuracy ([0-9.]+)", said)
+            check(acc is not None and acc >= least, f"data-parallel notebook: {name} test accuracy {acc} >= {least}")
+        check(said.count("staleness") >= 4, "data-parallel notebook: per-worker throughput and staleness")
+        chart = [c for c in curves(dp) if c[0].get("session") == "chart sync vs async"]
+        ok = bool(chart) and chart[-1][0].get("updates", 0) >= 1 and "sync" in chart[-1][1] and "async" in chart[-1][1]
+        check(ok, f"data-parallel notebook: one live chart with both curves ({chart[-1] if chart else None})")
+    faults = executed.get("data_parallel_faults.ipynb")
+    if faults:
+        said = text(faults)
+        check("lost /job:worker/task:1" in said, "faults notebook: the killed worker is reported lost")
+        back = figure(r"going on from step ([0-9]+)", said)
+        check(back is not None and 180 <= back <= 230, f"faults notebook: went on from step {back} (a checkpoint at most 50 steps back)")
+        acc = figure(r"finished at step 600; test accuracy ([0-9.]+)", said)
+        check(acc is not None and acc >= 0.9, f"faults notebook: finished all 600 steps, test accuracy {acc} >= 0.9")
+        acc = figure(r"async finished at step 800; test accuracy ([0-9.]+)", said)
+        check(acc is not None and acc >= 0.88, f"faults notebook: async went on and finished, test accuracy {acc}")
+        check("the other replicas go on" in said, "faults notebook: async replicas went on without the lost worker")
+        chart = [c for c in curves(faults) if c[0].get("session") == "chart worker 1 killed at step 230"]
+        check(bool(chart) and chart[-1][0].get("last_step") == 600, f"faults notebook: the loss curve went on to step 600 ({chart[-1][0] if chart else None})")
+
     print("notebooks: all passed" if not failures else f"notebooks: {len(failures)} failed")
     return 1 if failures else 0
 

@@ -95,7 +95,16 @@ fn cleanup(tasks: Vec<Task>) {
         for task in tasks {
             scope.spawn(move || {
                 let name = task.info.name.clone();
-                if let Err(e) = task.session.close() {
+                let result = task.session.close();
+                // A task that is gone, or restarted without the graph, has nothing to clean.
+                let gone = matches!(
+                    &result,
+                    Err(SessionError::Remote(RemoteError::Status {
+                        code: tonic::Code::Unavailable | tonic::Code::NotFound,
+                        ..
+                    }))
+                );
+                if let (Err(e), false) = (result, gone) {
                     // Not eprintln: a failed print (stderr gone) must not panic in a drop.
                     use std::io::Write;
                     let _ = writeln!(

@@ -5,7 +5,8 @@
 
 pub mod protocol;
 
-use protocol::{DIRECTIVE_PREFIX, PANIC, SESSION, SHOW_GRAPH};
+use protocol::{encode_word, CURVE, DIRECTIVE_PREFIX, PANIC, SESSION, SHOW_GRAPH};
+use sluice::distributed::TrainEvent;
 use sluice::prelude::*;
 
 /// Notebook helpers for sessions.
@@ -95,6 +96,44 @@ pub fn announce_session(sess: &RemoteSession) {
 pub fn announce_cluster_session(sess: &sluice::distributed::DistributedSession) {
     for (_task, addr, handle) in sess.task_graphs() {
         println!("{DIRECTIVE_PREFIX}{SESSION} {addr} {handle}");
+    }
+}
+
+/// Adds a point to each series of the live chart `name` under the running cell (drawn with
+/// the loss curves, redrawn in place as points arrive).
+pub fn plot(name: &str, step: u64, points: &[(&str, f64)]) {
+    let points: Vec<String> = (points.iter())
+        .filter(|(_, v)| v.is_finite())
+        .map(|(series, v)| format!("{}={v}", encode_word(series)))
+        .collect();
+    if !points.is_empty() {
+        println!(
+            "{DIRECTIVE_PREFIX}{CURVE} {} {step} {}",
+            encode_word(name),
+            points.join(" ")
+        );
+    }
+}
+
+/// Shows a data-parallel trainer's progress as it goes: each step's loss as the series
+/// `series` of the live chart `name`; lost tasks, restores and stalls as lines of text.
+pub fn plot_training(name: &str, series: &str, event: &TrainEvent) {
+    match event {
+        TrainEvent::Step { step, loss } => plot(name, *step, &[(series, *loss)]),
+        TrainEvent::Lost { tasks, message } => {
+            println!("{series}: lost {} ({message})", tasks.join(", "))
+        }
+        TrainEvent::Stalled { missing, seconds } => {
+            println!(
+                "{series}: no answer from {} for {seconds:.1} s",
+                missing.join(", ")
+            )
+        }
+        TrainEvent::Restored { step, checkpoint } => match checkpoint {
+            Some(path) => println!("{series}: going on from step {step} ({})", path.display()),
+            None => println!("{series}: going on from step {step}"),
+        },
+        TrainEvent::Worker { .. } | TrainEvent::Checkpoint { .. } => {}
     }
 }
 

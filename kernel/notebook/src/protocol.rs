@@ -8,6 +8,9 @@ pub const SESSION: &str = "session";
 pub const SHOW_GRAPH: &str = "show_graph";
 /// `panic MESSAGE` (escaped with `escape_default`): the cell panicked.
 pub const PANIC: &str = "panic";
+/// `curve NAME STEP SERIES=VALUE ...`: a point of each series of the live chart NAME (names
+/// percent-encoded as prompts are, so they hold no spaces).
+pub const CURVE: &str = "curve";
 
 /// evcxr reads an input request's prompt as the text between the first two colons of one
 /// line: colons, line breaks (and the escape character) in a prompt travel percent-encoded.
@@ -26,6 +29,16 @@ pub fn decode_prompt(encoded: &str) -> String {
         .replace("%0A", "\n")
         .replace("%3A", ":")
         .replace("%25", "%")
+}
+
+/// A name in a directive's word list: as [`encode_prompt`], spaces and `=` encoded too.
+pub fn encode_word(word: &str) -> String {
+    encode_prompt(word).replace(' ', "%20").replace('=', "%3D")
+}
+
+/// The name [`encode_word`] encoded.
+pub fn decode_word(encoded: &str) -> String {
+    decode_prompt(&encoded.replace("%20", " ").replace("%3D", "="))
 }
 
 #[cfg(test)]
