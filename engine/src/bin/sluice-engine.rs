@@ -12,7 +12,7 @@
 //! exits cleanly on SIGTERM or Ctrl-C.
 
 use anyhow::{bail, Context};
-use sluice::distributed::{ClusterSpec, LocalCluster, TaskName};
+use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
 use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
 use sluice::service::{serve, EngineConfig, DEFAULT_ADDR};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -200,8 +200,9 @@ fn main() -> anyhow::Result<()> {
         (Some(listen), "worker") => {
             // Listening elsewhere (0.0.0.0 in a pod) than the cluster's name for the task,
             // which still says which task this is.
-            if args.config.task.is_none() {
-                let _ = worker_addr(&mut args.config);
+            let in_env = !matches!(ClusterSpec::from_env(), Err(ClusterError::NoCluster));
+            if args.config.task.is_none() && in_env {
+                worker_addr(&mut args.config)?;
             }
             listen.clone()
         }

@@ -3,11 +3,12 @@
 //! what each report means: a fresh gradient, a stale one to drop, an update to apply, a
 //! replica to hold back, a lost task.
 
-use super::strategy::Phases;
+use super::strategy::{Phases, UpdateStep};
 use super::trainer::{TrainError, TrainEvent, Trainer};
 use crate::distributed::DistributedSession;
 use crate::error::SessionError;
 use crate::graph::Output;
+use crate::runner::Runner;
 use crate::tensor::Tensor;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -55,10 +56,10 @@ struct ReplicaPlan {
     loss: Output,
     global_step: Output,
     compute: Output,
-    /// Synchronous: deliver the buffers (targets); asynchronous: apply them (one op,
-    /// fetched: its value is the global step after).
+    /// Synchronous: deliver the buffers; asynchronous: apply them (targets).
     second: Vec<Output>,
-    fetch_second: bool,
+    /// Asynchronous: the op that advances the global step (its value is the step after).
+    advance: Option<Output>,
 }
 
 fn scalar(t: Option<&Tensor>) -> f64 {
@@ -81,12 +82,15 @@ fn replica_loop(
         let result = sess
             .run_concurrent(&[plan.loss, plan.global_step], &feeds, &[plan.compute])
             .and_then(|(first, _)| {
-                let after = if plan.fetch_second {
-                    let (v, _) = sess.run_concurrent(&plan.second, &[], &[])?;
-                    Some(scalar(v.first()) as u64)
-                } else {
-                    sess.run_concurrent(&[], &[], &plan.second)?;
-                    None
+                let after = match plan.advance {
+                    Some(advance) => {
+                        let (v, _) = sess.run_concurrent(&[advance], &[], &plan.second)?;
+                        Some(scalar(v.first()) as u64)
+                    }
+                    None => {
+                        sess.run_concurrent(&[], &[], &plan.second)?;
+                        None
+                    }
                 };
                 Ok((scalar(first.first()), scalar(first.get(1)) as u64, after))
             });
@@ -126,14 +130,18 @@ struct Board<'a> {
     stats: Vec<WorkerStats>,
     since: Instant,
     losses: Vec<f64>,
+    /// Reports are due each time the step passes a multiple of `report_every` (steps of
+    /// asynchronous replicas may jump over one).
+    reported: u64,
 }
 
 impl Board<'_> {
     fn worker_reports(&mut self, on_event: &mut dyn FnMut(&TrainEvent)) {
         let every = self.trainer.options.report_every.max(1);
-        if !self.trainer.step.is_multiple_of(every) {
+        if self.trainer.step / every <= self.reported {
             return;
         }
+        self.reported = self.trainer.step / every;
         let wall = self.since.elapsed().as_secs_f64().max(1e-9);
         for (replica, s) in self.stats.iter_mut().enumerate() {
             on_event(&TrainEvent::Worker {
@@ -197,7 +205,15 @@ pub(crate) fn run(
     let Some(sess) = trainer.session.clone() else {
         return Ok(no_session());
     };
-    run_parameter_servers(trainer, &sess, &phases, batches, on_event)
+    let outcome = run_parameter_servers(trainer, &sess, &phases, batches, on_event)?;
+    if let Outcome::Finished = outcome {
+        // Asynchronous updates still in flight at the last step have landed since.
+        if let Ok(Some(step)) = sess.variable(trainer.model.global_step) {
+            let step = step.scalar_f64().map_or(0, |s| s as u64);
+            trainer.step = trainer.step.max(step);
+        }
+    }
+    Ok(outcome)
 }
 
 fn run_parameter_servers(
@@ -214,13 +230,15 @@ fn run_parameter_servers(
     std::thread::scope(|scope| {
         let mut orders = Vec::with_capacity(n);
         for (replica, tower) in towers.iter().enumerate() {
-            let (compute, second, fetch_second) = match phases {
+            let (compute, second, advance) = match phases {
                 Phases::Synchronous {
                     compute, deliver, ..
-                } => (compute[replica], deliver[replica].clone(), false),
-                Phases::Asynchronous { compute, apply } => {
-                    (compute[replica], vec![apply[replica]], true)
-                }
+                } => (compute[replica], deliver[replica].clone(), None),
+                Phases::Asynchronous { compute, apply } => (
+                    compute[replica],
+                    apply[replica].targets.clone(),
+                    Some(apply[replica].advance),
+                ),
                 Phases::AllReduce { .. } => unreachable!("all-reduce runs in one step"),
             };
             let plan = ReplicaPlan {
@@ -230,7 +248,7 @@ fn run_parameter_servers(
                 global_step,
                 compute,
                 second,
-                fetch_second,
+                advance,
             };
             let (tx, rx) = channel();
             let report_tx = report_tx.clone();
@@ -238,15 +256,17 @@ fn run_parameter_servers(
             orders.push(tx);
         }
         drop(report_tx);
+        let reported = trainer.step / trainer.options.report_every.max(1);
         let mut board = Board {
             trainer,
             stats: vec![WorkerStats::default(); n],
             since: Instant::now(),
             losses: Vec::new(),
+            reported,
         };
         let outcome = match phases {
             Phases::Synchronous { weights, apply, .. } => sync_loop(
-                &mut board, sess, &orders, &reports, weights, *apply, batches, on_event,
+                &mut board, sess, &orders, &reports, weights, apply, batches, on_event,
             ),
             _ => async_loop(&mut board, &orders, &reports, batches, on_event),
         };
@@ -256,9 +276,36 @@ fn run_parameter_servers(
     })
 }
 
-fn send(orders: &[Sender<Order>], replica: usize, version: u64, batch: Vec<Tensor>) {
+/// Gives `replica` its next batch, which must feed each input of its tower.
+fn send(
+    orders: &[Sender<Order>],
+    replica: usize,
+    version: u64,
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    inputs: usize,
+) -> Result<(), TrainError> {
+    let batch = checked_batch(batches, replica, inputs)?;
     // A replica whose thread has ended reports nothing more; the coordinator notices.
     let _ = orders[replica].send(Order { version, batch });
+    Ok(())
+}
+
+fn checked_batch(
+    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+    replica: usize,
+    inputs: usize,
+) -> Result<Vec<Tensor>, TrainError> {
+    let batch = batches(replica);
+    if batch.len() != inputs {
+        return Err(TrainError::Batch {
+            replica,
+            message: format!(
+                "{} tensors for the tower's {inputs} inputs (the data may have run out)",
+                batch.len()
+            ),
+        });
+    }
+    Ok(batch)
 }
 
 /// Waits for a report, watching for a stall: after `stall_after` without one, the tasks
@@ -300,11 +347,12 @@ fn sync_loop(
     orders: &[Sender<Order>],
     reports: &Receiver<Report>,
     weights: &[Output],
-    apply: Output,
+    apply: &UpdateStep,
     batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<Outcome, TrainError> {
     let n = orders.len();
+    let inputs = board.trainer.model.towers[0].inputs.len();
     let k = match board.trainer.model.strategy.update {
         super::Update::Synchronous {
             replicas_to_aggregate,
@@ -313,7 +361,7 @@ fn sync_loop(
     };
     let mut version = board.trainer.step;
     for r in 0..n {
-        send(orders, r, version, batches(r));
+        send(orders, r, version, batches, inputs)?;
     }
     let mut fresh: Vec<usize> = Vec::with_capacity(n);
     let mut last_progress = Instant::now();
@@ -341,7 +389,7 @@ fn sync_loop(
                     // Computed from older variables: dropped, and the replica starts over.
                     stats.dropped += 1;
                     stats.staleness += version - v;
-                    send(orders, replica, version, batches(replica));
+                    send(orders, replica, version, batches, inputs)?;
                     continue;
                 }
                 fresh.push(replica);
@@ -361,7 +409,7 @@ fn sync_loop(
                 (weights[r], Tensor::scalar(w))
             })
             .collect();
-        if let Err(error) = sess.run_concurrent(&[apply], &feeds, &[]) {
+        if let Err(error) = sess.run_concurrent(&[apply.advance], &feeds, &apply.targets) {
             return failure(board.trainer, error);
         }
         version += 1;
@@ -372,7 +420,7 @@ fn sync_loop(
             return Ok(Outcome::Finished);
         }
         for r in fresh.drain(..) {
-            send(orders, r, version, batches(r));
+            send(orders, r, version, batches, inputs)?;
         }
     }
 }
@@ -385,6 +433,7 @@ fn async_loop(
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<Outcome, TrainError> {
     let n = orders.len();
+    let inputs = board.trainer.model.towers[0].inputs.len();
     let bound = match board.trainer.model.strategy.update {
         super::Update::Asynchronous { max_staleness } => max_staleness,
         _ => None,
@@ -393,7 +442,7 @@ fn async_loop(
     let mut live = vec![true; n];
     let mut parked = vec![false; n];
     for r in 0..n {
-        send(orders, r, board.trainer.step, batches(r));
+        send(orders, r, board.trainer.step, batches, inputs)?;
     }
     let mut last_progress = Instant::now();
     let mut last_probe = Instant::now();
@@ -464,7 +513,7 @@ fn async_loop(
             let within = bound.is_none_or(|b| clock[r] <= slowest + b);
             if live[r] && parked[r] && within {
                 parked[r] = false;
-                send(orders, r, board.trainer.step, batches(r));
+                send(orders, r, board.trainer.step, batches, inputs)?;
             }
         }
         // Now and then, see whether lost workers have come back.
@@ -489,11 +538,12 @@ fn run_all_reduce(
     let n = towers.len();
     let mut board_stats = vec![WorkerStats::default(); n];
     let mut since = Instant::now();
+    let mut reported = trainer.step / trainer.options.report_every.max(1);
     while trainer.step < trainer.options.steps {
         let mut feeds = Vec::new();
         let mut examples = Vec::with_capacity(n);
         for (r, tower) in towers.iter().enumerate() {
-            let batch = batches(r);
+            let batch = checked_batch(batches, r, tower.inputs.len())?;
             examples.push(
                 batch
                     .first()
@@ -525,10 +575,12 @@ fn run_all_reduce(
             stats: std::mem::take(&mut board_stats),
             since,
             losses: values.iter().map(|v| scalar(Some(v))).collect(),
+            reported,
         };
         board.stepped(on_event)?;
         board_stats = board.stats;
         since = board.since;
+        reported = board.reported;
     }
     Ok(Outcome::Finished)
 }

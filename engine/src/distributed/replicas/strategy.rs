@@ -13,9 +13,9 @@ use super::ring::ring_all_reduce;
 use crate::autodiff::gradients;
 use crate::error::GraphError;
 use crate::graph::{Graph, Output, VariableSharder};
-use crate::ops::{add, assign, group, mul, reshape, slice};
+use crate::ops::{add, assign, assign_add, group, mul, reshape, slice};
 use crate::optimizers::{advance_step, Optimizer};
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
 
 /// How replicas combine their gradients.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,18 +99,54 @@ pub(crate) enum Phases {
         deliver: Vec<Vec<Output>>,
         /// Per replica: the weight of its slot in the next update (scalar placeholders).
         weights: Vec<Output>,
-        apply: Output,
+        apply: UpdateStep,
     },
     Asynchronous {
         compute: Vec<Output>,
-        /// Per replica: apply its buffers; the value is the global step after.
-        apply: Vec<Output>,
+        /// Per replica: apply its buffers.
+        apply: Vec<UpdateStep>,
     },
     AllReduce {
         train: Output,
         /// Per replica: its copies of the saved variables, in the order of `saved`.
         copies: Vec<Vec<Output>>,
     },
+}
+
+/// An update as a step runs it: one no-op per parameter server over the updates there
+/// (targets), and the global step advanced on its own (fetched: the step after). No server
+/// waits on another's updates, so concurrent updates cannot wait on each other in a circle.
+#[derive(Debug, Clone)]
+pub(crate) struct UpdateStep {
+    pub targets: Vec<Output>,
+    pub advance: Output,
+}
+
+fn update_step(
+    graph: &Graph,
+    updates: Vec<usize>,
+    global_step: Output,
+) -> Result<UpdateStep, GraphError> {
+    let mut by_device: Vec<(String, Vec<Output>)> = Vec::new();
+    for id in updates {
+        let device = graph.node(id).map(|n| n.device).unwrap_or_default();
+        let out = Output::new(graph.id, id, 0);
+        match by_device.iter_mut().find(|(d, _)| *d == device) {
+            Some((_, outs)) => outs.push(out),
+            None => by_device.push((device, vec![out])),
+        }
+    }
+    let targets = (by_device.into_iter())
+        .map(|(device, outs)| {
+            let _device = graph.device(&device);
+            group(&outs)
+        })
+        .collect();
+    let advance = {
+        let _device = graph.device(&ps_device(0));
+        assign_add(global_step, graph.constant(Tensor::scalar(1i64)))?
+    };
+    Ok(UpdateStep { targets, advance })
 }
 
 fn worker_device(replica: usize) -> String {
@@ -258,10 +294,20 @@ impl DataParallel {
                 .filter_map(|(g, v)| g.map(|g| (g, v)))
                 .collect();
             if pairs.is_empty() {
-                return Err(GraphError::Unconnected {
-                    x: "any trainable variable".into(),
-                    y: tower.loss.name(),
-                });
+                let names: Vec<String> = copies[if shared { 0 } else { r }]
+                    .iter()
+                    .filter(|v| is_trainable(v))
+                    .map(|v| v.name())
+                    .collect();
+                return Err(invalid(if names.is_empty() {
+                    "the model function made no trainable variables".into()
+                } else {
+                    format!(
+                        "the loss '{}' depends on none of the trainable variables ({})",
+                        tower.loss.name(),
+                        names.join(", ")
+                    )
+                }));
             }
             grads.push(pairs);
         }
@@ -271,8 +317,8 @@ impl DataParallel {
             Update::AllReduce => {
                 all_reduce_phases(graph, optimizer, &grads, global_step, &mut copies)?
             }
-            Update::Synchronous { .. } => sync_phases(graph, optimizer, &grads)?,
-            Update::Asynchronous { .. } => async_phases(graph, optimizer, &grads)?,
+            Update::Synchronous { .. } => sync_phases(graph, optimizer, &grads, global_step)?,
+            Update::Asynchronous { .. } => async_phases(graph, optimizer, &grads, global_step)?,
         };
         let mut saved = copies[0].clone();
         saved.push(global_step);
@@ -318,6 +364,7 @@ fn sync_phases(
     graph: &Graph,
     optimizer: &dyn Optimizer,
     grads: &[Vec<(Output, Output)>],
+    global_step: Output,
 ) -> Result<(Phases, Vec<Output>), GraphError> {
     let vars: Vec<Output> = grads[0].iter().map(|&(_, v)| v).collect();
     let weights: Vec<Output> = {
@@ -356,11 +403,9 @@ fn sync_phases(
     }
     let pairs: Vec<(Output, Output)> = sums.into_iter().flatten().zip(vars).collect();
     let before = graph.variables().len();
-    let apply = {
-        let _device = graph.device(&ps_device(0));
-        optimizer.apply_gradients(&pairs)?
-    };
+    let updates = optimizer.apply_updates(&pairs, global_step)?;
     let slots = graph.variables()[before..].to_vec();
+    let apply = update_step(graph, updates, global_step)?;
     let phases = Phases::Synchronous {
         compute,
         deliver,
@@ -374,6 +419,7 @@ fn async_phases(
     graph: &Graph,
     optimizer: &dyn Optimizer,
     grads: &[Vec<(Output, Output)>],
+    global_step: Output,
 ) -> Result<(Phases, Vec<Output>), GraphError> {
     let mut compute = Vec::new();
     let mut apply = Vec::new();
@@ -385,23 +431,22 @@ fn async_phases(
             .into_iter()
             .zip(pairs.iter().map(|&(_, v)| v))
             .collect();
-        let _device = graph.device(&ps_device(0));
         let before = graph.variables().len();
         // Every replica's update shares the first one's optimizer slots (momentum, ...).
-        let train = if r == 0 {
-            let train = optimizer.apply_gradients(&pairs)?;
+        let updates = if r == 0 {
+            let updates = optimizer.apply_updates(&pairs, global_step)?;
             first_slots = graph.variables()[before..].to_vec();
-            train
+            updates
         } else {
             let _reuse = graph.reuse_variables(&first_slots);
-            let train = optimizer.apply_gradients(&pairs)?;
+            let updates = optimizer.apply_updates(&pairs, global_step)?;
             let problems = graph.take_reuse();
             if !problems.is_empty() {
                 return Err(invalid(problems.join("; ")));
             }
-            train
+            updates
         };
-        apply.push(train);
+        apply.push(update_step(graph, updates, global_step)?);
     }
     Ok((Phases::Asynchronous { compute, apply }, first_slots))
 }

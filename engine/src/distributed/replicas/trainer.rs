@@ -33,7 +33,17 @@ pub enum TrainError {
     Stalled { missing: Vec<String>, seconds: f64 },
     #[error("batch for replica {replica}: {message}")]
     Batch { replica: usize, message: String },
+    /// Steps kept failing on lost tasks without any progress in between.
+    #[error("training failed {times} times at step {step} without progress; last: {message}")]
+    Failing {
+        times: u32,
+        step: u64,
+        message: String,
+    },
 }
+
+/// Recoveries in a row at the same step before the trainer gives up.
+const MAX_RECOVERIES_WITHOUT_PROGRESS: u32 = 5;
 
 /// How long to train and how to stay alive.
 #[derive(Debug, Clone)]
@@ -151,7 +161,8 @@ impl Trainer {
             last_checkpoint: (0, Instant::now()),
             restored_from: None,
         };
-        trainer.connect(None)?;
+        // Tasks that are still starting (pods, srun) are waited for, up to the recovery time.
+        trainer.recover(&mut |_| {}, None)?;
         Ok(trainer)
     }
 
@@ -200,7 +211,12 @@ impl Trainer {
         sess.init_variables()?;
         self.step = 0;
         self.restored_from = None;
-        if let Some(dir) = &self.options.checkpoint_dir {
+        let from_checkpoint = if carry.is_some() {
+            None
+        } else {
+            self.options.checkpoint_dir.as_ref()
+        };
+        if let Some(dir) = from_checkpoint {
             if let Some(latest) = checkpoint::latest(dir)? {
                 let restored = checkpoint::restore(&mut sess, &graph, &latest.path)?;
                 self.step = restored.step;
@@ -240,12 +256,28 @@ impl Trainer {
         if self.session.is_none() {
             self.recover(on_event, None)?;
         }
+        let mut failures = (self.step, 0u32);
         while self.step < self.options.steps {
             match coordinate::run(self, batches, on_event)? {
                 Outcome::Finished => break,
                 Outcome::Lost { tasks, message } => {
+                    failures = match failures {
+                        (step, times) if step == self.step => (step, times + 1),
+                        _ => (self.step, 1),
+                    };
+                    if failures.1 > MAX_RECOVERIES_WITHOUT_PROGRESS {
+                        return Err(TrainError::Failing {
+                            times: failures.1,
+                            step: self.step,
+                            message,
+                        });
+                    }
+                    // With every parameter server still up, the variables are where they
+                    // were: carry them over (none of them is lost). Else the checkpoint.
+                    let servers_up = !tasks.iter().any(|t| t.starts_with("/job:ps"));
+                    let carry = servers_up.then(|| self.snapshot().ok()).flatten();
                     on_event(&TrainEvent::Lost { tasks, message });
-                    self.recover(on_event, None)?;
+                    self.recover(on_event, carry)?;
                 }
                 Outcome::Rejoin => {
                     // Nothing is lost: the values go over to a session with everyone.
@@ -253,6 +285,10 @@ impl Trainer {
                     self.recover(on_event, Some(carry))?;
                 }
             }
+        }
+        // The last step is kept, whatever the interval.
+        if self.step > self.last_checkpoint.0 {
+            self.checkpoint(on_event)?;
         }
         Ok(self.step)
     }
@@ -345,12 +381,18 @@ impl Trainer {
     fn snapshot(&self) -> Result<(u64, Vec<(crate::graph::Output, Tensor)>), TrainError> {
         let sess = self.session()?;
         let mut values = Vec::with_capacity(self.model.saved.len());
+        let mut step = self.step;
         for &var in &self.model.saved {
             if let Some(value) = sess.variable(var)? {
+                // The step the values belong to (an update may have landed after the last
+                // step the trainer counted).
+                if var == self.model.global_step {
+                    step = value.scalar_f64().map_or(step, |s| s as u64);
+                }
                 values.push((var, value));
             }
         }
-        Ok((self.step, values))
+        Ok((step, values))
     }
 
     /// Tasks that do not answer at all (restarted ones do).
