@@ -158,11 +158,13 @@ def main():
         said = text(faults)
         check("lost /job:worker/task:1" in said, "faults notebook: the killed worker is reported lost")
         back = figure(r"going on from step ([0-9]+)", said)
-        check(back is not None and 180 <= back <= 230, f"faults notebook: went on from step {back} (a checkpoint at most 50 steps back)")
+        check(back is not None and 180 <= back <= 230, f"faults notebook: went on from step {back} (killed at 230; at most a checkpoint interval back)")
         acc = figure(r"finished at step 600; test accuracy ([0-9.]+)", said)
         check(acc is not None and acc >= 0.9, f"faults notebook: finished all 600 steps, test accuracy {acc} >= 0.9")
-        acc = figure(r"async finished at step 800; test accuracy ([0-9.]+)", said)
-        check(acc is not None and acc >= 0.88, f"faults notebook: async went on and finished, test accuracy {acc}")
+        last = figure(r"async finished at step ([0-9]+)", said)
+        acc = figure(r"async finished at step [0-9]+; test accuracy ([0-9.]+)", said)
+        ok = last is not None and last >= 800 and acc is not None and acc >= 0.88
+        check(ok, f"faults notebook: async went on and finished (step {last}, test accuracy {acc})")
         check("the other replicas go on" in said, "faults notebook: async replicas went on without the lost worker")
         chart = [c for c in curves(faults) if c[0].get("session") == "chart worker 1 killed at step 230"]
         check(bool(chart) and chart[-1][0].get("last_step") == 600, f"faults notebook: the loss curve went on to step 600 ({chart[-1][0] if chart else None})")
