@@ -8,7 +8,9 @@
 3. A cell that asks for input sends input_request on stdin and gets the client's answer;
    a password request says so; a client that takes no input gets an empty line and a note.
 4. A message signed with the wrong key is not executed (and gets no reply).
-5. Restart gives a fresh kernel on the same connection (a new prelude, the old cells'
+5. An interrupt during a loop of steps on a local cluster cancels the step running on the
+   workers: control comes back within 2 s and the cluster runs steps again afterwards.
+6. Restart gives a fresh kernel on the same connection (a new prelude, the old cells'
    variables gone); shutdown_request ends the kernel process by itself.
 
 Run with JUPYTER_PATH pointing at the `sluice` kernelspec:  python interrupt_and_signature.py
@@ -232,6 +234,41 @@ def wrong_signature_is_not_executed(km, kc):
     check("FORGED-CELL-RAN" not in text_of(outputs), "nothing the forged cell printed appeared")
 
 
+CLUSTER = """
+use sluice::distributed::{DistributedOptions, DistributedSession, LocalCluster};
+let cluster = LocalCluster::start(&[("worker", 2)])?;
+let cg = Graph::new();
+let cx = cg.placeholder("x", DType::F32, &[-1, 512]);
+let cw = { let _d = cg.device("/job:worker/task:0"); cg.variable("W", &[512, 512], Initializer::GlorotUniform) };
+let cy = { let _d = cg.device("/job:worker/task:1"); reduce_sum(matmul(matmul(cx, cw), cw)) };
+let mut csess = DistributedSession::new(&cg, cluster.spec(), DistributedOptions::default())?;
+sluice_notebook::announce_cluster_session(&csess);
+csess.init_variables()?;
+let cbatch = Tensor::full(&[256, 512], 0.5f32);
+"""
+
+CLUSTER_LOOP = """
+for _ in 0..1_000_000 {
+    csess.run(&[cy], &[(cx, cbatch.clone())])?;
+}
+"""
+
+
+def interrupt_on_a_cluster(km, kc):
+    reply, outputs = run(kc, CLUSTER, timeout=WARMUP_TIMEOUT)
+    check(reply["status"] == "ok", f"a local cluster starts in a cell ({text_of(outputs).strip()})")
+    msg_id = kc.execute(CLUSTER_LOOP, allow_stdin=False)
+    time.sleep(6)
+    km.interrupt_kernel()
+    reply, took = wait_reply(kc, msg_id, 30)
+    check(reply is not None and took < 2.0, f"a loop of cluster steps stopped {took:.2f} s after the interrupt")
+    if reply is not None:
+        check(reply["content"]["status"] == "error", "the interrupted loop ended with an error")
+    iopub_of(kc, msg_id)
+    reply, outputs = run(kc, "csess.run(&[cy], &[(cx, cbatch.clone())])?[0].shape().len()")
+    check(reply["status"] == "ok" and "0" in text_of(outputs), f"the cluster runs steps again ({text_of(outputs).strip()})")
+
+
 def restart_and_shutdown(km, kc):
     km.restart_kernel(now=False)
     kc.wait_for_ready(timeout=300)
@@ -258,6 +295,7 @@ def main():
         input_is_asked_for(kc)
         stuck_cell_is_restarted(km, kc)
         wrong_signature_is_not_executed(km, kc)
+        interrupt_on_a_cluster(km, kc)
         restart_and_shutdown(km, kc)
     finally:
         kc.stop_channels()

@@ -258,3 +258,41 @@ fn dropping_the_session_cleans_up_its_graphs_on_the_workers() {
         );
     }
 }
+
+#[test]
+fn a_part_that_fails_aborts_the_step_on_the_other_workers_at_once() {
+    // Worker 1 checks its input and sends it to worker 0, which waits for it. Fed a NaN,
+    // worker 1 fails before it sends: worker 0 must not wait out the 60 s deadline.
+    let cluster = two_workers();
+    let g = Graph::new();
+    let p = g.placeholder("p", DType::F32, &[2]);
+    let checked = {
+        let _d = g.device("/job:worker/task:1");
+        check_numerics(p * 2.0, "p must be finite")
+    };
+    let out = {
+        let _d = g.device("/job:worker/task:0");
+        checked + 1.0
+    };
+    let options = DistributedOptions {
+        rpc_timeout: Duration::from_secs(60),
+        ..DistributedOptions::default()
+    };
+    let mut sess = DistributedSession::new(&g, cluster.spec(), options).unwrap();
+    let good = Tensor::new(&[2], vec![1.0f32, 2.0]).unwrap();
+    let v = sess.run(&[out], &[(p, good)]).unwrap();
+    assert_eq!(v[0].to_vec::<f32>().unwrap(), vec![3.0, 5.0]);
+    for _ in 0..2 {
+        let bad = Tensor::new(&[2], vec![1.0f32, f32::NAN]).unwrap();
+        let started = Instant::now();
+        let err = sess.run(&[out], &[(p, bad)]).unwrap_err().to_string();
+        let took = started.elapsed();
+        println!("failed after {took:?}: {err}");
+        assert!(err.contains("p must be finite"), "{err}");
+        assert!(took < Duration::from_secs(10), "the step waited {took:?}");
+    }
+    // The session still works after aborted steps.
+    let good = Tensor::new(&[2], vec![0.5f32, 0.0]).unwrap();
+    let v = sess.run(&[out], &[(p, good)]).unwrap();
+    assert_eq!(v[0].to_vec::<f32>().unwrap(), vec![2.0, 1.0]);
+}

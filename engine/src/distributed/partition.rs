@@ -85,6 +85,11 @@ impl Partitions {
         })
     }
 
+    /// The graph's id in rendezvous keys, as the keys write it (hex).
+    pub fn graph_key(&self) -> String {
+        format!("{:x}", self.graph_id)
+    }
+
     /// The transfer that brings `tensor` to task `dst`, the transfers with an index.
     pub fn transfer_to(&self, tensor: &str, dst: usize) -> Option<&Transfer> {
         self.by_edge

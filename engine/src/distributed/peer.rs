@@ -84,3 +84,32 @@ pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
         )),
     }
 }
+
+/// Tells the worker at `peer` that step `step` of graph `graph` (its key id) is aborted.
+pub fn abort_step(
+    peer: &str,
+    graph: &str,
+    step: u64,
+    reason: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut c = client(peer)?;
+    let request = proto::AbortStepRequest {
+        graph: graph.to_string(),
+        step_id: step,
+        reason: reason.to_string(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime()?.spawn(async move {
+        let answer = tokio::time::timeout(timeout, c.abort_step(request)).await;
+        let _ = tx.send(answer);
+    });
+    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(Ok(Ok(_))) => Ok(()),
+        Ok(Ok(Err(status))) => Err(format!("AbortStep failed: {}", status.message())),
+        Ok(Err(_)) | Err(_) => Err(format!(
+            "no answer to AbortStep within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}

@@ -33,6 +33,47 @@ fn table() -> MutexGuard<'static, HashMap<String, Slot>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
+/// Steps aborted here, by (graph key id, step): when, and why. Kept as long as stale values.
+fn aborted() -> MutexGuard<'static, HashMap<(String, u64), (Instant, String)>> {
+    static ABORTED: OnceLock<Mutex<HashMap<(String, u64), (Instant, String)>>> = OnceLock::new();
+    ABORTED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The key's graph field: `SRC;INCARNATION;DST;GRAPH;TENSOR`.
+fn key_graph(key: &str) -> &str {
+    key.split(';').nth(3).unwrap_or_default()
+}
+
+/// Why step `step` of the key's graph was aborted, if it was.
+fn abort_reason(key: &str, step: u64) -> Option<String> {
+    let graph = key_graph(key).to_string();
+    aborted().get(&(graph, step)).map(|(_, why)| why.clone())
+}
+
+/// Marks step `step` of graph `graph` aborted (another task's part failed or was cancelled):
+/// RecvTensor calls waiting for its values fail now, later ones at once, and the values its
+/// sends already published are dropped.
+pub fn abort(graph: &str, step: u64, reason: &str) {
+    {
+        let mut steps = aborted();
+        let now = Instant::now();
+        steps.retain(|_, (at, _)| now.duration_since(*at) < STALE);
+        steps.insert((graph.to_string(), step), (now, reason.to_string()));
+    }
+    let suffix = format!(";{step}");
+    let mut slots = table();
+    slots.retain(|k, slot| {
+        let ours = k.ends_with(&suffix) && key_graph(k) == graph;
+        if ours {
+            slot.notify.notify_waiters();
+        }
+        !ours || slot.value.is_none()
+    });
+}
+
 /// This process's incarnation: new at each start, so keys for a former one are refused.
 pub fn incarnation() -> u64 {
     static INCARNATION: OnceLock<u64> = OnceLock::new();
@@ -53,6 +94,10 @@ fn key_incarnation(key: &str) -> Option<u64> {
 
 /// Publishes the value a `_Send` node computed in step `step`.
 pub fn publish(key: &str, step: u64, value: Tensor) {
+    if abort_reason(key, step).is_some() {
+        // Nobody will take it: the step was aborted.
+        return;
+    }
     let mut slots = table();
     let now = Instant::now();
     slots.retain(|_, s| s.value.is_none() || now.duration_since(s.at) < STALE);
@@ -80,6 +125,12 @@ pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Sta
     let full = format!("{key};{step}");
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
+        if let Some(reason) = abort_reason(key, step) {
+            table().remove(&full);
+            return Err(Status::aborted(format!(
+                "RecvTensor '{key}' step {step}: the step was aborted ({reason})"
+            )));
+        }
         let notify = {
             let mut slots = table();
             let slot = slots.entry(full.clone()).or_insert_with(|| Slot {
@@ -96,8 +147,9 @@ pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Sta
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        // Published between the look and the wait: look again.
-        if table().get(&full).is_some_and(|s| s.value.is_some()) {
+        // Published (or aborted) between the look and the wait: look again.
+        if table().get(&full).is_none_or(|s| s.value.is_some()) || abort_reason(key, step).is_some()
+        {
             continue;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {

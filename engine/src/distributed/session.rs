@@ -17,6 +17,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// What the error of a wait that an aborted step ended says (see `rendezvous::take`).
+const ABORTED: &str = "the step was aborted";
+
 /// One task's part of a step: fetches, feeds, targets.
 type TaskWork = (Vec<Output>, Vec<(Output, Tensor)>, Vec<Output>);
 /// A step's values and, when traced, its kernel times.
@@ -363,8 +366,8 @@ impl DistributedSession {
         let fed: HashSet<Output> = feeds.iter().map(|(o, _)| *o).collect();
         let roots: Vec<Output> = fetches.iter().chain(targets).copied().collect();
         let needed = self.needed(&roots, &fed);
-        let step = self.step.fetch_add(1, Ordering::Relaxed) + 1;
-        let step = Tensor::scalar(step as i64);
+        let step_id = self.step.fetch_add(1, Ordering::Relaxed) + 1;
+        let step = Tensor::scalar(step_id as i64);
         let mut work: Vec<TaskWork> = vec![(Vec::new(), Vec::new(), Vec::new()); n];
         let mut wanted = Vec::with_capacity(fetches.len());
         for &f in fetches {
@@ -418,6 +421,7 @@ impl DistributedSession {
             }
         }
         drop(data);
+        let aborting = std::sync::atomic::AtomicBool::new(false);
         let results: Vec<Result<Traced, SessionError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (self.tasks.iter())
                 .zip(&work)
@@ -425,6 +429,7 @@ impl DistributedSession {
                 .map(|(t, (task, (fetch, feed, target)))| {
                     let step = step.clone();
                     let graph = &self.parts.graphs[t];
+                    let aborting = &aborting;
                     scope.spawn(move || {
                         if fetch.is_empty() && target.is_empty() {
                             return Ok((Vec::new(), Vec::new()));
@@ -439,6 +444,16 @@ impl DistributedSession {
                                 .run_with_targets(fetch, &feed, target)
                                 .map(|v| (v, Vec::new()))
                         };
+                        if let Err(e) = &result {
+                            // The first failure aborts the step everywhere (StartAbort): the
+                            // other tasks' parts waiting for its tensors end now.
+                            if !aborting.swap(true, Ordering::SeqCst) {
+                                self.abort_step(
+                                    step_id,
+                                    &format!("{} failed: {e}", task.info.name),
+                                );
+                            }
+                        }
                         result.map_err(|e| match e {
                             SessionError::Remote(RemoteError::Status {
                                 code: tonic::Code::Unavailable | tonic::Code::DeadlineExceeded,
@@ -471,10 +486,20 @@ impl DistributedSession {
         });
         let mut outputs = Vec::with_capacity(n);
         let mut timings = Vec::new();
+        let mut errors = Vec::new();
         for result in results {
-            let (values, times) = result?;
-            outputs.push(values);
-            timings.extend(times);
+            match result {
+                Ok((values, times)) => {
+                    outputs.push(values);
+                    timings.extend(times);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            // The failure that caused the abort, not one of the waits it ended.
+            let cause = errors.iter().position(|e| !e.to_string().contains(ABORTED));
+            return Err(errors.swap_remove(cause.unwrap_or(0)));
         }
         let mut last = StepTransfers::default();
         for (t, values) in outputs.iter().enumerate() {
@@ -491,6 +516,21 @@ impl DistributedSession {
             .map(|(t, i)| outputs[t][i].clone())
             .collect();
         Ok((values, timings, last))
+    }
+
+    /// Tells every task that step `step` is aborted, all at once (a task that is gone costs
+    /// one short deadline).
+    fn abort_step(&self, step: u64, reason: &str) {
+        let graph = self.parts.graph_key();
+        let timeout = self.options.rpc_timeout.min(Duration::from_secs(2));
+        std::thread::scope(|scope| {
+            for task in &self.tasks {
+                let graph = &graph;
+                scope.spawn(move || {
+                    let _ = peer::abort_step(&task.info.addr, graph, step, reason, timeout);
+                });
+            }
+        });
     }
 
     /// Folds a traced step's kernel times into the placer's cost model.

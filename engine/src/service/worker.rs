@@ -128,6 +128,15 @@ impl WorkerService for WorkerServer {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks.map(Ok)))))
     }
 
+    async fn abort_step(
+        &self,
+        request: Request<proto::AbortStepRequest>,
+    ) -> Result<Response<proto::AbortStepResponse>, Status> {
+        let req = request.into_inner();
+        rendezvous::abort(&req.graph, req.step_id, &req.reason);
+        Ok(Response::new(proto::AbortStepResponse {}))
+    }
+
     async fn get_status(
         &self,
         _request: Request<proto::GetStatusRequest>,
