@@ -34,8 +34,10 @@ fn table() -> MutexGuard<'static, HashMap<String, Slot>> {
 }
 
 /// Steps aborted here, by (graph key id, step): when, and why. Kept as long as stale values.
-fn aborted() -> MutexGuard<'static, HashMap<(String, u64), (Instant, String)>> {
-    static ABORTED: OnceLock<Mutex<HashMap<(String, u64), (Instant, String)>>> = OnceLock::new();
+type AbortedSteps = HashMap<(String, u64), (Instant, String)>;
+
+fn aborted() -> MutexGuard<'static, AbortedSteps> {
+    static ABORTED: OnceLock<Mutex<AbortedSteps>> = OnceLock::new();
     ABORTED
         .get_or_init(Default::default)
         .lock()
