@@ -475,3 +475,40 @@ fn asynchronous_replicas_go_on_without_a_lost_worker_and_take_it_back() {
     assert!((800..=802).contains(&trainer.step()), "{}", trainer.step());
     assert!(test_accuracy(&mut trainer) > 0.88);
 }
+
+#[test]
+fn synchronous_steps_go_on_without_a_lost_backup_worker() {
+    let digits = mnist_digits().unwrap();
+    let model = DataParallel::parameter_servers(3, 1)
+        .replicas_to_aggregate(2)
+        .build(&Graph::new(), &GradientDescent::new(0.1), mlp_tower)
+        .unwrap();
+    let cluster = cluster(3, 1, true);
+    let mut trainer = Trainer::new(model, cluster.spec(), options(600)).unwrap();
+    let victim = cluster.pid(&TaskName::new("worker", 2)).unwrap();
+    let mut s = streams(&digits.train, 3, 100);
+    let mut events = Vec::new();
+    let mut killed = false;
+    trainer
+        .fit(&mut |r| feeds(s[r].next().unwrap()), &mut |e| {
+            if let TrainEvent::Step { step, .. } = e {
+                if *step >= 100 && !killed {
+                    kill_9(victim);
+                    killed = true;
+                }
+            }
+            events.push(e.clone());
+        })
+        .unwrap();
+    let lost = (events.iter())
+        .position(|e| matches!(e, TrainEvent::Lost { message, .. } if message.contains("go on")))
+        .expect("the lost backup was skipped");
+    let steps_after = (events[lost..].iter())
+        .take_while(|e| !matches!(e, TrainEvent::Restored { .. }))
+        .filter(|e| matches!(e, TrainEvent::Step { .. }))
+        .count();
+    println!("{steps_after} synchronous steps without worker 2");
+    assert!(steps_after > 0);
+    assert_eq!(trainer.step(), 600);
+    assert!(test_accuracy(&mut trainer) > 0.88);
+}

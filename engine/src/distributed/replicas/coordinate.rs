@@ -365,14 +365,25 @@ fn sync_loop(
     }
     let mut fresh: Vec<usize> = Vec::with_capacity(n);
     let mut last_progress = Instant::now();
+    // Backup workers can be lost: steps go on while k replicas are left.
+    let mut live = vec![true; n];
+    let mut last_probe = Instant::now();
     loop {
+        if rejoin_due(board, &live, &mut last_probe) {
+            return Ok(Outcome::Rejoin);
+        }
         let report = match next_report(board, reports, last_progress, on_event) {
             Ok(Some(report)) => report,
             Ok(None) => return Ok(Outcome::Finished),
             Err(outcome) => return Ok(outcome),
         };
         match report {
-            Report::Failed { error, .. } => return failure(board.trainer, error),
+            Report::Failed { replica, error } => {
+                match skip_lost(board, &mut live, replica, error, k, on_event)? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue,
+                }
+            }
             Report::Done {
                 replica,
                 version: v,
@@ -454,25 +465,9 @@ fn async_loop(
         };
         match report {
             Report::Failed { replica, error } => {
-                let lost = board.trainer.lost_tasks();
-                if lost.is_empty() {
-                    return Err(error.into());
+                if let Some(outcome) = skip_lost(board, &mut live, replica, error, 1, on_event)? {
+                    return Ok(outcome);
                 }
-                // A lost parameter server loses the variables: recover. A lost worker is
-                // skipped; the others go on.
-                if lost.iter().any(|t| t.starts_with("/job:ps"))
-                    || live.iter().filter(|l| **l).count() <= 1
-                {
-                    return Ok(Outcome::Lost {
-                        tasks: lost,
-                        message: error.to_string(),
-                    });
-                }
-                live[replica] = false;
-                on_event(&TrainEvent::Lost {
-                    tasks: lost,
-                    message: format!("{error}; the other replicas go on"),
-                });
             }
             Report::Done {
                 replica,
@@ -516,15 +511,51 @@ fn async_loop(
                 send(orders, r, board.trainer.step, batches, inputs)?;
             }
         }
-        // Now and then, see whether lost workers have come back.
-        if live.contains(&false) && last_probe.elapsed() >= Duration::from_secs(2) {
-            last_probe = Instant::now();
-            let unreachable = board.trainer.unreachable_tasks();
-            if (0..n).any(|r| !live[r] && !unreachable.contains(&worker_name(r))) {
-                return Ok(Outcome::Rejoin);
-            }
+        if rejoin_due(board, &live, &mut last_probe) {
+            return Ok(Outcome::Rejoin);
         }
     }
+}
+
+/// A replica's step failed: with its task lost and at least `needed` replicas left (and
+/// every parameter server up), the replica is skipped and the others go on (`None`); else
+/// the outcome to end this session with, or the error when no task is lost.
+fn skip_lost(
+    board: &mut Board,
+    live: &mut [bool],
+    replica: usize,
+    error: SessionError,
+    needed: usize,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<Option<Outcome>, TrainError> {
+    let lost = board.trainer.lost_tasks();
+    if lost.is_empty() {
+        return Err(error.into());
+    }
+    // A lost parameter server loses the variables: recover from the checkpoint.
+    let left = live.iter().filter(|l| **l).count().saturating_sub(1);
+    if lost.iter().any(|t| t.starts_with("/job:ps")) || left < needed {
+        return Ok(Some(Outcome::Lost {
+            tasks: lost,
+            message: error.to_string(),
+        }));
+    }
+    live[replica] = false;
+    on_event(&TrainEvent::Lost {
+        tasks: lost,
+        message: format!("{error}; the other replicas go on"),
+    });
+    Ok(None)
+}
+
+/// Every two seconds while replicas are out: whether one's worker answers again.
+fn rejoin_due(board: &Board, live: &[bool], last_probe: &mut Instant) -> bool {
+    if !live.contains(&false) || last_probe.elapsed() < Duration::from_secs(2) {
+        return false;
+    }
+    *last_probe = Instant::now();
+    let unreachable = board.trainer.unreachable_tasks();
+    (0..live.len()).any(|r| !live[r] && !unreachable.contains(&worker_name(r)))
 }
 
 fn run_all_reduce(
