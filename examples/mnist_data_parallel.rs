@@ -106,7 +106,10 @@ fn tower(g: &Graph, mlp: bool) -> Result<Tower, sluice::GraphError> {
         let b = g.variable("b", &[10], Initializer::Zeros);
         let logits = matmul(x, w) + b;
         // The seed program's summed cross-entropy, in its numerically stable form.
-        (logits, reduce_sum(softmax_cross_entropy_with_logits(logits, y_)))
+        (
+            logits,
+            reduce_sum(softmax_cross_entropy_with_logits(logits, y_)),
+        )
     };
     let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
     Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
