@@ -3,6 +3,7 @@
 //! what each report means: a fresh gradient, a stale one to drop, an update to apply, a
 //! replica to hold back, a lost task.
 
+use super::replica::{checked_batch, replica_loop, scalar, send, Order, ReplicaPlan, Report};
 use super::strategy::{Phases, UpdateStep};
 use super::trainer::{TrainError, TrainEvent, Trainer};
 use crate::distributed::DistributedSession;
@@ -23,96 +24,6 @@ pub(crate) enum Outcome {
     },
     /// Lost tasks answer again: start a session with all of them.
     Rejoin,
-}
-
-/// Go: compute a gradient from the variables of global step `version` on this batch.
-struct Order {
-    version: u64,
-    batch: Vec<Tensor>,
-}
-
-enum Report {
-    Done {
-        replica: usize,
-        version: u64,
-        loss: f64,
-        /// The global step when the variables were read, and after this replica's update
-        /// (asynchronous only).
-        read: u64,
-        after: Option<u64>,
-        examples: usize,
-        seconds: f64,
-    },
-    Failed {
-        replica: usize,
-        error: SessionError,
-    },
-}
-
-/// What one replica's thread runs.
-struct ReplicaPlan {
-    replica: usize,
-    inputs: Vec<Output>,
-    loss: Output,
-    global_step: Output,
-    compute: Output,
-    /// Synchronous: deliver the buffers; asynchronous: apply them (targets).
-    second: Vec<Output>,
-    /// Asynchronous: the op that advances the global step (its value is the step after).
-    advance: Option<Output>,
-}
-
-fn scalar(t: Option<&Tensor>) -> f64 {
-    t.and_then(Tensor::scalar_f64).unwrap_or(f64::NAN)
-}
-
-fn replica_loop(
-    sess: &DistributedSession,
-    plan: ReplicaPlan,
-    orders: Receiver<Order>,
-    reports: Sender<Report>,
-) {
-    while let Ok(order) = orders.recv() {
-        let started = Instant::now();
-        let examples = order
-            .batch
-            .first()
-            .map_or(0, |t| t.shape().first().copied().unwrap_or(1));
-        let feeds: Vec<(Output, Tensor)> = plan.inputs.iter().copied().zip(order.batch).collect();
-        let result = sess
-            .run_concurrent(&[plan.loss, plan.global_step], &feeds, &[plan.compute])
-            .and_then(|(first, _)| {
-                let after = match plan.advance {
-                    Some(advance) => {
-                        let (v, _) = sess.run_concurrent(&[advance], &[], &plan.second)?;
-                        Some(scalar(v.first()) as u64)
-                    }
-                    None => {
-                        sess.run_concurrent(&[], &[], &plan.second)?;
-                        None
-                    }
-                };
-                Ok((scalar(first.first()), scalar(first.get(1)) as u64, after))
-            });
-        let report = match result {
-            Ok((loss, read, after)) => Report::Done {
-                replica: plan.replica,
-                version: order.version,
-                loss,
-                read,
-                after,
-                examples,
-                seconds: started.elapsed().as_secs_f64(),
-            },
-            Err(error) => Report::Failed {
-                replica: plan.replica,
-                error,
-            },
-        };
-        if reports.send(report).is_err() {
-            break;
-        }
-    }
 }
 
 /// Per-replica figures between reports.
@@ -274,38 +185,6 @@ fn run_parameter_servers(
         drop(orders);
         outcome
     })
-}
-
-/// Gives `replica` its next batch, which must feed each input of its tower.
-fn send(
-    orders: &[Sender<Order>],
-    replica: usize,
-    version: u64,
-    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
-    inputs: usize,
-) -> Result<(), TrainError> {
-    let batch = checked_batch(batches, replica, inputs)?;
-    // A replica whose thread has ended reports nothing more; the coordinator notices.
-    let _ = orders[replica].send(Order { version, batch });
-    Ok(())
-}
-
-fn checked_batch(
-    batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
-    replica: usize,
-    inputs: usize,
-) -> Result<Vec<Tensor>, TrainError> {
-    let batch = batches(replica);
-    if batch.len() != inputs {
-        return Err(TrainError::Batch {
-            replica,
-            message: format!(
-                "{} tensors for the tower's {inputs} inputs (the data may have run out)",
-                batch.len()
-            ),
-        });
-    }
-    Ok(batch)
 }
 
 /// Waits for a report, watching for a stall: after `stall_after` without one, the tasks

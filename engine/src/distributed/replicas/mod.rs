@@ -3,6 +3,7 @@
 //! a ring all-reduce; [`Trainer`] runs them, writes checkpoints and recovers from lost tasks.
 
 mod coordinate;
+mod replica;
 mod ring;
 mod strategy;
 mod trainer;
