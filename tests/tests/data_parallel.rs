@@ -422,6 +422,40 @@ fn a_task_that_never_comes_back_is_named_in_the_stall_report() {
     assert!(message.contains("/job:worker/task:1"), "{message}");
 }
 
+/// Trains to the end, killing worker `victim` (`kill -9`) once step 100 is passed; the
+/// events.
+fn train_killing_at_step_100(
+    trainer: &mut Trainer,
+    cluster: &LocalCluster,
+    victim: usize,
+    digits: &sluice::data::Split,
+) -> Vec<TrainEvent> {
+    let pid = cluster.pid(&TaskName::new("worker", victim)).unwrap();
+    let replicas = trainer.model().towers.len();
+    let mut s = streams(&digits.train, replicas, 100);
+    let mut events = Vec::new();
+    let mut killed = false;
+    trainer
+        .fit(&mut |r| feeds(s[r].next().unwrap()), &mut |e| {
+            if let TrainEvent::Step { step, .. } = e {
+                if *step >= 100 && !killed {
+                    kill_9(pid);
+                    killed = true;
+                }
+            }
+            events.push(e.clone());
+        })
+        .unwrap();
+    events
+}
+
+/// Where the lost worker was skipped (the others went on).
+fn skipped(events: &[TrainEvent]) -> usize {
+    (events.iter())
+        .position(|e| matches!(e, TrainEvent::Lost { message, .. } if message.contains("go on")))
+        .expect("the lost worker was skipped")
+}
+
 #[test]
 fn asynchronous_replicas_go_on_without_a_lost_worker_and_take_it_back() {
     let digits = mnist_digits().unwrap();
@@ -431,24 +465,8 @@ fn asynchronous_replicas_go_on_without_a_lost_worker_and_take_it_back() {
         .unwrap();
     let cluster = cluster(2, 1, true);
     let mut trainer = Trainer::new(model, cluster.spec(), options(800)).unwrap();
-    let victim = cluster.pid(&TaskName::new("worker", 1)).unwrap();
-    let mut s = streams(&digits.train, 2, 100);
-    let mut events = Vec::new();
-    let mut killed = false;
-    trainer
-        .fit(&mut |r| feeds(s[r].next().unwrap()), &mut |e| {
-            if let TrainEvent::Step { step, .. } = e {
-                if *step >= 100 && !killed {
-                    kill_9(victim);
-                    killed = true;
-                }
-            }
-            events.push(e.clone());
-        })
-        .unwrap();
-    let lost = (events.iter())
-        .position(|e| matches!(e, TrainEvent::Lost { message, .. } if message.contains("go on")))
-        .expect("the lost worker was skipped");
+    let events = train_killing_at_step_100(&mut trainer, &cluster, 1, &digits);
+    let lost = skipped(&events);
     let back = (events.iter())
         .position(|e| matches!(e, TrainEvent::Restored { .. }))
         .expect("the restarted worker rejoined");
@@ -485,24 +503,8 @@ fn synchronous_steps_go_on_without_a_lost_backup_worker() {
         .unwrap();
     let cluster = cluster(3, 1, true);
     let mut trainer = Trainer::new(model, cluster.spec(), options(600)).unwrap();
-    let victim = cluster.pid(&TaskName::new("worker", 2)).unwrap();
-    let mut s = streams(&digits.train, 3, 100);
-    let mut events = Vec::new();
-    let mut killed = false;
-    trainer
-        .fit(&mut |r| feeds(s[r].next().unwrap()), &mut |e| {
-            if let TrainEvent::Step { step, .. } = e {
-                if *step >= 100 && !killed {
-                    kill_9(victim);
-                    killed = true;
-                }
-            }
-            events.push(e.clone());
-        })
-        .unwrap();
-    let lost = (events.iter())
-        .position(|e| matches!(e, TrainEvent::Lost { message, .. } if message.contains("go on")))
-        .expect("the lost backup was skipped");
+    let events = train_killing_at_step_100(&mut trainer, &cluster, 2, &digits);
+    let lost = skipped(&events);
     let steps_after = (events[lost..].iter())
         .take_while(|e| !matches!(e, TrainEvent::Restored { .. }))
         .filter(|e| matches!(e, TrainEvent::Step { .. }))

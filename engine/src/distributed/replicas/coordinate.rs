@@ -31,9 +31,17 @@ pub(crate) enum Outcome {
 struct WorkerStats {
     steps: u64,
     examples: usize,
-    busy: f64,
     staleness: u64,
     dropped: u64,
+}
+
+impl WorkerStats {
+    /// One more step of `examples` examples.
+    fn count(&mut self, examples: usize) -> &mut Self {
+        self.steps += 1;
+        self.examples += examples;
+        self
+    }
 }
 
 struct Board<'a> {
@@ -268,13 +276,9 @@ fn sync_loop(
                 version: v,
                 loss,
                 examples,
-                seconds,
                 ..
             } => {
-                let stats = &mut board.stats[replica];
-                stats.steps += 1;
-                stats.examples += examples;
-                stats.busy += seconds;
+                let stats = board.stats[replica].count(examples);
                 if v != version {
                     // Computed from older variables: dropped, and the replica starts over.
                     stats.dropped += 1;
@@ -354,14 +358,10 @@ fn async_loop(
                 read,
                 after,
                 examples,
-                seconds,
                 ..
             } => {
                 let after = after.unwrap_or(read + 1);
-                let stats = &mut board.stats[replica];
-                stats.steps += 1;
-                stats.examples += examples;
-                stats.busy += seconds;
+                let stats = board.stats[replica].count(examples);
                 stats.staleness += after.saturating_sub(read + 1);
                 clock[replica] += 1;
                 board.losses.push(loss);
@@ -461,7 +461,6 @@ fn run_all_reduce(
             );
             feeds.extend(tower.inputs.iter().copied().zip(batch));
         }
-        let started = Instant::now();
         let result = match trainer.session.as_ref() {
             Some(sess) => sess.run_concurrent(&losses, &feeds, &[train]),
             None => return Ok(no_session()),
@@ -473,11 +472,8 @@ fn run_all_reduce(
             }
             Err(error) => return failure(trainer, error),
         };
-        let seconds = started.elapsed().as_secs_f64();
-        for (s, e) in board_stats.iter_mut().zip(&examples) {
-            s.steps += 1;
-            s.examples += e;
-            s.busy += seconds;
+        for (s, &e) in board_stats.iter_mut().zip(&examples) {
+            s.count(e);
         }
         trainer.step += 1;
         let mut board = Board {

@@ -8,7 +8,6 @@ use crate::error::SessionError;
 use crate::graph::Output;
 use crate::tensor::Tensor;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::Instant;
 
 /// Go: compute a gradient from the variables of global step `version` on this batch.
 pub(super) struct Order {
@@ -26,7 +25,6 @@ pub(super) enum Report {
         read: u64,
         after: Option<u64>,
         examples: usize,
-        seconds: f64,
     },
     Failed {
         replica: usize,
@@ -58,7 +56,6 @@ pub(super) fn replica_loop(
     reports: Sender<Report>,
 ) {
     while let Ok(order) = orders.recv() {
-        let started = Instant::now();
         let examples = order
             .batch
             .first()
@@ -87,7 +84,6 @@ pub(super) fn replica_loop(
                 read,
                 after,
                 examples,
-                seconds: started.elapsed().as_secs_f64(),
             },
             Err(error) => Report::Failed {
                 replica: plan.replica,

@@ -334,6 +334,20 @@ impl DataParallel {
     }
 }
 
+/// A non-trainable variable of `var`'s dtype and shape, at zero, named `prefix/VAR`.
+fn zeros_like(graph: &Graph, prefix: &str, var: Output) -> Result<Output, GraphError> {
+    let ts = var.type_shape()?;
+    let shape = ts.shape.to_known().unwrap_or_default();
+    let name = format!("{prefix}/{}", var.name());
+    Ok(graph.variable_with(
+        &name,
+        ts.dtype,
+        &shape,
+        crate::graph::Initializer::Zeros,
+        false,
+    ))
+}
+
 /// A buffer on the worker for each gradient, and the op that fills them all.
 fn buffers(
     graph: &Graph,
@@ -344,15 +358,7 @@ fn buffers(
     let mut bufs = Vec::with_capacity(pairs.len());
     let mut fills = Vec::with_capacity(pairs.len());
     for &(grad, var) in pairs {
-        let ts = var.type_shape()?;
-        let shape = ts.shape.to_known().unwrap_or_default();
-        let buf = graph.variable_with(
-            &format!("grad_buffer/replica_{replica}/{}", var.name()),
-            ts.dtype,
-            &shape,
-            crate::graph::Initializer::Zeros,
-            false,
-        );
+        let buf = zeros_like(graph, &format!("grad_buffer/replica_{replica}"), var)?;
         fills.push(assign(buf, grad)?);
         bufs.push(buf);
     }
@@ -383,15 +389,7 @@ fn sync_phases(
         for (i, (&buf, &(_, var))) in bufs.iter().zip(pairs).enumerate() {
             let device = graph.variable_node(var)?.device;
             let _device = graph.device(&device);
-            let ts = var.type_shape()?;
-            let shape = ts.shape.to_known().unwrap_or_default();
-            let slot = graph.variable_with(
-                &format!("sync/replica_{r}/{}", var.name()),
-                ts.dtype,
-                &shape,
-                crate::graph::Initializer::Zeros,
-                false,
-            );
+            let slot = zeros_like(graph, &format!("sync/replica_{r}"), var)?;
             moves.push(assign(slot, buf)?);
             let weighted = mul(weights[r], slot);
             sums[i] = Some(match sums[i] {
