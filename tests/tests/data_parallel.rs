@@ -301,6 +301,17 @@ fn kill_mid_run(victim: TaskName) -> (Vec<TrainEvent>, Trainer, Duration, LocalC
     (events, trainer, longest_wait, cluster)
 }
 
+/// Nothing waited past the RPC deadline (5 s) by more than the restart itself takes, and
+/// the model trained.
+fn finished_well(longest_wait: Duration, trainer: &mut Trainer) {
+    assert!(
+        longest_wait < Duration::from_secs(5 + 15),
+        "{longest_wait:?}"
+    );
+    let accuracy = test_accuracy(trainer);
+    assert!(accuracy > 0.88, "accuracy {accuracy}");
+}
+
 fn restored(events: &[TrainEvent]) -> (u64, Option<std::path::PathBuf>) {
     assert!(
         events.iter().any(|e| matches!(e, TrainEvent::Lost { .. })),
@@ -322,13 +333,7 @@ fn a_worker_killed_mid_run_loses_nothing_while_the_parameter_server_lives() {
     println!("worker killed at step 230; went on from {step} ({checkpoint:?}); longest wait {longest_wait:?}");
     // The parameter server kept the variables of step 230: they carried over.
     assert_eq!((step, checkpoint), (230, None));
-    // Nothing waited past the RPC deadline by more than the restart itself takes.
-    assert!(
-        longest_wait < Duration::from_secs(5 + 15),
-        "{longest_wait:?}"
-    );
-    let accuracy = test_accuracy(&mut trainer);
-    assert!(accuracy > 0.88, "accuracy {accuracy}");
+    finished_well(longest_wait, &mut trainer);
 }
 
 #[test]
@@ -339,12 +344,7 @@ fn a_parameter_server_killed_mid_run_costs_at_most_one_checkpoint_interval() {
     // The variables were lost with the server: back to the newest checkpoint, step 200.
     assert_eq!(step, 200);
     assert!(checkpoint.is_some_and(|p| p.to_string_lossy().contains("ckpt-000000000200")));
-    assert!(
-        longest_wait < Duration::from_secs(5 + 15),
-        "{longest_wait:?}"
-    );
-    let accuracy = test_accuracy(&mut trainer);
-    assert!(accuracy > 0.88, "accuracy {accuracy}");
+    finished_well(longest_wait, &mut trainer);
 }
 
 #[test]

@@ -196,17 +196,17 @@ fn run_parameter_servers(
 }
 
 /// Waits for a report, watching for a stall: after `stall_after` without one, the tasks
-/// that do not answer are lost.
+/// that do not answer are lost. With every replica's thread gone, the run is finished.
 fn next_report(
     board: &mut Board,
     reports: &Receiver<Report>,
     last_progress: Instant,
     on_event: &mut dyn FnMut(&TrainEvent),
-) -> Result<Option<Report>, Outcome> {
+) -> Result<Report, Outcome> {
     loop {
         match reports.recv_timeout(Duration::from_millis(200)) {
-            Ok(report) => return Ok(Some(report)),
-            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Ok(report) => return Ok(report),
+            Err(RecvTimeoutError::Disconnected) => return Err(Outcome::Finished),
             Err(RecvTimeoutError::Timeout) => {
                 let waited = last_progress.elapsed();
                 if waited >= board.trainer.options.stall_after {
@@ -260,8 +260,7 @@ fn sync_loop(
             return Ok(Outcome::Rejoin);
         }
         let report = match next_report(board, reports, last_progress, on_event) {
-            Ok(Some(report)) => report,
-            Ok(None) => return Ok(Outcome::Finished),
+            Ok(report) => report,
             Err(outcome) => return Ok(outcome),
         };
         match report {
@@ -342,8 +341,7 @@ fn async_loop(
     let mut last_probe = Instant::now();
     loop {
         let report = match next_report(board, reports, last_progress, on_event) {
-            Ok(Some(report)) => report,
-            Ok(None) => return Ok(Outcome::Finished),
+            Ok(report) => report,
             Err(outcome) => return Ok(outcome),
         };
         match report {

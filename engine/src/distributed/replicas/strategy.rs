@@ -251,18 +251,9 @@ impl DataParallel {
         for r in 0..self.workers {
             let _device = graph.device(&worker_device(r));
             let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
-            let before = graph.variables().len();
             let tower = if shared && r > 0 {
-                let _reuse = graph.reuse_variables(&copies[0]);
-                let tower = model(graph)?;
-                let problems = graph.take_reuse();
-                if !problems.is_empty() {
-                    return Err(invalid(format!(
-                        "replica {r} does not build the variables of replica 0: {}",
-                        problems.join("; ")
-                    )));
-                }
-                tower
+                let what = format!("replica {r} does not build the variables of replica 0");
+                reusing(graph, &copies[0], &what, || model(graph))?
             } else {
                 let _shard = shared.then(|| {
                     let devices = (0..self.ps).map(ps_device).collect();
@@ -271,8 +262,8 @@ impl DataParallel {
                         Sharding::RoundRobin => VariableSharder::round_robin(devices),
                     })
                 });
-                let tower = model(graph)?;
-                copies.push(graph.variables()[before..].to_vec());
+                let (tower, made) = with_new_variables(graph, || model(graph))?;
+                copies.push(made);
                 tower
             };
             towers.push(tower);
@@ -332,6 +323,33 @@ impl DataParallel {
             phases,
         })
     }
+}
+
+/// What `build` returns, with the variables it made (in creation order).
+fn with_new_variables<T>(
+    graph: &Graph,
+    build: impl FnOnce() -> Result<T, GraphError>,
+) -> Result<(T, Vec<Output>), GraphError> {
+    let before = graph.variables().len();
+    let built = build()?;
+    Ok((built, graph.variables()[before..].to_vec()))
+}
+
+/// What `build` returns, its variables handed out from `vars` in order; `what` heads the
+/// error when it asks for others.
+fn reusing<T>(
+    graph: &Graph,
+    vars: &[Output],
+    what: &str,
+    build: impl FnOnce() -> Result<T, GraphError>,
+) -> Result<T, GraphError> {
+    let _reuse = graph.reuse_variables(vars);
+    let built = build()?;
+    let problems = graph.take_reuse();
+    if !problems.is_empty() {
+        return Err(invalid(format!("{what}: {}", problems.join("; "))));
+    }
+    Ok(built)
 }
 
 /// A non-trainable variable of `var`'s dtype and shape, at zero, named `prefix/VAR`.
@@ -400,9 +418,8 @@ fn sync_phases(
         deliver.push(moves);
     }
     let pairs: Vec<(Output, Output)> = sums.into_iter().flatten().zip(vars).collect();
-    let before = graph.variables().len();
-    let updates = optimizer.apply_updates(&pairs, global_step)?;
-    let slots = graph.variables()[before..].to_vec();
+    let (updates, slots) =
+        with_new_variables(graph, || optimizer.apply_updates(&pairs, global_step))?;
     let apply = update_step(graph, updates, global_step)?;
     let phases = Phases::Synchronous {
         compute,
@@ -429,20 +446,14 @@ fn async_phases(
             .into_iter()
             .zip(pairs.iter().map(|&(_, v)| v))
             .collect();
-        let before = graph.variables().len();
+        let update = || optimizer.apply_updates(&pairs, global_step);
         // Every replica's update shares the first one's optimizer slots (momentum, ...).
         let updates = if r == 0 {
-            let updates = optimizer.apply_updates(&pairs, global_step)?;
-            first_slots = graph.variables()[before..].to_vec();
+            let (updates, slots) = with_new_variables(graph, update)?;
+            first_slots = slots;
             updates
         } else {
-            let _reuse = graph.reuse_variables(&first_slots);
-            let updates = optimizer.apply_updates(&pairs, global_step)?;
-            let problems = graph.take_reuse();
-            if !problems.is_empty() {
-                return Err(invalid(problems.join("; ")));
-            }
-            updates
+            reusing(graph, &first_slots, "the optimizer's slots differ", update)?
         };
         apply.push(update_step(graph, updates, global_step)?);
     }
@@ -491,9 +502,10 @@ fn all_reduce_phases(
             averaged.push((reshape(piece, &shape), var));
             offset += size;
         }
-        let before = graph.variables().len();
-        updates.extend(optimizer.apply_updates(&averaged, global_step)?);
-        copies[r].extend_from_slice(&graph.variables()[before..]);
+        let (made, slots) =
+            with_new_variables(graph, || optimizer.apply_updates(&averaged, global_step))?;
+        updates.extend(made);
+        copies[r].extend(slots);
     }
     let train = {
         let _device = graph.device(&devices[0]);
