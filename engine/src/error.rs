@@ -110,7 +110,9 @@ pub enum SessionError {
     /// A fit's data set could not be named or read.
     #[error("data set '{dataset}': {message}")]
     Data { dataset: String, message: String },
-    #[error("cancelled: the step was stopped before it changed any variable (reset the session's cancel token to run again)")]
+    /// Work was cancelled. A step stops before it changes any variable, so a fit (or loop)
+    /// keeps what its earlier steps trained.
+    #[error("cancelled: the step in flight was stopped before it changed any variable; what earlier steps trained stays (reset the session's cancel token to run again)")]
     Cancelled,
     /// A remote session could not reach its engine, or the engine refused the request.
     #[error(transparent)]

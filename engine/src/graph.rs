@@ -9,11 +9,13 @@ mod def;
 mod handle;
 mod import;
 mod shape;
+mod summary;
 mod variables;
 
 pub use def::{AttrValue, GraphDef, NodeDef};
 pub use handle::Output;
 pub use shape::{Shape, TypeShape};
+pub use summary::{thousands, GraphSummary, SummaryRow, TRAINING_SCOPES};
 pub use variables::{Initializer, VariableReuse, VariableSharder};
 
 use crate::error::GraphError;

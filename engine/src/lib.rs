@@ -32,7 +32,7 @@ pub use error::{GraphError, RemoteError, SessionError};
 #[cfg(feature = "engine")]
 pub use executor::CancelToken;
 pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat, MetricPoint};
-pub use graph::{AttrValue, Graph, GraphDef, Initializer, NodeDef, Output};
+pub use graph::{AttrValue, Graph, GraphDef, GraphSummary, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
 pub use runner::{connect_or_local, NodeTiming, Runner};

@@ -1,10 +1,10 @@
 //! Control requests: interrupt (cancel the running cell's engine work; stop its process if
 //! it does not end in time), shutdown, kernel_info.
 
-use crate::engine_link::EngineLink;
-use crate::executor::Shared;
+use crate::cell_thread::Shared;
 use crate::transport::Outbox;
 use jupyter_protocol::{InterruptReply, JupyterMessage, JupyterMessageContent, ShutdownReply};
+use sluice_frontend::engine_link::EngineLink;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl ControlHandler {
                     Some(&message),
                 ));
             }
-            other => eprintln!("sluice-kernel: control: unhandled {}", other.message_type()),
+            other => tracing::warn!("control: unhandled {}", other.message_type()),
         }
     }
 
@@ -63,7 +63,7 @@ impl ControlHandler {
         });
         let failures = failures.await.unwrap_or_default();
         for f in failures {
-            eprintln!("sluice-kernel: interrupt: cannot cancel {f}");
+            tracing::warn!("interrupt: cannot cancel {f}");
         }
         let shared = self.shared.clone();
         tokio::spawn(async move {

@@ -1,9 +1,10 @@
-//! The kernel's errors.
+//! The Jupyter kernel's own errors (the protocol, its files and the kernelspec); what cells
+//! and the engine report comes from `sluice_frontend`.
 
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum KernelError {
+pub enum JupyterError {
     #[error("connection file {path}: {source}")]
     ConnectionFile {
         path: String,
@@ -20,22 +21,12 @@ pub enum KernelError {
     SignatureScheme(String),
     #[error("jupyter transport: {0}")]
     Transport(#[from] jupyter_zmq_client::RuntimeError),
-    #[error("evcxr: {0}")]
-    Evcxr(String),
-    #[error("engine: {0}")]
-    Engine(String),
+    #[error("kernelspec in {path}: {message}")]
+    Install { path: String, message: String },
+    #[error(transparent)]
+    Frontend(#[from] sluice_frontend::FrontendError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("kernelspec: {0}")]
-    Install(String),
-    #[error("drawing: {0}")]
-    Draw(#[from] sluice_visualizer::VisualizerError),
 }
 
-impl From<evcxr::Error> for KernelError {
-    fn from(e: evcxr::Error) -> Self {
-        KernelError::Evcxr(e.to_string())
-    }
-}
-
-pub type Result<T> = std::result::Result<T, KernelError>;
+pub type Result<T> = std::result::Result<T, JupyterError>;

@@ -1,46 +1,177 @@
-//! The cells run this session, for history_request.
+//! The cells run in this and earlier sessions, for history_request, as ipykernel keeps them:
+//! a search finds yesterday's cells. They are kept in a JSON-lines file (one cell per line:
+//! session, line number, input, text output), appended as cells run; each kernel takes the
+//! next session number under a lock, so kernels running at once never share one.
 
 use jupyter_protocol::{HistoryEntry, HistoryRequest};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 
-/// Inputs (and text outputs) of the cells that asked to be stored, in order.
-#[derive(Default)]
+/// Environment variable naming the history file.
+pub const HISTORY_ENV: &str = "SLUICE_KERNEL_HISTORY";
+/// Entries kept in memory (and in the file when it is compacted).
+const KEPT: usize = 10_000;
+/// Text output kept per entry.
+const OUTPUT_LIMIT: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    session: usize,
+    line: usize,
+    input: String,
+    #[serde(default)]
+    output: String,
+}
+
+/// The history: earlier sessions' cells and this session's.
 pub struct History {
-    entries: Vec<(usize, String, String)>,
+    entries: Vec<Entry>,
+    session: usize,
+    file: Option<PathBuf>,
 }
 
 impl History {
-    pub fn record(&mut self, execution_count: usize, input: &str, output: &str) {
-        self.entries
-            .push((execution_count, input.to_string(), output.to_string()));
+    /// Loads the history file (`SLUICE_KERNEL_HISTORY`, else `sluice/kernel-history.jsonl`
+    /// in the user's data folder) and takes the next session number. A file that cannot be
+    /// read gives a history of this session only (said in the log).
+    pub fn open_default() -> History {
+        History::open(default_path())
     }
 
-    /// Answers a request: `tail`, `range` and `search` (glob with `*` and `?`).
+    pub fn open(path: Option<PathBuf>) -> History {
+        let Some(path) = path else {
+            return History::in_memory();
+        };
+        match History::load(&path) {
+            Ok(history) => history,
+            Err(e) => {
+                tracing::warn!(
+                    "history {}: {e}; keeping this session's only",
+                    path.display()
+                );
+                History::in_memory()
+            }
+        }
+    }
+
+    /// A history of this session only, kept nowhere.
+    pub fn in_memory() -> History {
+        History {
+            entries: Vec::new(),
+            session: 1,
+            file: None,
+        }
+    }
+
+    fn load(path: &Path) -> std::io::Result<History> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        // The session number is taken under the lock: two kernels starting together get two.
+        file.lock()?;
+        let mut entries: Vec<Entry> = BufReader::new(&file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect();
+        let session = entries.iter().map(|e| e.session).max().unwrap_or(0) + 1;
+        // A session with no cells still counts: its start is a line of its own.
+        let start = Entry {
+            session,
+            line: 0,
+            input: String::new(),
+            output: String::new(),
+        };
+        append(&file, &start)?;
+        if entries.len() > 2 * KEPT {
+            entries.drain(..entries.len() - KEPT);
+            compact(path, &entries, &start)?;
+        }
+        file.unlock()?;
+        entries.retain(|e| e.line > 0);
+        if entries.len() > KEPT {
+            entries.drain(..entries.len() - KEPT);
+        }
+        Ok(History {
+            entries,
+            session,
+            file: Some(path.to_path_buf()),
+        })
+    }
+
+    /// This kernel's session number.
+    pub fn session(&self) -> usize {
+        self.session
+    }
+
+    /// Records a cell (and its text output) of this session.
+    pub fn record(&mut self, line: usize, input: &str, output: &str) {
+        let mut output = output.to_string();
+        if output.len() > OUTPUT_LIMIT {
+            let mut cut = OUTPUT_LIMIT;
+            while !output.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            output.truncate(cut);
+        }
+        let entry = Entry {
+            session: self.session,
+            line,
+            input: input.to_string(),
+            output,
+        };
+        if let Some(path) = &self.file {
+            let written = OpenOptions::new().append(true).open(path).and_then(|f| {
+                f.lock()?;
+                append(&f, &entry)
+            });
+            if let Err(e) = written {
+                tracing::warn!("cannot add to the history {}: {e}", path.display());
+            }
+        }
+        self.entries.push(entry);
+        if self.entries.len() > KEPT {
+            self.entries.remove(0);
+        }
+    }
+
+    /// Answers a request: `tail`, `range` (session 0 is this one, negative ones count back,
+    /// positive ones are absolute) and `search` (glob with `*` and `?`), across sessions.
     pub fn query(&self, request: &HistoryRequest) -> Vec<HistoryEntry> {
-        let (picked, output): (Vec<&(usize, String, String)>, bool) = match request {
+        let (picked, output): (Vec<&Entry>, bool) = match request {
             HistoryRequest::Tail { n, output, .. } => {
                 let n = usize::try_from(*n).unwrap_or(0);
                 let skip = self.entries.len().saturating_sub(n);
                 (self.entries.iter().skip(skip).collect(), *output)
             }
-            // Earlier sessions' history is not kept.
             HistoryRequest::Range {
-                session: Some(session),
-                output,
-                ..
-            } if *session < 0 => (Vec::new(), *output),
-            HistoryRequest::Range {
+                session,
                 start,
                 stop,
                 output,
                 ..
             } => {
+                let session = match session.unwrap_or(0) {
+                    0 => Some(self.session),
+                    back if back < 0 => self.session.checked_sub(back.unsigned_abs() as usize),
+                    absolute => usize::try_from(absolute).ok(),
+                };
                 let start = usize::try_from(*start).unwrap_or(0);
-                let stop = usize::try_from(*stop).unwrap_or(usize::MAX);
-                let stop = if stop == 0 { usize::MAX } else { stop };
+                let stop = match usize::try_from(*stop).unwrap_or(0) {
+                    0 => usize::MAX,
+                    stop => stop,
+                };
                 let picked = self
                     .entries
                     .iter()
-                    .filter(|(count, _, _)| *count >= start && *count < stop)
+                    .filter(|e| Some(e.session) == session && e.line >= start && e.line < stop)
                     .collect();
                 (picked, *output)
             }
@@ -51,14 +182,17 @@ impl History {
                 n,
                 ..
             } => {
-                let mut picked: Vec<_> = self
+                let mut picked: Vec<&Entry> = self
                     .entries
                     .iter()
-                    .filter(|(_, input, _)| glob_match(pattern, input))
+                    .filter(|e| glob_match(pattern, &e.input))
                     .collect();
                 if *unique {
+                    // The newest of each input stays.
                     let mut seen = std::collections::HashSet::new();
-                    picked.retain(|(_, input, _)| seen.insert(input.clone()));
+                    picked.reverse();
+                    picked.retain(|e| seen.insert(e.input.clone()));
+                    picked.reverse();
                 }
                 let n = usize::try_from(*n).unwrap_or(0);
                 if n > 0 {
@@ -70,15 +204,50 @@ impl History {
         };
         picked
             .into_iter()
-            .map(|(count, input, out)| {
+            .map(|e| {
                 if output {
-                    HistoryEntry::InputOutput(0, *count, (input.clone(), out.clone()))
+                    HistoryEntry::InputOutput(
+                        e.session,
+                        e.line,
+                        (e.input.clone(), e.output.clone()),
+                    )
                 } else {
-                    HistoryEntry::Input(0, *count, input.clone())
+                    HistoryEntry::Input(e.session, e.line, e.input.clone())
                 }
             })
             .collect()
     }
+}
+
+fn append(mut file: &File, entry: &Entry) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+    line.push('\n');
+    // One write: lines of kernels appending at once do not interleave.
+    file.write_all(line.as_bytes())
+}
+
+/// Rewrites the file with the entries kept (through a temporary file and a rename).
+fn compact(path: &Path, entries: &[Entry], start: &Entry) -> std::io::Result<()> {
+    let staging = path.with_extension("jsonl.compacting");
+    let file = File::create(&staging)?;
+    for entry in entries.iter().chain([start]) {
+        append(&file, entry)?;
+    }
+    file.sync_all()?;
+    std::fs::rename(&staging, path)
+}
+
+/// `$SLUICE_KERNEL_HISTORY`, else `$XDG_DATA_HOME/sluice/kernel-history.jsonl`, else under
+/// `~/.local/share`.
+fn default_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(HISTORY_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(data.join("sluice").join("kernel-history.jsonl"))
 }
 
 /// Glob matching with `*` (any run) and `?` (any one character).
@@ -110,9 +279,19 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn search(pattern: &str) -> HistoryRequest {
+        HistoryRequest::Search {
+            pattern: pattern.into(),
+            unique: false,
+            output: true,
+            raw: true,
+            n: 0,
+        }
+    }
+
     #[test]
     fn tail_and_search() {
-        let mut h = History::default();
+        let mut h = History::in_memory();
         h.record(1, "let a = 1;", "");
         h.record(2, "a + 1", "2");
         let tail = h.query(&HistoryRequest::Tail {
@@ -120,15 +299,34 @@ mod tests {
             output: false,
             raw: true,
         });
-        assert!(matches!(&tail[..], [HistoryEntry::Input(0, 2, s)] if s == "a + 1"));
-        let found = h.query(&HistoryRequest::Search {
-            pattern: "let*".into(),
-            unique: true,
-            output: true,
-            raw: true,
-            n: 10,
-        });
-        assert_eq!(found.len(), 1);
+        assert!(matches!(&tail[..], [HistoryEntry::Input(1, 2, s)] if s == "a + 1"));
+        assert_eq!(h.query(&search("let*")).len(), 1);
         assert!(glob_match("a?+*", "a + 1"));
+    }
+
+    #[test]
+    fn a_new_kernel_finds_yesterdays_cells() {
+        let path = std::env::temp_dir()
+            .join(format!("sluice-history-{}", std::process::id()))
+            .join("history.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut first = History::open(Some(path.clone()));
+        first.record(1, "let yesterday = 42;", "");
+        let second = History::open(Some(path.clone()));
+        assert_eq!(second.session(), first.session() + 1);
+        let found = second.query(&search("*yesterday*"));
+        assert!(
+            matches!(&found[..], [HistoryEntry::InputOutput(s, 1, _)] if *s == first.session()),
+            "{found:?}"
+        );
+        let previous = second.query(&HistoryRequest::Range {
+            session: Some(-1),
+            start: 0,
+            stop: 0,
+            output: false,
+            raw: true,
+        });
+        assert_eq!(previous.len(), 1);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
     }
 }

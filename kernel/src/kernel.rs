@@ -1,75 +1,64 @@
-//! A running kernel: reads the connection file, starts the engine link, the cell thread and
-//! the sockets, and serves until a shutdown request.
+//! A running kernel: reads the connection file, prepares where cells build, starts the
+//! engine link, the cell thread and the sockets, and serves until a shutdown request.
 
+use crate::cell_thread::{self, Shared};
 use crate::control::ControlHandler;
-use crate::engine_link::EngineLink;
-use crate::error::{KernelError, Result};
-use crate::evaluator::Setup;
-use crate::executor::{self, Shared};
-use crate::shared_linking;
+use crate::error::{JupyterError, Result};
+use crate::history::History;
 use crate::shell::ShellHandler;
 use crate::transport::{self, next_request};
-use crate::workdir::WorkDir;
 use jupyter_protocol::ConnectionInfo;
+use sluice_frontend::build_dir::BuildDir;
+use sluice_frontend::engine_link::EngineLink;
+use sluice_frontend::evaluator::Setup;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Reads a Jupyter connection file.
 pub fn read_connection_file(path: &Path) -> Result<ConnectionInfo> {
-    let text = std::fs::read_to_string(path).map_err(|source| KernelError::ConnectionFile {
+    let text = std::fs::read_to_string(path).map_err(|source| JupyterError::ConnectionFile {
         path: path.display().to_string(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| KernelError::ConnectionJson {
+    serde_json::from_str(&text).map_err(|source| JupyterError::ConnectionJson {
         path: path.display().to_string(),
         source,
     })
 }
 
-/// Claims a build folder, points evcxr at it, and prepares shared linking (evcxr's settings
-/// and the standard library's metadata for the rustc wrapper; see [`shared_linking`]). The
-/// kernel and the REPL build in the same folders. Call before any thread starts: it sets
-/// environment variables.
-pub fn claim_build_dir() -> Result<WorkDir> {
-    crate::workdir::default_to_shared_cache();
-    let dir = WorkDir::acquire()?;
-    std::env::set_var("EVCXR_TMPDIR", dir.path());
-    let root = crate::workdir::cache_root();
-    shared_linking::prepare(&root.join("evcxr-config-shared"), &root.join("std-meta"))?;
-    Ok(dir)
-}
-
 /// Runs the kernel described by `connection_file` until it is asked to shut down.
-pub fn run(connection_file: &Path) -> Result<()> {
+pub fn run(connection_file: &Path, engine: Option<&str>) -> Result<()> {
     let info = read_connection_file(connection_file)?;
-    let build_dir = claim_build_dir()?;
+    // Before any thread starts: this sets environment variables.
+    let (sources, build_dir) = BuildDir::prepare()?;
+    let build_dir = Arc::new(build_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("sluice-kernel")
         .build()?;
-    let engine = Arc::new(EngineLink::start()?);
-    let setup = Setup {
-        engine_addr: engine.addr().to_string(),
-        engine_dir: crate::prelude::engine_source_dir(),
-        build_dir: build_dir.path().to_path_buf(),
-    };
+    let engine = Arc::new(EngineLink::start(engine)?);
+    let setup = Setup::new(engine.addr(), sources, &build_dir)?;
+    let history = History::open_default();
+    let template = build_dir.clone();
     runtime.block_on(async move {
         let session_id = format!("sluice-kernel-{}", std::process::id());
         let (outbox, mut inbound) = transport::bind(&info, &session_id).await?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new(history));
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
-        let (live_tx, live_rx) = crossbeam_channel::unbounded();
-        if !engine.watch(live_tx) {
-            eprintln!("sluice-kernel: the engine offers no event stream: no live curves");
-        }
-        executor::spawn(
+        // A warm build folder is copied for the next frontend that finds none free.
+        let ready = Box::new(move |ok: bool| {
+            if ok {
+                template.keep_as_template();
+            }
+        });
+        cell_thread::spawn(
             setup,
             outbox.clone(),
             engine.clone(),
             shared.clone(),
             jobs_rx,
-            live_rx,
+            ready,
         )?;
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let shell = ShellHandler {
@@ -107,7 +96,7 @@ pub fn run(connection_file: &Path) -> Result<()> {
         }
         // Let the shutdown reply leave before the sockets close.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        Ok::<(), KernelError>(())
+        Ok::<(), JupyterError>(())
     })?;
     drop(build_dir);
     // evcxr's child and the engine's threads end with the process.

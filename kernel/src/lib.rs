@@ -1,31 +1,25 @@
 //! The Sluice Jupyter kernel: Rust cells run through evcxr against a persistent engine.
 //!
-//! The transport (ZeroMQ sockets, HMAC signatures, iopub with JEP 65's welcome) lives in
-//! [`transport`]; shell and control requests in [`shell`] and [`control`]; cells run on one
-//! thread that owns evcxr ([`executor`]), and every output of a cell goes to iopub through one
-//! ordered [`pump`]. Engine events become live loss curves ([`live`]); graphs become pictures
-//! ([`graph_view`]).
+//! What it shares with the terminal REPL (evcxr with the Sluice prelude, the engine link,
+//! cell outputs, completions) is `sluice_frontend`; this crate is the Jupyter side. The
+//! transport (ZeroMQ sockets, HMAC signatures, iopub with JEP 65's welcome) lives in
+//! [`transport`] and [`wire`]; shell and control requests in [`shell`] and [`control`];
+//! cells run on one thread ([`cell_thread`]) and every output of a cell goes to iopub through
+//! one ordered sink ([`iopub_sink`]), live curves included ([`live_displays`]). The
+//! history survives the kernel ([`history`]); [`install`] writes the kernelspec.
 
-pub mod child_protocol;
+pub mod cell_thread;
 pub mod control;
-pub mod engine_events;
-pub mod engine_link;
 pub mod error;
-pub mod evaluator;
-pub mod executor;
-pub mod graph_view;
 pub mod history;
 pub mod install;
-pub mod is_complete;
+pub mod iopub_sink;
 pub mod kernel;
-pub mod live;
+pub mod live_displays;
 pub mod outputs;
-pub mod prelude;
-pub mod pump;
-pub mod shared_linking;
+pub mod prewarm;
 pub mod shell;
 pub mod transport;
 pub mod wire;
-pub mod workdir;
 
-pub use error::KernelError;
+pub use error::JupyterError;

@@ -2,89 +2,99 @@
 //!
 //! ```text
 //! sluice-kernel install [--user | --sys-prefix | --prefix P] [--no-prewarm]
-//! sluice-kernel --connection-file F
+//! sluice-kernel --connection-file F     (how Jupyter starts it)
 //! ```
 
-use anyhow::{bail, Context, Result};
-use sluice_kernel::engine_link::EngineLink;
-use sluice_kernel::evaluator::{Evaluator, Setup};
-use sluice_kernel::install::{write_kernelspec, InstallArgs};
-use sluice_kernel::kernel;
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use sluice_kernel::install::{write_kernelspec, Target};
+use sluice_kernel::{kernel, prewarm};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage:
-  sluice-kernel install [--user | --sys-prefix | --prefix P] [--no-prewarm]
-      writes the `sluice` kernelspec (default --user) and builds what the first cell needs
-  sluice-kernel --connection-file F
-      runs the kernel (Jupyter starts it this way)";
+/// The Jupyter kernel for Sluice: Rust cells run through evcxr against a persistent engine.
+///
+/// Jupyter starts it with a connection file; `sluice-kernel install` registers it with
+/// Jupyter first. Set RUST_LOG (e.g. RUST_LOG=debug) to see what it does.
+#[derive(Parser)]
+#[command(name = "sluice-kernel", version, about, long_about)]
+struct Cli {
+    /// The connection file Jupyter writes (ports and key).
+    #[arg(short = 'f', long, value_name = "FILE")]
+    connection_file: Option<PathBuf>,
+    /// A standalone engine to run cells against (`sluice-engine serve`), instead of one
+    /// embedded in the kernel; SLUICE_ENGINE=HOST:PORT does the same.
+    #[arg(long, value_name = "HOST:PORT")]
+    engine: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes the `sluice` kernelspec (with its logos) and builds what cells compile
+    /// against, so that the first notebook starts in seconds.
+    Install(InstallArgs),
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Only the kernelspec: the first cell builds what cells need (minutes).
+    #[arg(long)]
+    no_prewarm: bool,
+}
+
+/// Where the kernelspec goes (one of them).
+#[derive(Args)]
+#[group(multiple = false)]
+struct TargetArgs {
+    /// For this user (Jupyter's user data folder; the default).
+    #[arg(long)]
+    user: bool,
+    /// Into the active Python environment (a virtualenv's or conda's prefix).
+    #[arg(long)]
+    sys_prefix: bool,
+    /// Under PREFIX/share/jupyter.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<PathBuf>,
+}
 
 fn main() -> Result<()> {
-    // evcxr runs its child process and its rustc wrapper as this same binary.
-    sluice_kernel::shared_linking::patch_rustc_wrapper();
-    evcxr::runtime_hook();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("install") => install(&args[1..]),
-        Some("--connection-file") | Some("-f") => {
-            let file = args.get(1).context("--connection-file needs a file")?;
-            kernel::run(&PathBuf::from(file))?;
+    // evcxr runs its cell process and its rustc wrapper as this same binary.
+    sluice_frontend::child::take_child_roles();
+    let cli = Cli::parse();
+    match (cli.command, cli.connection_file) {
+        (Some(Command::Install(args)), _) => install(&args),
+        (None, Some(file)) => {
+            kernel::run(&file, cli.engine.as_deref())
+                .with_context(|| format!("running the kernel for {}", file.display()))?;
             Ok(())
         }
-        Some(arg) if arg.starts_with("--connection-file=") => {
-            kernel::run(&PathBuf::from(&arg["--connection-file=".len()..]))?;
-            Ok(())
-        }
-        Some("--version") => {
-            println!("sluice-kernel {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => bail!("unknown argument {other}\n{USAGE}"),
+        (None, None) => Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "nothing to do: Jupyter starts the kernel with --connection-file FILE; \
+                 `sluice-kernel install` registers it with Jupyter",
+            )
+            .exit(),
     }
 }
 
-fn install(args: &[String]) -> Result<()> {
-    let parsed = InstallArgs::parse(args)?;
-    let dir = write_kernelspec(&parsed.target)?;
-    println!("installed kernelspec sluice in {}", dir.display());
-    if parsed.prewarm {
-        prewarm()?;
-    }
-    Ok(())
-}
-
-/// Builds the engine's client code and a first cell in the build folder the next kernel
-/// will use, so the first notebook starts quickly.
-fn prewarm() -> Result<()> {
-    let build_dir = kernel::claim_build_dir()?;
-    println!(
-        "building what cells need in {} (the first time takes minutes)",
-        build_dir.path().display()
-    );
-    let engine = EngineLink::start()?;
-    let setup = Setup {
-        engine_addr: engine.addr().to_string(),
-        engine_dir: sluice_kernel::prelude::engine_source_dir(),
-        build_dir: build_dir.path().to_path_buf(),
+fn install(args: &InstallArgs) -> Result<()> {
+    let chosen = &args.target;
+    let target = match (&chosen.prefix, chosen.sys_prefix, chosen.user) {
+        (Some(prefix), _, _) => Target::Prefix(prefix.clone()),
+        (None, true, _) => Target::SysPrefix,
+        // --user, or nothing said.
+        (None, false, _) => Target::User,
     };
-    let started = std::time::Instant::now();
-    let (mut evaluator, outputs) = Evaluator::start(&setup)?;
-    // evcxr waits until what the cells print has been read.
-    std::thread::spawn(move || while outputs.stdout.recv().is_ok() {});
-    std::thread::spawn(move || {
-        while let Ok(line) = outputs.stderr.recv() {
-            eprintln!("{line}");
-        }
-    });
-    evaluator
-        .prelude()
-        .map_err(|e| anyhow::anyhow!("the prelude failed: {e}"))?;
-    evaluator
-        .execute("let sluice_prewarm = 1;", &|_, _| String::new())
-        .map_err(|e| anyhow::anyhow!("a first cell failed: {e}"))?;
-    println!("ready in {:.1} s", started.elapsed().as_secs_f64());
+    let dir = write_kernelspec(&target)?;
+    println!("installed kernelspec sluice in {}", dir.display());
+    if !args.no_prewarm {
+        let seconds = prewarm::prewarm().context("building what cells need")?;
+        println!("ready: cells build in seconds from now on (this build took {seconds:.1} s)");
+    }
     Ok(())
 }

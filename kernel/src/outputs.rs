@@ -1,14 +1,15 @@
-//! What a cell's results look like on the wire: evcxr's outputs by MIME type as Jupyter
-//! media, evcxr's and the cell's errors as `error` content.
+//! What a cell's outputs look like on the wire: rich output forms as Jupyter media, failed
+//! cells as `error` content.
 
 use jupyter_protocol::{ErrorOutput, Media, MediaType};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use sluice_frontend::cell::Failure;
 
-/// Media from evcxr's `content_by_mime_type` (JSON types parsed, others as text).
-pub fn media(content_by_mime_type: &HashMap<String, String>) -> Media {
+/// Media from (MIME type, content) forms: JSON types parsed, others as text; a plain-text
+/// form added when there is none, for clients that show nothing else.
+pub fn media(forms: &[(String, String)]) -> Media {
     let mut map = Map::new();
-    for (mime, content) in content_by_mime_type {
+    for (mime, content) in forms {
         let value = if mime.ends_with("json") {
             serde_json::from_str(content).unwrap_or_else(|_| Value::String(content.clone()))
         } else {
@@ -17,17 +18,17 @@ pub fn media(content_by_mime_type: &HashMap<String, String>) -> Media {
         map.insert(mime.clone(), value);
     }
     if !map.contains_key("text/plain") {
-        // Every bundle should carry a plain-text form for clients that show nothing else.
-        let plain = content_by_mime_type
-            .get("text/html")
-            .map(|_| "<HTML output>".to_string())
-            .unwrap_or_default();
-        map.insert("text/plain".into(), Value::String(plain));
+        let kinds: Vec<&str> = forms.iter().map(|(m, _)| m.as_str()).collect();
+        map.insert(
+            "text/plain".into(),
+            Value::String(format!("<{}>", kinds.join(", "))),
+        );
     }
     serde_json::from_value::<Media>(Value::Object(map)).unwrap_or_else(|_| {
-        let plain = content_by_mime_type
-            .get("text/plain")
-            .cloned()
+        let plain = forms
+            .iter()
+            .find(|(m, _)| m == "text/plain")
+            .map(|(_, c)| c.clone())
             .unwrap_or_default();
         Media::new(vec![MediaType::Plain(plain)])
     })
@@ -45,72 +46,12 @@ pub fn plain_text(media: &Media) -> String {
         .unwrap_or_default()
 }
 
-/// One `error` message for what evcxr reported.
-pub fn evcxr_error(error: &evcxr::Error) -> ErrorOutput {
-    match error {
-        evcxr::Error::CompilationErrors(errors) => {
-            let mut traceback = Vec::new();
-            for e in errors {
-                traceback.extend(compilation_error_lines(e));
-            }
-            let evalue = errors
-                .iter()
-                .map(|e| e.message())
-                .collect::<Vec<_>>()
-                .join("\n");
-            ErrorOutput {
-                ename: "CompilationError".into(),
-                evalue,
-                traceback,
-            }
-        }
-        evcxr::Error::SubprocessTerminated(message) => ErrorOutput {
-            ename: "ChildRestarted".into(),
-            evalue: message.clone(),
-            traceback: vec![message.clone()],
-        },
-        other => {
-            let text = other.to_string();
-            ErrorOutput {
-                ename: "Error".into(),
-                evalue: text.clone(),
-                traceback: text.lines().map(str::to_string).collect(),
-            }
-        }
-    }
-}
-
-fn compilation_error_lines(error: &evcxr::CompilationError) -> Vec<String> {
-    let mut lines = Vec::new();
-    let code = error.code().map(|c| format!("[{c}]")).unwrap_or_default();
-    lines.push(format!(
-        "\x1b[31m{}{}\x1b[0m: {}",
-        error.level(),
-        code,
-        error.message()
-    ));
-    for spanned in error.spanned_messages() {
-        lines.extend(spanned.lines.iter().cloned());
-        if let Some(span) = &spanned.span {
-            let pad = " ".repeat(span.start_column.saturating_sub(1));
-            let carets = "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
-            lines.push(format!("{pad}\x1b[31m{carets}\x1b[0m {}", spanned.label));
-        } else if !spanned.label.is_empty() {
-            lines.push(spanned.label.clone());
-        }
-    }
-    for help in error.help() {
-        lines.push(format!("help: {help}"));
-    }
-    lines
-}
-
-/// The `error` message of a cell that panicked.
-pub fn panic_error(message: &str) -> ErrorOutput {
+/// A failed cell as Jupyter's `error` content.
+pub fn error_output(failure: &Failure) -> ErrorOutput {
     ErrorOutput {
-        ename: "Panic".into(),
-        evalue: message.to_string(),
-        traceback: vec![format!("\x1b[31mpanicked\x1b[0m: {message}")],
+        ename: failure.name.clone(),
+        evalue: failure.message.clone(),
+        traceback: failure.traceback.clone(),
     }
 }
 
@@ -120,13 +61,20 @@ mod tests {
 
     #[test]
     fn media_keeps_each_type() {
-        let mut by_mime = HashMap::new();
-        by_mime.insert("text/plain".to_string(), "3".to_string());
-        by_mime.insert("text/html".to_string(), "<b>3</b>".to_string());
-        let media = media(&by_mime);
+        let forms = vec![
+            ("text/plain".to_string(), "3".to_string()),
+            ("text/html".to_string(), "<b>3</b>".to_string()),
+        ];
+        let media = media(&forms);
         let value = serde_json::to_value(&media).unwrap_or_default();
         assert_eq!(value["text/plain"], "3");
         assert_eq!(value["text/html"], "<b>3</b>");
         assert_eq!(plain_text(&media), "3");
+    }
+
+    #[test]
+    fn pictures_get_a_plain_form() {
+        let media = media(&[("image/png".to_string(), "iVBOR".to_string())]);
+        assert_eq!(plain_text(&media), "<image/png>");
     }
 }

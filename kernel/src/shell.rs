@@ -2,8 +2,7 @@
 //! cell runs: completions and inspections ask evcxr when it is idle and fall back to names
 //! the kernel knows when it is busy.
 
-use crate::executor::{Job, Shared};
-use crate::is_complete::{self, Completeness};
+use crate::cell_thread::{Job, Shared};
 use crate::transport::Outbox;
 use crossbeam_channel::Sender;
 use jupyter_protocol::{
@@ -11,59 +10,16 @@ use jupyter_protocol::{
     InspectReply, InspectRequest, IsCompleteReply, JupyterMessage, JupyterMessageContent,
     KernelInfoReply, LanguageInfo, Media, MediaType, ReplyStatus, Status,
 };
+use sluice_frontend::completion::{self, byte_to_char, char_to_byte, Completion};
+use sluice_frontend::is_complete::{self, Completeness};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a completion or inspection may wait for evcxr.
-const ANALYSIS_TIMEOUT: Duration = Duration::from_secs(12);
-
-/// Names every cell can use, for completions while evcxr is busy.
-const KNOWN_NAMES: &[&str] = &[
-    "sess",
-    "graph",
-    "Graph",
-    "Tensor",
-    "DType",
-    "Initializer",
-    "RemoteSession",
-    "Session",
-    "FitConfig",
-    "LabelFormat",
-    "GradientDescent",
-    "Momentum",
-    "Adam",
-    "Optimizer",
-    "matmul",
-    "softmax",
-    "log",
-    "exp",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "reduce_sum",
-    "reduce_mean",
-    "argmax",
-    "gradients",
-    "placeholder",
-    "variable",
-    "constant",
-    "show_graph",
-    "println",
-    "format",
-    "let",
-    "mut",
-    "fn",
-    "for",
-    "while",
-    "loop",
-    "match",
-    "if",
-    "else",
-    "struct",
-    "impl",
-];
+/// How long a completion or inspection may wait for evcxr (its first analysis of the
+/// standard library takes seconds).
+const ANALYSIS_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ShellHandler {
@@ -77,7 +33,7 @@ impl ShellHandler {
     pub fn queue_execute(&self, message: JupyterMessage) -> Option<JupyterMessage> {
         if let JupyterMessageContent::ExecuteRequest(_) = &message.content {
             if self.jobs.send(Job::Execute(Box::new(message))).is_err() {
-                eprintln!("sluice-kernel: the cell thread is gone");
+                tracing::error!("the cell thread is gone");
             }
             return None;
         }
@@ -137,7 +93,7 @@ impl ShellHandler {
             JupyterMessageContent::InspectRequest(r) => Some(self.inspect(r).await.into()),
             JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_) => None,
             other => {
-                eprintln!("sluice-kernel: shell: unhandled {}", other.message_type());
+                tracing::warn!("shell: unhandled {}", other.message_type());
                 None
             }
         }
@@ -162,39 +118,19 @@ impl ShellHandler {
                 None
             }
         };
-        let (matches, start, end) = match analysed {
-            Some(c) if !c.matches.is_empty() => (c.matches, c.start, c.end),
-            _ => self.known_completions(&code, pos),
+        let found = match analysed {
+            Some(c) if !c.matches.is_empty() => c,
+            _ => completion::known(&code, pos, &self.variables()),
         };
-        CompleteReply {
-            matches,
-            cursor_start: byte_to_char(&code, start),
-            cursor_end: byte_to_char(&code, end),
-            metadata: Default::default(),
-            status: ReplyStatus::Ok,
-            error: None,
-        }
+        completion_reply(&code, found)
     }
 
-    /// Names the kernel knows that start with the word before the cursor.
-    fn known_completions(&self, code: &str, pos: usize) -> (Vec<String>, usize, usize) {
-        let start = word_start(code, pos);
-        let prefix = &code[start..pos];
-        let variables = self
-            .shared
+    fn variables(&self) -> Vec<(String, String)> {
+        self.shared
             .variables
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut matches: Vec<String> = variables
-            .into_iter()
-            .map(|(name, _)| name)
-            .chain(KNOWN_NAMES.iter().map(|s| s.to_string()))
-            .filter(|n| n.starts_with(prefix))
-            .collect();
-        matches.sort();
-        matches.dedup();
-        (matches, start, pos)
+            .clone()
     }
 
     async fn inspect(&self, request: &InspectRequest) -> InspectReply {
@@ -216,7 +152,9 @@ impl ShellHandler {
                 None
             }
         };
-        let found = found.or_else(|| self.variable_type(&code, pos));
+        let found = found.or_else(|| {
+            completion::variable_type(&code, pos, &self.variables()).map(|t| (t, String::new()))
+        });
         if let Some((plain, html)) = found {
             reply.found = true;
             let mut media = vec![MediaType::Plain(plain)];
@@ -227,24 +165,27 @@ impl ShellHandler {
         }
         reply
     }
+}
 
-    /// A variable's type, from the last cell's state: what inspect says while evcxr is busy.
-    fn variable_type(&self, code: &str, pos: usize) -> Option<(String, String)> {
-        let start = word_start(code, pos);
-        let end = code[pos..]
-            .char_indices()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
-            .map_or(code.len(), |(i, _)| pos + i);
-        let word = &code[start..end];
-        let variables = self
-            .shared
-            .variables
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        variables
-            .iter()
-            .find(|(name, _)| name == word)
-            .map(|(name, ty)| (format!("{name}: {ty}"), String::new()))
+/// The reply: the names, where they go (in characters), and their kinds in the metadata
+/// JupyterLab reads (`_jupyter_types_experimental`) to mark each with its icon.
+fn completion_reply(code: &str, found: Completion) -> CompleteReply {
+    let start = byte_to_char(code, found.start);
+    let end = byte_to_char(code, found.end);
+    let types: Vec<serde_json::Value> = found
+        .matches
+        .iter()
+        .map(|m| serde_json::json!({"text": m.text, "type": m.kind, "start": start, "end": end}))
+        .collect();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("_jupyter_types_experimental".into(), types.into());
+    CompleteReply {
+        matches: found.matches.into_iter().map(|m| m.text).collect(),
+        cursor_start: start,
+        cursor_end: end,
+        metadata,
+        status: ReplyStatus::Ok,
+        error: None,
     }
 }
 
@@ -281,36 +222,28 @@ pub fn kernel_info() -> KernelInfoReply {
     }
 }
 
-/// Byte offset of character `chars` in `s` (the end when past it).
-pub fn char_to_byte(s: &str, chars: usize) -> usize {
-    s.char_indices().nth(chars).map_or(s.len(), |(i, _)| i)
-}
-
-/// Character count of `s` before byte offset `byte`.
-pub fn byte_to_char(s: &str, byte: usize) -> usize {
-    s.char_indices().take_while(|(i, _)| *i < byte).count()
-}
-
-fn word_start(code: &str, pos: usize) -> usize {
-    code[..pos]
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
-        .last()
-        .map_or(pos, |(i, _)| i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_frontend::completion::Candidate;
 
     #[test]
-    fn offsets_between_chars_and_bytes() {
-        let s = "é = x";
-        assert_eq!(char_to_byte(s, 1), 2);
-        assert_eq!(byte_to_char(s, 2), 1);
-        assert_eq!(char_to_byte(s, 99), s.len());
-        assert_eq!(word_start("let abc", 7), 4);
-        assert_eq!(word_start("x.", 2), 2);
+    fn replies_count_characters_and_carry_kinds() {
+        let code = "é.sw";
+        let found = Completion {
+            matches: vec![Candidate {
+                text: "swap".into(),
+                kind: "function".into(),
+            }],
+            start: 3,
+            end: 5,
+        };
+        let reply = completion_reply(code, found);
+        assert_eq!((reply.cursor_start, reply.cursor_end), (2, 4));
+        assert_eq!(reply.matches, vec!["swap".to_string()]);
+        assert_eq!(
+            reply.metadata["_jupyter_types_experimental"][0]["type"],
+            "function"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! handled. Outgoing messages go through queues so that threads without a runtime (the cell
 //! thread, the output pump) can send, and so that iopub keeps one order.
 
-use crate::error::{KernelError, Result};
+use crate::error::{JupyterError, Result};
 use jupyter_protocol::{ConnectionInfo, IoPubWelcome, JupyterMessage, JupyterMessageContent};
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
@@ -87,7 +87,7 @@ pub struct Inbound {
 /// Must run inside a Tokio runtime.
 pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, Inbound)> {
     if !info.key.is_empty() && info.signature_scheme != "hmac-sha256" {
-        return Err(KernelError::SignatureScheme(info.signature_scheme.clone()));
+        return Err(JupyterError::SignatureScheme(info.signature_scheme.clone()));
     }
     let (shell_send, shell_recv) = create_kernel_shell_connection(info, session_id)
         .await?
@@ -108,7 +108,7 @@ pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, In
     tokio::spawn(async move {
         loop {
             if let Err(e) = heartbeat.single_heartbeat().await {
-                eprintln!("sluice-kernel: heartbeat: {e}");
+                tracing::warn!("heartbeat: {e}");
             }
         }
     });
@@ -118,7 +118,7 @@ pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, In
                 message = iopub_rx.recv() => match message {
                     Some(message) => {
                         if let Err(e) = iopub.send(message).await {
-                            eprintln!("sluice-kernel: iopub send: {e}");
+                            tracing::warn!("iopub send: {e}");
                         }
                     }
                     None => break,
@@ -127,11 +127,11 @@ pub async fn bind(info: &ConnectionInfo, session_id: &str) -> Result<(Outbox, In
                 event = iopub.recv_subscription() => match event {
                     Ok(SubscriptionEvent::Subscribe(topic)) => {
                         if let Err(e) = iopub.send(IoPubWelcome::new(topic).into()).await {
-                            eprintln!("sluice-kernel: iopub welcome: {e}");
+                            tracing::warn!("iopub welcome: {e}");
                         }
                     }
                     Ok(SubscriptionEvent::Unsubscribe(_)) => {}
-                    Err(e) => eprintln!("sluice-kernel: iopub subscription: {e}"),
+                    Err(e) => tracing::warn!("iopub subscription: {e}"),
                 },
             }
         }
@@ -155,7 +155,7 @@ fn spawn_sender(
     tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             if let Err(e) = socket.send(message).await {
-                eprintln!("sluice-kernel: {name} send: {e}");
+                tracing::warn!("{name} send: {e}");
             }
         }
     });
@@ -180,7 +180,7 @@ fn spawn_stdin(
             *waiter.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, answer));
             if let Err(e) = socket.send(request).await {
                 // Nobody will answer: the cell reads an empty line instead of waiting.
-                eprintln!("sluice-kernel: stdin send: {e}");
+                tracing::warn!("stdin send: {e}");
                 drop(lock(&waiter));
             }
         }
@@ -198,11 +198,11 @@ fn spawn_stdin(
                         }
                         other => {
                             *slot = other;
-                            eprintln!("sluice-kernel: stdin: an input_reply to no waiting request");
+                            tracing::warn!("stdin: an input_reply to no waiting request");
                         }
                     }
                 }
-                other => eprintln!("sluice-kernel: stdin: unexpected {}", other.message_type()),
+                other => tracing::warn!("stdin: unexpected {}", other.message_type()),
             }
         }
     });
@@ -215,13 +215,13 @@ pub async fn next_request(channel: &str, socket: &mut RouterRecvConnection) -> J
         match crate::wire::read(socket).await {
             Ok(message) => return message,
             Err(RuntimeError::VerifyError(_)) => {
-                eprintln!("sluice-kernel: {channel}: dropped a message with a bad signature");
+                tracing::warn!("{channel}: dropped a message with a bad signature");
             }
             Err(RuntimeError::ZmqError(e)) => {
-                eprintln!("sluice-kernel: {channel}: {e}");
+                tracing::warn!("{channel}: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            Err(e) => eprintln!("sluice-kernel: {channel}: dropped a malformed message: {e}"),
+            Err(e) => tracing::warn!("{channel}: dropped a malformed message: {e}"),
         }
     }
 }

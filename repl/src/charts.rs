@@ -1,12 +1,10 @@
-//! Text pictures for the terminal: loss charts and graph outlines, sized to the terminal;
-//! and graph drawings written to SVG files.
+//! Text pictures for the terminal: loss charts sized to the terminal, and graph drawings
+//! written to SVG files.
 
 use crate::error::Result;
 use sluice::Graph;
-use sluice_kernel::graph_view::{graph_svg, graph_view};
-use sluice_visualizer::{
-    render_outline, render_text_chart, CollapseOptions, Series, TextChartOptions,
-};
+use sluice_frontend::graph_view::graph_svg;
+use sluice_visualizer::{render_text_chart, Series, TextChartOptions};
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -42,18 +40,9 @@ pub fn loss_chart(series: &[Series], title: &str) -> String {
     }
 }
 
-/// The graph as an indented outline (name scopes as groups, training scopes collapsed).
-pub fn graph_outline(graph: &Graph) -> String {
-    let mut text = render_outline(&graph_view(graph), &CollapseOptions::default());
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
-}
-
 /// Writes the graph's drawing to `path` as SVG.
-pub fn write_graph_svg(graph: &Graph, title: &str, path: &Path) -> Result<()> {
-    let svg = graph_svg(graph, title)?;
+pub fn write_graph_svg(graph: &Graph, path: &Path) -> Result<()> {
+    let svg = graph_svg(graph)?;
     std::fs::write(path, svg)?;
     Ok(())
 }
@@ -61,19 +50,12 @@ pub fn write_graph_svg(graph: &Graph, title: &str, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice::prelude::*;
 
     #[test]
-    fn charts_and_outlines_are_text() {
+    fn charts_are_text() {
         let series = Series::from_pairs("loss", (1..50).map(|i| (i as f64, 1.0 / i as f64)));
         let chart = loss_chart(&[series], "loss");
         assert!(chart.lines().count() > 5, "{chart}");
         assert!(loss_chart(&[], "loss").contains("no points"));
-        let g = Graph::new();
-        let x = g.placeholder("x", DType::F32, &[-1, 3]);
-        let w = g.variable("W", &[3, 2], Initializer::Zeros);
-        let _y = matmul(x, w);
-        let outline = graph_outline(&g);
-        assert!(outline.contains("graph:"), "{outline}");
     }
 }

@@ -9,6 +9,8 @@ pub enum Command {
     Graph {
         svg: Option<PathBuf>,
     },
+    /// The graph's summary: layers, shapes, parameters, devices.
+    Summary,
     Loss,
     Devices,
     Vars,
@@ -38,6 +40,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, Misuse> {
             },
             _ => return Err(Misuse("usage: :graph [--svg FILE]".into())),
         },
+        "summary" => Command::Summary,
         "loss" => Command::Loss,
         "devices" => Command::Devices,
         "vars" => Command::Vars,
@@ -56,6 +59,7 @@ An entry with open brackets continues on the next line.
   :help               this help
   :graph              the session's graph as an outline
   :graph --svg FILE   the graph drawn to FILE (SVG)
+  :summary            the graph's layers, output shapes, parameters and devices
   :loss               a text chart of the last fit or loop of runs
   :devices            the engine's devices
   :vars               the variables kept between entries, with their types
@@ -86,6 +90,7 @@ mod tests {
         );
         assert!(parse(":graph --png x").is_err());
         assert_eq!(parse(":quit"), Ok(Some(Command::Quit)));
+        assert_eq!(parse(":summary"), Ok(Some(Command::Summary)));
         assert_eq!(parse(":dep foo = \"1\""), Ok(None));
         assert_eq!(parse("let a = 1;"), Ok(None));
     }

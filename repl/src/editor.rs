@@ -1,14 +1,15 @@
 //! The prompt's line editor: rustyline with the history file, completion through evcxr, and
 //! entries that continue while brackets, strings or comments are open.
 
+use crate::terminal_sink::TerminalCommand;
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
-use sluice_kernel::evaluator::Evaluator;
-use sluice_kernel::is_complete::{check, Completeness};
+use sluice_frontend::cell::Cells;
+use sluice_frontend::is_complete::{check, Completeness};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -28,7 +29,7 @@ pub fn history_path() -> PathBuf {
 }
 
 pub struct ReplHelper {
-    evaluator: Rc<RefCell<Evaluator>>,
+    cells: Rc<RefCell<Cells<TerminalCommand>>>,
 }
 
 impl Helper for ReplHelper {}
@@ -50,17 +51,20 @@ impl Completer for ReplHelper {
         if line.trim_start().starts_with(':') {
             return Ok((pos, Vec::new()));
         }
-        let Ok(mut evaluator) = self.evaluator.try_borrow_mut() else {
+        let Ok(mut cells) = self.cells.try_borrow_mut() else {
             return Ok((pos, Vec::new()));
         };
-        match evaluator.complete(line, pos) {
+        let completed = cells
+            .evaluator()
+            .and_then(|ev| ev.complete(line, pos).map_err(|e| e.to_string()));
+        match completed {
             Ok(completion) => {
                 let pairs = completion
                     .matches
                     .into_iter()
                     .map(|m| Pair {
-                        display: m.clone(),
-                        replacement: m,
+                        display: m.text.clone(),
+                        replacement: m.text,
                     })
                     .collect();
                 Ok((completion.start.min(pos), pairs))
@@ -92,18 +96,18 @@ pub fn entry_state(input: &str) -> Completeness {
 /// A line editor with the REPL's helper and the history file loaded (a missing file is a
 /// new history).
 pub fn editor(
-    evaluator: Rc<RefCell<Evaluator>>,
+    cells: Rc<RefCell<Cells<TerminalCommand>>>,
 ) -> rustyline::Result<Editor<ReplHelper, FileHistory>> {
     let config = rustyline::Config::builder()
         .max_history_size(10_000)?
         .auto_add_history(false)
         .build();
     let mut editor = Editor::with_config(config)?;
-    editor.set_helper(Some(ReplHelper { evaluator }));
+    editor.set_helper(Some(ReplHelper { cells }));
     let path = history_path();
     if path.exists() {
         if let Err(e) = editor.load_history(&path) {
-            eprintln!("sluice: cannot read the history {}: {e}", path.display());
+            crate::report::error(&format!("cannot read the history {}: {e}", path.display()));
         }
     }
     Ok(editor)

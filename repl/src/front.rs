@@ -1,18 +1,19 @@
-//! The REPL's front: evcxr (through the kernel's evaluator) with the Sluice prelude, the
-//! engine link, the output thread, and what running an entry means: a cell, or one of the
-//! REPL's commands.
+//! The REPL's front: the frontends' shared cells (evcxr with the Sluice prelude, the engine
+//! link, the output thread) with the terminal as their sink, and what running an entry means:
+//! a cell, or one of the REPL's commands.
 
 use crate::commands::{self, Command, HELP};
-use crate::error::{ReplError, Result};
+use crate::error::Result;
 use crate::interrupt;
 use crate::live::SharedLastRun;
-use crate::output::{self, CellReport, Cmd, CELL_DONE};
-use crate::{charts, report, watch};
-use crossbeam_channel::Sender;
+use crate::terminal_sink::{SharedSinkState, TerminalCommand, TerminalSink};
+use crate::{charts, report};
 use sluice::service::RemoteSession;
-use sluice_kernel::engine_link::{EngineLink, ENGINE_ENV};
-use sluice_kernel::evaluator::{Evaluator, Setup};
-use sluice_kernel::workdir::WorkDir;
+use sluice_frontend::build_dir::BuildDir;
+use sluice_frontend::cell::{CellRun, Cells, FailureKind};
+use sluice_frontend::engine_link::EngineLink;
+use sluice_frontend::evaluator::Setup;
+use sluice_frontend::FrontendError;
 use std::cell::RefCell;
 use std::process::Child;
 use std::rc::Rc;
@@ -28,66 +29,40 @@ pub enum Flow {
     Quit,
 }
 
-/// How a cell ended.
-struct CellOutcome {
-    ok: bool,
-    report: CellReport,
-}
-
 pub struct Front {
-    evaluator: Rc<RefCell<Evaluator>>,
+    cells: Rc<RefCell<Cells<TerminalCommand>>>,
     engine: Arc<EngineLink>,
-    output: Sender<Cmd>,
     last_run: SharedLastRun,
-    _build_dir: WorkDir,
+    sink_state: SharedSinkState,
+    _build_dir: BuildDir,
 }
 
 impl Front {
-    /// Starts the engine (or attaches to `engine`, else to `SLUICE_ENGINE`), evcxr in the
-    /// shared build folder, and runs the prelude. Call before any other thread starts: it
-    /// sets environment variables.
+    /// Starts the engine (or attaches to `engine`, else to `SLUICE_ENGINE`), evcxr in a build
+    /// folder of its own, and runs the prelude. Call before any other thread starts: it sets
+    /// environment variables.
     pub fn start(engine: Option<&str>) -> Result<Front> {
-        if let Some(addr) = engine {
-            std::env::set_var(ENGINE_ENV, addr);
-        }
-        // Cells link one shared copy of their dependencies (the kernel's shared_linking).
-        let build_dir = sluice_kernel::kernel::claim_build_dir()?;
-        let engine = Arc::new(EngineLink::start()?);
-        let setup = Setup {
-            engine_addr: engine.addr().to_string(),
-            engine_dir: sluice_kernel::prelude::engine_source_dir(),
-            build_dir: build_dir.path().to_path_buf(),
-        };
-        let (evaluator, outputs) = Evaluator::start(&setup)?;
-        let (events_tx, events_rx) = crossbeam_channel::unbounded();
-        watch::spawn(engine.addr(), events_tx);
-        let (output_tx, output_rx) = crossbeam_channel::unbounded();
+        let (sources, build_dir) = BuildDir::prepare()?;
+        let engine = Arc::new(EngineLink::start(engine)?);
+        let setup = Setup::new(engine.addr(), sources, &build_dir)?;
         let last_run = SharedLastRun::default();
-        output::spawn(
-            engine.clone(),
-            outputs.stdout,
-            outputs.stderr,
-            events_rx,
-            output_rx,
-            last_run.clone(),
-        )?;
-        let front = Front {
-            evaluator: Rc::new(RefCell::new(evaluator)),
+        let sink_state = SharedSinkState::default();
+        let sink = TerminalSink::new(last_run.clone(), sink_state.clone());
+        let mut cells = Cells::start(setup, engine.clone(), sink)?;
+        cells.prelude().map_err(FrontendError::Evcxr)?;
+        build_dir.keep_as_template();
+        Ok(Front {
+            cells: Rc::new(RefCell::new(cells)),
             engine,
-            output: output_tx,
             last_run,
+            sink_state,
             _build_dir: build_dir,
-        };
-        let _ = front.output.send(Cmd::Begin);
-        let prelude = front.evaluator.borrow_mut().prelude();
-        front.drain();
-        prelude.map_err(|e| ReplError::Evcxr(format!("the Sluice prelude failed: {e}")))?;
-        Ok(front)
+        })
     }
 
-    /// The evaluator, for completions at the prompt.
-    pub fn evaluator(&self) -> Rc<RefCell<Evaluator>> {
-        self.evaluator.clone()
+    /// The cells, for completions at the prompt.
+    pub fn cells(&self) -> Rc<RefCell<Cells<TerminalCommand>>> {
+        self.cells.clone()
     }
 
     pub fn engine(&self) -> &EngineLink {
@@ -102,7 +77,7 @@ impl Front {
         match commands::parse(input) {
             Ok(Some(command)) => self.command(command),
             Ok(None) => Flow::Continue {
-                ok: self.cell(input).ok,
+                ok: self.cell(input),
             },
             Err(commands::Misuse(usage)) => {
                 report::error(&usage);
@@ -118,7 +93,8 @@ impl Front {
                 print!("{HELP}");
                 true
             }
-            Command::Graph { svg } => self.graph(svg.as_deref()),
+            Command::Graph { svg } => self.graph(svg),
+            Command::Summary => self.cell(":summary"),
             Command::Loss => {
                 let last = self.last_run.lock().map(|l| l.clone()).unwrap_or_default();
                 if last.series.is_empty() {
@@ -130,7 +106,7 @@ impl Front {
             }
             Command::Devices => self.devices(),
             Command::Vars => {
-                let mut vars = self.evaluator.borrow().variables();
+                let mut vars = self.cells.borrow().variables();
                 vars.sort();
                 for (name, ty) in vars {
                     println!("{name}: {ty}");
@@ -151,38 +127,34 @@ impl Front {
         Flow::Continue { ok }
     }
 
-    fn graph(&mut self, svg: Option<&std::path::Path>) -> bool {
+    /// The session's graph, as an outline or to an SVG file.
+    fn graph(&mut self, svg: Option<std::path::PathBuf>) -> bool {
+        if let Some(path) = svg {
+            self.cells
+                .borrow()
+                .send_to_sink(TerminalCommand::GraphTo(path));
+        }
+        self.sink_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_graph = None;
         // The session sends its new nodes first, then names itself.
-        let outcome = self.cell("sess.show_graph();");
-        let Some((addr, handle)) = outcome.report.show_graph.filter(|_| outcome.ok) else {
-            if outcome.ok {
-                report::error("`sess` did not answer with its graph");
-            }
+        if !self.cell("sess.show_graph();") {
             return false;
-        };
-        let graph = match self.engine.fetch_graph(&addr, &handle) {
-            Ok(graph) => graph,
-            Err(e) => {
-                report::error(&format!("cannot fetch the graph: {e}"));
-                return false;
-            }
-        };
-        match svg {
+        }
+        let shown = self
+            .sink_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_graph
+            .take();
+        match shown {
+            Some(Ok(_)) => true,
+            Some(Err(_)) => false,
             None => {
-                print!("{}", charts::graph_outline(&graph));
-                true
+                report::error("`sess` did not answer with its graph");
+                false
             }
-            Some(path) => match charts::write_graph_svg(&graph, &format!("session {handle}"), path)
-            {
-                Ok(()) => {
-                    println!("wrote {} ({} nodes)", path.display(), graph.len());
-                    true
-                }
-                Err(e) => {
-                    report::error(&format!("cannot write {}: {e}", path.display()));
-                    false
-                }
-            },
         }
     }
 
@@ -217,10 +189,9 @@ impl Front {
         }
     }
 
-    /// Runs code as a cell; Ctrl-C meanwhile cancels its engine work.
     /// Ctrl-C while a cell runs: the first cancels the engine work, the second stops the
     /// cell's process.
-    fn interrupt_watch(&self, child: Arc<Mutex<Child>>) -> interrupt::Watch {
+    fn interrupt_watch(&self, child: Option<Arc<Mutex<Child>>>) -> interrupt::Watch {
         let engine = self.engine.clone();
         interrupt::Watch::start(Box::new(move |presses| {
             if presses == 1 {
@@ -232,33 +203,26 @@ impl Front {
                 }
             } else if presses == 2 {
                 eprint!("\r\n^C stopping the cell's process\r\n");
-                let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = child.kill();
+                if let Some(child) = &child {
+                    let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = child.kill();
+                }
             }
         }))
     }
 
-    /// Prints what the cell wrote so far (before it asks for input).
-    fn flush_output(&self) {
-        let (done, flushed) = crossbeam_channel::bounded(1);
-        if self.output.send(Cmd::Flush(done)).is_ok() {
-            let _ = flushed.recv_timeout(std::time::Duration::from_secs(1));
-        }
-    }
-
-    fn cell(&mut self, code: &str) -> CellOutcome {
-        let (code, marked) = with_end_marker(code);
-        let _ = self.output.send(Cmd::Begin);
-        // Taken now: the evaluator is borrowed while the cell runs.
-        let child = self.evaluator.borrow().process_handle();
+    /// Runs code as a cell; Ctrl-C meanwhile cancels its engine work. True when it ran.
+    fn cell(&self, code: &str) -> bool {
+        // Taken now: the cells are borrowed while the cell runs.
+        let child = self.cells.borrow().process_handle();
+        let output = self.cells.borrow().output();
         let watch = RefCell::new(Some(self.interrupt_watch(child.clone())));
         let earlier_presses = std::cell::Cell::new(0);
-        let variables_before = self.evaluator.borrow().variables();
         // Reading the answer to a cell's question needs the keyboard the Ctrl-C watch holds.
         let input = |prompt: &str, secret: bool| {
             let presses = watch.borrow_mut().take().map_or(0, interrupt::Watch::stop);
             earlier_presses.set(earlier_presses.get() + presses);
-            self.flush_output();
+            output.flush();
             let line = crate::input::read_line(prompt, secret).unwrap_or_else(|| {
                 // Ctrl-C at the question: the cell reads an empty line, as an interrupted
                 // notebook cell does, and its engine work is cancelled.
@@ -271,101 +235,39 @@ impl Front {
             *watch.borrow_mut() = Some(self.interrupt_watch(child.clone()));
             line
         };
-        let result = self.evaluator.borrow_mut().execute(&code, &input);
+        let mut run = self.cells.borrow_mut().run(code, &input);
         let presses = earlier_presses.get() + watch.into_inner().map_or(0, interrupt::Watch::stop);
-        let report = self.drain();
         if presses > 0 {
-            for failure in self.engine.reset_all() {
-                report::error(&format!("after the interrupt: {failure}"));
-            }
+            self.cells.borrow().interrupted(&mut run);
         }
-        let ok = match result {
-            Err(e) => {
-                report::evcxr_error(&e);
-                if matches!(e, evcxr::Error::SubprocessTerminated(_)) {
-                    self.recover(&variables_before);
-                }
-                false
-            }
-            Ok(outputs) => {
-                if let Some(panic) = &report.panic {
-                    report::error(&format!("panicked: {panic}"));
-                    false
-                } else if marked && !report.done {
-                    if presses > 0 {
-                        report::note(
-                            "interrupted: the engine work was cancelled; variables are intact",
-                        );
-                    } else {
-                        report::error("the cell stopped at a `?` (the error is above); what it defined is not kept");
-                    }
-                    false
-                } else {
-                    if let Some(text) = outputs.content_by_mime_type.get("text/plain") {
-                        println!("{text}");
-                    }
-                    true
-                }
-            }
-        };
-        CellOutcome { ok, report }
-    }
-
-    /// evcxr restarted its child: `sess` and `graph` come back from the engine.
-    fn recover(&mut self, variables_before: &[(String, String)]) {
-        report::note("the cell's process was restarted; trained variables stay in the engine");
-        let lost = sluice_kernel::evaluator::lost_variables(variables_before);
-        if !lost.is_empty() {
-            report::note(&format!(
-                "lost: {} (find graph nodes again with graph.get(\"name\"))",
-                lost.join(", ")
-            ));
-        }
-        let Some(handle) = self.engine.sessions().first().cloned() else {
-            return;
-        };
-        let _ = self.output.send(Cmd::Begin);
-        let addr = self.engine.addr().to_string();
-        let result = self.evaluator.borrow_mut().reattach(&addr, &handle);
-        self.drain();
-        match result {
-            Ok(_) => report::note("`sess` and `graph` are back, on the same engine session"),
-            Err(e) => report::error(&format!("cannot attach to the session again: {e}")),
-        }
-    }
-
-    fn drain(&self) -> CellReport {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.output.send(Cmd::Drain(tx)).is_err() {
-            return CellReport::default();
-        }
-        rx.recv().unwrap_or_default()
+        show(&run)
     }
 }
 
-/// The cell with a line that tells the REPL it ran to its end, when it ends in a statement
-/// (a `?` that returns early skips it). A cell ending in an expression shows its value
-/// instead and is left as it is.
-pub fn with_end_marker(code: &str) -> (String, bool) {
-    let trimmed = code.trim_end();
-    let evcxr_command = trimmed.lines().all(|l| l.trim_start().starts_with(':'));
-    if trimmed.ends_with(';') && !evcxr_command {
-        (format!("{trimmed}\nprintln!(\"{CELL_DONE}\");"), true)
-    } else {
-        (code.to_string(), false)
+/// Prints how a cell ended; true when it succeeded.
+fn show(run: &CellRun) -> bool {
+    for note in &run.notes {
+        report::note(note);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marker_only_after_statements() {
-        let (code, marked) = with_end_marker("let a = 1;\n");
-        assert!(marked);
-        assert!(code.ends_with(&format!("println!(\"{CELL_DONE}\");")));
-        assert_eq!(with_end_marker("a + 1"), ("a + 1".to_string(), false));
-        assert!(!with_end_marker(":dep foo = \"1\";").1);
+    match &run.outcome {
+        Ok(result) => {
+            let text = result
+                .iter()
+                .flatten()
+                .find(|(mime, _)| mime == "text/plain")
+                .map(|(_, text)| text);
+            if let Some(text) = text {
+                println!("{text}");
+            }
+            true
+        }
+        Err(failure) if failure.kind == FailureKind::Interrupted => {
+            report::note("interrupted: the engine work was cancelled; variables are intact");
+            false
+        }
+        Err(failure) => {
+            report::failure(failure);
+            false
+        }
     }
 }

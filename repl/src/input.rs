@@ -1,4 +1,4 @@
-//! A cell asks for a line (`sluice_notebook::input`): the REPL prints the prompt and reads
+//! A cell asks for a line (`sluice_cell::input`): the REPL prints the prompt and reads
 //! the answer from the terminal. The terminal does not turn Ctrl-C into a signal meanwhile
 //! (it would end the REPL and the cell's process with it): Ctrl-C gives up the question.
 

@@ -10,7 +10,7 @@ pub const PROMPT: &str = "sluice> ";
 
 /// Runs the prompt until `:quit` or Ctrl-D.
 pub fn run(front: &mut Front) -> Result<()> {
-    let mut editor = editor(front.evaluator())?;
+    let mut editor = editor(front.cells())?;
     let history = history_path();
     if let Some(dir) = history.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -22,10 +22,10 @@ pub fn run(front: &mut Front) -> Result<()> {
                     let _ = editor.add_history_entry(entry.as_str());
                     // Appended at once, so that a REPL that dies keeps what was typed.
                     if let Err(e) = editor.append_history(&history) {
-                        eprintln!(
-                            "sluice: cannot write the history {}: {e}",
+                        crate::report::error(&format!(
+                            "cannot write the history {}: {e}",
                             history.display()
-                        );
+                        ));
                     }
                 }
                 if front.run_entry(&entry) == Flow::Quit {

@@ -2,6 +2,7 @@
 //! on a terminal; evcxr's compile errors with their source spans.
 
 use console::style;
+use sluice_frontend::cell::{Failure, FailureKind};
 
 /// An error line: `error: message`.
 pub fn error(message: &str) {
@@ -13,24 +14,19 @@ pub fn note(message: &str) {
     eprintln!("{} {message}", style("note:").yellow().bold());
 }
 
-/// What evcxr reported: compile errors with their spans (as the kernel draws them),
-/// anything else as one message.
-pub fn evcxr_error(e: &evcxr::Error) {
-    let output = sluice_kernel::outputs::evcxr_error(e);
-    match e {
-        evcxr::Error::CompilationErrors(_) => {
-            let plain = !console::colors_enabled_stderr();
-            for line in &output.traceback {
-                if plain {
-                    eprintln!("{}", console::strip_ansi_codes(line));
-                } else {
-                    eprintln!("{line}");
-                }
-            }
+/// A failed cell: compile errors with their spans, a panic and where, a `?`'s error.
+pub fn failure(failure: &Failure) {
+    if failure.kind == FailureKind::Error {
+        error(&failure.message);
+        note("the cell stopped at a `?` (the error is above); what it defined is not kept");
+        return;
+    }
+    let plain = !console::colors_enabled_stderr();
+    for line in &failure.traceback {
+        if plain {
+            eprintln!("{}", console::strip_ansi_codes(line));
+        } else {
+            eprintln!("{line}");
         }
-        evcxr::Error::SubprocessTerminated(message) => {
-            error(&format!("the cell's process ended: {}", message.trim()));
-        }
-        other => error(other.to_string().trim()),
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::editor::entry_state;
 use crate::front::{Flow, Front};
-use sluice_kernel::is_complete::Completeness;
+use sluice_frontend::is_complete::Completeness;
 
 /// One piece of a script.
 #[derive(Debug, Clone, PartialEq)]

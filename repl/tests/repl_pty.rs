@@ -204,7 +204,7 @@ fn ctrl_c_cancels_a_fit_and_errors_bring_the_prompt_back() {
 
     // A cell that asks for a line reads what is typed at its prompt.
     // (The prompt is put together so that the echo of the typed line does not hold it.)
-    repl.type_line("let who = sluice_notebook::input(&format!(\"Who{}\", \": is it? \"));");
+    repl.type_line("let who = sluice_cell::input(&format!(\"Who{}\", \": is it? \"));");
     repl.expect("Who: is it? ");
     repl.type_line("Ada");
     repl.expect(PROMPT);

@@ -175,7 +175,7 @@ def stuck_cell_is_restarted(km, kc):
 
 
 def input_is_asked_for(kc):
-    code = 'let name = sluice_notebook::input("Your name: "); println!("hello {name}!");'
+    code = 'let name = sluice_cell::input("Your name: "); println!("hello {name}!");'
     msg_id = kc.execute(code, allow_stdin=True)
     request = kc.get_stdin_msg(timeout=120)
     check(request["msg_type"] == "input_request", "the cell sent input_request on stdin")
@@ -186,7 +186,7 @@ def input_is_asked_for(kc):
     reply, outputs = run(kc, None, msg_id=msg_id)
     check(reply["status"] == "ok" and "hello Ada!" in text_of(outputs), f"the cell read the answer ({text_of(outputs)!r})")
 
-    msg_id = kc.execute('let secret = sluice_notebook::password("Token: "); secret.len()', allow_stdin=True)
+    msg_id = kc.execute('let secret = sluice_cell::password("Token: "); secret.len()', allow_stdin=True)
     request = kc.get_stdin_msg(timeout=120)
     check(request["content"]["password"] is True, "a password request says so")
     kc.input("s3cret")
@@ -194,7 +194,7 @@ def input_is_asked_for(kc):
     check(reply["status"] == "ok" and "6" in text_of(outputs), "the cell read the password")
 
     # A line left open by print! does not hide the request, and no empty line is left over.
-    code = 'print!("Half a line, then "); let shout = sluice_notebook::input("Say:\\n"); shout.len()'
+    code = 'print!("Half a line, then "); let shout = sluice_cell::input("Say:\\n"); shout.len()'
     msg_id = kc.execute(code, allow_stdin=True)
     request = kc.get_stdin_msg(timeout=120)
     check(request["content"]["prompt"] == "Say:\n", f"a prompt with a line break arrives whole ({request['content']})")
@@ -203,7 +203,7 @@ def input_is_asked_for(kc):
     said = text_of(outputs)
     check(reply["status"] == "ok" and said == "Half a line, then \n3", f"print! before input: {said!r}")
 
-    reply, outputs = run(kc, 'let quiet = sluice_notebook::input("Anyone? "); quiet.is_empty()')
+    reply, outputs = run(kc, 'let quiet = sluice_cell::input("Anyone? "); quiet.is_empty()')
     said = text_of(outputs)
     check(reply["status"] == "ok" and "true" in said, "without stdin the cell reads an empty line")
     check("does not take input" in said, f"and is told why ({said!r})")
@@ -242,7 +242,7 @@ let cx = cg.placeholder("x", DType::F32, &[-1, 512]);
 let cw = { let _d = cg.device("/job:worker/task:0"); cg.variable("W", &[512, 512], Initializer::GlorotUniform) };
 let cy = { let _d = cg.device("/job:worker/task:1"); reduce_sum(matmul(matmul(cx, cw), cw)) };
 let mut csess = DistributedSession::new(&cg, cluster.spec(), DistributedOptions::default())?;
-sluice_notebook::announce_cluster_session(&csess);
+sluice_cell::announce_cluster_session(&csess);
 csess.init_variables()?;
 let cbatch = Tensor::full(&[256, 512], 0.5f32);
 """

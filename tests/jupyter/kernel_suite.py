@@ -27,19 +27,31 @@ class SluiceKernelTests(jkt.KernelTests):
         {"code": "let v = vec![1, 2, 3];\nv.len()", "result": "3"},
         {"code": '"sluice".to_uppercase()', "result": '"SLUICE"'},
     ]
-    # A graph drawing. (The session is made in the same cell: until cells link the client
-    # crate as a shared library, a session cannot pass from one cell to the next.)
+    # Rich output in evcxr's block format (what plotters' and other crates' evcxr support
+    # print), Sluice's own helpers, and a graph drawing: each a display_data of its own.
     code_display_data = [
         {
-            "code": "{ let g = Graph::new(); let _x = g.placeholder(\"x\", DType::F32, &[-1, 2]);\n"
-            "let mut s = RemoteSession::create(&std::env::var(\"SLUICE_ENGINE\").unwrap_or_default(), &g).unwrap();\n"
-            "s.show_graph(); }",
+            "code": 'println!("EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT");',
+            "mime": "text/html",
+        },
+        {
+            "code": 'println!("EVCXR_BEGIN_CONTENT image/svg+xml\\n<svg xmlns=\\"http://www.w3.org/2000/svg\\" width=\\"4\\" height=\\"4\\"/>\\nEVCXR_END_CONTENT");',
             "mime": "image/svg+xml",
         },
+        {
+            "code": 'println!("EVCXR_BEGIN_CONTENT image/png\\niVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==\\nEVCXR_END_CONTENT");',
+            "mime": "image/png",
+        },
+        {"code": 'display_html("<i>helper</i>");', "mime": "text/html"},
+        {"code": "sess.show_graph();", "mime": "image/svg+xml"},
     ]
+    # From the standard library (rust-src) and from the prelude.
     completion_samples = [
         {"text": "let zebra_count = 1; zebra_c", "matches": {"zebra_count"}},
-        {"text": "std::collections::HashM"},
+        {"text": "std::mem::sw", "matches": {"swap"}},
+        {"text": "std::collections::HashM", "matches": {"HashMap"}},
+        {"text": "let s = reduce_me", "matches": {"reduce_mean"}},
+        {"text": "let o = GradientDesc", "matches": {"GradientDescent"}},
     ]
     complete_code_samples = ["let a = 1;", "fn f() { (1, [2]) }", 'let s = "{";', "1 + 2"]
     incomplete_code_samples = ["fn f() {", "let v = vec![1,", 'let s = "abc', "/* open"]

@@ -121,6 +121,19 @@ def main():
         pi = figure(r"pi is about ([0-9.]+)", text(mc))
         check(pi is not None and abs(pi - 3.14159) < 0.05, f"Monte Carlo notebook: pi ~ {pi}")
 
+    rich = executed.get("rich_output.ipynb")
+    if rich:
+        outs = list(outputs(rich))
+        pngs = [o for o in outs if o["output_type"] == "display_data" and "image/png" in o.get("data", {})]
+        check(len(pngs) == 1, f"rich-output notebook: the digit as a picture ({len(pngs)})")
+        tables = [o for o in outs if o["output_type"] == "execute_result" and "text/html" in o.get("data", {})]
+        summary = "".join("".join(t["data"]["text/html"]) for t in tables)
+        check("7,850" in summary, "rich-output notebook: the summary table counts 7,850 parameters")
+        plots = [o for o in outs if o["output_type"] == "execute_result" and "image/svg+xml" in o.get("data", {})]
+        check(len(plots) == 1, f"rich-output notebook: plotters' own evcxr figure shows as an image ({len(plots)})")
+        order = [o["output_type"] for o in list(rich["cells"])[1].get("outputs", [])]
+        check(order == ["display_data", "stream", "display_data"], f"rich-output notebook: outputs in order ({order})")
+
     parallel = executed.get("model_parallel.ipynb")
     if parallel:
         said = text(parallel)

@@ -1,8 +1,12 @@
-//! The engine's graph as the visualizer's plain data, and its drawing.
+//! A graph as the visualizer's plain data, and its drawings: SVG for notebooks, an outline
+//! for terminals, a one-line text for clients that show no pictures.
 
 use crate::error::Result;
 use sluice::Graph;
-use sluice_visualizer::{render_graph_svg, EdgeView, GraphDrawOptions, GraphView, NodeView};
+use sluice_visualizer::{
+    render_graph_svg, render_outline, CollapseOptions, EdgeView, GraphDrawOptions, GraphView,
+    NodeView,
+};
 
 /// Nodes (name, op, device, dtype and shape of the first output) and edges (data and control).
 pub fn graph_view(graph: &Graph) -> GraphView {
@@ -34,14 +38,33 @@ pub fn graph_view(graph: &Graph) -> GraphView {
     view
 }
 
+/// What a drawing of the graph is titled: its size, as the summary counts it.
+pub fn graph_title(graph: &Graph) -> String {
+    let summary = graph.summary();
+    format!(
+        "{} nodes, {} trainable parameters",
+        summary.nodes,
+        sluice::graph::thousands(summary.parameters)
+    )
+}
+
 /// The graph drawn as SVG, training scopes collapsed.
-pub fn graph_svg(graph: &Graph, title: &str) -> Result<String> {
+pub fn graph_svg(graph: &Graph) -> Result<String> {
     let options = GraphDrawOptions {
-        title: Some(title.to_string()),
+        title: Some(graph_title(graph)),
         edge_labels: true,
         ..GraphDrawOptions::default()
     };
     Ok(render_graph_svg(&graph_view(graph), &options)?)
+}
+
+/// The graph as an indented outline (name scopes as groups, training scopes collapsed).
+pub fn graph_outline(graph: &Graph) -> String {
+    let mut text = render_outline(&graph_view(graph), &CollapseOptions::default());
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// A one-paragraph text form of the graph, for clients that show no pictures.
@@ -77,8 +100,10 @@ mod tests {
             .iter()
             .any(|n| n.name == "x" && n.op == "Placeholder"));
         assert!(view.edges.len() >= 2);
-        let svg = graph_svg(&g, "test").unwrap_or_default();
+        let svg = graph_svg(&g).unwrap_or_default();
         assert!(svg.contains("<svg"));
+        assert!(svg.contains("6 trainable parameters"), "titled by its size");
         assert!(graph_text(&g).contains("nodes"));
+        assert!(graph_outline(&g).contains("graph:"));
     }
 }
