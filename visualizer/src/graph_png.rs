@@ -154,27 +154,23 @@ fn draw<DB: DrawingBackend>(
         root.draw(&Rectangle::new(corners, color.stroke.stroke_width(1)))
             .map_err(fail)?;
         let cx = r.center().0;
-        if node.detail.is_empty() {
+        for line in node.label_lines() {
+            let style = if line.heading {
+                text_style(f64::from(FONT_PX), true, INK, HPos::Center)
+            } else {
+                text_style(11.0, false, RGBColor(55, 65, 81), HPos::Center)
+            };
+            // plotters centres text on y; the SVG's baselines are 4 px below the centre.
             root.draw(&Text::new(
-                node.heading.clone(),
-                at(cx, r.y + r.height / 2.0),
-                text_style(f64::from(FONT_PX), true, INK, HPos::Center),
-            ))
-            .map_err(fail)?;
-        } else {
-            root.draw(&Text::new(
-                node.heading.clone(),
-                at(cx, r.y + 11.0),
-                text_style(f64::from(FONT_PX), true, INK, HPos::Center),
-            ))
-            .map_err(fail)?;
-            root.draw(&Text::new(
-                node.detail.clone(),
-                at(cx, r.y + 25.0),
-                text_style(11.0, false, RGBColor(55, 65, 81), HPos::Center),
+                line.text.to_string(),
+                at(cx, r.y + line.baseline - 4.0),
+                style,
             ))
             .map_err(fail)?;
         }
+    }
+    if frame.legend.is_empty() {
+        return Ok(());
     }
     let x = frame.legend_x;
     root.draw(&Text::new(

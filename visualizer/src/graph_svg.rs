@@ -4,8 +4,8 @@ use crate::error::Result;
 use crate::font::{TextMeasure, SVG_FONT_FAMILY};
 use crate::graph_view::GraphView;
 use crate::layout::{
-    check_layout_matches, layout_graph, BoxKind, EdgePath, GraphDrawOptions, GraphLayout, NodeBox,
-    ScopeBox, FONT_PX,
+    check_layout_matches, layout_graph, BoxKind, EdgePath, GraphDrawOptions, GraphLayout,
+    LabelLine, NodeBox, ScopeBox, FONT_PX,
 };
 use crate::palette::{hex, DeviceColors, MIXED};
 use crate::svg_text::{escape, num};
@@ -89,6 +89,7 @@ pub(crate) struct Frame {
     /// Offset of the graph below the title.
     pub top: f64,
     pub legend_x: f64,
+    /// Empty when no node has a device: then no legend is drawn.
     pub legend: Vec<(String, crate::palette::DeviceColor)>,
 }
 
@@ -105,11 +106,19 @@ impl Frame {
             .iter()
             .any(|b| colors.of_box(graph, &b.kind) == MIXED);
         let legend = colors.legend(any_mixed);
-        let legend_text = legend
-            .iter()
-            .map(|(label, _)| f64::from(measure.width(label, FONT_PX)))
-            .fold(f64::from(measure.width("Devices", FONT_PX)) * 1.1, f64::max);
-        let legend_width = SWATCH + 8.0 + legend_text + 16.0;
+        // No legend, and no room kept for one, when there is nothing to tell apart.
+        let (legend_width, legend_height) = if legend.is_empty() {
+            (0.0, 0.0)
+        } else {
+            let legend_text = legend
+                .iter()
+                .map(|(label, _)| f64::from(measure.width(label, FONT_PX)))
+                .fold(f64::from(measure.width("Devices", FONT_PX)) * 1.1, f64::max);
+            (
+                LEGEND_GAP + SWATCH + 8.0 + legend_text + 16.0,
+                16.0 + LEGEND_ROW * (legend.len() as f64 + 1.0),
+            )
+        };
         let top = if options.title.is_some() {
             TITLE_HEIGHT
         } else {
@@ -119,9 +128,8 @@ impl Frame {
             .title
             .as_deref()
             .map_or(0.0, |t| f64::from(measure.width(t, 16.0)) * 1.1 + 32.0);
-        let legend_height = 16.0 + LEGEND_ROW * (legend.len() as f64 + 1.0);
         Ok(Frame {
-            width: (layout.width + LEGEND_GAP + legend_width).max(title_width),
+            width: (layout.width + legend_width).max(title_width),
             height: top + layout.height.max(legend_height),
             top,
             legend_x: layout.width + LEGEND_GAP,
@@ -249,26 +257,54 @@ fn write_node(svg: &mut String, graph: &GraphView, node: &NodeBox, colors: &Devi
         stroke_width,
     );
     let (cx, _) = r.center();
-    if node.detail.is_empty() {
-        let _ = write!(
-            svg,
-            r##"<text class="node-op" x="{}" y="{}" text-anchor="middle" font-weight="bold" fill="#111827">{}</text>"##,
-            num(cx),
-            num(r.y + r.height / 2.0 + 4.0),
-            escape(&node.heading)
-        );
-    } else {
-        let _ = write!(
-            svg,
-            r##"<text class="node-op" x="{cx}" y="{y1}" text-anchor="middle" font-weight="bold" fill="#111827">{op}</text><text class="node-name" x="{cx}" y="{y2}" text-anchor="middle" font-size="11" fill="#374151">{name}</text>"##,
-            cx = num(cx),
-            y1 = num(r.y + 15.0),
-            y2 = num(r.y + 29.0),
-            op = escape(&node.heading),
-            name = escape(&node.detail),
-        );
-    }
+    let lines = node.label_lines();
+    let (heading, detail): (Vec<LabelLine>, Vec<LabelLine>) =
+        lines.into_iter().partition(|line| line.heading);
+    write_label(
+        svg,
+        r##"class="node-op""##,
+        r##"font-weight="bold" fill="#111827""##,
+        cx,
+        r.y,
+        &heading,
+    );
+    write_label(
+        svg,
+        r##"class="node-name""##,
+        r##"font-size="11" fill="#374151""##,
+        cx,
+        r.y,
+        &detail,
+    );
     svg.push_str("</g>\n");
+}
+
+/// One label of a node, centred on `cx`: a single line as plain text, several as
+/// `<tspan>`s, one a line (so that the label's text content is still the whole label).
+fn write_label(svg: &mut String, class: &str, style: &str, cx: f64, top: f64, lines: &[LabelLine]) {
+    let Some(first) = lines.first() else {
+        return;
+    };
+    let _ = write!(
+        svg,
+        r#"<text {class} x="{}" y="{}" text-anchor="middle" {style}>"#,
+        num(cx),
+        num(top + first.baseline),
+    );
+    if let [only] = lines {
+        svg.push_str(&escape(only.text));
+    } else {
+        for line in lines {
+            let _ = write!(
+                svg,
+                r#"<tspan x="{}" y="{}">{}</tspan>"#,
+                num(cx),
+                num(top + line.baseline),
+                escape(line.text)
+            );
+        }
+    }
+    svg.push_str("</text>");
 }
 
 /// Full name, op, shape and device of a node; for a collapsed scope, what it holds.
@@ -325,6 +361,9 @@ pub(crate) fn tooltip(graph: &GraphView, node: &NodeBox) -> String {
 }
 
 fn write_legend(svg: &mut String, frame: &Frame) {
+    if frame.legend.is_empty() {
+        return;
+    }
     let x = frame.legend_x;
     let _ = writeln!(
         svg,

@@ -5,7 +5,7 @@
 
 use crate::graph_view::GraphView;
 use crate::layered::{self, LayeredInput, LayeredOutput, Pin};
-use crate::layout::{BoxKind, EdgePath, GraphLayout, NodeBox, Rect, ScopeBox};
+use crate::layout::{BoxKind, BoxText, EdgePath, GraphLayout, NodeBox, Rect, ScopeBox};
 use crate::scopes::{Item, ScopeTree, ROOT};
 use std::collections::{HashMap, HashSet};
 
@@ -99,17 +99,15 @@ struct ContainerLayout {
     origin: (f64, f64),
 }
 
-/// Labels and width of each node or collapsed-scope box, computed by the caller.
-pub(crate) type BoxLabels = HashMap<Item, (String, String, f64)>;
+/// Labels and size of each node or collapsed-scope box, computed by the caller.
+pub(crate) type BoxLabels = HashMap<Item, BoxText>;
 
 /// Lays out every container bottom-up, places them top-down, then routes the edges.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn lay_out(
     tree: &ScopeTree,
     containers: &[usize],
     visible: &[VisibleEdge],
     mut labels: BoxLabels,
-    node_height: f64,
     title_width: impl Fn(usize) -> f64,
     spacing: &Spacing,
 ) -> GraphLayout {
@@ -137,7 +135,7 @@ pub(crate) fn lay_out(
             .iter()
             .map(|slot| match slot {
                 Slot::Child(Item::Open(s)) => done.get(s).map_or((0.0, 0.0), |c| c.box_size),
-                Slot::Child(item) => (labels.get(item).map_or(0.0, |l| l.2), node_height),
+                Slot::Child(item) => labels.get(item).map_or((0.0, 0.0), |l| l.size),
                 Slot::Entry(_) | Slot::Exit(_) => (PORT_WIDTH, 0.0),
             })
             .collect();
@@ -191,6 +189,7 @@ pub(crate) fn lay_out(
         box_of: HashMap::new(),
         port_at: HashMap::new(),
         scope_rect: HashMap::new(),
+        row_of: HashMap::new(),
     };
     let origin = (spacing.margin, spacing.margin);
     placement.place(tree, &mut done, &mut labels, ROOT, origin, spacing);
@@ -237,6 +236,8 @@ struct Placement {
     box_of: HashMap<Item, usize>,
     port_at: HashMap<Slot, (f64, f64)>,
     scope_rect: HashMap<usize, Rect>,
+    /// The top and bottom of the row each child (box or open scope) sits in.
+    row_of: HashMap<Item, (f64, f64)>,
 }
 
 impl Placement {
@@ -269,6 +270,12 @@ impl Placement {
                 (slot, rect)
             })
             .collect();
+        for (&slot, &(top, bottom)) in this.slots.iter().zip(&this.output.rows) {
+            if let Slot::Child(item) = slot {
+                self.row_of
+                    .insert(item, (origin.1 + top, origin.1 + bottom));
+            }
+        }
         for (slot, rect) in placed {
             match slot {
                 Slot::Entry(_) | Slot::Exit(_) => {
@@ -299,13 +306,17 @@ impl Placement {
                         },
                         Item::Node(n) | Item::Open(n) => BoxKind::Node(n),
                     };
-                    let (heading, detail, _) = labels.remove(&item).unwrap_or_default();
+                    let Some(text) = labels.remove(&item) else {
+                        continue;
+                    };
                     self.box_of.insert(item, self.layout.boxes.len());
                     self.layout.boxes.push(NodeBox {
                         kind,
                         rect,
-                        heading,
-                        detail,
+                        heading: text.heading,
+                        detail: text.detail,
+                        heading_lines: text.heading_lines,
+                        detail_lines: text.detail_lines,
                     });
                 }
             }
@@ -337,17 +348,33 @@ impl Placement {
         let upwards = edge.exits.is_empty()
             && edge.entries.is_empty()
             && target.center().1 < source.center().1;
+        // A box shorter than its row is centred in it: an edge first runs straight to the
+        // row's edge, so that it does not cut across a taller neighbour on the way.
+        let row_edge = |item: Item, low: bool| {
+            self.row_of
+                .get(&item)
+                .map(|&(top, bottom)| if low { bottom } else { top })
+        };
+        let to_row_edge = |points: &mut Vec<(f64, f64)>, item: Item, low: bool| {
+            if let (Some(&(x, y)), Some(row_y)) = (points.last(), row_edge(item, low)) {
+                if (row_y - y).abs() > 0.5 {
+                    points.push((x, row_y));
+                }
+            }
+        };
         let mut points = vec![if upwards {
             (source.center().0, source.y)
         } else {
             (source.center().0, source.bottom())
         }];
+        to_row_edge(&mut points, edge.ends.0, !upwards);
         for &(scope, child) in &edge.exits {
             bends(scope, Slot::Child(child), Slot::Exit(child), &mut points);
             let port = *self.port_at.get(&Slot::Exit(child))?;
             points.push(port);
             let border = self.scope_rect.get(&scope).map_or(port.1, |r| r.bottom());
             points.push((port.0, border));
+            to_row_edge(&mut points, Item::Open(scope), true);
         }
         bends(
             edge.container,
@@ -358,15 +385,26 @@ impl Placement {
         for &(scope, child) in &edge.entries {
             let port = *self.port_at.get(&Slot::Entry(child))?;
             let border = self.scope_rect.get(&scope).map_or(port.1, |r| r.y);
+            if let Some(row_top) = row_edge(Item::Open(scope), false) {
+                if border - row_top > 0.5 {
+                    points.push((port.0, row_top));
+                }
+            }
             points.push((port.0, border));
             points.push(port);
             bends(scope, Slot::Entry(child), Slot::Child(child), &mut points);
         }
-        points.push(if upwards {
+        let end = if upwards {
             (target.center().0, target.bottom())
         } else {
             (target.center().0, target.y)
-        });
+        };
+        if let Some(row_y) = row_edge(edge.ends.1, upwards) {
+            if (row_y - end.1).abs() > 0.5 {
+                points.push((end.0, row_y));
+            }
+        }
+        points.push(end);
         points.dedup();
         let label = match edge.labels.as_slice() {
             [] => None,

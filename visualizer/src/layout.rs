@@ -5,6 +5,7 @@ use crate::error::{Result, VisualizerError};
 use crate::font::TextMeasure;
 use crate::graph_view::GraphView;
 use crate::hierarchy::{lay_out, open_containers, visible_edges, BoxLabels, Spacing};
+use crate::label_wrap::wrap_label;
 use crate::scopes::{CollapseOptions, Item, ScopeTree};
 use std::collections::HashSet;
 
@@ -67,14 +68,52 @@ pub enum BoxKind {
     CollapsedScope { path: String, members: Vec<usize> },
 }
 
-/// A box drawn for a node or a collapsed scope, with its two label lines (the first bold;
-/// the second may be empty), already shortened to fit.
+/// A box drawn for a node or a collapsed scope, with its two labels: a bold heading (the
+/// op, or the scope's name) and a detail (the node's name, or the scope's size; may be
+/// empty). Labels are never cut: a box is as wide as its longest line, and text wider than
+/// a generous limit wraps onto further lines in a taller box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeBox {
     pub kind: BoxKind,
     pub rect: Rect,
+    /// The whole heading, as in the tooltip.
     pub heading: String,
+    /// The whole detail, as in the tooltip.
     pub detail: String,
+    /// The heading as drawn, one entry a line.
+    pub heading_lines: Vec<String>,
+    /// The detail as drawn, one entry a line; empty when there is no detail.
+    pub detail_lines: Vec<String>,
+}
+
+/// One drawn line of a node's label.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LabelLine<'a> {
+    pub text: &'a str,
+    /// Part of the bold heading rather than the detail.
+    pub heading: bool,
+    /// The text's baseline, below the box's top.
+    pub baseline: f64,
+}
+
+impl NodeBox {
+    /// Heading lines then detail lines, as a block centred in the box, `LINE_STEP` apart.
+    pub(crate) fn label_lines(&self) -> Vec<LabelLine<'_>> {
+        let count = self.heading_lines.len() + self.detail_lines.len();
+        // A 12 px line looks centred on y when its baseline is at y + 4.
+        let first = self.rect.height / 2.0 + 4.0 - LINE_STEP * (count as f64 - 1.0) / 2.0;
+        let heading = self.heading_lines.iter().map(|text| (text, true));
+        let detail = self.detail_lines.iter().map(|text| (text, false));
+        heading
+            .chain(detail)
+            .enumerate()
+            .map(|(i, (text, heading))| LabelLine {
+                text,
+                heading,
+                baseline: first + LINE_STEP * i as f64,
+            })
+            .collect()
+    }
 }
 
 /// The frame around an open name scope.
@@ -117,10 +156,18 @@ pub struct GraphLayout {
 pub(crate) const FONT_PX: f32 = 12.0;
 /// Bold text runs about this much wider than regular.
 const BOLD_FACTOR: f32 = 1.1;
+/// Height of a box with one or two label lines.
 pub(crate) const NODE_HEIGHT: f64 = 36.0;
+/// Distance between the baselines of label lines; each line past the second makes the box
+/// this much taller.
+pub(crate) const LINE_STEP: f64 = 14.0;
 const NODE_PAD_X: f64 = 10.0;
 const MIN_NODE_WIDTH: f64 = 56.0;
-const MAX_LABEL_WIDTH: f32 = 200.0;
+/// Widest label line before text wraps: generous, so that op names such as
+/// `SparseSoftmaxCrossEntropyWithLogits` stay on one line.
+const MAX_LINE_WIDTH: f32 = 300.0;
+/// Lines per label at most; past them the label ends in `…` (the tooltip has it whole).
+const MAX_LABEL_LINES: usize = 8;
 pub(crate) const SCOPE_PAD: f64 = 12.0;
 pub(crate) const SCOPE_TITLE: f64 = 22.0;
 const NODE_GAP: f64 = 20.0;
@@ -140,7 +187,7 @@ pub fn layout_graph(graph: &GraphView, options: &GraphDrawOptions) -> Result<Gra
     for &container in &containers {
         for child in tree.children(container) {
             if !matches!(child, Item::Open(_)) {
-                labels.insert(child, box_labels(graph, &tree, &measure, child));
+                labels.insert(child, box_text(graph, &tree, &measure, child));
             }
         }
     }
@@ -159,15 +206,7 @@ pub fn layout_graph(graph: &GraphView, options: &GraphDrawOptions) -> Result<Gra
         scope_title: SCOPE_TITLE,
         margin: MARGIN,
     };
-    let mut layout = lay_out(
-        &tree,
-        &containers,
-        &visible,
-        labels,
-        NODE_HEIGHT,
-        title_width,
-        &spacing,
-    );
+    let mut layout = lay_out(&tree, &containers, &visible, labels, title_width, &spacing);
     let is_training = |b: usize| match &layout.boxes[b].kind {
         BoxKind::CollapsedScope { path, .. } => {
             let top_level = path.split('/').next().unwrap_or("");
@@ -208,13 +247,17 @@ pub(crate) fn check_layout_matches(graph: &GraphView, layout: &GraphLayout) -> R
     }
 }
 
-/// The two label lines of a node or collapsed scope, and the box width they need.
-fn box_labels(
-    graph: &GraphView,
-    tree: &ScopeTree,
-    measure: &TextMeasure,
-    item: Item,
-) -> (String, String, f64) {
+/// What a node or collapsed-scope box says, as wrapped lines, and the size they need.
+pub(crate) struct BoxText {
+    pub heading: String,
+    pub detail: String,
+    pub heading_lines: Vec<String>,
+    pub detail_lines: Vec<String>,
+    pub size: (f64, f64),
+}
+
+/// The heading and detail of a node or collapsed scope, wrapped, and the box they need.
+fn box_text(graph: &GraphView, tree: &ScopeTree, measure: &TextMeasure, item: Item) -> BoxText {
     let (heading, detail) = match item {
         Item::Node(n) => {
             let node = &graph.nodes[n];
@@ -229,29 +272,27 @@ fn box_labels(
             (format!("{}/", scope.name), format!("{count} {noun}"))
         }
     };
-    let heading = fit_text(measure, &heading, MAX_LABEL_WIDTH / BOLD_FACTOR);
-    let detail = fit_text(measure, &detail, MAX_LABEL_WIDTH);
-    let text_width =
-        (measure.width(&heading, FONT_PX) * BOLD_FACTOR).max(measure.width(&detail, FONT_PX));
+    let bold = |text: &str| measure.width(text, FONT_PX) * BOLD_FACTOR;
+    let regular = |text: &str| measure.width(text, FONT_PX);
+    let heading_lines = wrap_label(&heading, &bold, MAX_LINE_WIDTH, MAX_LABEL_LINES);
+    let detail_lines = if detail.is_empty() {
+        Vec::new()
+    } else {
+        wrap_label(&detail, &regular, MAX_LINE_WIDTH, MAX_LABEL_LINES)
+    };
+    let text_width = heading_lines
+        .iter()
+        .map(|line| bold(line))
+        .chain(detail_lines.iter().map(|line| regular(line)))
+        .fold(0.0, f32::max);
     let width = (f64::from(text_width) + 2.0 * NODE_PAD_X).max(MIN_NODE_WIDTH);
-    (heading, detail, width.ceil())
-}
-
-/// `text`, cut with an ellipsis to at most `max_width` pixels.
-fn fit_text(measure: &TextMeasure, text: &str, max_width: f32) -> String {
-    if measure.width(text, FONT_PX) <= max_width {
-        return text.to_string();
+    let lines = heading_lines.len() + detail_lines.len();
+    let height = NODE_HEIGHT + LINE_STEP * lines.saturating_sub(2) as f64;
+    BoxText {
+        heading,
+        detail,
+        heading_lines,
+        detail_lines,
+        size: (width.ceil(), height),
     }
-    let room = max_width - measure.width("…", FONT_PX);
-    let mut used = 0.0;
-    let mut cut = String::new();
-    for c in text.chars() {
-        used += measure.width(c.encode_utf8(&mut [0; 4]), FONT_PX);
-        if used > room {
-            break;
-        }
-        cut.push(c);
-    }
-    cut.push('…');
-    cut
 }

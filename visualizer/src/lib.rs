@@ -25,6 +25,7 @@ pub mod text_chart;
 
 mod font;
 mod hierarchy;
+mod label_wrap;
 mod layered;
 mod log_axis;
 mod number_format;

@@ -5,11 +5,14 @@ use crate::graph_view::GraphView;
 use crate::scopes::{CollapseOptions, Item, ScopeTree, ROOT};
 use std::collections::BTreeMap;
 
-/// Longest name column before names are cut, so that op and shape columns stay on screen.
+/// Widest name column, so that op and shape columns stay on screen; a longer name is shown
+/// whole on its own line, with its columns on the next.
 const MAX_NAME_COLUMN: usize = 44;
 
 struct Row {
     prefix: String,
+    /// What stands before a second line of this row, so that the tree's lines go on.
+    continuation: String,
     name: String,
     rest: Rest,
 }
@@ -55,34 +58,36 @@ pub fn render_outline(graph: &GraphView, collapse: &CollapseOptions) -> String {
         Rest::Node { shape, .. } => shape.chars().count(),
         Rest::Summary(_) => 0,
     });
-    for row in &rows {
-        let room = name_width.saturating_sub(row.prefix.chars().count());
-        let name = cut(&row.name, room);
-        let rest = match &row.rest {
-            Rest::Node { op, shape, device } => {
-                format!("{op:<op_width$}  {shape:<shape_width$}  {device}")
-            }
-            Rest::Summary(summary) => summary.clone(),
-        };
-        let mut line = format!("{}{name:<room$}  {rest}", row.prefix);
+    let mut push_line = |mut line: String| {
         line.truncate(line.trim_end().len());
         out.push_str(&line);
         out.push('\n');
+    };
+    for row in &rows {
+        let room = name_width.saturating_sub(row.prefix.chars().count());
+        let fits = row.name.chars().count() <= room;
+        match &row.rest {
+            Rest::Node { op, shape, device } => {
+                let columns = format!("{op:<op_width$}  {shape:<shape_width$}  {device}");
+                if fits {
+                    push_line(format!("{}{:<room$}  {columns}", row.prefix, row.name));
+                } else {
+                    // Names are never cut: the name alone, then the aligned columns.
+                    push_line(format!("{}{}", row.prefix, row.name));
+                    push_line(format!("{}{:<room$}  {columns}", row.continuation, ""));
+                }
+            }
+            // A summary is not a column: a long scope name just pushes it along.
+            Rest::Summary(summary) => {
+                push_line(format!("{}{:<room$}  {summary}", row.prefix, row.name));
+            }
+        }
     }
     out
 }
 
 fn nodes(count: usize) -> String {
     format!("{count} node{}", if count == 1 { "" } else { "s" })
-}
-
-fn cut(text: &str, room: usize) -> String {
-    if text.chars().count() <= room {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(room.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 fn outline_container(
@@ -102,6 +107,7 @@ fn outline_container(
                 let node = &graph.nodes[n];
                 rows.push(Row {
                     prefix,
+                    continuation: deeper,
                     name: node.short_name().to_string(),
                     rest: Rest::Node {
                         op: node.op.clone(),
@@ -114,6 +120,7 @@ fn outline_container(
                 let scope = &tree.scopes[s];
                 rows.push(Row {
                     prefix,
+                    continuation: deeper.clone(),
                     name: format!("{}/", scope.name),
                     rest: Rest::Summary(nodes(scope.all_nodes.len())),
                 });
@@ -123,6 +130,7 @@ fn outline_container(
                 let scope = &tree.scopes[s];
                 rows.push(Row {
                     prefix,
+                    continuation: deeper,
                     name: format!("{}/", scope.name),
                     rest: Rest::Summary(format!(
                         "{} (collapsed): {}",

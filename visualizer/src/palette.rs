@@ -148,8 +148,13 @@ impl DeviceColors {
         }
     }
 
-    /// Legend entries: every device, then the unplaced and mixed kinds where present.
+    /// Legend entries: every device, then the unplaced and mixed kinds where present. None
+    /// at all when no node has a device: a legend whose one entry is "(no device)" tells
+    /// the reader nothing.
     pub(crate) fn legend(&self, any_mixed: bool) -> Vec<(String, DeviceColor)> {
+        if self.devices.is_empty() {
+            return Vec::new();
+        }
         let mut entries: Vec<(String, DeviceColor)> = self
             .devices
             .iter()

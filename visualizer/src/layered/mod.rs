@@ -41,6 +41,9 @@ pub(crate) struct LayeredOutput {
     pub height: f64,
     /// For each input edge, the bend points between its ends (empty for adjacent layers).
     pub routes: Vec<Vec<(f64, f64)>>,
+    /// For each box, the top and bottom of its row (as tall as the row's tallest box; boxes
+    /// are centred in it).
+    pub rows: Vec<(f64, f64)>,
 }
 
 type Edge = (usize, usize);
@@ -69,6 +72,7 @@ pub(crate) fn layout(input: &LayeredInput) -> LayeredOutput {
             width: 0.0,
             height: 0.0,
             routes: vec![Vec::new(); input.edges.len()],
+            rows: Vec::new(),
         };
     }
     let (acyclic, reversed) = break_cycles(n, &input.edges);
@@ -79,6 +83,16 @@ pub(crate) fn layout(input: &LayeredInput) -> LayeredOutput {
     let (x, y, width, height) = assign_coordinates(&graph, input);
 
     let centers = (0..n).map(|v| (x[v], y[v])).collect();
+    let mut tallest = vec![0.0_f64; graph.layers.len()];
+    for (v, &l) in graph.layer.iter().enumerate() {
+        tallest[l] = tallest[l].max(graph.height[v]);
+    }
+    let rows = (0..n)
+        .map(|v| {
+            let half = tallest[graph.layer[v]] / 2.0;
+            (y[v] - half, y[v] + half)
+        })
+        .collect();
     let chain_of: HashMap<(usize, usize), &Vec<usize>> =
         chains.iter().map(|(edge, chain)| (*edge, chain)).collect();
     // Routes per input edge, via the chain of its (possibly reversed) acyclic edge.
@@ -106,6 +120,7 @@ pub(crate) fn layout(input: &LayeredInput) -> LayeredOutput {
         width,
         height,
         routes,
+        rows,
     }
 }
 
@@ -177,11 +192,17 @@ fn break_cycles(n: usize, edges: &[(usize, usize)]) -> (Vec<Edge>, HashSet<Edge>
 fn assign_layers(n: usize, edges: &[(usize, usize)], pin: impl Fn(usize) -> Pin) -> Vec<usize> {
     let mut in_degree = vec![0usize; n];
     let mut successors = vec![Vec::new(); n];
+    let mut is_source = vec![true; n];
     for &(a, b) in edges {
-        successors[a].push(b);
-        in_degree[b] += 1;
+        is_source[b] = false;
+        // Edges from entry points (and to exit points) do not push free boxes down: the
+        // pinned rows are added below, and counting them twice left an empty row under
+        // the entry points of every scope.
+        if pin(a) == Pin::Free && pin(b) == Pin::Free {
+            successors[a].push(b);
+            in_degree[b] += 1;
+        }
     }
-    let is_source: Vec<bool> = in_degree.iter().map(|&d| d == 0).collect();
     let mut layer = vec![0usize; n];
     let mut queue: Vec<usize> = (0..n).filter(|&v| in_degree[v] == 0).collect();
     let mut head = 0;
@@ -339,6 +360,20 @@ mod tests {
         });
         let y = |v: usize| out.centers[v].1;
         assert!(y(2) < y(0) && y(0) < y(1) && y(1) < y(3));
+    }
+
+    #[test]
+    fn entry_points_leave_no_empty_row() {
+        // entry -> box -> exit: three rows, with the short gap next to pinned rows.
+        let out = layout(&LayeredInput {
+            sizes: vec![(60.0, 30.0), (4.0, 0.0), (4.0, 0.0)],
+            edges: vec![(1, 0), (0, 2)],
+            node_gap: 20.0,
+            layer_gap: 40.0,
+            pins: vec![Pin::Free, Pin::Top, Pin::Bottom],
+        });
+        assert_eq!(out.height, 20.0 + 30.0 + 20.0);
+        assert_eq!(out.centers[0].1 - out.centers[1].1, 20.0 + 15.0);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Graphs for tests and the benchmark (included with `#[path]` there).
 #![allow(dead_code)]
 
+pub mod drawing;
+
 use sluice_visualizer::graph_view::{EdgeView, GraphView, NodeView};
 
 /// Adds nodes by name and wires them by name.
