@@ -1,5 +1,10 @@
 //! End-to-end tests of Sluice live in `tests/`; this library finds and starts the programs
-//! they run (examples, and the standalone engine).
+//! they run (examples, and the standalone engine), and skips (or, under `CI=true`, fails)
+//! the tests whose optional data or tools are missing.
+
+mod optional;
+
+pub use optional::{fashion_mnist_dir, require};
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
