@@ -14,84 +14,103 @@
 //! `--checkpoint-steps N`, `--allreduce`, `--quiet`, and `--cluster-from-env`: train on the
 //! cluster that TF_CONFIG (or Slurm's variables) describes instead of starting one; the
 //! numbers of workers and parameter servers are then the cluster's (see
-//! examples/kubernetes and examples/slurm).
+//! examples/kubernetes and examples/slurm). `--help` describes them all.
 
-use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
 use sluice::data::mnist_digits;
 use sluice::distributed::replicas::{DataParallel, Replicated, Tower};
 use sluice::distributed::{ClusterSpec, LocalCluster, TrainEvent, Trainer, TrainerOptions};
 use sluice::prelude::*;
+use std::path::PathBuf;
 use std::time::Instant;
 
+/// Data parallelism: the seed program (or an MLP) replicated on worker processes that share
+/// their variables on parameter servers, or average their gradients by ring all-reduce. Starts
+/// its own cluster on 127.0.0.1 (needs the built `sluice-engine`) unless --cluster-from-env.
+#[derive(Parser)]
+#[command(
+    name = "mnist_data_parallel",
+    version,
+    after_help = "RUST_LOG filters diagnostics (default warn)."
+)]
 struct Args {
+    /// Worker tasks, one replica each
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        conflicts_with = "cluster_from_env"
+    )]
     workers: usize,
+
+    /// Parameter-server tasks (none with --allreduce)
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 1,
+        conflicts_with = "cluster_from_env"
+    )]
     ps: usize,
+
+    /// Asynchronous updates: each replica applies its gradient when it has it
+    #[arg(long = "async")]
     asynchronous: bool,
+
+    /// Ring all-reduce among the workers instead of parameter servers
+    #[arg(long)]
     allreduce: bool,
+
+    /// With --async: no replica runs more than S steps ahead of the slowest live one
+    #[arg(long, value_name = "S", requires = "asynchronous")]
     staleness: Option<u64>,
+
+    /// Synchronous steps apply the first K replicas' gradients; the rest are backups
+    #[arg(long, value_name = "K", conflicts_with = "asynchronous")]
     aggregate: Option<usize>,
+
+    /// Global steps
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     steps: u64,
+
+    /// Examples per batch, per worker
+    #[arg(long, value_name = "B", default_value_t = 100)]
     batch: usize,
-    mlp: bool,
-    checkpoint_dir: Option<std::path::PathBuf>,
+
+    /// The replicated model
+    #[arg(long, value_enum, default_value_t = Model::Softmax)]
+    model: Model,
+
+    /// Where checkpoints go (and the newest is restored from)
+    #[arg(long, value_name = "D")]
+    checkpoint_dir: Option<PathBuf>,
+
+    /// Global steps between checkpoints
+    #[arg(long, value_name = "N")]
     checkpoint_steps: Option<u64>,
+
+    /// Print only the results, not the steps and the workers' reports
+    #[arg(long)]
     quiet: bool,
+
+    /// Train on the cluster that TF_CONFIG (or Slurm's variables) describes, with its
+    /// numbers of workers and parameter servers, instead of starting one
+    #[arg(long)]
     cluster_from_env: bool,
 }
 
-fn parse() -> anyhow::Result<Args> {
-    let mut a = Args {
-        workers: 2,
-        ps: 1,
-        asynchronous: false,
-        allreduce: false,
-        staleness: None,
-        aggregate: None,
-        steps: 1000,
-        batch: 100,
-        mlp: false,
-        checkpoint_dir: None,
-        checkpoint_steps: None,
-        quiet: false,
-        cluster_from_env: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--workers" => a.workers = value("--workers")?.parse()?,
-            "--ps" => a.ps = value("--ps")?.parse()?,
-            "--async" => a.asynchronous = true,
-            "--allreduce" => a.allreduce = true,
-            "--staleness" => a.staleness = Some(value("--staleness")?.parse()?),
-            "--aggregate" => a.aggregate = Some(value("--aggregate")?.parse()?),
-            "--steps" => a.steps = value("--steps")?.parse()?,
-            "--batch" => a.batch = value("--batch")?.parse()?,
-            "--model" => match value("--model")?.as_str() {
-                "softmax" => a.mlp = false,
-                "mlp" => a.mlp = true,
-                other => bail!("--model is softmax or mlp, not {other}"),
-            },
-            "--checkpoint-dir" => a.checkpoint_dir = Some(value("--checkpoint-dir")?.into()),
-            "--checkpoint-steps" => {
-                a.checkpoint_steps = Some(value("--checkpoint-steps")?.parse()?)
-            }
-            "--quiet" => a.quiet = true,
-            "--cluster-from-env" => a.cluster_from_env = true,
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    if a.allreduce {
-        a.ps = 0;
-    }
-    Ok(a)
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// The seed program's softmax regression
+    Softmax,
+    /// An MLP 784-256-10
+    Mlp,
 }
 
 /// The seed program's model (or the MLP) as one replica.
-fn tower(g: &Graph, mlp: bool) -> Result<Tower, sluice::GraphError> {
+fn tower(g: &Graph, model: Model) -> Result<Tower, sluice::GraphError> {
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
-    let (logits, loss) = if mlp {
+    let (logits, loss) = if model == Model::Mlp {
         let w1 = g.variable("W1", &[784, 256], Initializer::GlorotUniform);
         let b1 = g.variable("b1", &[256], Initializer::Zeros);
         let w2 = g.variable("W2", &[256, 10], Initializer::GlorotUniform);
@@ -126,13 +145,20 @@ fn build(a: &Args) -> anyhow::Result<Replicated> {
     } else if let Some(k) = a.aggregate {
         strategy = strategy.replicas_to_aggregate(k);
     }
-    let rate = if a.mlp { 0.1 } else { 0.01 };
+    let rate = match a.model {
+        Model::Softmax => 0.01,
+        Model::Mlp => 0.1,
+    };
     let g = Graph::new();
-    Ok(strategy.build(&g, &GradientDescent::new(rate), |g| tower(g, a.mlp))?)
+    Ok(strategy.build(&g, &GradientDescent::new(rate), |g| tower(g, a.model))?)
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut a = parse()?;
+    let mut a = Args::parse();
+    sluice::logging::init("warn");
+    if a.allreduce {
+        a.ps = 0;
+    }
     // A cluster of its own on loopback, or the one the environment describes.
     let (_local, spec) = if a.cluster_from_env {
         let (spec, _) = ClusterSpec::from_env()?;

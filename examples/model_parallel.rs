@@ -6,22 +6,38 @@
 //!     cargo build --release --bin sluice-engine
 //!     cargo run --release --example model_parallel [-- --steps N] [--wire bf16]
 
+use clap::Parser;
 use sluice::data::mnist_digits;
 use sluice::distributed::{DistributedOptions, DistributedSession, LocalCluster};
 use sluice::prelude::*;
 use std::time::Instant;
 
+/// Model parallelism: an MLP 784-256-10 split over two local worker processes (needs the
+/// built `sluice-engine`), trained on the embedded MNIST digits.
+#[derive(Parser)]
+#[command(
+    name = "model_parallel",
+    version,
+    after_help = "RUST_LOG filters diagnostics (default warn)."
+)]
+struct Args {
+    /// Training steps of 100 examples
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    steps: usize,
+
+    /// How activations and gradients travel between the workers
+    #[arg(
+        long,
+        value_name = "PRECISION",
+        default_value = "f32",
+        value_parser = ["f32", "bf16", "f16", "int8"]
+    )]
+    wire: String,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut steps = 1000usize;
-    let mut wire = "f32".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--steps" => steps = args.next().ok_or("--steps needs a number")?.parse()?,
-            "--wire" => wire = args.next().ok_or("--wire needs f32, bf16, f16 or int8")?,
-            other => return Err(format!("unknown argument {other}").into()),
-        }
-    }
+    let Args { steps, wire } = Args::parse();
+    sluice::logging::init("warn");
     let cluster = LocalCluster::start(&[("worker", 2)])?;
     println!("cluster: {}", cluster.spec().to_tf_config(None));
 

@@ -11,11 +11,32 @@
 //! from this process, on its own threads, still over TCP loopback.
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use sluice::prelude::*;
 use sluice::service::{EmbeddedEngine, EngineConfig};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
+
+/// The round trip of one RunStep to a standalone engine over loopback, for a tiny graph;
+/// then the seed program's Fit in-process and through the engine, per step.
+#[derive(Parser)]
+#[command(
+    name = "rpc_latency",
+    version,
+    after_help = "Uses the engine that SLUICE_ENGINE=HOST:PORT names; else starts the \
+        built `sluice-engine serve` beside this program; else serves an engine from this \
+        process. RUST_LOG filters diagnostics (default warn)."
+)]
+struct Args {
+    /// Timed RunStep calls (after 200 warm-up calls)
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    calls: usize,
+
+    /// Steps of each timed Fit of the seed program; 0 skips the Fit comparison
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    fit_steps: usize,
+}
 
 /// Whatever serves the engine for the benchmark, stopped when dropped.
 enum Engine {
@@ -146,19 +167,8 @@ fn fit_per_step(addr: &str, steps: usize, rounds: usize) -> anyhow::Result<(f64,
 }
 
 fn main() -> anyhow::Result<()> {
-    let (mut calls, mut fit_steps) = (2000usize, 1000usize);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        match pair {
-            [flag, n] if flag == "--calls" => {
-                calls = n.parse().context("--calls takes a number")?
-            }
-            [flag, n] if flag == "--fit-steps" => {
-                fit_steps = n.parse().context("--fit-steps takes a number")?
-            }
-            other => bail!("unknown arguments {other:?} (use --calls N, --fit-steps N)"),
-        }
-    }
+    let Args { calls, fit_steps } = Args::parse();
+    sluice::logging::init("warn");
     let (addr, _engine, how) = start_engine()?;
     let g = Graph::new();
     let sum = g.scalar(1.0) + g.scalar(2.0);

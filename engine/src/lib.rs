@@ -8,6 +8,10 @@
 //! session, the Arrow/Parquet readers and the gRPC server. Without it the crate is the light
 //! client a notebook cell links against: graph building, op definitions, autodiff,
 //! optimizers and [`RemoteSession`].
+//!
+//! The library prints nothing: it reports through `tracing` events, which a program shows
+//! with a subscriber of its choice, such as the one `logging::init` installs (feature
+//! `engine`; `RUST_LOG` filters it).
 
 pub mod autodiff;
 pub mod checkpoint;
@@ -18,6 +22,8 @@ pub mod error;
 pub mod executor;
 pub mod fit;
 pub mod graph;
+#[cfg(feature = "engine")]
+pub mod logging;
 pub mod ops;
 pub mod optimizers;
 pub mod runner;

@@ -3,11 +3,14 @@
 
 #![cfg(feature = "engine")]
 
+mod common;
+
 use arrow_array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
     RecordBatch, StringArray, UInt8Array,
 };
 use arrow_schema::{DataType, Field, Schema};
+use common::python_with_pandas;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use sluice::data::{
@@ -16,6 +19,7 @@ use sluice::data::{
 };
 use sluice::prelude::*;
 use sluice::MetricPoint;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -440,25 +444,12 @@ fn a_history_written_as_arrow_or_parquet_reads_back_exactly() {
     assert!(!nowhere.exists());
 }
 
-/// The Python with pandas, polars and pyarrow that .ci/run makes, from `SLUICE_PY`.
-fn sluice_py() -> std::ffi::OsString {
-    std::env::var_os("SLUICE_PY").unwrap_or_else(|| {
-        panic!(
-            "SLUICE_PY is unset: this test runs a script of tests/python with a Python \
-             that has pandas, polars and pyarrow. Run .ci/run, which makes such a venv, or: \
-             python3 -m venv ~/.cache/sluice-py-venv && ~/.cache/sluice-py-venv/bin/pip \
-             install polars pandas pyarrow && export SLUICE_PY=~/.cache/sluice-py-venv/bin/python"
-        )
-    })
-}
-
-/// Runs `tests/python/SCRIPT ARGS...` with [`sluice_py`]; its stdout.
-fn run_python(script: &str, args: &[&Path]) -> String {
-    let python = sluice_py();
+/// Runs `tests/python/SCRIPT ARGS...` with `python` (see [`python_with_pandas`]); its stdout.
+fn run_python(python: &OsStr, script: &str, args: &[&Path]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/python")
         .join(script);
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new(python)
         .arg(&script)
         .args(args)
         .output()
@@ -475,6 +466,9 @@ fn run_python(script: &str, args: &[&Path]) -> String {
 /// pandas and polars read the exported files: real readers, not just arrow-rs.
 #[test]
 fn pandas_and_polars_read_an_exported_history() {
+    let Some(python) = python_with_pandas() else {
+        return;
+    };
     let points = history();
     let dir = TempDir::new("python-read");
     let mut csv = String::from("step,loss,wall_time\n");
@@ -487,7 +481,7 @@ fn pandas_and_polars_read_an_exported_history() {
     let (arrow, parquet) = (dir.join("h.arrow"), dir.join("h.parquet"));
     write_history(&points, &arrow, HistoryFormat::ArrowIpc).unwrap();
     write_history(&points, &parquet, HistoryFormat::Parquet).unwrap();
-    let stdout = run_python("check_history.py", &[&expected, &arrow, &parquet]);
+    let stdout = run_python(&python, "check_history.py", &[&expected, &arrow, &parquet]);
     assert_eq!(stdout.matches("ok: ").count(), 4, "{stdout}");
 }
 
@@ -495,8 +489,11 @@ fn pandas_and_polars_read_an_exported_history() {
 /// snappy and zstd Parquet), with a polars Array column, load as written.
 #[test]
 fn tables_written_by_pandas_and_polars_load() {
+    let Some(python) = python_with_pandas() else {
+        return;
+    };
     let dir = TempDir::new("python-write");
-    run_python("write_tables.py", &[&dir.0]);
+    run_python(&python, "write_tables.py", &[&dir.0]);
     for (file, polars) in [
         ("pandas.feather", false),
         ("pandas.parquet", false),

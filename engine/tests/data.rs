@@ -313,9 +313,7 @@ fn fashion_mnist_missing_names_the_debian_package() {
 
 #[test]
 fn fashion_mnist_from_the_debian_package_when_installed() {
-    let dir = Path::new(sluice::data::DEFAULT_FASHION_MNIST_DIR);
-    if !dir.join("train-images-idx3-ubyte.gz").is_file() {
-        eprintln!("skipped: {} is not installed", dir.display());
+    if fashion_mnist_dir().is_none() {
         return;
     }
     let split = fashion_mnist(None).unwrap();

@@ -1,5 +1,10 @@
 //! End-to-end tests of Sluice live in `tests/`; this library finds and starts the programs
-//! they run (examples, and the standalone engine).
+//! they run (examples, and the standalone engine), and skips (or, under `CI=true`, fails)
+//! the tests whose optional data or tools are missing.
+
+mod optional;
+
+pub use optional::{fashion_mnist_dir, require};
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -17,6 +22,29 @@ fn profile_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "cannot locate the target folder".to_string())
 }
 
+/// A built program of the profile the tests were built with, or an error saying how to
+/// build it.
+fn built(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(format!(
+        "{} is not built: run `cargo build --release -p sluice --bins --examples` first \
+         (`cargo test --workspace --release` builds it too)",
+        path.display()
+    ))
+}
+
+/// The built example `name` of the engine crate (`target/<profile>/examples/NAME`).
+pub fn example_path(name: &str) -> Result<PathBuf, String> {
+    built(profile_dir()?.join("examples").join(name))
+}
+
+/// The built standalone engine (`target/<profile>/sluice-engine`).
+pub fn engine_path() -> Result<PathBuf, String> {
+    built(profile_dir()?.join("sluice-engine"))
+}
+
 /// Runs a built example of the engine crate with `args` and returns its standard output.
 /// `cargo test --release` builds the examples next to the test binaries.
 pub fn run_example(name: &str, args: &[&str]) -> Result<String, String> {
@@ -29,14 +57,7 @@ pub fn run_example_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Result<String, String> {
-    // target/<profile>/deps/<test binary> -> target/<profile>/examples/<name>
-    let example: PathBuf = profile_dir()?.join("examples").join(name);
-    if !example.is_file() {
-        return Err(format!(
-            "{} is not built: run the tests with `cargo test --workspace --release`, which builds the examples",
-            example.display()
-        ));
-    }
+    let example = example_path(name)?;
     let out = Command::new(&example)
         .args(args)
         .envs(env.iter().copied())
@@ -80,13 +101,7 @@ impl Engine {
     /// Starts `sluice-engine serve` with these arguments; an engine that exits instead of
     /// listening gives its error output.
     pub fn start_with(args: &[&str]) -> Result<Engine, String> {
-        let exe = profile_dir()?.join("sluice-engine");
-        if !exe.is_file() {
-            return Err(format!(
-                "{} is not built: run the tests with `cargo test --workspace --release`, which builds it",
-                exe.display()
-            ));
-        }
+        let exe = engine_path()?;
         let mut child = Command::new(&exe)
             .arg("serve")
             .args(args)

@@ -91,7 +91,7 @@ fn start(ip: IpAddr) -> Result<u16, String> {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors, say: do not spin.
-                    eprintln!("sluice-engine: bulk channel: {e}");
+                    tracing::warn!("bulk channel: cannot accept a connection: {e}");
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
@@ -100,7 +100,8 @@ fn start(ip: IpAddr) -> Result<u16, String> {
                 .name("sluice-bulk-send".into())
                 .spawn(move || serve(stream));
             if let Err(e) = spawned {
-                eprintln!("sluice-engine: bulk channel: {e}");
+                // The connection is dropped unserved.
+                tracing::warn!("bulk channel: cannot start a sender: {e}");
             }
         })
         .map_err(|e| format!("cannot start the bulk channel: {e}"))?;

@@ -100,9 +100,7 @@ impl LocalCluster {
                     match start_worker(&exe, task, &addr) {
                         Ok((new, _)) => {
                             *child = new;
-                            use std::io::Write;
-                            let _ =
-                                writeln!(std::io::stderr(), "sluice: restarted {task} on {addr}");
+                            tracing::info!("restarted {task} on {addr}");
                         }
                         // The port may still be held for a moment: the next round tries again.
                         Err(_) => continue,
@@ -188,5 +186,6 @@ fn start_worker(exe: &PathBuf, task: &TaskName, listen: &str) -> Result<(Child, 
         .ok_or_else(|| format!("task {task}: unexpected first line {line:?}"))?
         .trim()
         .to_string();
+    tracing::debug!("started {task} on {addr} (process {})", child.id());
     Ok((child, addr))
 }

@@ -204,7 +204,9 @@ pub fn bulk_header(
     let port = match bulk::port(ip) {
         Ok(port) => port,
         Err(e) => {
-            eprintln!("sluice-engine: {e}; large tensors stream over gRPC");
+            // The port's failure is kept, so this comes with every large tensor: say it once.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| tracing::warn!("{e}; large tensors stream over gRPC"));
             return None;
         }
     };

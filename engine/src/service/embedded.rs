@@ -28,7 +28,7 @@ impl EmbeddedEngine {
                     let _ = stopped.await;
                 }));
                 if let Err(e) = result {
-                    eprintln!("sluice embedded engine on {addr}: {e}");
+                    tracing::error!("the embedded engine on {addr} stopped: {e}");
                 }
                 runtime.shutdown_background();
             })?;

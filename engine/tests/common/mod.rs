@@ -1,9 +1,13 @@
-//! Shared test helpers: run a graph once, and check gradients against finite differences.
+//! Shared test helpers: run a graph once, check gradients against finite differences, and
+//! skip (or, under CI, fail) where optional data or tools are missing.
 #![allow(dead_code)]
 
 mod broadcast;
+mod optional;
 #[allow(unused_imports)] // not every test file compares against the reference
 pub use broadcast::*;
+#[allow(unused_imports)] // nor needs optional data
+pub use optional::*;
 
 use sluice::prelude::*;
 

@@ -30,7 +30,9 @@ type Traced = (Vec<Tensor>, Vec<NodeTiming>);
 /// How a distributed session places and moves tensors.
 #[derive(Debug, Clone)]
 pub struct DistributedOptions {
-    /// Print every placement decision to stderr (TensorFlow's `log_device_placement`).
+    /// Log every placement decision (TensorFlow's `log_device_placement`): an info event per
+    /// node, target `sluice::placement`, which a subscriber shows (`sluice::logging::init`
+    /// with `RUST_LOG=sluice::placement=info`, say).
     pub log_device_placement: bool,
     /// The deadline of every RPC and of each wait for a tensor from another worker.
     pub rpc_timeout: Duration,
@@ -110,12 +112,9 @@ fn cleanup(tasks: Vec<Task>) {
                     }))
                 );
                 if let (Err(e), false) = (result, gone) {
-                    // Not eprintln: a failed print (stderr gone) must not panic in a drop.
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "sluice: cleaning up the graph on {name}: {e}"
-                    );
+                    // The session ends either way; the task keeps a stale graph until it
+                    // restarts.
+                    tracing::warn!("cannot clean up the graph on {name}: {e}");
                 }
             });
         }
@@ -202,7 +201,8 @@ impl DistributedSession {
         if self.options.log_device_placement {
             for id in from..self.placer.placed().len() {
                 if let Some(node) = self.graph.node(id) {
-                    eprintln!(
+                    tracing::info!(
+                        target: "sluice::placement",
                         "{}: {} ({})",
                         node.name,
                         self.placer.tasks()[self.placer.placed()[id]].cpu(),

@@ -167,6 +167,7 @@ impl MasterService for MasterServer {
         });
         let version = entry.graph.len() as u64;
         lock(&self.sessions).insert(handle.clone(), entry);
+        tracing::debug!("session {handle} created, {version} nodes");
         self.events.publish(
             &handle,
             Kind::SessionCreated(proto::SessionCreated {
@@ -389,6 +390,7 @@ impl MasterService for MasterServer {
         // of them.
         entry.cancel.cancel();
         entry.graph.forget();
+        tracing::debug!("session {handle} closed");
         self.events
             .publish(&handle, Kind::SessionClosed(proto::SessionClosed {}));
         Ok(Response::new(proto::CloseSessionResponse {}))

@@ -1,0 +1,133 @@
+//! The command line of `sluice-engine`: one subcommand per role, each taking only its own
+//! options (`serve --workers 2` is a usage error, not an option silently ignored).
+
+use clap::{Args, Parser, Subcommand};
+use sluice::distributed::TaskName;
+use sluice::service::{EngineConfig, DEFAULT_ADDR};
+use std::path::PathBuf;
+
+/// The standalone Sluice engine: sessions, graphs and trained variables that outlive the
+/// programs, notebooks and REPLs that feed them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice-engine",
+    version,
+    after_help = "Prints `listening on ADDR` on standard output once bound (the actual \
+        port when asked for port 0), and exits cleanly on SIGTERM or Ctrl-C. Diagnostics go \
+        to standard error, filtered by RUST_LOG (default `info`; e.g. RUST_LOG=sluice=debug)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A standalone engine (the master service)
+    Serve(Serve),
+    /// A task of a cluster: the master service for its parts of graphs, and the worker
+    /// service (RecvTensor, GetStatus)
+    Worker(Worker),
+    /// Start worker (and ps) tasks on 127.0.0.1, print the cluster as TF_CONFIG JSON, and
+    /// stop them all on Ctrl-C
+    Cluster(Cluster),
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Where to listen (port 0 picks a free one); an address beyond loopback requires a token
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub service: ServiceOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct Worker {
+    /// Which task this is (`worker:0`, `ps:1`); by default the task that TF_CONFIG (or
+    /// torchrun's or Slurm's variables) names
+    #[arg(long, value_name = "JOB:INDEX", value_parser = TaskName::parse)]
+    pub task: Option<TaskName>,
+
+    /// Where to listen; by default the task's address in the cluster of TF_CONFIG (or
+    /// torchrun's or Slurm's variables). An address beyond loopback requires a token
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    #[command(flatten)]
+    pub service: ServiceOptions,
+}
+
+/// What an engine serving the master service takes, as `serve` and as `worker`.
+#[derive(Debug, Args)]
+pub struct ServiceOptions {
+    /// The token every call must carry (the file's first line); also taken from
+    /// SLUICE_ENGINE_TOKEN or SLUICE_ENGINE_TOKEN_FILE, from which clients send it
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// The largest graph message accepted, in MiB; tensors are streamed in chunks and have
+    /// no such cap
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = default_max_message_mib(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_message_mib: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Cluster {
+    /// How many worker tasks
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub workers: usize,
+
+    /// How many parameter-server tasks
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub ps: usize,
+}
+
+/// The engine's own default, so that the help text and the engine agree.
+fn default_max_message_mib() -> u64 {
+    (EngineConfig::default().max_message_bytes >> 20) as u64
+}
+
+impl ServiceOptions {
+    /// The largest message in bytes; a cap past the address space is no cap.
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.max_message_mib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_belong_to_their_subcommand() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["sluice-engine"], args].concat());
+        assert!(parse(&["serve", "--listen=127.0.0.1:0", "--max-message-mib", "8"]).is_ok());
+        assert!(parse(&["worker", "--task", "ps:1", "--token-file=t"]).is_ok());
+        assert!(parse(&["cluster", "--workers=3", "--ps", "1"]).is_ok());
+        for wrong in [
+            &["serve", "--workers", "2"][..],
+            &["serve", "--task", "worker:0"],
+            &["cluster", "--listen", "127.0.0.1:0"],
+            &["worker", "--task", "worker"],
+            &["serve", "--max-message-mib", "0"],
+            &[],
+        ] {
+            assert!(parse(wrong).is_err(), "{wrong:?} was accepted");
+        }
+    }
+}

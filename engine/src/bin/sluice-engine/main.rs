@@ -1,0 +1,194 @@
+//! The standalone engine: serves the master service over gRPC so that frontends (programs,
+//! notebooks, REPLs) share sessions that outlive them.
+//!
+//!     sluice-engine serve [--listen 127.0.0.1:7070] [--token-file F] [--max-message-mib 256]
+//!     sluice-engine worker [--task JOB:INDEX] [--listen ADDR] [--token-file F] [...]
+//!     sluice-engine cluster [--workers N] [--ps M]   (local tasks, until Ctrl-C)
+//!
+//! (`sluice-engine --help`, or `sluice-engine SUBCOMMAND --help`, for the rest; the command
+//! line itself is in cli.rs.) A listen address beyond loopback needs a token (`--token-file`,
+//! or the environment's `SLUICE_ENGINE_TOKEN` / `SLUICE_ENGINE_TOKEN_FILE`), which every call
+//! must then carry.
+//!
+//! Prints `listening on ADDR` on standard output once bound (with the actual port when asked
+//! for port 0), and exits cleanly on SIGTERM or Ctrl-C. Diagnostics are tracing events on
+//! standard error (`RUST_LOG`, default `info`).
+
+mod cli;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use cli::{Cli, Command, ServiceOptions};
+use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
+use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
+use sluice::service::{serve, EngineConfig};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// The engine's settings from the options `serve` and `worker` share; the token from the
+/// file given, else from the environment.
+fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
+    let token = match &options.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => token_from_env()?,
+    };
+    Ok(EngineConfig {
+        max_message_bytes: options.max_message_bytes(),
+        token,
+        ..EngineConfig::default()
+    })
+}
+
+/// The address to bind: it must resolve, and to a loopback address unless a token guards it.
+fn listen_addr(listen: &str, token: bool) -> anyhow::Result<SocketAddr> {
+    let addr = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: not a HOST:PORT address"))?
+        .next()
+        .with_context(|| format!("--listen {listen}: resolves to no address"))?;
+    if !addr.ip().is_loopback() && !token {
+        bail!(
+            "refusing to listen on {addr} without a token: other machines can reach it. Pass \
+             --token-file FILE (or set {TOKEN_ENV} or {TOKEN_FILE_ENV}), or listen on \
+             127.0.0.1:PORT"
+        );
+    }
+    Ok(addr)
+}
+
+/// Where a worker listens, and which task it is (what GetStatus reports).
+fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>)> {
+    let Some(listen) = &args.listen else {
+        let (task, addr) = task_in_cluster(args.task.clone())?;
+        return Ok((addr, Some(task)));
+    };
+    // Listening elsewhere (0.0.0.0 in a pod) than the cluster's name for the task, which
+    // still says which task this is.
+    let in_env = !matches!(ClusterSpec::from_env(), Err(ClusterError::NoCluster));
+    let task = match &args.task {
+        Some(task) => Some(task.clone()),
+        None if in_env => Some(task_in_cluster(None)?.0),
+        None => None,
+    };
+    Ok((listen.clone(), task))
+}
+
+/// The task (`given`, else the environment's) and its address in the cluster of the
+/// environment.
+fn task_in_cluster(given: Option<TaskName>) -> anyhow::Result<(TaskName, String)> {
+    let (spec, env_task) = ClusterSpec::from_env()?;
+    let Some(task) = given.or(env_task) else {
+        bail!("which task is this? pass --task JOB:INDEX or set TF_CONFIG's task");
+    };
+    let addr = spec
+        .addr(&task)
+        .with_context(|| format!("task {task} is not in the cluster"))?
+        .to_string();
+    Ok((task, addr))
+}
+
+/// `sluice-engine cluster`: local tasks until Ctrl-C.
+fn run_cluster(args: &cli::Cluster) -> anyhow::Result<()> {
+    let mut jobs = vec![("worker", args.workers)];
+    if args.ps > 0 {
+        jobs.push(("ps", args.ps));
+    }
+    let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
+    println!("{}", cluster.spec().to_tf_config(None));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(shutdown_signal());
+    tracing::info!("stopping the cluster");
+    drop(cluster);
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// A launcher's worker: when standard input (the launcher's pipe) ends, the launcher is
+/// gone, and so is the reason to serve.
+fn exit_when_parent_goes() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        // Not eprintln: the launcher's stderr may be gone with it, and a failed print
+        // panics; the subscriber drops what it cannot write.
+        tracing::info!("the launcher is gone; exiting");
+        std::process::exit(0);
+    });
+}
+
+/// Serves the master service (and, for a worker, the worker service) at `listen` until
+/// SIGTERM or Ctrl-C.
+fn run_engine(listen: &str, config: EngineConfig) -> anyhow::Result<()> {
+    let addr = listen_addr(listen, config.token.is_some())?;
+    if std::env::var_os(sluice::distributed::launcher::EXIT_WITH_PARENT_ENV).is_some() {
+        exit_when_parent_goes();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        // On stdout, exactly this: launchers and tests read the address from it.
+        println!("listening on {}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(());
+        // Give open requests a moment; connections left idle do not hold the exit.
+        match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {
+            Ok(Ok(result)) => result.context("the server failed")?,
+            Ok(Err(e)) => bail!("the server task failed: {e}"),
+            Err(_) => tracing::warn!("requests still open after 3 s; exiting anyway"),
+        }
+        Ok(())
+    })?;
+    // Blocking threads still running a step are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    // Usage errors and --help end here, before anything is logged.
+    let cli = Cli::parse();
+    sluice::logging::init("info");
+    match &cli.command {
+        Command::Serve(args) => run_engine(&args.listen, engine_config(&args.service)?),
+        Command::Worker(args) => {
+            let (listen, task) = worker_listen(args)?;
+            let config = EngineConfig {
+                task: task.map(|t| t.to_string()),
+                ..engine_config(&args.service)?
+            };
+            run_engine(&listen, config)
+        }
+        Command::Cluster(args) => run_cluster(args),
+    }
+}
