@@ -131,22 +131,6 @@ pub struct Png(pub Vec<u8>);
 #[derive(Debug, Clone)]
 pub struct Markdown(pub String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digits_become_larger_grayscale_pngs() {
-        let digit =
-            Tensor::new(&[28, 28], vec![0.5f32; 784]).unwrap_or_else(|_| Tensor::scalar(0.0f32));
-        let png = image_png(&digit).unwrap_or_default();
-        assert_eq!(&png[1..4], b"PNG");
-        let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
-        assert_eq!(width, 112);
-        assert!(image_png(&Tensor::scalar(1.0f32)).is_err());
-    }
-}
-
 impl SluiceDisplay for Html {
     fn evcxr_display(&self) {
         display_html(&self.0);
@@ -184,5 +168,21 @@ impl SluiceDisplay for GraphSummary {
         let text = self.to_string();
         let html = crate::tables::summary_html(self);
         display_all(&[("text/plain", &text), ("text/html", &html)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_become_larger_grayscale_pngs() {
+        let digit =
+            Tensor::new(&[28, 28], vec![0.5f32; 784]).unwrap_or_else(|_| Tensor::scalar(0.0f32));
+        let png = image_png(&digit).unwrap_or_default();
+        assert_eq!(&png[1..4], b"PNG");
+        let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        assert_eq!(width, 112);
+        assert!(image_png(&Tensor::scalar(1.0f32)).is_err());
     }
 }

@@ -27,6 +27,7 @@ const TARGET: &str = "target";
 pub struct BuildDir {
     path: PathBuf,
     builds: PathBuf,
+    std_link: Option<PathBuf>,
     // Holding the file holds the lock.
     _lock: File,
 }
@@ -38,10 +39,17 @@ impl BuildDir {
     pub fn prepare() -> Result<(ClientSources, BuildDir)> {
         let root = cache_root();
         let sources = ClientSources::unpack(&root)?;
-        let dir = BuildDir::acquire(&root)?;
+        let mut dir = BuildDir::acquire(&root)?;
         std::env::set_var("EVCXR_TMPDIR", dir.path());
         crate::shared_linking::prepare(&root.join("evcxr-config"), &root.join("std-meta"))?;
+        dir.std_link = crate::std_sources::stand_in(&root);
         Ok((sources, dir))
+    }
+
+    /// The stand-in for the standard library's sources while evcxr starts (see
+    /// [`crate::std_sources`]).
+    pub fn std_link(&self) -> Option<&Path> {
+        self.std_link.as_deref()
     }
 
     /// The first build folder no other frontend holds, created if needed; a cold one is
@@ -63,6 +71,7 @@ impl BuildDir {
                     let dir = BuildDir {
                         path,
                         builds,
+                        std_link: None,
                         _lock: lock,
                     };
                     dir.seed_from_template();

@@ -24,6 +24,8 @@ pub struct Setup {
     pub build_dir: PathBuf,
     /// Where the cells' dependencies are built (see [`BuildDir::deps_dir`]).
     pub deps_dir: PathBuf,
+    /// The stand-in for the standard library's sources while evcxr starts.
+    pub std_link: Option<PathBuf>,
 }
 
 impl Setup {
@@ -38,6 +40,7 @@ impl Setup {
             sources,
             build_dir: build_dir.path().to_path_buf(),
             deps_dir: build_dir.deps_dir(&host),
+            std_link: build_dir.std_link().map(PathBuf::from),
         })
     }
 }
@@ -62,7 +65,11 @@ impl Evaluator {
         std::fs::create_dir_all(&setup.deps_dir)?;
         child.env("LD_LIBRARY_PATH", child_library_path(setup)?);
         let started = Instant::now();
-        let (eval, outputs) = EvalContext::with_subprocess_command(child)?;
+        let started_evcxr = EvalContext::with_subprocess_command(child);
+        if let Some(link) = &setup.std_link {
+            crate::std_sources::use_real(link);
+        }
+        let (eval, outputs) = started_evcxr?;
         tracing::debug!("evcxr started in {:.2} s", started.elapsed().as_secs_f64());
         // Cells only build graphs and talk to the engine: they compile at opt-level 0 (set
         // in evcxr.toml with shared-library linking; see shared_linking).

@@ -3,7 +3,8 @@
 //!
 //! - Where cells build: the client sources packed into the binary ([`client_sources`]),
 //!   unpacked into the cache; build folders, one per running frontend, seeded from a warm
-//!   one ([`build_dir`]); dependencies linked once for all cells ([`shared_linking`]).
+//!   one ([`build_dir`]); dependencies linked once for all cells ([`shared_linking`]); the
+//!   standard library's sources read once ([`std_sources`]).
 //! - Running cells: evcxr with the Sluice prelude ([`evaluator`], [`prelude`], [`cell_code`]);
 //!   what comes out of the cell's process, relayed there ([`relay`], [`child`]) and read here
 //!   ([`directives`], [`output`]) into a [`output::Sink`] each frontend implements; how a cell
@@ -31,6 +32,7 @@ pub mod output;
 pub mod prelude;
 pub mod relay;
 pub mod shared_linking;
+pub mod std_sources;
 
 pub use error::{FrontendError, Result};
 

@@ -7,7 +7,7 @@
 use crate::directives::{self, Directive};
 use crate::engine_link::EngineLink;
 use crate::live::LiveEvent;
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use sluice::service::EngineEvent;
 use sluice::Graph;
 use std::sync::Arc;
@@ -120,38 +120,100 @@ struct Router<S: Sink> {
     events: Receiver<EngineEvent>,
 }
 
+/// What the output thread received.
+enum Input<C> {
+    Stdout(String),
+    Stderr(String),
+    Event(EngineEvent),
+    Command(OutputCommand<C>),
+    /// The frontend is gone: the thread ends.
+    CommandsClosed,
+    /// A stream of the cell process closed (evcxr restarts it, or the frontend is ending).
+    StreamClosed,
+    /// Nothing arrived in time.
+    Quiet,
+}
+
 impl<S: Sink> Router<S> {
     fn run(&mut self, commands: &Receiver<OutputCommand<S::Command>>) {
         loop {
-            let stdout = self.stdout.clone();
-            let stderr = self.stderr.clone();
-            let events = self.events.clone();
-            select! {
-                recv(stdout) -> line => match line {
-                    Ok(line) => self.stdout_line(line),
-                    // The cell process is gone (evcxr restarts it with new channels, or the
-                    // frontend is ending): keep answering commands.
-                    Err(_) => self.stdout = crossbeam_channel::never(),
-                },
-                recv(stderr) -> line => match line {
-                    Ok(line) => self.stderr_line(line),
-                    Err(_) => self.stderr = crossbeam_channel::never(),
-                },
-                recv(events) -> event => match event {
-                    Ok(event) => self.event(event),
-                    Err(_) => self.events = crossbeam_channel::never(),
-                },
-                recv(commands) -> command => match command {
-                    Ok(command) => {
-                        self.take_waiting();
-                        self.command(command);
-                    }
-                    Err(_) => return,
-                },
-                default(TICK) => self.sink.tick(Instant::now()),
+            match self.next(Some(commands), TICK) {
+                Input::Command(command) => {
+                    self.take_waiting();
+                    self.command(command);
+                }
+                Input::CommandsClosed => return,
+                Input::Quiet => self.sink.tick(Instant::now()),
+                other => self.take(other),
             }
             self.take_waiting();
             self.sink.flush();
+        }
+    }
+
+    /// The next thing to arrive within `wait`: a line, an event, or (when given) a command.
+    /// A closed stream of the cell process is not waited on again, so commands are still
+    /// answered after the process is gone.
+    fn next(
+        &mut self,
+        commands: Option<&Receiver<OutputCommand<S::Command>>>,
+        wait: Duration,
+    ) -> Input<S::Command> {
+        let (stdout, stderr, events) = (
+            self.stdout.clone(),
+            self.stderr.clone(),
+            self.events.clone(),
+        );
+        let mut select = Select::new();
+        let from_stdout = select.recv(&stdout);
+        let from_stderr = select.recv(&stderr);
+        let from_events = select.recv(&events);
+        let from_commands = commands.map(|c| select.recv(c));
+        let Ok(ready) = select.select_timeout(wait) else {
+            return Input::Quiet;
+        };
+        let index = ready.index();
+        if index == from_stdout {
+            ready.recv(&stdout).map_or_else(
+                |_| {
+                    self.stdout = crossbeam_channel::never();
+                    Input::StreamClosed
+                },
+                Input::Stdout,
+            )
+        } else if index == from_stderr {
+            ready.recv(&stderr).map_or_else(
+                |_| {
+                    self.stderr = crossbeam_channel::never();
+                    Input::StreamClosed
+                },
+                Input::Stderr,
+            )
+        } else if index == from_events {
+            ready.recv(&events).map_or_else(
+                |_| {
+                    self.events = crossbeam_channel::never();
+                    Input::StreamClosed
+                },
+                Input::Event,
+            )
+        } else {
+            match (commands, from_commands) {
+                (Some(commands), Some(_)) => ready
+                    .recv(commands)
+                    .map_or(Input::CommandsClosed, Input::Command),
+                _ => Input::Quiet,
+            }
+        }
+    }
+
+    /// Hands a line or an event on.
+    fn take(&mut self, input: Input<S::Command>) {
+        match input {
+            Input::Stdout(line) => self.stdout_line(line),
+            Input::Stderr(line) => self.stderr_line(line),
+            Input::Event(event) => self.event(event),
+            _ => {}
         }
     }
 
@@ -204,20 +266,9 @@ impl<S: Sink> Router<S> {
             } else {
                 STDERR_GRACE
             };
-            let stdout = self.stdout.clone();
-            let stderr = self.stderr.clone();
-            let events = self.events.clone();
-            select! {
-                recv(stdout) -> line => match line {
-                    Ok(line) => self.stdout_line(line),
-                    Err(_) => self.stdout = crossbeam_channel::never(),
-                },
-                recv(stderr) -> line => match line {
-                    Ok(line) => self.stderr_line(line),
-                    Err(_) => self.stderr = crossbeam_channel::never(),
-                },
-                recv(events) -> event => if let Ok(event) = event { self.event(event) },
-                default(wait) => return,
+            match self.next(None, wait) {
+                Input::Quiet => return,
+                other => self.take(other),
             }
             if Instant::now() >= fit_deadline {
                 return;

@@ -65,6 +65,7 @@ fn main() -> Result<()> {
     // evcxr runs its cell process and its rustc wrapper as this same binary.
     sluice_frontend::child::take_child_roles();
     let cli = Cli::parse();
+    sluice::logging::init("warn");
     match (cli.command, cli.connection_file) {
         (Some(Command::Install(args)), _) => install(&args),
         (None, Some(file)) => {

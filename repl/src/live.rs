@@ -103,9 +103,7 @@ impl Live {
             .find(|s| s.name == "loss")
             .and_then(|s| s.points.last())
             .map_or("-".into(), |p| format!("{:.4}", p.value));
-        let speed = curve
-            .examples_per_second
-            .map_or("-".into(), |e| thousands(e));
+        let speed = curve.examples_per_second.map_or("-".into(), thousands);
         bar.set_message(format!("loss {loss} · {speed} ex/s"));
         if curve.running {
             return;

@@ -32,6 +32,7 @@ fn main() -> Result<()> {
     // evcxr runs its cell process and its rustc wrapper as this same binary.
     sluice_frontend::child::take_child_roles();
     let cli = Cli::parse();
+    sluice::logging::init("warn");
     let script = match &cli.script {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,

@@ -5,10 +5,12 @@
 //! The first start builds the engine's client crate in evcxr's shared build folder (minutes);
 //! later starts reuse it. The tests run one at a time: each REPL compiles its cells.
 
+use expectrl::session::{OsProcess, OsStream};
+use expectrl::stream::log::LogStream;
 use expectrl::{Eof, Expect, Regex, Session};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One REPL at a time: compiling cells is what they spend their time on.
@@ -19,10 +21,39 @@ const PROMPT: &str = "sluice> ";
 const START_TIMEOUT: Duration = Duration::from_secs(1200);
 const CELL_TIMEOUT: Duration = Duration::from_secs(300);
 
-type Pty = expectrl::session::OsSession;
+type Pty = Session<OsProcess, LogStream<OsStream, Transcript>>;
+
+/// Everything the REPL printed (and was sent), for the message of a wait that fails.
+#[derive(Clone, Default)]
+struct Transcript(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Transcript {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transcript {
+    /// The last few thousand characters.
+    fn tail(&self) -> String {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&kept);
+        let start = text.len().saturating_sub(6000);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text[start..].to_string()
+    }
+}
 
 struct Repl {
     pty: Pty,
+    transcript: Transcript,
 }
 
 impl Repl {
@@ -37,8 +68,10 @@ impl Repl {
         pty.get_process_mut()
             .set_window_size(120, 40)
             .expect("set the pty's size");
+        let transcript = Transcript::default();
+        let mut pty = expectrl::session::log(pty, transcript.clone()).expect("log the pty");
         pty.set_expect_timeout(Some(START_TIMEOUT));
-        let mut repl = Repl { pty };
+        let mut repl = Repl { pty, transcript };
         repl.expect(PROMPT);
         repl.pty.set_expect_timeout(Some(CELL_TIMEOUT));
         repl
@@ -48,7 +81,10 @@ impl Repl {
     fn expect(&mut self, needle: &str) -> String {
         match self.pty.expect(needle) {
             Ok(found) => String::from_utf8_lossy(found.before()).into_owned() + needle,
-            Err(e) => panic!("waiting for {needle:?}: {e}"),
+            Err(e) => panic!(
+                "waiting for {needle:?}: {e}; the REPL's last output:\n{}",
+                self.transcript.tail()
+            ),
         }
     }
 
@@ -59,7 +95,10 @@ impl Repl {
                 .get(1)
                 .map(|m| String::from_utf8_lossy(m).into_owned())
                 .unwrap_or_default(),
-            Err(e) => panic!("waiting for /{pattern}/: {e}"),
+            Err(e) => panic!(
+                "waiting for /{pattern}/: {e}; the REPL's last output:\n{}",
+                self.transcript.tail()
+            ),
         }
     }
 
@@ -83,10 +122,18 @@ impl Repl {
         self.pty.send(keys).expect("send keys");
     }
 
+    /// Ctrl-D, then waits for the process to end: a REPL started next must not find this
+    /// one still holding its build folder.
     fn quit(mut self) {
         self.send("\x04");
         if let Err(e) = self.pty.expect(Eof) {
-            panic!("the REPL did not leave on Ctrl-D: {e}");
+            panic!(
+                "the REPL did not leave on Ctrl-D: {e}; its last output:\n{}",
+                self.transcript.tail()
+            );
+        }
+        if let Err(e) = self.pty.get_process().wait() {
+            panic!("waiting for the REPL to end: {e}");
         }
     }
 }
@@ -162,6 +209,16 @@ fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
     assert!(out.contains("accuracy"), ":vars: {out}");
     let out = repl.run(":devices");
     assert!(out.contains("CPU"), ":devices: {out}");
+    let out = repl.run(":summary");
+    assert!(
+        out.contains("7,850 trainable parameters"),
+        ":summary: {out}"
+    );
+    let out = repl.run("display_html(\"<b>saved</b>\");");
+    assert!(
+        out.contains("[text/html, 12 bytes: "),
+        "rich output saved to a file: {out}"
+    );
     repl.run("let history_marker = 7;");
     repl.quit();
 

@@ -23,13 +23,7 @@ from pathlib import Path
 from jupyter_client.manager import KernelManager
 
 COLD_TIMEOUT = 1800
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
+from client import check, summary
 
 
 def first_cell(km, code="let first = 1;", timeout=COLD_TIMEOUT):
@@ -138,8 +132,7 @@ def main():
     two_kernels_on_an_empty_cache(work)
     install_as_installed(binary, work, repo)
     failing_notebook_stops(work)
-    print("cold_cache: all passed" if not failures else f"cold_cache: {len(failures)} failed")
-    return 1 if failures else 0
+    return summary("cold_cache")
 
 
 if __name__ == "__main__":

@@ -22,40 +22,11 @@ Run with JUPYTER_PATH pointing at the `sluice` kernelspec:  python frontend_chec
 import base64
 import sys
 import time
-from queue import Empty
 
 from jupyter_client.manager import start_new_kernel
 
 WARMUP_TIMEOUT = 900
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
-
-
-def run(kc, code, timeout=180, stop_on_error=True):
-    """Executes `code`; returns (reply content, iopub messages of the cell)."""
-    msg_id = kc.execute(code, allow_stdin=False, stop_on_error=stop_on_error)
-    return wait(kc, msg_id, timeout)
-
-
-def wait(kc, msg_id, timeout=180):
-    reply = kc.get_shell_msg(timeout=timeout)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=timeout)
-    outputs = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-        if msg["msg_type"] not in ("status", "execute_input"):
-            outputs.append(msg)
-    return reply["content"], outputs
+from client import check, run, summary, wait
 
 
 def kinds(outputs):
@@ -173,9 +144,7 @@ let digits = mnist_digits()?;
 """
 
 LOOP = """
-let mut batches = digits.train.batches(100, 0);
-for _ in 0..40 {
-    let batch = batches.next().unwrap();
+for batch in digits.train.batches(100, 0).take(40) {
     sess.run_with_targets(&[xent], &[(x, batch.inputs), (y_, batch.one_hot)], &[train])?;
 }
 let acc = sess.run(&[accuracy], &[(x, digits.test.inputs_tensor()), (y_, digits.test.one_hot_tensor())])?;
@@ -205,6 +174,7 @@ def live_curves(kc):
     reply, _ = run(kc, SEED, timeout=WARMUP_TIMEOUT)
     check(reply["status"] == "ok", f"the seed graph builds ({reply.get('evalue', '')})")
     reply, outputs = run(kc, LOOP)
+    check(reply["status"] == "ok", f"the loop of runs ran ({reply.get('evalue', '')})")
     curves = curves_of(outputs)
     check(len(curves) == 1, f"one curve for the loop, none for the single accuracy run ({curves})")
     if curves:
@@ -277,8 +247,7 @@ def main():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    print("frontend_checks: all passed" if not failures else f"frontend_checks: {len(failures)} failed")
-    return 1 if failures else 0
+    return summary("frontend_checks")
 
 
 if __name__ == "__main__":

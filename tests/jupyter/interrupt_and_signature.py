@@ -25,49 +25,7 @@ from jupyter_client.manager import start_new_kernel
 from jupyter_client.session import Session
 
 WARMUP_TIMEOUT = 900
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
-
-
-def run(kc, code, timeout=120, msg_id=None):
-    """Executes `code` (or waits for the cell `msg_id`); returns (reply content, iopub
-    messages of the cell)."""
-    msg_id = msg_id or kc.execute(code, allow_stdin=False)
-    reply = kc.get_shell_msg(timeout=timeout)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], iopub_of(kc, msg_id, timeout)
-
-
-def iopub_of(kc, msg_id, timeout=120):
-    """The iopub messages of the cell `msg_id`, up to its idle."""
-    outputs = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-        outputs.append(msg)
-    return outputs
-
-
-def text_of(outputs):
-    parts = []
-    for m in outputs:
-        c = m["content"]
-        if m["msg_type"] == "stream":
-            parts.append(c["text"])
-        elif m["msg_type"] in ("execute_result", "display_data"):
-            parts.append(c["data"].get("text/plain", ""))
-        elif m["msg_type"] == "error":
-            parts.append(c["ename"] + ": " + c["evalue"])
-    return "".join(parts)
+from client import check, iopub_of, run, summary, text_of
 
 
 SETUP = """
@@ -301,9 +259,7 @@ def main():
         kc.stop_channels()
         if km.is_alive():
             km.shutdown_kernel(now=True)
-    passed = "all" if not failures else f"{len(failures)} failed"
-    print(f"interrupt_and_signature: {passed}")
-    return 1 if failures else 0
+    return summary("interrupt_and_signature")
 
 
 if __name__ == "__main__":

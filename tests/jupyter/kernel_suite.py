@@ -50,7 +50,7 @@ class SluiceKernelTests(jkt.KernelTests):
         {"text": "let zebra_count = 1; zebra_c", "matches": {"zebra_count"}},
         {"text": "std::mem::sw", "matches": {"swap"}},
         {"text": "std::collections::HashM", "matches": {"HashMap"}},
-        {"text": "let s = reduce_me", "matches": {"reduce_mean"}},
+        {"text": "let d = mnist_dig", "matches": {"mnist_digits"}},
         {"text": "let o = GradientDesc", "matches": {"GradientDescent"}},
     ]
     complete_code_samples = ["let a = 1;", "fn f() { (1, [2]) }", 'let s = "{";', "1 + 2"]

@@ -15,13 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
+from client import check, summary
 
 
 def outputs(nb):
@@ -85,6 +79,7 @@ def main():
     for source in notebooks:
         target = out_dir / source.name
         shutil.copy(source, target)
+        started = time.monotonic()
         run = subprocess.run(
             [
                 str(jupyter), "execute", "--inplace", "--kernel_name=sluice",
@@ -92,7 +87,8 @@ def main():
             ],
             capture_output=True, text=True,
         )
-        check(run.returncode == 0, f"{source.name}: jupyter execute ran it top to bottom")
+        took = time.monotonic() - started
+        check(run.returncode == 0, f"{source.name}: jupyter execute ran it top to bottom ({took:.0f} s)")
         if run.returncode != 0:
             print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
             continue
@@ -127,8 +123,8 @@ def main():
         pngs = [o for o in outs if o["output_type"] == "display_data" and "image/png" in o.get("data", {})]
         check(len(pngs) == 1, f"rich-output notebook: the digit as a picture ({len(pngs)})")
         tables = [o for o in outs if o["output_type"] == "execute_result" and "text/html" in o.get("data", {})]
-        summary = "".join("".join(t["data"]["text/html"]) for t in tables)
-        check("7,850" in summary, "rich-output notebook: the summary table counts 7,850 parameters")
+        summary_html = "".join("".join(t["data"]["text/html"]) for t in tables)
+        check("7,850" in summary_html, "rich-output notebook: the summary table counts 7,850 parameters")
         plots = [o for o in outs if o["output_type"] == "execute_result" and "image/svg+xml" in o.get("data", {})]
         check(len(plots) == 1, f"rich-output notebook: plotters' own evcxr figure shows as an image ({len(plots)})")
         order = [o["output_type"] for o in list(rich["cells"])[1].get("outputs", [])]
@@ -182,8 +178,7 @@ def main():
         chart = [c for c in curves(faults) if c[0].get("session") == "chart worker 1 killed at step 230"]
         check(bool(chart) and chart[-1][0].get("last_step") == 600, f"faults notebook: the loss curve went on to step 600 ({chart[-1][0] if chart else None})")
 
-    print("notebooks: all passed" if not failures else f"notebooks: {len(failures)} failed")
-    return 1 if failures else 0
+    return summary("notebooks")
 
 
 if __name__ == "__main__":
