@@ -243,24 +243,31 @@ impl<C: Send + 'static> Cells<C> {
         for failure in self.engine.reset_all() {
             tracing::warn!("after the interrupt: {failure}");
         }
-        let compile = matches!(&run.outcome, Err(f) if f.kind == FailureKind::Compile);
-        if !compile {
-            if let Err(f) = &run.outcome {
-                if f.kind != FailureKind::Restarted {
-                    run.notes
-                        .push(format!("before the interrupt: {}", f.message));
-                }
-            }
-            run.outcome = Err(Failure::new(
-                FailureKind::Interrupted,
-                "Interrupted",
+        let kind = run.outcome.as_ref().err().map(|f| f.kind);
+        let (message, line) = match kind {
+            // It never ran.
+            Some(FailureKind::Compile) => return,
+            Some(FailureKind::Restarted) => (
+                "the cell was interrupted and its process restarted (see above for what was lost)",
+                "\x1b[31mInterrupted\x1b[0m: the cell's process was restarted",
+            ),
+            _ => (
                 "the cell was interrupted; its engine work was cancelled (variables are intact)",
-                vec![
-                    "\x1b[31mInterrupted\x1b[0m: engine work cancelled; variables are intact"
-                        .into(),
-                ],
-            ));
+                "\x1b[31mInterrupted\x1b[0m: engine work cancelled; variables are intact",
+            ),
+        };
+        if let Err(f) = &run.outcome {
+            if f.kind != FailureKind::Restarted {
+                run.notes
+                    .push(format!("before the interrupt: {}", f.message));
+            }
         }
+        run.outcome = Err(Failure::new(
+            FailureKind::Interrupted,
+            "Interrupted",
+            message,
+            vec![line.into()],
+        ));
     }
 
     /// Where a panic happened, as a place in the cell when it points into evcxr's code.

@@ -262,7 +262,12 @@ fn show(run: &CellRun) -> bool {
             true
         }
         Err(failure) if failure.kind == FailureKind::Interrupted => {
-            report::note("interrupted: the engine work was cancelled; variables are intact");
+            report::note(&format!(
+                "interrupted: {}",
+                failure
+                    .message
+                    .trim_start_matches("the cell was interrupted; ")
+            ));
             false
         }
         Err(failure) => {

@@ -125,7 +125,9 @@ def main():
         tables = [o for o in outs if o["output_type"] == "execute_result" and "text/html" in o.get("data", {})]
         summary_html = "".join("".join(t["data"]["text/html"]) for t in tables)
         check("7,850" in summary_html, "rich-output notebook: the summary table counts 7,850 parameters")
-        plots = [o for o in outs if o["output_type"] == "execute_result" and "image/svg+xml" in o.get("data", {})]
+        # plotters' evcxr_figure shows its SVG inside HTML.
+        results = [o.get("data", {}) for o in outs if o["output_type"] == "execute_result"]
+        plots = [d for d in results if "image/svg+xml" in d or "<svg" in "".join(d.get("text/html", ""))]
         check(len(plots) == 1, f"rich-output notebook: plotters' own evcxr figure shows as an image ({len(plots)})")
         order = [o["output_type"] for o in list(rich["cells"])[1].get("outputs", [])]
         check(order == ["display_data", "stream", "display_data"], f"rich-output notebook: outputs in order ({order})")

@@ -170,3 +170,40 @@ fn examples_refuse_bad_options_before_doing_anything() {
         "--workers",
     );
 }
+
+/// A launched worker ends when its launcher does, even when the launcher's stderr (where the
+/// worker logs) went with it: notebooks launch workers from the cell's process, whose stderr
+/// is a pipe to the kernel.
+#[test]
+fn a_launched_worker_ends_with_its_launcher_whose_stderr_is_gone() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut worker = Command::new(engine_path().unwrap())
+        .args(["worker", "--listen", "127.0.0.1:0", "--task", "worker:0"])
+        .env(sluice::distributed::launcher::EXIT_WITH_PARENT_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts sluice-engine worker");
+    let mut line = String::new();
+    if let Some(out) = worker.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert!(line.starts_with("listening on"), "{line}");
+    // The launcher goes: its end of stdin and of stderr close.
+    drop(worker.stdin.take());
+    drop(worker.stderr.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ended = loop {
+        match worker.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            _ if std::time::Instant::now() > deadline => break None,
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    if ended.is_none() {
+        let _ = worker.kill();
+    }
+    assert!(ended.is_some(), "the worker outlived its launcher");
+}

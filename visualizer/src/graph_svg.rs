@@ -45,7 +45,7 @@ pub fn render_layout_svg(
     );
     let _ = write!(
         svg,
-        "\n<title>{}</title>\n{DEFS}\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n",
+        "\n<title>{}</title>\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n",
         escape(options.title.as_deref().unwrap_or("graph"))
     );
     if let Some(title) = &options.title {
@@ -78,9 +78,35 @@ pub fn render_layout_svg(
     Ok(svg)
 }
 
-const DEFS: &str = r##"<defs>
-<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#6b7280"/></marker>
-</defs>"##;
+/// Arrowheads are drawn as shapes of their own rather than as a shared `<marker>`: a
+/// notebook puts many drawings in one page, and a marker id of a drawing that is hidden (a
+/// collapsed output) takes the arrowheads of every other drawing with it.
+const ARROW_LENGTH: f64 = 7.0;
+const ARROW_HALF_WIDTH: f64 = 3.5;
+
+/// The arrowhead at the end of `points`: a triangle pointing along the last segment.
+fn arrowhead(points: &[(f64, f64)]) -> Option<String> {
+    let [.., (x1, y1), (x2, y2)] = points else {
+        return None;
+    };
+    let (dx, dy) = (x2 - x1, y2 - y1);
+    let length = (dx * dx + dy * dy).sqrt();
+    if length < f64::EPSILON {
+        return None;
+    }
+    let (ux, uy) = (dx / length, dy / length);
+    let (bx, by) = (x2 - ux * ARROW_LENGTH, y2 - uy * ARROW_LENGTH);
+    let (px, py) = (-uy * ARROW_HALF_WIDTH, ux * ARROW_HALF_WIDTH);
+    Some(format!(
+        "{},{} {},{} {},{}",
+        num(*x2),
+        num(*y2),
+        num(bx + px),
+        num(by + py),
+        num(bx - px),
+        num(by - py)
+    ))
+}
 
 /// Where the title, graph and legend go, computed once for SVG and PNG alike.
 pub(crate) struct Frame {
@@ -189,11 +215,22 @@ fn write_edge(svg: &mut String, edge: &EdgePath, layout: &GraphLayout) {
     let to = layout.boxes.get(edge.to).map_or("", |b| b.heading.as_str());
     let _ = write!(
         svg,
-        r##"<g class="edge"><title>{from} → {to}</title><path class="{class}" d="{d}" fill="none" stroke="#6b7280" stroke-width="{width}"{dash}{faint} marker-end="url(#arrow)"/>"##,
+        r##"<g class="edge"><title>{from} → {to}</title><path class="{class}" d="{d}" fill="none" stroke="#6b7280" stroke-width="{width}"{dash}{faint}/>"##,
         from = escape(from),
         to = escape(to),
         d = d.trim_end(),
     );
+    if let Some(head) = arrowhead(&edge.points) {
+        let faint = if edge.auxiliary {
+            r#" fill-opacity="0.35""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            svg,
+            r##"<polygon class="arrowhead" points="{head}" fill="#6b7280"{faint}/>"##
+        );
+    }
     if let (Some(label), Some((x, y))) = (&edge.label, label_anchor(edge)) {
         let _ = write!(
             svg,

@@ -278,6 +278,26 @@ fn edges_are_drawn_with_shape_labels_on_request() {
 }
 
 #[test]
+fn every_edge_has_its_own_arrowhead_and_no_shared_marker() {
+    // A notebook shows many drawings in one page: an id one drawing defines and others use
+    // breaks their arrows when that drawing is hidden.
+    let svg = render_graph_svg(&small_graph(), &GraphDrawOptions::default()).unwrap();
+    assert!(
+        !svg.contains("<marker") && !svg.contains("url(#"),
+        "shared marker in:\n{svg}"
+    );
+    let doc = parse(&svg);
+    let edges = with_class(&doc, "edge").len();
+    let heads = with_class(&doc, "arrowhead");
+    assert!(edges > 0);
+    assert_eq!(heads.len(), edges);
+    for head in heads {
+        let points = head.attribute("points").unwrap_or_default();
+        assert_eq!(points.split(' ').count(), 3, "a triangle: {points}");
+    }
+}
+
+#[test]
 fn names_are_escaped_and_titles_shown() {
     let mut graph = GraphView::new();
     graph.add_node(NodeView::new(0, "a<b>&\"c\"", "Op<T>"));

@@ -131,9 +131,9 @@ async fn shutdown_signal() {
 fn exit_when_parent_goes() {
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        // Not eprintln: the launcher's stderr may be gone with it, and a failed print
-        // panics; the subscriber drops what it cannot write.
-        tracing::info!("the launcher is gone; exiting");
+        // Nothing is logged: the log goes to the launcher's stderr, which went with it, and
+        // a write there can end this thread before it ends the process (a test starts
+        // workers from a process whose stderr is a pipe, then ends it).
         std::process::exit(0);
     });
 }
