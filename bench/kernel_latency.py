@@ -8,19 +8,25 @@ Reports, for each kernel named (default: sluice):
   - graph let: the same for a `let` cell that adds a node to the prelude's `graph` (a value
     made in an earlier cell; "n/a" where the kernel cannot use it).
 
-    python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]   # e.g. sluice rust rust+sluice
+    python bench/kernel_latency.py [--cells N] [KERNEL_NAME ...]
+    # e.g. sluice-after-install sluice rust rust+sluice
 
 `rust+sluice` is evcxr_jupyter (kernelspec `rust`) given what Sluice's kernel gives its cells
 first: the engine's client crate as a dependency, its prelude and a graph. Its "first cell"
-is that setup. JUPYTER_PATH must let jupyter_client find the kernelspecs
+is that setup. `sluice-after-install` is Sluice's kernel on a cache of its own that
+`sluice-kernel install` has just filled (the binary the `sluice` kernelspec names): what a
+newcomer meets after installing; the install's own time is printed first. JUPYTER_PATH must let jupyter_client find the kernelspecs
 (`sluice-kernel install`; `evcxr_jupyter --install` writes `rust`).
 """
 
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 
@@ -45,13 +51,31 @@ SLUICE_SETUP = [
 ]
 
 
+def fresh_install():
+    """A new cache filled by `sluice-kernel install`; returns the kernel's environment."""
+    exe = KernelSpecManager().get_kernel_spec("sluice").argv[0]
+    cache = tempfile.mkdtemp(prefix="sluice-bench-cache-")
+    prefix = tempfile.mkdtemp(prefix="sluice-bench-prefix-")
+    env = dict(os.environ, SLUICE_CELL_CACHE=cache)
+    start = time.perf_counter()
+    subprocess.run([exe, "install", "--prefix", prefix], env=env, check=True, capture_output=True)
+    print(f"sluice-kernel install into an empty cache: {time.perf_counter() - start:.1f} s", flush=True)
+    return env
+
+
 def measure(name, cells):
     setup = []
+    env = None
     if name == "rust+sluice":
         name, setup = "rust", SLUICE_SETUP
+    if name == "sluice-after-install":
+        name, env = "sluice", fresh_install()
     km = KernelManager(kernel_name=name)
     start = time.perf_counter()
-    km.start_kernel()
+    if env:
+        km.start_kernel(env=env)
+    else:
+        km.start_kernel()
     kc = km.client()
     kc.start_channels()
     try:

@@ -280,14 +280,10 @@ impl<C: Send + 'static> Cells<C> {
         }
         let ev = self.evaluator.as_ref().ok()?;
         let generated = ev.generated_line(line)?;
-        let wanted = generated.trim();
-        code.lines()
-            .position(|l| {
-                !wanted.is_empty()
-                    && (l.trim() == wanted || wanted.contains(l.trim()) && l.trim().len() > 8)
-            })
-            .map(|i| format!("line {} of the cell", i + 1))
-            .or_else(|| Some(format!("`{wanted}` (in an earlier cell)")))
+        Some(match cell_line_of(code, &generated) {
+            Some(i) => format!("line {} of the cell", i + 1),
+            None => format!("`{}` (code of an earlier cell)", generated.trim()),
+        })
     }
 
     /// evcxr restarted its child: the session comes back from the engine, other variables
@@ -339,6 +335,20 @@ impl<C: Send + 'static> Cells<C> {
     }
 }
 
+/// Which line (from 0) of the cell `generated` (a line of evcxr's crate) came from: the
+/// same line, or one that evcxr wrapped (a final expression, say) inside it.
+fn cell_line_of(code: &str, generated: &str) -> Option<usize> {
+    let wanted = generated.trim();
+    if wanted.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = code.lines().map(str::trim).collect();
+    lines.iter().position(|l| *l == wanted).or_else(|| {
+        // Short lines (`}`, `x`) would match anywhere.
+        lines.iter().position(|l| l.len() > 8 && wanted.contains(l))
+    })
+}
+
 /// The result worth showing: none for `()` (what a cell ending in a loop or block gives).
 fn shown_result(by_mime: std::collections::HashMap<String, String>) -> Option<Result> {
     if by_mime.is_empty() {
@@ -363,21 +373,28 @@ fn panic_failure(message: &str, place: Option<&str>) -> Failure {
     )
 }
 
-/// A `?` returned early: its error, as the cell printed it on stderr.
+/// A `?` returned early: its error, as evcxr printed it on stderr (the last paragraph).
 fn question_mark_failure(stderr_tail: &[String]) -> Failure {
-    let message = stderr_tail
+    let lines: Vec<&str> = stderr_tail
         .iter()
+        .map(|l| l.trim_end())
         .rev()
-        .find(|l| !l.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| "an error (see above)".into());
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let message = if lines.is_empty() {
+        "an error (see above)".to_string()
+    } else {
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
     Failure::new(
         FailureKind::Error,
         "Error",
         &message,
-        vec![format!(
-            "\x1b[31merror\x1b[0m: {message}\n(a `?` returned it; what the cell defined is not kept)"
-        )],
+        vec![
+            format!("\x1b[31merror\x1b[0m: {message}"),
+            "(a `?` returned it; what the cell defined is not kept)".into(),
+        ],
     )
 }
 
@@ -468,10 +485,33 @@ mod tests {
 
     #[test]
     fn question_marks_name_the_error() {
-        let tail = vec!["placeholder 'p' needs a value".to_string(), String::new()];
+        let tail: Vec<String> = [
+            "earlier output",
+            "",
+            "data set 'x': not found",
+            "  at the end",
+            "",
+        ]
+        .map(String::from)
+        .to_vec();
         let f = question_mark_failure(&tail);
         assert_eq!(f.kind, FailureKind::Error);
-        assert_eq!(f.message, "placeholder 'p' needs a value");
+        assert_eq!(f.message, "data set 'x': not found\n  at the end");
+    }
+
+    #[test]
+    fn generated_lines_map_to_the_cell() {
+        let code = "let a = 1;\nif a == 1 { panic!(\"boom\"); }\n}";
+        assert_eq!(
+            cell_line_of(code, "    if a == 1 { panic!(\"boom\"); }"),
+            Some(1)
+        );
+        assert_eq!(
+            cell_line_of(code, "sluice_cell::__result(&(let a = 1;"),
+            Some(0)
+        );
+        assert_eq!(cell_line_of(code, "}"), Some(2));
+        assert_eq!(cell_line_of(code, "other();"), None);
     }
 
     #[test]

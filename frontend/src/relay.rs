@@ -11,6 +11,7 @@
 
 use crate::directives::{self, Directive, DirectiveLine};
 use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
 
 /// evcxr's end-of-cell line (its runtime prints it after each cell's code returns).
 const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
@@ -28,7 +29,9 @@ pub fn install() -> bool {
     let Ok((reader, writer)) = std::io::pipe() else {
         return false;
     };
-    let Ok(real_stdout) = nix::unistd::dup(std::io::stdout()) else {
+    // A copy that programs the cell starts do not inherit (close-on-exec): they get the
+    // relay's end as their stdout, like the cell's own code.
+    let Ok(real_stdout) = std::io::stdout().as_fd().try_clone_to_owned() else {
         return false;
     };
     if nix::unistd::dup2_stdout(&writer).is_err() {
