@@ -52,7 +52,7 @@ pub fn __start_relay() {
 /// other threads print do not cut into it.
 pub(crate) fn directive(verb: &str, words: &[&str]) {
     use std::io::Write;
-    let mut line = format!("{}{verb}", protocol::DIRECTIVE_PREFIX);
+    let mut line = format!("{}{verb}", protocol::prefix());
     for word in words {
         line.push(' ');
         line.push_str(&protocol::encode_word(word));

@@ -3,9 +3,20 @@
 use crate::directive;
 use crate::protocol::PANIC;
 
-/// Installs the hook that tells the frontend a cell panicked, with the message and where.
+/// Installs the hook that tells the frontend where a cell's code panicked and why (evcxr
+/// runs cells on the process's main thread). A panic on another thread goes to the hook that
+/// was there before, which prints it on stderr. Installed once per process.
 pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(install);
+}
+
+fn install() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some("main") {
+            return previous(info);
+        }
         let payload = info.payload();
         let message = payload
             .downcast_ref::<&str>()

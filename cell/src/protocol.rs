@@ -1,10 +1,28 @@
 //! The directive lines a cell's process prints for its frontend (the Jupyter kernel or the
-//! REPL): `SLUICE_CELL <verb> <words...>`, one per line on stdout. The frontend takes them out
-//! of the stream before it reaches the person; words are percent-encoded so that a line holds
-//! any text.
+//! REPL): `SLUICE_CELL <token> <verb> <words...>`, one per line on stdout. The frontend takes
+//! them out of the stream before it reaches the person; words are percent-encoded so that a
+//! line holds any text. The token is the frontend's secret for this process (in
+//! `SLUICE_CELL_TOKEN`): a line a cell merely prints (a log it shows, say) is not a directive.
 
-/// Every directive line starts with this.
-pub const DIRECTIVE_PREFIX: &str = "SLUICE_CELL ";
+use std::sync::OnceLock;
+
+/// The environment variable holding the token the frontend gave the cell's process.
+pub const TOKEN_ENV: &str = "SLUICE_CELL_TOKEN";
+
+/// The prefix of directive lines of a process whose frontend gave it `token`.
+pub fn prefix_with(token: &str) -> String {
+    format!("SLUICE_CELL {token} ")
+}
+
+/// This process's prefix (`-` as the token outside a Sluice frontend).
+pub fn prefix() -> &'static str {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let token = std::env::var(TOKEN_ENV).unwrap_or_default();
+        let token = token.trim();
+        prefix_with(if token.is_empty() { "-" } else { token })
+    })
+}
 /// `session ADDR HANDLE`: a session the cells use (cancelled on interrupt).
 pub const SESSION: &str = "session";
 /// `show_graph ADDR HANDLE`: draw that session's graph.
@@ -21,6 +39,8 @@ pub const DISPLAY: &str = "display";
 pub const BUNDLE: &str = "bundle";
 /// `question_mark`: a `?` in the cell returned an error early (its message is on stderr).
 pub const QUESTION_MARK: &str = "question_mark";
+/// `panicked`: the cell's code panicked (evcxr caught it; the relay writes this line).
+pub const PANICKED: &str = "panicked";
 /// `note TEXT`: something the person should know that is not the cell's own output.
 pub const NOTE: &str = "note";
 /// `result`: what the cell prints from now on is its final value (see [`crate::__result`]).
@@ -32,36 +52,28 @@ pub const RELAY: &str = "relay";
 
 /// The whole relay-start line.
 pub fn relay_line() -> String {
-    format!("{DIRECTIVE_PREFIX}{RELAY}")
+    format!("{}{RELAY}", prefix())
 }
 
 /// The whole result-mark line.
 pub fn result_mark_line() -> String {
-    format!("{DIRECTIVE_PREFIX}{RESULT}")
+    format!("{}{RESULT}", prefix())
 }
 
 /// The line announcing that the next `forms` blocks are one output.
 pub fn bundle_line(forms: usize) -> String {
-    format!("{DIRECTIVE_PREFIX}{BUNDLE} {forms}")
+    format!("{}{BUNDLE} {forms}", prefix())
 }
 
 /// evcxr reads an input request's prompt as the text between the first two colons of one
 /// line: colons, line breaks (and the escape character) in a prompt travel percent-encoded.
 pub fn encode_prompt(prompt: &str) -> String {
-    prompt
-        .replace('%', "%25")
-        .replace(':', "%3A")
-        .replace('\n', "%0A")
-        .replace('\r', "%0D")
+    encode(prompt, &['%', ':', '\n', '\r'])
 }
 
 /// The prompt [`encode_prompt`] encoded.
 pub fn decode_prompt(encoded: &str) -> String {
-    encoded
-        .replace("%0D", "\r")
-        .replace("%0A", "\n")
-        .replace("%3A", ":")
-        .replace("%25", "%")
+    decode(encoded)
 }
 
 /// A word of a directive: as [`encode_prompt`], spaces and `=` encoded too; the empty word
@@ -70,7 +82,7 @@ pub fn encode_word(word: &str) -> String {
     if word.is_empty() {
         return "%".into();
     }
-    encode_prompt(word).replace(' ', "%20").replace('=', "%3D")
+    encode(word, &['%', ':', '\n', '\r', ' ', '='])
 }
 
 /// The word [`encode_word`] encoded.
@@ -78,7 +90,46 @@ pub fn decode_word(encoded: &str) -> String {
     if encoded == "%" {
         return String::new();
     }
-    decode_prompt(&encoded.replace("%20", " ").replace("%3D", "="))
+    decode(encoded)
+}
+
+/// `text` with each of `special` as `%XX`, in one pass (outputs can be megabytes).
+fn encode(text: &str, special: &[char]) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for c in text.chars() {
+        if special.contains(&c) {
+            out.push_str(&format!("%{:02X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Undoes [`encode`]: every `%XX` becomes its character (a `%` not followed by two hex
+/// digits stays as it is).
+fn decode(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 3)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match code {
+            Some(byte) => {
+                out.push(char::from(byte));
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

@@ -10,47 +10,11 @@ use crossbeam_channel::Sender;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 
+use crate::failure::{cell_line_of, panic_failure, question_mark_failure};
+pub use crate::failure::{evcxr_failure, Failure, FailureKind};
+
 /// A cell's result: the forms of its final value, (MIME type, content).
 pub type Result = Vec<(String, String)>;
-
-/// What kind of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The frontend could not start evcxr: no cell can run.
-    Start,
-    Compile,
-    Panic,
-    /// A `?` returned an error early.
-    Error,
-    Interrupted,
-    /// The cell's process died (or was stopped) and was started again.
-    Restarted,
-    /// evcxr failed otherwise.
-    Evcxr,
-}
-
-/// A failed cell, ready to show.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub kind: FailureKind,
-    /// A short name (Jupyter's `ename`).
-    pub name: String,
-    /// The message (Jupyter's `evalue`).
-    pub message: String,
-    /// The lines to show, with ANSI colours.
-    pub traceback: Vec<String>,
-}
-
-impl Failure {
-    fn new(kind: FailureKind, name: &str, message: &str, traceback: Vec<String>) -> Failure {
-        Failure {
-            kind,
-            name: name.to_string(),
-            message: message.to_string(),
-            traceback,
-        }
-    }
-}
 
 /// How a cell ended.
 #[derive(Debug, Clone)]
@@ -117,7 +81,16 @@ impl<C: Send + 'static> Cells<C> {
             tracing::warn!("no live progress (cannot follow the engine's events: {e})");
         }
         let (output, commands) = crossbeam_channel::unbounded();
-        output::spawn(sink, engine.clone(), stdout, stderr, events, commands)?;
+        let directives = setup.directives.clone();
+        output::spawn(
+            sink,
+            engine.clone(),
+            directives,
+            stdout,
+            stderr,
+            events,
+            commands,
+        )?;
         Ok(Cells {
             evaluator,
             setup,
@@ -135,8 +108,17 @@ impl<C: Send + 'static> Cells<C> {
         };
         let result = ev.prelude(&self.setup);
         let report = self.drain();
-        if let Err(e) = result {
-            let mut message = format!("the Sluice prelude failed: {e}");
+        // evcxr answers Ok when a `?` returned early or the code panicked: what the prelude
+        // was to define (`sess`, `graph`) is then not there.
+        let failed = match result {
+            Err(e) => Some(e.to_string()),
+            Ok(_) if report.question_mark || report.panicked => {
+                Some("it stopped before it made `sess` and `graph`".to_string())
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = failed {
+            let mut message = format!("the Sluice prelude failed: {why}");
             if !report.stderr_tail.is_empty() {
                 message.push('\n');
                 message.push_str(&report.stderr_tail.join("\n"));
@@ -208,21 +190,29 @@ impl<C: Send + 'static> Cells<C> {
             }
         };
         let variables_before = ev.variables();
+        let process_before = child_pid(ev);
         let _ = self.output.send(OutputCommand::Begin);
         let result = ev.execute(code, input);
+        let restarted = child_pid(ev) != process_before;
         let report = self.drain();
         let mut notes = Vec::new();
+        let terminated = matches!(result, Err(evcxr::Error::SubprocessTerminated(_)));
+        if terminated || restarted {
+            // Also after evcxr's own `:restart` or `:clear`, which start a new process.
+            notes = self.recover(&variables_before);
+        }
         let outcome = match result {
-            Err(e) => {
-                if matches!(e, evcxr::Error::SubprocessTerminated(_)) {
-                    notes = self.recover(&variables_before);
-                }
-                Err(evcxr_failure(&e))
-            }
+            Err(e) => Err(evcxr_failure(&e)),
             Ok(out) => {
-                if let Some(panic) = &report.panic {
+                if report.panicked {
+                    // The hook's last report is this panic's (a panic the cell caught
+                    // itself fails nothing).
+                    let panic = report.panic.clone().unwrap_or_default();
                     let place = self.panic_place(code, &panic.file, panic.line);
-                    Err(panic_failure(&panic.message, place.as_deref()))
+                    let message = Some(panic.message.as_str())
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or("the cell panicked");
+                    Err(panic_failure(message, place.as_deref()))
                 } else if report.question_mark {
                     Err(question_mark_failure(&report.stderr_tail))
                 } else {
@@ -302,13 +292,20 @@ impl<C: Send + 'static> Cells<C> {
         }
         if let (Ok(ev), Some((addr, handle))) = (&mut self.evaluator, &self.session) {
             self.output.send(OutputCommand::Begin).ok();
-            match ev.reattach(addr, handle) {
-                Ok(_) => notes.push(
+            let result = ev.reattach(addr, handle);
+            let report = self.drain();
+            let back = result.is_ok() && !report.question_mark && !report.panicked;
+            if back {
+                notes.push(
                     "`sess` and `graph` are back, attached to the same engine session.".into(),
-                ),
-                Err(e) => notes.push(format!("Could not attach to the session again: {e}")),
+                );
+            } else {
+                let why = match result {
+                    Err(e) => e.to_string(),
+                    Ok(_) => report.stderr_tail.join("\n"),
+                };
+                notes.push(format!("Could not attach to the session again: {why}"));
             }
-            self.drain();
         }
         notes
     }
@@ -335,18 +332,11 @@ impl<C: Send + 'static> Cells<C> {
     }
 }
 
-/// Which line (from 0) of the cell `generated` (a line of evcxr's crate) came from: the
-/// same line, or one that evcxr wrapped (a final expression, say) inside it.
-fn cell_line_of(code: &str, generated: &str) -> Option<usize> {
-    let wanted = generated.trim();
-    if wanted.is_empty() {
-        return None;
-    }
-    let lines: Vec<&str> = code.lines().map(str::trim).collect();
-    lines.iter().position(|l| *l == wanted).or_else(|| {
-        // Short lines (`}`, `x`) would match anywhere.
-        lines.iter().position(|l| l.len() > 8 && wanted.contains(l))
-    })
+/// The cells' process id, to notice a restart.
+fn child_pid(ev: &Evaluator) -> u32 {
+    let child = ev.process_handle();
+    let id = child.lock().unwrap_or_else(|e| e.into_inner()).id();
+    id
 }
 
 /// The result worth showing: none for `()` (what a cell ending in a loop or block gives).
@@ -363,110 +353,6 @@ fn shown_result(by_mime: std::collections::HashMap<String, String>) -> Option<Re
     Some(forms)
 }
 
-fn panic_failure(message: &str, place: Option<&str>) -> Failure {
-    let at = place.map(|p| format!(" at {p}")).unwrap_or_default();
-    Failure::new(
-        FailureKind::Panic,
-        "Panic",
-        message,
-        vec![format!("\x1b[31mpanicked\x1b[0m{at}: {message}")],
-    )
-}
-
-/// A `?` returned early: its error, as evcxr printed it on stderr (the last paragraph).
-fn question_mark_failure(stderr_tail: &[String]) -> Failure {
-    let lines: Vec<&str> = stderr_tail
-        .iter()
-        .map(|l| l.trim_end())
-        .rev()
-        .skip_while(|l| l.is_empty())
-        .take_while(|l| !l.is_empty())
-        .collect();
-    let message = if lines.is_empty() {
-        "an error (see above)".to_string()
-    } else {
-        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-    };
-    Failure::new(
-        FailureKind::Error,
-        "Error",
-        &message,
-        vec![
-            format!("\x1b[31merror\x1b[0m: {message}"),
-            "(a `?` returned it; what the cell defined is not kept)".into(),
-        ],
-    )
-}
-
-/// What evcxr reported, ready to show.
-pub fn evcxr_failure(error: &evcxr::Error) -> Failure {
-    match error {
-        evcxr::Error::CompilationErrors(errors) => {
-            let traceback = errors.iter().flat_map(compilation_error_lines).collect();
-            let message = errors
-                .iter()
-                .map(|e| e.message())
-                .collect::<Vec<_>>()
-                .join("\n");
-            Failure::new(
-                FailureKind::Compile,
-                "CompilationError",
-                &message,
-                traceback,
-            )
-        }
-        evcxr::Error::SubprocessTerminated(message) => Failure::new(
-            FailureKind::Restarted,
-            "ChildRestarted",
-            message.trim(),
-            vec![format!(
-                "\x1b[31mthe cell's process ended\x1b[0m: {}",
-                message.trim()
-            )],
-        ),
-        other => {
-            let text = other.to_string();
-            let lines = text.lines().map(str::to_string).collect();
-            Failure::new(FailureKind::Evcxr, "Error", text.trim(), lines)
-        }
-    }
-}
-
-/// A compile error as rustc draws it: the message, each span's source line with carets and
-/// its label, and help with its suggestion indented under it.
-fn compilation_error_lines(error: &evcxr::CompilationError) -> Vec<String> {
-    let mut lines = Vec::new();
-    let code = error.code().map(|c| format!("[{c}]")).unwrap_or_default();
-    lines.push(format!(
-        "\x1b[31m{}{}\x1b[0m: {}",
-        error.level(),
-        code,
-        error.message()
-    ));
-    for spanned in error.spanned_messages() {
-        lines.extend(spanned.lines.iter().cloned());
-        if let Some(span) = &spanned.span {
-            let pad = " ".repeat(span.start_column.saturating_sub(1));
-            let carets = "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
-            lines.push(format!("{pad}\x1b[31m{carets}\x1b[0m {}", spanned.label));
-        } else if !spanned.label.is_empty() {
-            lines.push(spanned.label.clone());
-        }
-    }
-    for help in error.help() {
-        // evcxr puts a suggested replacement after a blank line.
-        let (what, suggestion) = help.split_once("\n\n").unwrap_or((help.as_str(), ""));
-        lines.push(format!("\x1b[36mhelp\x1b[0m: {}", what.trim()));
-        lines.extend(
-            suggestion
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| format!("    {l}")),
-        );
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,47 +366,6 @@ mod tests {
         assert_eq!(
             shown_result(by_mime),
             Some(vec![("text/plain".to_string(), "3".to_string())])
-        );
-    }
-
-    #[test]
-    fn question_marks_name_the_error() {
-        let tail: Vec<String> = [
-            "earlier output",
-            "",
-            "data set 'x': not found",
-            "  at the end",
-            "",
-        ]
-        .map(String::from)
-        .to_vec();
-        let f = question_mark_failure(&tail);
-        assert_eq!(f.kind, FailureKind::Error);
-        assert_eq!(f.message, "data set 'x': not found\n  at the end");
-    }
-
-    #[test]
-    fn generated_lines_map_to_the_cell() {
-        let code = "let a = 1;\nif a == 1 { panic!(\"boom\"); }\n}";
-        assert_eq!(
-            cell_line_of(code, "    if a == 1 { panic!(\"boom\"); }"),
-            Some(1)
-        );
-        assert_eq!(
-            cell_line_of(code, "sluice_cell::__result(&(let a = 1;"),
-            Some(0)
-        );
-        assert_eq!(cell_line_of(code, "}"), Some(2));
-        assert_eq!(cell_line_of(code, "other();"), None);
-    }
-
-    #[test]
-    fn panics_say_where() {
-        let f = panic_failure("boom", Some("line 2 of the cell"));
-        assert!(
-            f.traceback[0].contains("at line 2 of the cell: boom"),
-            "{:?}",
-            f.traceback
         );
     }
 }

@@ -4,55 +4,91 @@
 
 use ra_ap_syntax::{ast, AstNode, Edition, SourceFile};
 
-/// The code evcxr runs for `code`.
-pub fn prepare(code: &str) -> String {
-    mark_final_value(&rewrite_commands(code))
+/// The code evcxr runs for `code`; `mark_result` wraps its final expression (see
+/// [`mark_final_value`]).
+pub fn prepare(code: &str, mark_result: bool) -> String {
+    let code = rewrite_commands(code);
+    if mark_result {
+        mark_final_value(&code)
+    } else {
+        code
+    }
 }
 
-/// A `:graph` line draws the session's graph; a `:summary` line shows the graph's summary.
+/// How many times the cell's leading command lines toggle evcxr's `:types` (which shows the
+/// final value's type, and borrows it in a way the result mark cannot be part of).
+pub fn types_toggles(code: &str) -> usize {
+    code[..code_start(code)]
+        .lines()
+        .filter(|l| l.trim() == ":types")
+        .count()
+}
+
+/// The frontends' own commands among a cell's leading command lines: `:graph` draws the
+/// session's graph, `:summary` shows the graph's summary. Their code goes where the cell's
+/// code starts, after evcxr's commands (evcxr takes commands only before any code).
 pub fn rewrite_commands(code: &str) -> String {
-    let ours = |l: &str| matches!(l.trim(), ":graph" | ":summary");
-    if !code.lines().any(ours) {
+    let start = code_start(code);
+    let (commands, rest) = code.split_at(start);
+    let ours = |l: &str| match l.trim() {
+        ":graph" => Some("sess.show_graph();"),
+        ":summary" => Some("sluice_cell::SluiceDisplay::evcxr_display(&graph.summary());"),
+        _ => None,
+    };
+    if !commands.lines().any(|l| ours(l).is_some()) {
         return code.to_string();
     }
-    code.lines()
-        .map(|l| match l.trim() {
-            ":graph" => "sess.show_graph();",
-            ":summary" => "sluice_cell::SluiceDisplay::evcxr_display(&graph.summary());",
-            _ => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut kept = String::new();
+    let mut added = String::new();
+    for line in commands.split_inclusive('\n') {
+        match ours(line) {
+            Some(replacement) => {
+                added.push_str(replacement);
+                added.push('\n');
+            }
+            None => kept.push_str(line),
+        }
+    }
+    if !kept.is_empty() && !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    format!("{kept}{added}{rest}")
 }
 
-/// Wraps the cell's final expression `e` (the last statement, without a semicolon, of the
-/// code after the last evcxr command line) as `sluice_cell::__result(&(e))`. evcxr finds
-/// the final expression the same way, with the same parser.
+/// Wraps the cell's final expression `e` (its last statement, without a semicolon) as
+/// `sluice_cell::__result(&(e))`, the expression on lines of its own so that compile errors
+/// and panics point at it as the person wrote it. evcxr finds the final expression the same
+/// way, with the same parser.
 pub fn mark_final_value(code: &str) -> String {
-    let start = last_code_start(code);
+    let start = code_start(code);
     let Some((from, to)) = final_expression(&code[start..]) else {
         return code.to_string();
     };
     let (from, to) = (start + from, start + to);
     format!(
-        "{}sluice_cell::__result(&({}\n)){}",
+        "{}sluice_cell::__result(&(\n{}\n)){}",
         &code[..from],
         &code[from..to],
         &code[to..]
     )
 }
 
-/// Where the code after the last command line (a line starting with `:`) begins.
-fn last_code_start(code: &str) -> usize {
-    let mut start = 0;
+/// Where a cell's code begins: after the leading lines evcxr reads as its own (`:` commands,
+/// `!` shell lines, comments and blank lines), as evcxr splits a cell.
+fn code_start(code: &str) -> usize {
     let mut offset = 0;
     for line in code.split_inclusive('\n') {
-        offset += line.len();
-        if line.trim_start().starts_with(':') {
-            start = offset;
+        let text = line.trim_end_matches(['\n', '\r']);
+        let evcxrs = text.starts_with('!')
+            || text.trim_start_matches(' ').starts_with(':')
+            || text.starts_with("//")
+            || text.trim().is_empty();
+        if !evcxrs {
+            return offset;
         }
+        offset += line.len();
     }
-    start
+    code.len()
 }
 
 /// The byte range of the final expression of `code` read as a function body.
@@ -86,15 +122,15 @@ mod tests {
     fn final_expressions_are_marked() {
         assert_eq!(
             mark_final_value("1 + 2"),
-            "sluice_cell::__result(&(1 + 2\n))"
+            "sluice_cell::__result(&(\n1 + 2\n))"
         );
         assert_eq!(
             mark_final_value("let v = vec![1];\nv.len() // count\n"),
-            "let v = vec![1];\nsluice_cell::__result(&(v.len()\n)) // count\n"
+            "let v = vec![1];\nsluice_cell::__result(&(\nv.len()\n)) // count\n"
         );
         assert_eq!(
             mark_final_value("for i in 0..3 { println!(\"{i}\"); }"),
-            "sluice_cell::__result(&(for i in 0..3 { println!(\"{i}\"); }\n))"
+            "sluice_cell::__result(&(\nfor i in 0..3 { println!(\"{i}\"); }\n))"
         );
     }
 
@@ -107,19 +143,32 @@ mod tests {
         );
         assert_eq!(mark_final_value(":dep foo = \"1\""), ":dep foo = \"1\"");
         assert_eq!(
-            mark_final_value(":timing\nx * 2"),
-            ":timing\nsluice_cell::__result(&(x * 2\n))"
+            mark_final_value(":timing\n// a note\nx * 2"),
+            ":timing\n// a note\nsluice_cell::__result(&(\nx * 2\n))"
         );
         assert_eq!(mark_final_value(""), "");
     }
 
     #[test]
-    fn commands_become_code() {
+    fn colons_inside_code_are_code() {
+        let css = "let style = r#\"\n:root { color: red }\n\"#;\nstyle.len()";
+        assert!(mark_final_value(css).ends_with("sluice_cell::__result(&(\nstyle.len()\n))"));
+        let turbofish = "let v = (0..3)\n    .collect\n    ::<Vec<u8>>();\nv.len()";
+        assert!(mark_final_value(turbofish).contains("__result(&(\nv.len()"));
+        let quoted = "let s = \"\n:graph\n\";";
+        assert_eq!(rewrite_commands(quoted), quoted);
+    }
+
+    #[test]
+    fn our_commands_become_code_after_evcxrs() {
         assert_eq!(
-            rewrite_commands("let a = 1;\n:graph"),
-            "let a = 1;\nsess.show_graph();"
+            rewrite_commands(":graph\n:dep x = \"1\"\nlet a = 1;"),
+            ":dep x = \"1\"\nsess.show_graph();\nlet a = 1;"
         );
+        assert_eq!(rewrite_commands(":graph"), "sess.show_graph();\n");
         assert_eq!(rewrite_commands("let a = 1;"), "let a = 1;");
-        assert!(prepare(":summary").contains("graph.summary()"));
+        assert!(prepare(":summary", true).contains("graph.summary()"));
+        assert_eq!(prepare("1 + 1", false), "1 + 1");
+        assert_eq!(types_toggles(":types\n:types\n:types\n1"), 3);
     }
 }

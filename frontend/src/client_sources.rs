@@ -39,8 +39,11 @@ impl ClientSources {
             message,
         };
         std::fs::create_dir_all(&parent).map_err(|e| failed(e.to_string()))?;
-        let staging = parent.join(format!(".unpacking-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
+        let staging = tempfile::Builder::new()
+            .prefix(".unpacking-")
+            .tempdir_in(&parent)
+            .map_err(|e| failed(e.to_string()))?
+            .keep();
         let archive = flate2::read::GzDecoder::new(ARCHIVE);
         tar::Archive::new(archive)
             .unpack(&staging)

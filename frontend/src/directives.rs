@@ -1,19 +1,66 @@
-//! Lines the cell's process prints to tell its frontend something: `SLUICE_CELL <verb>
-//! <words...>` on stdout (written by the `sluice-cell` crate, and by the relay in the cell's
-//! process; see `sluice_cell::protocol`). The frontend's output thread takes them out of the
-//! stream before it reaches the person.
+//! Lines the cell's process prints to tell its frontend something: `SLUICE_CELL <token>
+//! <verb> <words...>` on stdout (written by the `sluice-cell` crate, and by the relay in the
+//! cell's process; see `sluice_cell::protocol`). The frontend's output thread takes them out
+//! of the stream before it reaches the person. Only lines with the process's token are
+//! directives: text a cell prints that looks like one is text.
 
 use sluice_cell::protocol::{
-    decode_word, encode_word, CURVE, DIRECTIVE_PREFIX, DISPLAY, NOTE, PANIC, QUESTION_MARK,
-    SESSION, SHOW_GRAPH,
+    decode_word, encode_word, prefix_with, BUNDLE, CURVE, DISPLAY, NOTE, PANIC, PANICKED,
+    QUESTION_MARK, RELAY, RESULT, SESSION, SHOW_GRAPH,
 };
 
-pub use sluice_cell::protocol::BUNDLE;
+/// The directive lines of one cell process: those that carry its token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Directives {
+    prefix: String,
+}
 
-/// The line that marks the start of a cell's final value (the relay's business only).
-pub const RESULT_MARK_LINE: &str = "SLUICE_CELL result";
-/// The line that starts the relay (the relay's business only).
-pub const RELAY_LINE: &str = "SLUICE_CELL relay";
+impl Directives {
+    /// A new secret token for a cell process the frontend starts (given to it in
+    /// `SLUICE_CELL_TOKEN`), and its directives.
+    pub fn new_token() -> (String, Directives) {
+        use std::hash::{BuildHasher, Hasher};
+        // A RandomState is seeded from the operating system's randomness.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let token = format!("{:016x}", hasher.finish());
+        let directives = Directives::with_token(&token);
+        (token, directives)
+    }
+
+    pub fn with_token(token: &str) -> Directives {
+        Directives {
+            prefix: prefix_with(token),
+        }
+    }
+
+    /// The directives of this process (the relay's, in the cell's process).
+    pub fn of_this_process() -> Directives {
+        Directives {
+            prefix: sluice_cell::protocol::prefix().to_string(),
+        }
+    }
+
+    /// The line that starts the relay (the relay's business only).
+    pub fn relay_line(&self) -> String {
+        format!("{}{RELAY}", self.prefix)
+    }
+
+    /// The line that marks the start of a cell's final value (the relay's business only).
+    pub fn result_mark_line(&self) -> String {
+        format!("{}{RESULT}", self.prefix)
+    }
+
+    /// A directive the relay writes.
+    pub fn line(&self, directive: &DirectiveLine) -> String {
+        directive.to_line(&self.prefix)
+    }
+
+    /// The directive a stdout line carries, if it is one.
+    pub fn parse(&self, line: &str) -> Option<Directive> {
+        parse(line.strip_prefix(&self.prefix)?)
+    }
+}
 
 /// A directive from the cell's process.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +85,8 @@ pub enum Directive {
     Display(Vec<(String, String)>),
     /// A `?` returned an error early.
     QuestionMark,
+    /// The cell's code panicked (evcxr caught it), as opposed to a panic the cell caught.
+    Panicked,
     /// A note for the person.
     Note(String),
     /// The next `n` evcxr blocks are one output (the relay's business only).
@@ -49,12 +98,13 @@ pub enum Directive {
 pub enum DirectiveLine {
     Display { forms: Vec<(String, String)> },
     QuestionMark,
+    Panicked,
     Note(String),
 }
 
 impl DirectiveLine {
-    pub fn to_line(&self) -> String {
-        let mut line = DIRECTIVE_PREFIX.to_string();
+    fn to_line(&self, prefix: &str) -> String {
+        let mut line = prefix.to_string();
         match self {
             DirectiveLine::Display { forms } => {
                 line.push_str(DISPLAY);
@@ -66,6 +116,7 @@ impl DirectiveLine {
                 }
             }
             DirectiveLine::QuestionMark => line.push_str(QUESTION_MARK),
+            DirectiveLine::Panicked => line.push_str(PANICKED),
             DirectiveLine::Note(text) => {
                 line.push_str(NOTE);
                 line.push(' ');
@@ -76,9 +127,8 @@ impl DirectiveLine {
     }
 }
 
-/// The directive a stdout line carries, if it is one.
-pub fn parse(line: &str) -> Option<Directive> {
-    let rest = line.strip_prefix(DIRECTIVE_PREFIX)?;
+/// The directive `rest` (a line after its prefix) is, if it is one.
+fn parse(rest: &str) -> Option<Directive> {
     let mut words = rest.split(' ');
     let verb = words.next()?;
     let words: Vec<String> = words.filter(|w| !w.is_empty()).map(decode_word).collect();
@@ -114,6 +164,7 @@ pub fn parse(line: &str) -> Option<Directive> {
                 .collect(),
         )),
         (QUESTION_MARK, []) => Some(Directive::QuestionMark),
+        (PANICKED, []) => Some(Directive::Panicked),
         (NOTE, [text]) => Some(Directive::Note(text.clone())),
         (BUNDLE, [n]) => n.parse().ok().map(Directive::Bundle),
         _ => None,
@@ -124,39 +175,51 @@ pub fn parse(line: &str) -> Option<Directive> {
 mod tests {
     use super::*;
 
+    fn ours() -> Directives {
+        Directives::with_token("t0k")
+    }
+
     #[test]
-    fn parses_directives() {
+    fn parses_directives_with_the_token_only() {
+        let d = ours();
         assert_eq!(
-            parse("SLUICE_CELL session 127.0.0.1%3A5 s-1"),
+            d.parse("SLUICE_CELL t0k session 127.0.0.1%3A5 s-1"),
             Some(Directive::Session {
                 addr: "127.0.0.1:5".into(),
                 handle: "s-1".into()
             })
         );
-        assert_eq!(parse("hello"), None);
-        assert_eq!(parse("SLUICE_CELL show_graph onlyone"), None);
-        assert_eq!(parse("SLUICE_CELL bundle 2"), Some(Directive::Bundle(2)));
-        assert_eq!(RESULT_MARK_LINE, sluice_cell::protocol::result_mark_line());
-        assert_eq!(RELAY_LINE, sluice_cell::protocol::relay_line());
+        assert_eq!(d.parse("SLUICE_CELL other session 127.0.0.1%3A5 s-1"), None);
+        assert_eq!(d.parse("hello"), None);
+        assert_eq!(d.parse("SLUICE_CELL t0k show_graph onlyone"), None);
+        assert_eq!(
+            d.parse("SLUICE_CELL t0k bundle 2"),
+            Some(Directive::Bundle(2))
+        );
+        let (token, fresh) = Directives::new_token();
+        assert_eq!(token.len(), 16);
+        assert_ne!(fresh, d);
     }
 
     #[test]
     fn curve_points_keep_names_with_spaces() {
+        let d = ours();
         assert_eq!(
-            parse("SLUICE_CELL curve sync%20vs%20async 12 sync 0.5 async%20loss 1e-3"),
+            d.parse("SLUICE_CELL t0k curve sync%20vs%20async 12 sync 0.5 async%20loss 1e-3"),
             Some(Directive::Curve {
                 name: "sync vs async".into(),
                 step: 12,
                 points: vec![("sync".into(), 0.5), ("async loss".into(), 0.001)],
             })
         );
-        assert_eq!(parse("SLUICE_CELL curve c x a 1"), None);
-        assert_eq!(parse("SLUICE_CELL curve c 3 a oops"), None);
-        assert_eq!(parse("SLUICE_CELL curve c 3 a"), None);
+        assert_eq!(d.parse("SLUICE_CELL t0k curve c x a 1"), None);
+        assert_eq!(d.parse("SLUICE_CELL t0k curve c 3 a oops"), None);
+        assert_eq!(d.parse("SLUICE_CELL t0k curve c 3 a"), None);
     }
 
     #[test]
     fn displays_and_panics_round_trip() {
+        let d = ours();
         let forms = vec![
             (
                 "text/plain".to_string(),
@@ -164,19 +227,18 @@ mod tests {
             ),
             ("text/html".to_string(), "<b>50%</b> = half".to_string()),
         ];
-        let line = DirectiveLine::Display {
+        let line = d.line(&DirectiveLine::Display {
             forms: forms.clone(),
-        }
-        .to_line();
+        });
         assert!(!line.contains('\n'));
-        assert_eq!(parse(&line), Some(Directive::Display(forms)));
+        assert_eq!(d.parse(&line), Some(Directive::Display(forms)));
         let panic = format!(
-            "SLUICE_CELL panic {} 134 {}",
+            "SLUICE_CELL t0k panic {} 134 {}",
             encode_word("src/lib.rs"),
             encode_word("boom \"x\"\nline ü")
         );
         assert_eq!(
-            parse(&panic),
+            d.parse(&panic),
             Some(Directive::Panic {
                 message: "boom \"x\"\nline ü".into(),
                 file: "src/lib.rs".into(),
@@ -184,7 +246,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&DirectiveLine::QuestionMark.to_line()),
+            d.parse(&d.line(&DirectiveLine::QuestionMark)),
             Some(Directive::QuestionMark)
         );
     }

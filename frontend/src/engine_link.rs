@@ -52,19 +52,12 @@ impl EngineLink {
         self.embedded.is_some()
     }
 
-    /// Remembers a session a cell uses, so an interrupt can cancel its work.
+    /// Remembers a session a cell uses, so an interrupt can cancel its work. Asks nothing of
+    /// the engine: a token only names the session.
     pub fn register(&self, addr: &str, handle: &str) {
-        if self.lock().contains_key(handle) {
-            return;
-        }
-        // Attaching asks the engine: not under the lock.
-        match RemoteSession::attach(addr, handle) {
-            Ok((session, _graph)) => {
-                self.lock()
-                    .insert(handle.to_string(), session.cancel_token());
-            }
-            Err(e) => tracing::warn!("cannot follow session {handle} on {addr}: {e}"),
-        }
+        self.lock()
+            .entry(handle.to_string())
+            .or_insert_with(|| RemoteCancelToken::new(addr, handle));
     }
 
     /// Whether the cells use this session.

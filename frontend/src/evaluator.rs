@@ -5,6 +5,7 @@
 use crate::build_dir::BuildDir;
 use crate::client_sources::ClientSources;
 use crate::completion::{self, Completion};
+use crate::directives::Directives;
 use crate::error::{FrontendError, Result};
 use crate::{cell_code, prelude, ENGINE_ENV};
 use evcxr::{CommandContext, EvalCallbacks, EvalContext, EvalContextOutputs, EvalOutputs};
@@ -26,6 +27,9 @@ pub struct Setup {
     pub deps_dir: PathBuf,
     /// The stand-in for the standard library's sources while evcxr starts.
     pub std_link: Option<PathBuf>,
+    /// The secret that marks the cell process's directive lines, and those lines.
+    pub token: String,
+    pub directives: Directives,
 }
 
 impl Setup {
@@ -35,18 +39,23 @@ impl Setup {
             .lines()
             .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
             .ok_or_else(|| FrontendError::Evcxr("rustc -vV names no host".into()))?;
+        let (token, directives) = Directives::new_token();
         Ok(Setup {
             engine_addr: engine_addr.to_string(),
             sources,
             build_dir: build_dir.path().to_path_buf(),
             deps_dir: build_dir.deps_dir(&host),
             std_link: build_dir.std_link().map(PathBuf::from),
+            token,
+            directives,
         })
     }
 }
 
 pub struct Evaluator {
     ctx: CommandContext,
+    /// evcxr shows final values' types (`:types`): then the result mark stays out.
+    types_shown: bool,
     /// Where evcxr writes each cell's crate (panic locations point into it).
     generated: PathBuf,
 }
@@ -59,6 +68,7 @@ impl Evaluator {
         let exe = std::env::current_exe()?;
         let mut child = std::process::Command::new(exe);
         child.env(ENGINE_ENV, &setup.engine_addr);
+        child.env(sluice_cell::protocol::TOKEN_ENV, &setup.token);
         // The loader drops folders missing when the process starts: make the one the cells'
         // dependencies will be built in before the child starts, or a first build's cells
         // cannot be loaded.
@@ -75,7 +85,14 @@ impl Evaluator {
         // in evcxr.toml with shared-library linking; see shared_linking).
         let ctx = CommandContext::with_eval_context(eval);
         let generated = setup.build_dir.join("src").join("lib.rs");
-        Ok((Evaluator { ctx, generated }, outputs))
+        Ok((
+            Evaluator {
+                ctx,
+                types_shown: false,
+                generated,
+            },
+            outputs,
+        ))
     }
 
     /// The dependencies and the prelude (helpers, then a graph and a session on the engine),
@@ -104,7 +121,10 @@ impl Evaluator {
         code: &str,
         input: &dyn Fn(&str, bool) -> String,
     ) -> std::result::Result<EvalOutputs, evcxr::Error> {
-        let code = cell_code::prepare(code);
+        if cell_code::types_toggles(code) % 2 == 1 {
+            self.types_shown = !self.types_shown;
+        }
+        let code = cell_code::prepare(code, !self.types_shown);
         let mut callbacks = EvalCallbacks {
             input_reader: &|asked| {
                 let prompt = sluice_cell::protocol::decode_prompt(&asked.prompt);

@@ -8,7 +8,7 @@
 //! - Running cells: evcxr with the Sluice prelude ([`evaluator`], [`prelude`], [`cell_code`]);
 //!   what comes out of the cell's process, relayed there ([`relay`], [`child`]) and read here
 //!   ([`directives`], [`output`]) into a [`output::Sink`] each frontend implements; how a cell
-//!   ended ([`cell`]).
+//!   ended ([`cell`], [`failure`]).
 //! - Typing cells: [`is_complete`], [`completion`].
 //! - The engine: embedded or standalone, its sessions and events ([`engine_link`],
 //!   [`engine_events`]); live training progress ([`live`]); graphs as the visualizer's data
@@ -25,6 +25,7 @@ pub mod engine_events;
 pub mod engine_link;
 pub mod error;
 pub mod evaluator;
+pub mod failure;
 pub mod graph_view;
 pub mod is_complete;
 pub mod live;

@@ -4,7 +4,7 @@
 //! messages, the REPL prints them. The thread also keeps what the cell told the frontend (a
 //! panic, a `?` that returned early) for the cell's end.
 
-use crate::directives::{self, Directive};
+use crate::directives::{Directive, Directives};
 use crate::engine_link::EngineLink;
 use crate::live::LiveEvent;
 use crossbeam_channel::{Receiver, Select, Sender};
@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How long stderr (which travels apart from stdout) gets to deliver a cell's last lines.
 const STDERR_GRACE: Duration = Duration::from_millis(15);
+/// How long a `?` error's message (on stderr) may take when none has arrived yet.
+const ERROR_MESSAGE_GRACE: Duration = Duration::from_millis(500);
 /// How long a fit may take to report its end after the cell returned.
 const FIT_END_GRACE: Duration = Duration::from_millis(1500);
 /// How often the sink is ticked for throttled redraws.
@@ -74,6 +76,9 @@ pub struct PanicReport {
 /// What a cell told the frontend.
 #[derive(Debug, Default, Clone)]
 pub struct CellReport {
+    /// The cell's code panicked (evcxr caught it).
+    pub panicked: bool,
+    /// The last panic the panic hook reported (its message and place), caught or not.
     pub panic: Option<PanicReport>,
     /// A `?` returned an error early (its message went to stderr).
     pub question_mark: bool,
@@ -88,6 +93,7 @@ pub struct CellReport {
 pub fn spawn<S: Sink>(
     sink: S,
     engine: Arc<EngineLink>,
+    directives: Directives,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     events: Receiver<EngineEvent>,
@@ -96,6 +102,7 @@ pub fn spawn<S: Sink>(
     let mut router = Router {
         sink,
         engine,
+        directives,
         report: CellReport::default(),
         blank_held: false,
         stdout,
@@ -111,6 +118,8 @@ pub fn spawn<S: Sink>(
 struct Router<S: Sink> {
     sink: S,
     engine: Arc<EngineLink>,
+    /// The cell process's directive lines.
+    directives: Directives,
     report: CellReport,
     /// An empty stdout line held back: the one a cell prints before asking for input is
     /// dropped (see `sluice_cell::input`), any other is passed on with what follows.
@@ -263,6 +272,8 @@ impl<S: Sink> Router<S> {
                 fit_deadline
                     .saturating_duration_since(Instant::now())
                     .max(STDERR_GRACE)
+            } else if self.report.question_mark && self.report.stderr_tail.is_empty() {
+                ERROR_MESSAGE_GRACE
             } else {
                 STDERR_GRACE
             };
@@ -277,7 +288,7 @@ impl<S: Sink> Router<S> {
     }
 
     fn stdout_line(&mut self, line: String) {
-        if let Some(directive) = directives::parse(&line) {
+        if let Some(directive) = self.directives.parse(&line) {
             return self.directive(directive);
         }
         if line.is_empty() && !self.blank_held {
@@ -332,6 +343,7 @@ impl<S: Sink> Router<S> {
                 })
             }
             Directive::QuestionMark => self.report.question_mark = true,
+            Directive::Panicked => self.report.panicked = true,
             Directive::Display(forms) => {
                 self.release_blank();
                 self.sink.display(forms);

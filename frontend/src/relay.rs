@@ -9,7 +9,7 @@
 //! go to evcxr as before. It also marks an early return through `?` (evcxr's
 //! `EVCXR_ERROR_OCCURRED`, which evcxr keeps to itself) with a directive the frontend sees.
 
-use crate::directives::{self, Directive, DirectiveLine};
+use crate::directives::{Directive, DirectiveLine, Directives};
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
 
@@ -21,7 +21,7 @@ const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 const BEGIN_CONTENT: &str = "EVCXR_BEGIN_CONTENT ";
 const END_CONTENT: &str = "EVCXR_END_CONTENT";
 /// A block larger than this is dropped with a note rather than held in memory.
-const MAX_BLOCK_BYTES: usize = 256 << 20;
+const MAX_BLOCK_BYTES: usize = 32 << 20;
 
 /// Sends the process's stdout through the relay. Call in the cell process only, before
 /// evcxr's runtime starts. Returns false (stdout left as it is) when the pipe cannot be made.
@@ -42,7 +42,7 @@ pub fn install() -> bool {
         .name("sluice-relay".into())
         .spawn(move || {
             let mut out = std::io::BufWriter::new(std::fs::File::from(real_stdout));
-            let mut relay = Relay::default();
+            let mut relay = Relay::new(Directives::of_this_process());
             let mut input = std::io::BufReader::new(reader);
             let mut line = Vec::new();
             loop {
@@ -69,8 +69,9 @@ pub fn install() -> bool {
 }
 
 /// The relay's state between lines.
-#[derive(Default)]
 pub struct Relay {
+    /// This process's directive lines.
+    directives: Directives,
     /// The frontend's prelude started the relay: until then everything goes to evcxr as it
     /// is (evcxr's own start-up evaluates `42` and waits for its output to be read, before
     /// the frontend reads anything).
@@ -91,10 +92,20 @@ struct Block {
 }
 
 impl Relay {
+    pub fn new(directives: Directives) -> Relay {
+        Relay {
+            directives,
+            active: false,
+            after_result_mark: false,
+            block: None,
+            bundle: None,
+        }
+    }
+
     /// The lines to pass on for one line the cell printed.
     pub fn line(&mut self, line: &str) -> Vec<String> {
         if !self.active {
-            self.active = line == directives::RELAY_LINE;
+            self.active = line == self.directives.relay_line();
             return if self.active {
                 Vec::new()
             } else {
@@ -104,11 +115,11 @@ impl Relay {
         if let Some(block) = self.block.take() {
             return self.in_block(block, line);
         }
-        if line == directives::RESULT_MARK_LINE {
+        if line == self.directives.result_mark_line() {
             self.after_result_mark = true;
             return self.end_bundle();
         }
-        if let Some(Directive::Bundle(forms)) = directives::parse(line) {
+        if let Some(Directive::Bundle(forms)) = self.directives.parse(line) {
             let mut out = self.end_bundle();
             if !self.after_result_mark && forms > 1 {
                 self.bundle = Some((forms, Vec::new()));
@@ -132,7 +143,8 @@ impl Relay {
         }
         let mut out = self.end_bundle();
         match line {
-            ERROR_OCCURRED => out.push(DirectiveLine::QuestionMark.to_line()),
+            ERROR_OCCURRED => out.push(self.directives.line(&DirectiveLine::QuestionMark)),
+            PANIC_NOTIFICATION => out.push(self.directives.line(&DirectiveLine::Panicked)),
             EXECUTION_COMPLETE => self.after_result_mark = false,
             _ => {}
         }
@@ -140,16 +152,24 @@ impl Relay {
         out
     }
 
-    /// A line inside a block.
+    /// A line inside a block. A block ends at its end line; a panic or the end of the cell
+    /// (a block printed without its end line) cuts it short.
     fn in_block(&mut self, mut block: Block, line: &str) -> Vec<String> {
-        let ends = line == END_CONTENT || line == PANIC_NOTIFICATION;
+        let cut_short = line == PANIC_NOTIFICATION || line == EXECUTION_COMPLETE;
         if block.to_evcxr {
-            if !ends {
-                self.block = Some(block);
+            if line == END_CONTENT {
+                return vec![line.to_string()];
             }
-            return vec![line.to_string()];
+            if !cut_short {
+                self.block = Some(block);
+                return vec![line.to_string()];
+            }
+            // evcxr reads a block to its end line: without one it would wait forever.
+            let mut out = vec![END_CONTENT.to_string()];
+            out.extend(self.line(line));
+            return out;
         }
-        if !ends {
+        if line != END_CONTENT && !cut_short {
             if block.content.len() + line.len() + 1 > MAX_BLOCK_BYTES {
                 block.too_large = true;
                 block.content = String::new();
@@ -164,30 +184,38 @@ impl Relay {
             return Vec::new();
         }
         let mut out = Vec::new();
-        if block.too_large {
-            let note = format!(
-                "a {} output of more than {} MiB was dropped",
-                block.mime,
-                MAX_BLOCK_BYTES >> 20
-            );
-            out.extend(self.end_bundle());
-            out.push(DirectiveLine::Note(note).to_line());
+        let dropped = if block.too_large {
+            Some(format!("more than {} MiB", MAX_BLOCK_BYTES >> 20))
+        } else if cut_short {
+            Some("cut short".to_string())
         } else {
-            let form = (block.mime, block.content);
-            match &mut self.bundle {
-                Some((left, forms)) => {
-                    forms.push(form);
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        out.extend(self.end_bundle());
+            None
+        };
+        match dropped {
+            Some(why) => {
+                out.extend(self.end_bundle());
+                let note = format!("a {} output was dropped ({why})", block.mime);
+                out.push(self.directives.line(&DirectiveLine::Note(note)));
+            }
+            None => {
+                let form = (block.mime, block.content);
+                match &mut self.bundle {
+                    Some((left, forms)) => {
+                        forms.push(form);
+                        *left = left.saturating_sub(1);
+                        if *left == 0 {
+                            out.extend(self.end_bundle());
+                        }
+                    }
+                    None => {
+                        let display = DirectiveLine::Display { forms: vec![form] };
+                        out.push(self.directives.line(&display));
                     }
                 }
-                None => out.push(DirectiveLine::Display { forms: vec![form] }.to_line()),
             }
         }
-        if line == PANIC_NOTIFICATION {
-            out.extend(self.end_bundle());
-            out.push(line.to_string());
+        if cut_short {
+            out.extend(self.line(line));
         }
         out
     }
@@ -196,7 +224,7 @@ impl Relay {
     fn end_bundle(&mut self) -> Vec<String> {
         match self.bundle.take() {
             Some((_, forms)) if !forms.is_empty() => {
-                vec![DirectiveLine::Display { forms }.to_line()]
+                vec![self.directives.line(&DirectiveLine::Display { forms })]
             }
             _ => Vec::new(),
         }
@@ -207,9 +235,13 @@ impl Relay {
 mod tests {
     use super::*;
 
+    fn ours() -> Directives {
+        Directives::with_token("t0k")
+    }
+
     fn started() -> Relay {
-        let mut relay = Relay::default();
-        assert!(relay.line(directives::RELAY_LINE).is_empty());
+        let mut relay = Relay::new(ours());
+        assert!(relay.line(&ours().relay_line()).is_empty());
         relay
     }
 
@@ -220,7 +252,7 @@ mod tests {
 
     #[test]
     fn until_started_everything_goes_to_evcxr() {
-        let mut relay = Relay::default();
+        let mut relay = Relay::new(ours());
         let value = ["EVCXR_BEGIN_CONTENT text/plain", "42", "EVCXR_END_CONTENT"];
         let out: Vec<String> = value.iter().flat_map(|l| relay.line(l)).collect();
         assert_eq!(out, value.map(String::from).to_vec());
@@ -231,7 +263,7 @@ mod tests {
             .iter()
             .map(|(m, c)| (m.to_string(), c.to_string()))
             .collect();
-        DirectiveLine::Display { forms }.to_line()
+        ours().line(&DirectiveLine::Display { forms })
     }
 
     #[test]
@@ -268,7 +300,8 @@ mod tests {
             "EVCXR_END_CONTENT",
             "EVCXR_EXECUTION_COMPLETE",
         ];
-        let mut lines = vec![directives::RESULT_MARK_LINE];
+        let mark = ours().result_mark_line();
+        let mut lines = vec![mark.as_str()];
         lines.extend(value);
         assert_eq!(relay(&lines), value.map(String::from).to_vec());
         // The next cell's blocks are outputs again.
@@ -282,9 +315,46 @@ mod tests {
     }
 
     #[test]
+    fn a_block_without_its_end_does_not_hang_the_cell() {
+        let out = relay(&[
+            "EVCXR_BEGIN_CONTENT text/html",
+            "<b>half",
+            "EVCXR_EXECUTION_COMPLETE",
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                ours().line(&DirectiveLine::Note(
+                    "a text/html output was dropped (cut short)".into()
+                )),
+                "EVCXR_EXECUTION_COMPLETE".to_string(),
+            ]
+        );
+        let mut relay_ = started();
+        let mark = ours().result_mark_line();
+        let lines = [
+            mark.as_str(),
+            "EVCXR_BEGIN_CONTENT text/plain",
+            "3",
+            "EVCXR_PANIC_NOTIFICATION",
+        ];
+        let out: Vec<String> = lines.iter().flat_map(|l| relay_.line(l)).collect();
+        assert_eq!(
+            out,
+            vec![
+                "EVCXR_BEGIN_CONTENT text/plain".to_string(),
+                "3".into(),
+                "EVCXR_END_CONTENT".into(),
+                ours().line(&DirectiveLine::Panicked),
+                "EVCXR_PANIC_NOTIFICATION".into(),
+            ]
+        );
+    }
+
+    #[test]
     fn bundles_are_one_output_and_question_marks_are_marked() {
         let out = relay(&[
-            "SLUICE_CELL bundle 2",
+            "SLUICE_CELL t0k bundle 2",
             "EVCXR_BEGIN_CONTENT text/plain",
             "t",
             "EVCXR_END_CONTENT",
@@ -297,7 +367,7 @@ mod tests {
             out,
             vec![
                 display(&[("text/plain", "t"), ("text/html", "h")]),
-                DirectiveLine::QuestionMark.to_line(),
+                ours().line(&DirectiveLine::QuestionMark),
                 "EVCXR_ERROR_OCCURRED".into(),
             ]
         );

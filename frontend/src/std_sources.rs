@@ -25,8 +25,11 @@ pub fn stand_in(cache_root: &Path) -> Option<PathBuf> {
         return None;
     }
     remove_stale_links(&links);
-    let link = links.join(std::process::id().to_string());
-    let _ = std::fs::remove_file(&link);
+    // Process ids repeat across containers that share a cache: the time makes the name ours.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let link = links.join(format!("{}-{nanos}", std::process::id()));
     if let Err(e) = std::os::unix::fs::symlink(&stand_in, &link) {
         tracing::debug!("no stand-in for the standard library's sources: {e}");
         return None;
@@ -54,18 +57,20 @@ fn make_stand_in(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Links of frontends that are gone (a process that crashed before removing its own).
+/// Links left by frontends that crashed before removing their own: a link is only needed
+/// while evcxr starts (seconds), so one an hour old is left over.
 fn remove_stale_links(links: &Path) {
     let Ok(entries) = std::fs::read_dir(links) else {
         return;
     };
+    let hour = std::time::Duration::from_secs(3600);
     for entry in entries.flatten() {
-        let alive = entry
-            .file_name()
-            .to_str()
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists());
-        if !alive {
+        let old = std::fs::symlink_metadata(entry.path())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > hour);
+        if old {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -94,17 +99,13 @@ mod tests {
     }
 
     #[test]
-    fn links_of_dead_processes_are_removed() {
+    fn fresh_links_are_kept() {
         let links = std::env::temp_dir().join(format!("sluice-links-{}", std::process::id()));
         std::fs::create_dir_all(&links).ok();
-        let own = links.join(std::process::id().to_string());
-        let dead = links.join("4294967294");
-        for link in [&own, &dead] {
-            std::os::unix::fs::symlink("/nonexistent", link).ok();
-        }
+        let fresh = links.join("1-2");
+        std::os::unix::fs::symlink("/nonexistent", &fresh).ok();
         remove_stale_links(&links);
-        assert!(std::fs::symlink_metadata(&own).is_ok());
-        assert!(std::fs::symlink_metadata(&dead).is_err());
+        assert!(std::fs::symlink_metadata(&fresh).is_ok());
         let _ = std::fs::remove_dir_all(&links);
     }
 }

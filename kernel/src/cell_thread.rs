@@ -9,8 +9,7 @@ use crate::transport::Outbox;
 use crossbeam_channel::{Receiver, Sender};
 use jupyter_protocol::{
     ExecuteInput, ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount, InputRequest,
-    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, Status, StreamContent,
-    Transient,
+    JupyterMessage, JupyterMessageContent, ReplyError, ReplyStatus, StreamContent, Transient,
 };
 use sluice_frontend::cell::{Cells, OutputHandle};
 use sluice_frontend::completion::Completion;
@@ -137,7 +136,16 @@ impl CellThread {
         while let Ok(job) = jobs.recv() {
             match job {
                 Job::Execute(message) => {
-                    let failed = self.execute(&message);
+                    // A panic (in evcxr, say) must not leave this cell, or later ones,
+                    // without a reply.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.execute(&message)
+                    }));
+                    let failed = ran.unwrap_or_else(|_| {
+                        self.shared.busy.store(false, Ordering::SeqCst);
+                        self.reply_broken(&message);
+                        true
+                    });
                     if failed && stops_on_error(&message) {
                         self.abort_queued(&jobs);
                     }
@@ -145,6 +153,27 @@ impl CellThread {
                 other => self.answer(other),
             }
         }
+    }
+
+    /// The reply to a cell the kernel failed to run (it panicked on the cell thread).
+    fn reply_broken(&mut self, message: &JupyterMessage) {
+        tracing::error!("the cell thread panicked while running a cell");
+        let error = ReplyError {
+            ename: "KernelError".into(),
+            evalue: "the kernel failed while running this cell (see its log); restart the kernel if cells keep failing".into(),
+            traceback: Vec::new(),
+        };
+        let reply = ExecuteReply {
+            status: ReplyStatus::Error,
+            execution_count: ExecutionCount::new(self.count()),
+            payload: Vec::new(),
+            user_expressions: Some(HashMap::new()),
+            error: Some(Box::new(error)),
+        };
+        self.cells.send_to_sink(IopubCommand::Finish {
+            iopub: Vec::new(),
+            reply: Some(Box::new(JupyterMessage::new(reply, Some(message)))),
+        });
     }
 
     fn answer(&mut self, job: Job) {
@@ -163,7 +192,8 @@ impl CellThread {
         }
     }
 
-    /// Queued cells after a failed one are not run (as Jupyter's kernels do).
+    /// Queued cells after a failed one are not run (as Jupyter's kernels do). Their replies go
+    /// through the iopub sink, after the failed cell's.
     fn abort_queued(&mut self, jobs: &Receiver<Job>) {
         let queued: Vec<Job> = jobs.try_iter().collect();
         for job in queued {
@@ -177,11 +207,11 @@ impl CellThread {
                         error: None,
                     };
                     let reply = JupyterMessage::new(reply, Some(&message));
-                    self.outbox
-                        .iopub(JupyterMessage::new(Status::busy(), Some(&message)));
-                    self.outbox.shell(reply);
-                    self.outbox
-                        .iopub(JupyterMessage::new(Status::idle(), Some(&message)));
+                    self.cells.send_to_sink(IopubCommand::Begin(message));
+                    self.cells.send_to_sink(IopubCommand::Finish {
+                        iopub: Vec::new(),
+                        reply: Some(Box::new(reply)),
+                    });
                 }
                 other => self.answer(other),
             }

@@ -69,18 +69,17 @@ impl History {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // The lock is a file of its own: compacting replaces the history file, and a lock on
+        // a replaced file would lock nothing.
+        let lock = lock_file(path)?;
+        lock.lock()?;
         let file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(path)?;
         // The session number is taken under the lock: two kernels starting together get two.
-        file.lock()?;
-        let mut entries: Vec<Entry> = BufReader::new(&file)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str(&l).ok())
-            .collect();
+        let mut entries = read_entries(&file);
         let session = entries.iter().map(|e| e.session).max().unwrap_or(0) + 1;
         // A session with no cells still counts: its start is a line of its own.
         let start = Entry {
@@ -94,7 +93,7 @@ impl History {
             entries.drain(..entries.len() - KEPT);
             compact(path, &entries, &start)?;
         }
-        file.unlock()?;
+        lock.unlock()?;
         entries.retain(|e| e.line > 0);
         if entries.len() > KEPT {
             entries.drain(..entries.len() - KEPT);
@@ -128,9 +127,14 @@ impl History {
             output,
         };
         if let Some(path) = &self.file {
-            let written = OpenOptions::new().append(true).open(path).and_then(|f| {
-                f.lock()?;
-                append(&f, &entry)
+            let written = lock_file(path).and_then(|lock| {
+                lock.lock()?;
+                let file = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(path)?;
+                append(&file, &entry)
             });
             if let Err(e) = written {
                 tracing::warn!("cannot add to the history {}: {e}", path.display());
@@ -219,11 +223,60 @@ impl History {
     }
 }
 
-fn append(mut file: &File, entry: &Entry) -> std::io::Result<()> {
+/// The file whose lock guards the history file (`history.jsonl.lock` beside it).
+fn lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("jsonl.lock"))
+}
+
+/// The entries of the file; lines that are not entries (a torn last line, another
+/// program's text) are skipped.
+fn read_entries(file: &File) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return entries,
+            Ok(_) => {}
+        }
+        if let Ok(entry) = serde_json::from_slice::<Entry>(&line) {
+            entries.push(entry);
+        }
+    }
+}
+
+/// Appends an entry to a history file opened for reading and appending.
+fn append(file: &File, entry: &Entry) -> std::io::Result<()> {
+    // A torn last line (a kernel killed mid-write) ends before this entry, not inside it.
+    if ends_without_newline(file)? {
+        let mut writer = file;
+        writer.write_all(b"\n")?;
+    }
+    write_entry(file, entry)
+}
+
+fn write_entry(mut file: &File, entry: &Entry) -> std::io::Result<()> {
     let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     line.push('\n');
-    // One write: lines of kernels appending at once do not interleave.
+    // One write, under the lock: lines of kernels appending at once do not interleave.
     file.write_all(line.as_bytes())
+}
+
+fn ends_without_newline(mut file: &File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Rewrites the file with the entries kept (through a temporary file and a rename).
@@ -231,7 +284,7 @@ fn compact(path: &Path, entries: &[Entry], start: &Entry) -> std::io::Result<()>
     let staging = path.with_extension("jsonl.compacting");
     let file = File::create(&staging)?;
     for entry in entries.iter().chain([start]) {
-        append(&file, entry)?;
+        write_entry(&file, entry)?;
     }
     file.sync_all()?;
     std::fs::rename(&staging, path)
@@ -302,6 +355,25 @@ mod tests {
         assert!(matches!(&tail[..], [HistoryEntry::Input(1, 2, s)] if s == "a + 1"));
         assert_eq!(h.query(&search("let*")).len(), 1);
         assert!(glob_match("a?+*", "a + 1"));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_ended() {
+        let path = std::env::temp_dir()
+            .join(format!("sluice-history-torn-{}", std::process::id()))
+            .join("history.jsonl");
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path));
+        std::fs::write(
+            &path,
+            "{\"session\": 1, \"line\": 1, \"input\": \"a\"}\n{\"sess",
+        )
+        .ok();
+        let mut h = History::open(Some(path.clone()));
+        assert_eq!(h.session(), 2);
+        h.record(1, "let b = 2;", "");
+        let again = History::open(Some(path.clone()));
+        assert_eq!(again.query(&search("let b*")).len(), 1);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
     }
 
     #[test]

@@ -6,9 +6,10 @@ use crate::cell_thread::{Job, Shared};
 use crate::transport::Outbox;
 use crossbeam_channel::Sender;
 use jupyter_protocol::{
-    CodeMirrorMode, CommClose, CommInfoReply, CompleteReply, CompleteRequest, HistoryReply,
-    InspectReply, InspectRequest, IsCompleteReply, JupyterMessage, JupyterMessageContent,
-    KernelInfoReply, LanguageInfo, Media, MediaType, ReplyStatus, Status,
+    CodeMirrorMode, CommClose, CommInfoReply, CompleteReply, CompleteRequest, ExecuteReply,
+    ExecutionCount, HistoryReply, InspectReply, InspectRequest, IsCompleteReply, JupyterMessage,
+    JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, MediaType, ReplyError,
+    ReplyStatus, Status,
 };
 use sluice_frontend::completion::{self, byte_to_char, char_to_byte, Completion};
 use sluice_frontend::is_complete::{self, Completeness};
@@ -32,12 +33,35 @@ impl ShellHandler {
     /// Queues an execute request for the cell thread; gives back any other request.
     pub fn queue_execute(&self, message: JupyterMessage) -> Option<JupyterMessage> {
         if let JupyterMessageContent::ExecuteRequest(_) = &message.content {
-            if self.jobs.send(Job::Execute(Box::new(message))).is_err() {
+            if let Err(unsent) = self.jobs.send(Job::Execute(Box::new(message))) {
                 tracing::error!("the cell thread is gone");
+                if let Job::Execute(message) = unsent.0 {
+                    self.reply_without_cells(&message);
+                }
             }
             return None;
         }
         Some(message)
+    }
+
+    /// An error reply for a cell no thread can run.
+    fn reply_without_cells(&self, message: &JupyterMessage) {
+        let reply = ExecuteReply {
+            status: ReplyStatus::Error,
+            execution_count: ExecutionCount::new(0),
+            payload: Vec::new(),
+            user_expressions: Some(HashMap::new()),
+            error: Some(Box::new(ReplyError {
+                ename: "KernelError".into(),
+                evalue: "the kernel cannot run cells (see its log); restart it".into(),
+                traceback: Vec::new(),
+            })),
+        };
+        self.outbox
+            .iopub(JupyterMessage::new(Status::busy(), Some(message)));
+        self.outbox.shell(JupyterMessage::new(reply, Some(message)));
+        self.outbox
+            .iopub(JupyterMessage::new(Status::idle(), Some(message)));
     }
 
     /// Answers a request other than execute_request.

@@ -34,8 +34,9 @@ pub type SharedSinkState = Arc<Mutex<SinkState>>;
 pub struct TerminalSink {
     live: Live,
     state: SharedSinkState,
-    /// Where pictures and HTML are saved, and how many so far.
-    saved_dir: PathBuf,
+    /// Where pictures and HTML are saved (a private folder made when first needed, kept
+    /// after the REPL so the person can open them), and how many so far.
+    saved_dir: Option<PathBuf>,
     saved: usize,
 }
 
@@ -44,7 +45,7 @@ impl TerminalSink {
         TerminalSink {
             live: Live::new(last),
             state,
-            saved_dir: std::env::temp_dir().join(format!("sluice-outputs-{}", std::process::id())),
+            saved_dir: None,
             saved: 0,
         }
     }
@@ -62,11 +63,19 @@ impl TerminalSink {
             "text/html" => ("html", content.as_bytes().to_vec()),
             other => (extension_for(other), content.as_bytes().to_vec()),
         };
-        std::fs::create_dir_all(&self.saved_dir)?;
+        let dir = match &self.saved_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("sluice-outputs-")
+                    .tempdir()?
+                    .keep();
+                self.saved_dir = Some(dir.clone());
+                dir
+            }
+        };
         self.saved += 1;
-        let path = self
-            .saved_dir
-            .join(format!("output-{}.{extension}", self.saved));
+        let path = dir.join(format!("output-{}.{extension}", self.saved));
         std::fs::write(&path, bytes)?;
         Ok(path)
     }
@@ -108,7 +117,7 @@ impl Sink for TerminalSink {
         if let Some(text) = text {
             return self.live.print_out(&text);
         }
-        // The richest form a notebook would show, kept in a file.
+        // No text form: the first form, kept in a file.
         let Some((mime, content)) = forms.into_iter().next() else {
             return;
         };

@@ -51,6 +51,7 @@ impl Graph {
             .map(|v| v.node())
             .collect();
         let mut rows: Vec<(SummaryRow, Vec<&'static str>, usize)> = Vec::new();
+        let mut row_of: std::collections::HashMap<&str, usize> = Default::default();
         for (id, node) in nodes.iter().enumerate() {
             let (group, scoped) = match node.name.split_once('/') {
                 Some((scope, _)) => (scope, true),
@@ -59,13 +60,10 @@ impl Graph {
             if !scoped && node.op_name() == "Const" {
                 continue;
             }
-            let index = match rows.iter().position(|(r, _, _)| r.name == group) {
-                Some(i) => i,
-                None => {
-                    rows.push((new_row(group), Vec::new(), 0));
-                    rows.len() - 1
-                }
-            };
+            let index = *row_of.entry(group).or_insert_with(|| {
+                rows.push((new_row(group), Vec::new(), 0));
+                rows.len() - 1
+            });
             let (row, ops, count) = &mut rows[index];
             add_node(row, node, trainable.contains(&id));
             *count += 1;
