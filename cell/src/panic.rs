@@ -3,9 +3,9 @@
 use crate::directive;
 use crate::protocol::PANIC;
 
-/// Installs the hook that tells the frontend where a cell's code panicked and why (evcxr
-/// runs cells on the process's main thread). A panic on another thread goes to the hook that
-/// was there before, which prints it on stderr. Installed once per process.
+/// Installs the hook that tells the frontend where a cell's code panicked and why. Cells run
+/// on the thread that installs it (the prelude is a cell); a panic on another thread goes to
+/// the hook that was there before, which prints it on stderr. Installed once per process.
 pub fn install_panic_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(install);
@@ -13,8 +13,9 @@ pub fn install_panic_hook() {
 
 fn install() {
     let previous = std::panic::take_hook();
+    let cells = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().name() != Some("main") {
+        if std::thread::current().id() != cells {
             return previous(info);
         }
         let payload = info.payload();

@@ -292,7 +292,7 @@ impl<C: Send + 'static> Cells<C> {
         }
         if let (Ok(ev), Some((addr, handle))) = (&mut self.evaluator, &self.session) {
             self.output.send(OutputCommand::Begin).ok();
-            let result = ev.reattach(addr, handle);
+            let result = ev.reattach(&self.setup, addr, handle);
             let report = self.drain();
             let back = result.is_ok() && !report.question_mark && !report.panicked;
             if back {

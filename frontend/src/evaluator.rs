@@ -104,13 +104,18 @@ impl Evaluator {
         self.timed("the prelude", &code, &mut EvalCallbacks::default())
     }
 
-    /// After evcxr restarted its child: the session again, its graph from the engine.
+    /// After evcxr restarted its child: the session again, its graph from the engine. The
+    /// dependencies are given again too (evcxr's `:clear` forgets them; where they are still
+    /// there, giving them again changes nothing).
     pub fn reattach(
         &mut self,
+        setup: &Setup,
         addr: &str,
         handle: &str,
     ) -> std::result::Result<EvalOutputs, evcxr::Error> {
-        let code = prelude::reattach(addr, handle);
+        let mut code = prelude::dep_commands(&setup.sources).join("\n");
+        code.push('\n');
+        code.push_str(&prelude::reattach(addr, handle));
         self.timed("reattaching", &code, &mut EvalCallbacks::default())
     }
 

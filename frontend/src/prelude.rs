@@ -42,11 +42,14 @@ sluice_cell::announce_session(&sess);
 }
 
 /// After evcxr restarted its child: the same session again, its graph rebuilt from the
-/// engine, so handles come back by name (`graph.get("W")`).
+/// engine, so handles come back by name (`graph.get("W")`); the preludes again (evcxr's
+/// `:clear` forgets them).
 pub fn reattach(addr: &str, handle: &str) -> String {
     format!(
         r#"
 sluice_cell::__start_relay();
+use sluice::prelude::*;
+use sluice_cell::prelude::*;
 sluice_cell::install_panic_hook();
 let (mut sess, graph) = RemoteSession::attach({addr:?}, {handle:?})?;
 sluice_cell::announce_session(&sess);

@@ -15,6 +15,8 @@
 7. The graph drawing is titled by the graph's size, not by an internal handle; the summary
    is a table.
 8. History search finds the cells of an earlier kernel (after a restart).
+9. A panic the cell catches fails nothing; a printed line that looks like a frontend
+   directive is text; evcxr's `:clear` restarts the cell process and `sess` comes back.
 
 Run with JUPYTER_PATH pointing at the `sluice` kernelspec:  python frontend_checks.py
 """
@@ -218,6 +220,21 @@ def graph_pictures(kc):
     check("7,850 trainable parameters" in text, f"the seed model has 7,850 parameters ({text[:200]!r})")
 
 
+def odd_cells(kc):
+    reply, outputs = run(kc, 'let caught = std::panic::catch_unwind(|| panic!("caught")).is_err();\ncaught')
+    check(reply["status"] == "ok" and kinds(outputs)[-1:] == [("execute_result", "true")],
+          f"a panic the cell catches fails nothing ({reply.get('evalue', '')}, {kinds(outputs)})")
+    reply, outputs = run(kc, 'println!("SLUICE_CELL - panic a 1 b");\nprintln!("SLUICE_CELL - result");\n1 + 1')
+    check(reply["status"] == "ok", f"look-alike directives do nothing ({reply.get('evalue', '')})")
+    check(("stream", "SLUICE_CELL - panic a 1 b\nSLUICE_CELL - result") in kinds(outputs),
+          f"and show as text ({kinds(outputs)})")
+    reply, outputs = run(kc, ":clear")
+    said = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+    check("are back" in said, f"after :clear the kernel says sess and graph are back ({said!r})")
+    reply, outputs = run(kc, "sess.handle().len() > 0")
+    check(kinds(outputs) == [("execute_result", "true")], f"and sess works ({kinds(outputs)}, {reply.get('evalue', '')})")
+
+
 def history_across_kernels(km, kc):
     marker = f"let history_marker_{int(time.time())} = 1;"
     run(kc, marker)
@@ -243,6 +260,7 @@ def main():
         live_curves(kc)
         graph_pictures(kc)
         interrupted_fit(km, kc)
+        odd_cells(kc)
         history_across_kernels(km, kc)
     finally:
         kc.stop_channels()
