@@ -239,7 +239,7 @@ mod tests {
         let layer = layer.expect("a row for the hidden scope");
         assert_eq!(layer.parameters, 15);
         assert_eq!(layer.output, "f32[?, 3]");
-        assert!(layer.ops.starts_with("6 ops"), "{}", layer.ops);
+        assert!(layer.ops.starts_with("5 ops"), "{}", layer.ops);
         assert!(summary
             .rows
             .iter()
