@@ -90,6 +90,12 @@ pub enum SessionError {
     },
     #[error("variable '{0}' is not initialised: call init_variables() on the session first")]
     Uninitialized(String),
+    #[error("node '{node}' ({op}) has no kernel for the {device}")]
+    NoKernel {
+        node: String,
+        op: String,
+        device: String,
+    },
     #[error("node '{node}' ({op}) failed: {message}")]
     Kernel {
         node: String,

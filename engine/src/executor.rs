@@ -3,7 +3,10 @@
 
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
-use crate::ops::{BufferPool, Context, KernelError, Op, VariableStore};
+use crate::kernels::{
+    BufferPool, Context, DeviceKind, KernelError, KernelFn, KernelTable, VariableStore,
+};
+use crate::ops::{Effect, Op};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +41,9 @@ struct Step {
     node: usize,
     name: String,
     op: Arc<dyn Op>,
+    kernel: KernelFn,
+    /// Whether the step changes state outside its values (see [`Effect::has_side_effect`]).
+    side_effect: bool,
     inputs: Vec<usize>,
     outputs: Vec<usize>,
     /// Slots whose last reader is this step.
@@ -101,7 +107,7 @@ impl Plan {
                 if let Some(e) = &node.error {
                     return Err(e.clone().into());
                 }
-                if node.op_name() == "Placeholder" {
+                if node.op.effect() == Effect::Feed {
                     return Err(SessionError::MissingFeed(node.name.clone()));
                 }
                 stack.push((id, true));
@@ -123,7 +129,7 @@ impl Plan {
         order.sort_by_key(|&id| {
             !(nodes[id].inputs.is_empty() && nodes[id].control_inputs.is_empty())
         });
-        if (order.iter()).any(|&id| matches!(nodes[id].op_name(), "_Send" | "_Recv")) {
+        if (order.iter()).any(|&id| nodes[id].op.effect().is_transfer()) {
             order = transfer_order(&order, nodes);
         }
 
@@ -141,10 +147,19 @@ impl Plan {
                         })
                 })
                 .collect();
+            let kernel = KernelTable::builtin()
+                .find(&*node.op, DeviceKind::Cpu)
+                .ok_or_else(|| SessionError::NoKernel {
+                    node: node.name.clone(),
+                    op: node.op.type_name().into(),
+                    device: DeviceKind::Cpu.to_string(),
+                })?;
             steps.push(Step {
                 node: id,
                 name: node.name.clone(),
                 op: node.op.clone(),
+                kernel,
+                side_effect: node.op.effect().has_side_effect(),
                 inputs: Vec::new(),
                 outputs,
                 release: Vec::new(),
@@ -201,7 +216,7 @@ impl Plan {
                 if cancel.is_cancelled() {
                     return Err(SessionError::Cancelled);
                 }
-                writes_started = step.op.is_stateful() && step.op.type_name() != "Variable";
+                writes_started = step.side_effect;
             }
             let inputs: Vec<Tensor> = step
                 .inputs
@@ -220,9 +235,7 @@ impl Plan {
                 variables,
             };
             let started = trace.as_ref().map(|_| Instant::now());
-            let outputs = step
-                .op
-                .compute(&mut ctx, &refs)
+            let outputs = (step.kernel)(&*step.op, &mut ctx, &refs)
                 .map_err(|e| kernel_error(e, step, graph))?;
             if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
                 trace.push(NodeTiming {
@@ -317,9 +330,9 @@ fn transfer_order(order: &[usize], nodes: &[crate::graph::Node]) -> Vec<usize> {
             }
         }
     }
-    let class = |i: usize| match nodes[order[i]].op_name() {
-        "_Send" => 0,
-        "_Recv" => 2,
+    let class = |i: usize| match nodes[order[i]].op.effect() {
+        Effect::Send => 0,
+        Effect::Recv => 2,
         _ => 1,
     };
     let mut ready: BinaryHeap<Reverse<(u8, usize)>> = (0..order.len())

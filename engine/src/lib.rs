@@ -23,6 +23,8 @@ pub mod executor;
 pub mod fit;
 pub mod graph;
 #[cfg(feature = "engine")]
+pub mod kernels;
+#[cfg(feature = "engine")]
 pub mod logging;
 pub mod ops;
 pub mod optimizers;

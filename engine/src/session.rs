@@ -6,7 +6,7 @@ use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Plan};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
-use crate::ops::{BufferPool, VariableStore};
+use crate::kernels::{BufferPool, VariableStore};
 use crate::service::RemoteSession;
 use crate::tensor::Tensor;
 use std::collections::HashMap;

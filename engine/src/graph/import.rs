@@ -176,7 +176,7 @@ fn stage(
             inputs.push(Output::new(graph_id, id, index));
         }
         let outputs = infer_outputs(op.as_ref(), &types, &node_def.name)?;
-        let var = if op.type_name() == "Variable" {
+        let var = if op.effect() == crate::ops::Effect::ReadVariable {
             let info = variable_info(node_def, &outputs, &global_step)?;
             if info.global_step {
                 global_step = Some(node_def.name.clone());

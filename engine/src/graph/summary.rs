@@ -5,6 +5,7 @@
 //! frontends draw it as text or as an HTML table.
 
 use super::{Graph, Node};
+use crate::ops::Effect;
 use std::fmt;
 
 /// Top-level scopes that autodiff and the optimizers make (`gradients`, `Adam_1`, ...).
@@ -57,7 +58,7 @@ impl Graph {
                 Some((scope, _)) => (scope, true),
                 None => (node.name.as_str(), false),
             };
-            if !scoped && node.op_name() == "Const" {
+            if !scoped && node.op.effect() == Effect::Constant {
                 continue;
             }
             let index = *row_of.entry(group).or_insert_with(|| {
@@ -109,7 +110,7 @@ fn new_row(name: &str) -> SummaryRow {
 fn add_node(row: &mut SummaryRow, node: &Node, trainable: bool) {
     if let Some(out) = node.outputs.first() {
         row.output = out.to_string();
-        if node.op_name() == "Variable" {
+        if node.op.effect() == Effect::ReadVariable {
             let elements = out.shape.num_elements().unwrap_or(0) as u64;
             if trainable {
                 row.parameters += elements;

@@ -232,7 +232,7 @@ impl Graph {
             .node(var.node())
             .filter(|_| var.graph_id() == self.id)
             .ok_or_else(|| GraphError::UnknownNode(var.name()))?;
-        if node.op_name() != "Variable" {
+        if node.op.effect() != crate::ops::Effect::ReadVariable {
             return Err(GraphError::NotAVariable {
                 op: node.op_name().to_string(),
                 node: node.name,

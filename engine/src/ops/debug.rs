@@ -1,11 +1,8 @@
 //! Debugging ops: `check_numerics` stops a step at the first NaN or infinity and names the node.
 
 use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
-#[cfg(feature = "engine")]
-use super::{Context, KernelError};
+
 use crate::graph::{AttrValue, Output, TypeShape};
-#[cfg(feature = "engine")]
-use crate::tensor::Tensor;
 
 /// Passes its input through, or fails the step if it holds a NaN or an infinity.
 #[derive(Debug, Clone)]
@@ -32,29 +29,6 @@ impl Op for CheckNumerics {
         expect_inputs(inputs, 1)?;
         expect_float(&inputs[0], "the checked value")?;
         Ok(vec![inputs[0].clone()])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let bad = float_kernel!(x.dtype(), T => Ok(x.as_slice::<T>()?.iter().position(|v| !v.is_finite())))?;
-        if let Some(index) = bad {
-            let kind = if x.get_f64(index).is_nan() {
-                "NaN"
-            } else {
-                "Inf"
-            };
-            let what = if self.message.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", self.message)
-            };
-            return Err(KernelError::NonFinite {
-                message: format!("{what}{kind} in the output of '{}'", self.checked),
-                index,
-            });
-        }
-        Ok(vec![x.clone()])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {

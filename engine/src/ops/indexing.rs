@@ -2,63 +2,11 @@
 //! around them (expand_dims, squeeze, stack).
 
 use super::array::{concat, ReshapeLike};
-#[cfg(feature = "engine")]
-use super::Context;
-#[cfg(feature = "engine")]
-use super::KernelError;
+
 use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::reduce::normalize_axes;
 use crate::tensor::DType;
-#[cfg(feature = "engine")]
-use crate::tensor::Tensor;
-
-#[cfg(feature = "engine")]
-/// Row-major strides of a shape, in elements.
-pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
-    for a in (0..shape.len().saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * shape[a + 1];
-    }
-    strides
-}
-
-#[cfg(feature = "engine")]
-/// Calls `f(box_offset, full_offset, len)` for each innermost row of the box of shape `size`
-/// placed at `begin` inside a row-major tensor of shape `full` (the box must fit).
-fn box_rows(
-    full: &[usize],
-    begin: &[usize],
-    size: &[usize],
-    mut f: impl FnMut(usize, usize, usize),
-) {
-    let r = full.len();
-    if r == 0 {
-        f(0, 0, 1);
-        return;
-    }
-    if size.contains(&0) {
-        return;
-    }
-    let strides = row_major_strides(full);
-    let row = size[r - 1];
-    let rows: usize = size[..r - 1].iter().product();
-    let mut index = vec![0usize; r - 1];
-    for k in 0..rows {
-        let offset: usize = (0..r - 1)
-            .map(|a| (begin[a] + index[a]) * strides[a])
-            .sum::<usize>()
-            + begin[r - 1];
-        f(k * row, offset, row);
-        for a in (0..r - 1).rev() {
-            index[a] += 1;
-            if index[a] < size[a] {
-                break;
-            }
-            index[a] = 0;
-        }
-    }
-}
 
 /// The part of a tensor that starts at `begin` and spans `size` (-1: to the end of the axis).
 #[derive(Debug, Clone)]
@@ -69,7 +17,7 @@ pub struct Slice {
 
 impl Slice {
     /// The slice's dimensions within a tensor whose dimensions are `dims` (some unknown).
-    fn sizes(&self, dims: &[Option<usize>]) -> Result<Vec<Option<usize>>, String> {
+    pub(crate) fn sizes(&self, dims: &[Option<usize>]) -> Result<Vec<Option<usize>>, String> {
         let bad = || {
             format!(
                 "begin {:?} and size {:?} do not fit shape {}",
@@ -99,16 +47,6 @@ impl Slice {
         }
         Ok(out)
     }
-
-    #[cfg(feature = "engine")]
-    /// The slice's dimensions within a tensor of this (run-time) shape.
-    fn resolve(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
-        let dims: Vec<Option<usize>> = shape.iter().map(|&d| Some(d)).collect();
-        self.sizes(&dims)?
-            .into_iter()
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| format!("cannot resolve the slice of {shape:?}"))
-    }
 }
 
 impl Op for Slice {
@@ -128,21 +66,6 @@ impl Op for Slice {
         let x = &inputs[0];
         let dims = self.sizes(x.shape.dims())?;
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let size = self.resolve(x.shape())?;
-        let out = any_kernel!(x.dtype(), T => {
-            let xs = x.as_slice::<T>()?;
-            let mut out = ctx.pool.alloc::<T>(size.iter().product());
-            box_rows(x.shape(), &self.begin, &size, |o, i, n| {
-                out[o..o + n].copy_from_slice(&xs[i..i + n]);
-            });
-            Tensor::new(&size, out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -178,7 +101,7 @@ pub struct SliceGrad {
 }
 
 impl SliceGrad {
-    fn slice(&self) -> Slice {
+    pub(crate) fn slice(&self) -> Slice {
         Slice {
             begin: self.begin.clone(),
             size: self.size.clone(),
@@ -211,28 +134,6 @@ impl Op for SliceGrad {
         Ok(vec![TypeShape::new(dy.dtype, x.shape.clone())])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (dy, x) = (inputs[0], inputs[1]);
-        let size = self.slice().resolve(x.shape())?;
-        if size != dy.shape() {
-            return Err(KernelError::Message(format!(
-                "dy has shape {:?}, but the slice of {:?} has shape {size:?}",
-                dy.shape(),
-                x.shape()
-            )));
-        }
-        let out = any_kernel!(dy.dtype(), T => {
-            let ds = dy.as_slice::<T>()?;
-            let mut out = ctx.pool.zeros::<T>(x.len());
-            box_rows(x.shape(), &self.begin, &size, |o, i, n| {
-                out[i..i + n].copy_from_slice(&ds[o..o + n]);
-            });
-            Tensor::new(x.shape(), out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
-    }
-
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         Ok(vec![Some(slice(g.dy(), &self.begin, &self.size)), None])
     }
@@ -247,43 +148,11 @@ pub(crate) fn compatible(a: &Shape, b: &Shape) -> bool {
             .all(|(x, y)| x.zip(*y).is_none_or(|(x, y)| x == y))
 }
 
-#[cfg(feature = "engine")]
-/// Index values as i64, from an i32, i64 or u8 tensor.
-fn index_values(t: &Tensor) -> Result<Vec<i64>, KernelError> {
-    match t.dtype() {
-        DType::I32 => Ok(t.as_slice::<i32>()?.iter().map(|&i| i as i64).collect()),
-        DType::I64 => Ok(t.to_vec::<i64>()?),
-        DType::U8 => Ok(t.as_slice::<u8>()?.iter().map(|&i| i as i64).collect()),
-        other => Err(KernelError::Message(format!(
-            "indices must be i32 or i64, got {other}"
-        ))),
-    }
-}
-
 fn expect_indices(t: &TypeShape, what: &str) -> Result<(), String> {
     match t.dtype {
         DType::I32 | DType::I64 => Ok(()),
         _ => Err(format!("{what} must be i32 or i64, got {t}")),
     }
-}
-
-#[cfg(feature = "engine")]
-/// Checks gather indices against the size of axis 0; the message names the bad index.
-fn checked_rows(indices: &[i64], n: usize) -> Result<Vec<usize>, KernelError> {
-    indices
-        .iter()
-        .enumerate()
-        .map(|(j, &i)| {
-            usize::try_from(i)
-                .ok()
-                .filter(|&i| i < n)
-                .ok_or_else(|| {
-                    KernelError::Message(format!(
-                        "index {i} (at flat position {j} of the indices) is out of range [0, {n}) for params of size {n} on axis 0"
-                    ))
-                })
-        })
-        .collect()
 }
 
 /// Rows of `params` (along axis 0) picked by integer `indices` of any rank.
@@ -305,29 +174,6 @@ impl Op for Gather {
         let mut dims = indices.shape.dims().to_vec();
         dims.extend_from_slice(&params.shape.dims()[1..]);
         Ok(vec![TypeShape::new(params.dtype, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (params, indices) = (inputs[0], inputs[1]);
-        let Some((&n, rest)) = params.shape().split_first() else {
-            return Err(KernelError::Message(
-                "params must have rank 1 or more".into(),
-            ));
-        };
-        let rows = checked_rows(&index_values(indices)?, n)?;
-        let inner: usize = rest.iter().product();
-        let mut shape = indices.shape().to_vec();
-        shape.extend_from_slice(rest);
-        let out = any_kernel!(params.dtype(), T => {
-            let ps = params.as_slice::<T>()?;
-            let mut out = ctx.pool.alloc::<T>(rows.len() * inner);
-            for (j, &r) in rows.iter().enumerate() {
-                out[j * inner..(j + 1) * inner].copy_from_slice(&ps[r * inner..(r + 1) * inner]);
-            }
-            Tensor::new(&shape, out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -372,38 +218,6 @@ impl Op for GatherGrad {
         Ok(vec![TypeShape::new(dy.dtype, params.shape.clone())])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (dy, indices, params) = (inputs[0], inputs[1], inputs[2]);
-        let Some((&n, rest)) = params.shape().split_first() else {
-            return Err(KernelError::Message(
-                "params must have rank 1 or more".into(),
-            ));
-        };
-        let rows = checked_rows(&index_values(indices)?, n)?;
-        let inner: usize = rest.iter().product();
-        let mut want = indices.shape().to_vec();
-        want.extend_from_slice(rest);
-        if dy.shape() != want.as_slice() {
-            return Err(KernelError::Message(format!(
-                "dy has shape {:?}, but the gather gives {want:?}",
-                dy.shape()
-            )));
-        }
-        let out = float_kernel!(dy.dtype(), T => {
-            let ds = dy.as_slice::<T>()?;
-            let mut out = ctx.pool.zeros::<T>(params.len());
-            for (j, &r) in rows.iter().enumerate() {
-                let src = &ds[j * inner..(j + 1) * inner];
-                for (o, &d) in out[r * inner..(r + 1) * inner].iter_mut().zip(src) {
-                    *o += d;
-                }
-            }
-            Tensor::new(params.shape(), out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
-    }
-
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         Ok(vec![Some(gather(g.dy(), g.x(1))), None, None])
     }
@@ -434,22 +248,6 @@ impl Op for OneHot {
         let mut dims = indices.shape.dims().to_vec();
         dims.push(Some(self.depth));
         Ok(vec![TypeShape::new(DType::F32, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let indices = inputs[0];
-        let values = index_values(indices)?;
-        let depth = self.depth;
-        let mut out = ctx.pool.zeros::<f32>(values.len() * depth);
-        for (j, &i) in values.iter().enumerate() {
-            if let Some(i) = usize::try_from(i).ok().filter(|&i| i < depth) {
-                out[j * depth + i] = 1.0;
-            }
-        }
-        let mut shape = indices.shape().to_vec();
-        shape.push(depth);
-        Ok(vec![Tensor::new(&shape, out)?])
     }
 
     fn gradient(&self, _: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -487,15 +285,6 @@ impl Op for ExpandDims {
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let axis = normalize_axes(&[self.axis], x.rank() + 1)?[0];
-        let mut shape = x.shape().to_vec();
-        shape.insert(axis, 1);
-        Ok(vec![x.reshape(&shape)?])
-    }
-
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         Ok(vec![Some(build(ReshapeLike, &[g.dy(), g.x(0)]))])
     }
@@ -513,7 +302,7 @@ pub struct Squeeze {
 }
 
 impl Squeeze {
-    fn dropped(&self, dims: &[Option<usize>]) -> Result<Vec<usize>, String> {
+    pub(crate) fn dropped(&self, dims: &[Option<usize>]) -> Result<Vec<usize>, String> {
         let shape = Shape(dims.to_vec());
         if self.axes.is_empty() {
             if dims.contains(&None) {
@@ -552,18 +341,6 @@ impl Op for Squeeze {
             .map(|a| x.shape.dims()[a])
             .collect();
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let dims: Vec<Option<usize>> = x.shape().iter().map(|&d| Some(d)).collect();
-        let dropped = self.dropped(&dims)?;
-        let shape: Vec<usize> = (0..x.rank())
-            .filter(|a| !dropped.contains(a))
-            .map(|a| x.shape()[a])
-            .collect();
-        Ok(vec![x.reshape(&shape)?])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {

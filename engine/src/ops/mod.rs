@@ -1,71 +1,7 @@
-//! Ops: one file per family. Each op keeps side by side its type inference, its CPU kernel and
-//! its gradient (built as graph nodes from the same public op functions).
-
-#[cfg(feature = "engine")]
-/// Runs `$body` with `$T` bound to the Rust type of a float dtype.
-macro_rules! float_kernel {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::tensor::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            other => Err($crate::ops::KernelError::Message(format!(
-                "not defined for dtype {other}"
-            ))),
-        }
-    };
-}
-
-#[cfg(feature = "engine")]
-/// Runs `$body` with `$T` bound to the Rust type of a numeric (non-bool) dtype.
-macro_rules! numeric_kernel {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::tensor::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            $crate::tensor::DType::I32 => {
-                type $T = i32;
-                $body
-            }
-            $crate::tensor::DType::I64 => {
-                type $T = i64;
-                $body
-            }
-            $crate::tensor::DType::U8 => {
-                type $T = u8;
-                $body
-            }
-            other => Err($crate::ops::KernelError::Message(format!(
-                "not defined for dtype {other}"
-            ))),
-        }
-    };
-}
-
-#[cfg(feature = "engine")]
-/// Runs `$body` with `$T` bound to the Rust type of any dtype.
-macro_rules! any_kernel {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            $crate::tensor::DType::Bool => {
-                type $T = bool;
-                $body
-            }
-            other => numeric_kernel!(other, $T => $body),
-        }
-    };
-}
+//! Op definitions: one file per family. Each op keeps side by side its type inference, its
+//! attributes, its [`Effect`] and its gradient (built as graph nodes from the same public op
+//! functions). Nothing here is device-specific: what computes an op lives in
+//! `crate::kernels`, registered per device kind.
 
 pub mod array;
 pub mod broadcast;
@@ -96,8 +32,6 @@ pub use state::*;
 pub use window::Padding;
 
 use crate::graph::{AttrValue, Graph, Output, TypeShape};
-use crate::tensor::{Buffer, DType, Element, Tensor};
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -105,16 +39,12 @@ use std::sync::Arc;
 pub type Attrs = Vec<(&'static str, AttrValue)>;
 
 /// An operation type. Implementations hold their attributes as fields.
-pub trait Op: Send + Sync + Debug + 'static {
+pub trait Op: std::any::Any + Send + Sync + Debug {
     /// The op's type name, e.g. `MatMul`; also the default node name.
     fn type_name(&self) -> &'static str;
 
     /// Output dtypes and shapes from the input ones; the error text names what does not fit.
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String>;
-
-    /// The CPU kernel.
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
 
     /// Gradients with respect to each input, given the gradients flowing into the outputs.
     /// `None` for an input means "no gradient flows there".
@@ -131,9 +61,51 @@ pub trait Op: Send + Sync + Debug + 'static {
         Vec::new()
     }
 
-    /// Ops that read or write session state never share a cached result.
-    fn is_stateful(&self) -> bool {
-        false
+    /// What the op does besides computing outputs from inputs.
+    fn effect(&self) -> Effect {
+        Effect::Pure
+    }
+}
+
+/// What an op does besides computing its outputs from its inputs: a typed property that the
+/// executor, the tools and the summaries read instead of op names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Outputs depend on the inputs and attributes alone.
+    Pure,
+    /// Outputs a value fed at run time (a placeholder).
+    Feed,
+    /// Outputs a value stored in the graph.
+    Constant,
+    /// Outputs the current value of the variable it holds.
+    ReadVariable,
+    /// Writes the variable held by node `var`.
+    WriteVariable { var: usize },
+    /// Publishes its input for another worker.
+    Send,
+    /// Takes a value that another worker published.
+    Recv,
+}
+
+impl Effect {
+    /// Reads or changes session state or talks to other workers: never shares a cached result
+    /// and always runs.
+    pub fn is_stateful(self) -> bool {
+        !matches!(self, Effect::Pure | Effect::Feed | Effect::Constant)
+    }
+
+    /// Changes something outside the step's own values: the point after which a step can no
+    /// longer be cancelled without leaving a trace.
+    pub fn has_side_effect(self) -> bool {
+        matches!(
+            self,
+            Effect::WriteVariable { .. } | Effect::Send | Effect::Recv
+        )
+    }
+
+    /// A send or a receive.
+    pub fn is_transfer(self) -> bool {
+        matches!(self, Effect::Send | Effect::Recv)
     }
 }
 
@@ -141,116 +113,6 @@ pub trait Op: Send + Sync + Debug + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GradientError {
     NotDifferentiable,
-}
-
-/// What a kernel reports when it cannot compute.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KernelError {
-    Message(String),
-    /// The variable held by node `0` has no value yet.
-    Uninitialized(usize),
-    /// A NaN or infinity, found by `check_numerics`.
-    NonFinite {
-        message: String,
-        index: usize,
-    },
-}
-
-impl From<String> for KernelError {
-    fn from(message: String) -> KernelError {
-        KernelError::Message(message)
-    }
-}
-
-impl From<crate::tensor::TensorError> for KernelError {
-    fn from(e: crate::tensor::TensorError) -> KernelError {
-        KernelError::Message(e.to_string())
-    }
-}
-
-/// What a kernel may use besides its inputs.
-pub struct Context<'a> {
-    /// Id of the node being computed.
-    pub node: usize,
-    pub pool: &'a mut BufferPool,
-    /// Variable values by node id.
-    pub variables: &'a mut VariableStore,
-}
-
-/// Variable values held by a session, indexed by the variable's node id.
-#[derive(Debug, Default, Clone)]
-pub struct VariableStore {
-    values: Vec<Option<Tensor>>,
-}
-
-impl VariableStore {
-    pub fn get(&self, node: usize) -> Option<&Tensor> {
-        self.values.get(node).and_then(Option::as_ref)
-    }
-
-    pub fn get_mut(&mut self, node: usize) -> Result<&mut Tensor, KernelError> {
-        self.values
-            .get_mut(node)
-            .and_then(Option::as_mut)
-            .ok_or(KernelError::Uninitialized(node))
-    }
-
-    /// Moves a value out (to update it in place); put it back with `set`.
-    pub fn take(&mut self, node: usize) -> Result<Tensor, KernelError> {
-        self.values
-            .get_mut(node)
-            .and_then(Option::take)
-            .ok_or(KernelError::Uninitialized(node))
-    }
-
-    pub fn set(&mut self, node: usize, value: Tensor) {
-        if self.values.len() <= node {
-            self.values.resize(node + 1, None);
-        }
-        self.values[node] = Some(value);
-    }
-
-    pub fn is_set(&self, node: usize) -> bool {
-        self.get(node).is_some()
-    }
-}
-
-/// Buffers kept from earlier steps, by dtype and length, so a step allocates nothing new.
-#[derive(Debug, Default)]
-pub struct BufferPool {
-    free: HashMap<(DType, usize), Vec<Buffer>>,
-}
-
-impl BufferPool {
-    /// A vector of `len` elements whose contents are unspecified: the kernel writes them all.
-    pub fn alloc<T: Element>(&mut self, len: usize) -> Vec<T> {
-        if let Some(buffers) = self.free.get_mut(&(T::DTYPE, len)) {
-            while let Some(mut buf) = buffers.pop() {
-                if let Some(v) = T::slice_mut(&mut buf) {
-                    return std::mem::take(v);
-                }
-            }
-        }
-        vec![T::default(); len]
-    }
-
-    /// A vector of `len` zeros.
-    pub fn zeros<T: Element>(&mut self, len: usize) -> Vec<T> {
-        let mut v = self.alloc::<T>(len);
-        v.fill(T::default());
-        v
-    }
-
-    /// Takes back a tensor's buffer if nothing else holds it.
-    pub fn recycle(&mut self, tensor: Tensor) {
-        if let Some(buf) = tensor.into_buffer() {
-            let key = (buf.dtype(), buf.len());
-            let list = self.free.entry(key).or_default();
-            if list.len() < 4 {
-                list.push(buf);
-            }
-        }
-    }
 }
 
 /// What an op's gradient function sees of the node being differentiated.

@@ -1,19 +1,13 @@
 //! Reductions over axes (sum, mean, max), argmax, and the broadcast/sum-back pair that the
 //! gradients of broadcasting ops are made of.
 
-#[cfg(feature = "engine")]
-use super::broadcast::{broadcast_to, reduce_to_shape};
 use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
-#[cfg(feature = "engine")]
-use super::{Context, KernelError};
+
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::array::cast;
 use crate::ops::math::equal;
-#[cfg(feature = "engine")]
-use crate::ops::math::Arith;
+
 use crate::tensor::DType;
-#[cfg(feature = "engine")]
-use crate::tensor::Tensor;
 
 /// Resolves negative axes and "no axes means all"; the message names a bad axis.
 pub(crate) fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
@@ -33,16 +27,6 @@ pub(crate) fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, St
     }
     out.sort_unstable();
     Ok(out)
-}
-
-#[cfg(feature = "engine")]
-/// The input shape with reduced axes set to 1.
-fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    let mut kept = shape.to_vec();
-    for &a in axes {
-        kept[a] = 1;
-    }
-    kept
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,55 +79,6 @@ impl Op for Reduce {
             })
             .collect();
         Ok(vec![TypeShape::new(x.dtype, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let axes = normalize_axes(&self.axes, x.rank())?;
-        let kept = kept_shape(x.shape(), &axes);
-        let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
-        let pool = &mut *ctx.pool;
-        let reduced = if self.kind == ReduceKind::Mean && !x.dtype().is_float() {
-            // Integers are summed in f64 so that the sum cannot wrap; the mean truncates
-            // toward zero, as TensorFlow's integer mean does.
-            let wide = x.cast(DType::F64);
-            let mut sum = reduce_to_shape::<f64>(pool, &wide, &kept, 0.0, |a, b| a + b)?;
-            let n = count.max(1) as f64;
-            sum.as_mut_slice::<f64>()?.iter_mut().for_each(|v| *v /= n);
-            Ok(sum.cast(x.dtype()))
-        } else {
-            numeric_kernel!(x.dtype(), T => match self.kind {
-                ReduceKind::Sum | ReduceKind::Mean => {
-                    let mut sum = reduce_to_shape::<T>(pool, x, &kept, 0 as T, Arith::add_wrapping)?;
-                    if self.kind == ReduceKind::Mean {
-                        let n = count.max(1) as T;
-                        for v in sum.as_mut_slice::<T>()? {
-                            *v /= n;
-                        }
-                    }
-                    Ok(sum)
-                }
-                ReduceKind::Max => {
-                    if count == 0 {
-                        return Err(KernelError::Message("max of an empty axis".into()));
-                    }
-                    // Every output starts at the lowest value; NaN wins over any number.
-                    reduce_to_shape::<T>(pool, x, &kept, <T as Arith>::LOWEST, |a, b| if b > a || b.partial_cmp(&b).is_none() { b } else { a })
-                }
-            })
-        }?;
-        let out_shape: Vec<usize> = if self.keep_dims {
-            kept
-        } else {
-            x.shape()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !axes.contains(i))
-                .map(|(_, &d)| d)
-                .collect()
-        };
-        Ok(vec![reduced.reshape(&out_shape)?])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -212,15 +147,6 @@ impl Op for BroadcastLike {
         )])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (dy, x) = (inputs[0], inputs[1]);
-        let axes = normalize_axes(&self.axes, x.rank())?;
-        let kept = dy.reshape(&kept_shape(x.shape(), &axes))?;
-        let out = any_kernel!(dy.dtype(), T => broadcast_to::<T>(ctx.pool, &kept, x.shape()))?;
-        Ok(vec![out])
-    }
-
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         let dx = build(
             Reduce {
@@ -249,20 +175,6 @@ impl Op for SumToLike {
             inputs[0].dtype,
             inputs[1].shape.clone(),
         )])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (g, like) = (inputs[0], inputs[1]);
-        if g.shape() == like.shape() {
-            return Ok(vec![g.clone()]);
-        }
-        // Leading axes that `like` lacks are summed away first.
-        let extra = g.rank().saturating_sub(like.rank());
-        let mut target = vec![1; extra];
-        target.extend_from_slice(like.shape());
-        let out = numeric_kernel!(g.dtype(), T => reduce_to_shape::<T>(ctx.pool, g, &target, 0 as T, Arith::add_wrapping))?;
-        Ok(vec![out.reshape(like.shape())?])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -335,37 +247,6 @@ impl Op for ArgMax {
         let mut dims = x.shape.dims().to_vec();
         dims.remove(axis);
         Ok(vec![TypeShape::new(DType::I64, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let x = inputs[0];
-        let axis = normalize_axes(&[self.axis], x.rank())?[0];
-        let shape = x.shape();
-        let (outer, n): (usize, usize) = (shape[..axis].iter().product(), shape[axis]);
-        let inner: usize = shape[axis + 1..].iter().product();
-        if n == 0 {
-            return Err(KernelError::Message("argmax over an empty axis".into()));
-        }
-        let mut out = ctx.pool.alloc::<i64>(outer * inner);
-        numeric_kernel!(x.dtype(), T => {
-            let xs = x.as_slice::<T>()?;
-            for o in 0..outer {
-                for i in 0..inner {
-                    let mut best = 0;
-                    for k in 1..n {
-                        if xs[(o * n + k) * inner + i] > xs[(o * n + best) * inner + i] {
-                            best = k;
-                        }
-                    }
-                    out[o * inner + i] = best as i64;
-                }
-            }
-            Ok::<(), KernelError>(())
-        })?;
-        let mut dims = shape.to_vec();
-        dims.remove(axis);
-        Ok(vec![Tensor::new(&dims, out)?])
     }
 
     fn gradient(&self, _: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {

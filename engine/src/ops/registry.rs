@@ -465,4 +465,4 @@ fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule) -> Built 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,12 +1,10 @@
 //! Sources and state: placeholders, constants, variables, assignments and grouping.
 
-use super::{build, expect_inputs, graph_of, Attrs, GradContext, GradientError, Op};
-#[cfg(feature = "engine")]
-use super::{Context, KernelError};
+use super::{build, expect_inputs, graph_of, Attrs, Effect, GradContext, GradientError, Op};
+
 use crate::error::GraphError;
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
-#[cfg(feature = "engine")]
-use crate::ops::math::Arith;
+
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
@@ -22,6 +20,10 @@ impl Op for Placeholder {
         "Placeholder"
     }
 
+    fn effect(&self) -> Effect {
+        Effect::Feed
+    }
+
     fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
         vec![
             ("dtype", AttrValue::DType(self.dtype)),
@@ -32,12 +34,6 @@ impl Op for Placeholder {
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 0)?;
         Ok(vec![TypeShape::new(self.dtype, self.shape.clone())])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        // The executor reports a missing feed by name before any kernel runs.
-        Err(KernelError::Message("placeholder was not fed".into()))
     }
 }
 
@@ -58,6 +54,10 @@ impl Op for Const {
         "Const"
     }
 
+    fn effect(&self) -> Effect {
+        Effect::Constant
+    }
+
     fn attrs(&self, _: &dyn Fn(usize) -> String) -> Attrs {
         vec![("value", AttrValue::Tensor(self.value.clone()))]
     }
@@ -68,11 +68,6 @@ impl Op for Const {
             self.value.dtype(),
             Shape::known(self.value.shape()),
         )])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        Ok(vec![self.value.clone()])
     }
 
     fn gradient(&self, _: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
@@ -104,21 +99,12 @@ impl Op for Variable {
         Ok(vec![TypeShape::new(self.dtype, self.shape.clone())])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        ctx.variables
-            .get(ctx.node)
-            .cloned()
-            .map(|v| vec![v])
-            .ok_or(KernelError::Uninitialized(ctx.node))
-    }
-
     fn gradient(&self, _: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         Ok(vec![])
     }
 
-    fn is_stateful(&self) -> bool {
-        true
+    fn effect(&self) -> Effect {
+        Effect::ReadVariable
     }
 }
 
@@ -165,47 +151,8 @@ impl Op for Assign {
         Ok(vec![var.clone()])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let value = inputs[0];
-        if self.kind == AssignKind::Set {
-            if !self.var_type.shape.accepts(value.shape()) {
-                return Err(KernelError::Message(format!(
-                    "variable has shape {}, value has shape {:?}",
-                    self.var_type.shape,
-                    value.shape()
-                )));
-            }
-            ctx.variables.set(self.var, value.clone());
-            return Ok(vec![value.clone()]);
-        }
-        let var = ctx.variables.get_mut(self.var)?;
-        if var.shape() != value.shape() && value.len() != 1 {
-            return Err(KernelError::Message(format!(
-                "variable has shape {:?}, value has shape {:?}",
-                var.shape(),
-                value.shape()
-            )));
-        }
-        let add = self.kind == AssignKind::Add;
-        numeric_kernel!(var.dtype(), T => {
-            let src = value.as_slice::<T>()?;
-            let dst = var.as_mut_slice::<T>()?;
-            let step = |o: &mut T, v: T| {
-                *o = if add { o.add_wrapping(v) } else { o.sub_wrapping(v) }
-            };
-            if src.len() == 1 {
-                dst.iter_mut().for_each(|o| step(o, src[0]));
-            } else {
-                dst.iter_mut().zip(src).for_each(|(o, &v)| step(o, v));
-            }
-            Ok::<(), KernelError>(())
-        })?;
-        Ok(vec![var.clone()])
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
+    fn effect(&self) -> Effect {
+        Effect::WriteVariable { var: self.var }
     }
 }
 
@@ -246,11 +193,6 @@ impl Op for NoOp {
     }
 
     fn infer(&self, _: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        Ok(vec![])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         Ok(vec![])
     }
 }

@@ -2,13 +2,10 @@
 //! that crosses tasks. Both take the step id (`_step`, fed each step) so that a value of one
 //! step is never taken for another's.
 
-use super::{expect_inputs, Attrs, Op};
-#[cfg(feature = "engine")]
-use super::{Context, KernelError};
+use super::{expect_inputs, Attrs, Effect, Op};
+
 use crate::graph::{AttrValue, Shape, TypeShape};
 use crate::tensor::DType;
-#[cfg(feature = "engine")]
-use crate::tensor::Tensor;
 
 fn expect_step(inputs: &[TypeShape], at: usize) -> Result<(), String> {
     let step = &inputs[at];
@@ -16,15 +13,6 @@ fn expect_step(inputs: &[TypeShape], at: usize) -> Result<(), String> {
         return Err(format!("the step id must be an i64 scalar, got {step}"));
     }
     Ok(())
-}
-
-#[cfg(feature = "engine")]
-fn step_id(t: &Tensor) -> Result<u64, KernelError> {
-    t.as_slice::<i64>()
-        .ok()
-        .and_then(|s| s.first().copied())
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or_else(|| KernelError::Message("the step id is not a non-negative i64".into()))
 }
 
 /// Publishes its first input under `key` for the `_Recv` of another worker.
@@ -48,15 +36,8 @@ impl Op for Send {
         Ok(vec![])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let step = step_id(inputs[1])?;
-        crate::distributed::rendezvous::publish(&self.key, step, inputs[0].clone());
-        Ok(vec![])
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
+    fn effect(&self) -> Effect {
+        Effect::Send
     }
 }
 
@@ -98,33 +79,7 @@ impl Op for Recv {
         ])
     }
 
-    #[cfg(feature = "engine")]
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        use crate::distributed::{precision, rendezvous};
-        let step = step_id(inputs[0])?;
-        let wire = precision::parse(&self.precision)?;
-        let timeout = std::time::Duration::from_millis(self.timeout_ms.max(1) as u64);
-        let (value, bytes) = rendezvous::fetch(&self.peer, &self.key, step, wire, timeout)
-            .map_err(|e| KernelError::Message(format!("receiving '{}': {e}", self.key)))?;
-        let fits = value.dtype() == self.dtype
-            && value.rank() == self.shape.dims().len()
-            && (value.shape().iter())
-                .zip(self.shape.dims())
-                .all(|(&d, want)| want.is_none_or(|w| w == d));
-        if !fits {
-            return Err(KernelError::Message(format!(
-                "'{}' arrived as {} {:?}, but {} {} was expected",
-                self.key,
-                value.dtype(),
-                value.shape(),
-                self.dtype,
-                self.shape
-            )));
-        }
-        Ok(vec![value, Tensor::scalar(bytes as i64)])
-    }
-
-    fn is_stateful(&self) -> bool {
-        true
+    fn effect(&self) -> Effect {
+        Effect::Recv
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// A small conv net trained by three optimizers, plus one node of each op type that its
 /// gradients and updates do not already hold.
-fn every_op_graph() -> Graph {
+pub(crate) fn every_op_graph() -> Graph {
     let g = Graph::new();
     g.set_seed(11);
     let images = g.placeholder("images", DType::F32, &[-1, 6, 6, 2]);

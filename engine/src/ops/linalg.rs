@@ -1,22 +1,9 @@
-//! Matrix products, plain and batched: definitions here, CPU kernels (on the `gemm` crate) in
-//! [`kernel`], whose `gemm_into` the convolution kernels use too.
-
-#[cfg(feature = "engine")]
-mod kernel;
-#[cfg(feature = "engine")]
-mod narrow;
-
-#[cfg(feature = "engine")]
-use kernel::matmul_kernel;
-#[cfg(feature = "engine")]
-pub(crate) use kernel::{gemm_into, Mat};
+//! Matrix products, plain and batched. The CPU kernels (on the `gemm` crate) are in
+//! `kernels::cpu::linalg`, whose `gemm_into` the convolution kernels use too.
 
 use super::{build, expect_float, expect_inputs, Attrs, GradContext, GradientError, Op};
-#[cfg(feature = "engine")]
-use super::{Context, KernelError};
+
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
-#[cfg(feature = "engine")]
-use crate::tensor::Tensor;
 
 /// `op(a) @ op(b)` where `op` transposes the last two axes when its flag is set. Inputs of
 /// rank above 2 are batches of matrices with equal leading dimensions.
@@ -89,13 +76,6 @@ impl Op for MatMul {
         dims.push(m);
         dims.push(n);
         Ok(vec![TypeShape::new(a.dtype, Shape(dims))])
-    }
-
-    #[cfg(feature = "engine")]
-    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let (a, b) = (inputs[0], inputs[1]);
-        let out = float_kernel!(a.dtype(), T => matmul_kernel::<T>(ctx, a, b, self.transpose_a, self.transpose_b))?;
-        Ok(vec![out])
     }
 
     fn gradient(&self, g: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {

@@ -2,7 +2,7 @@
 //! that calls it. Narrow products (logits) take the hand-written kernels of [`super::narrow`].
 
 use super::narrow;
-use crate::ops::{Context, KernelError};
+use crate::kernels::{Context, KernelError};
 use crate::tensor::{Float, Tensor};
 use std::any::TypeId;
 

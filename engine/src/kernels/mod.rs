@@ -1,0 +1,302 @@
+//! Kernels: the code that computes an op on a kind of device, kept apart from the op's
+//! definition (`crate::ops`: inference, attributes, gradient) and registered per (op type,
+//! device kind), as TensorFlow registers kernels. The executor looks a node's kernel up once,
+//! when it builds a plan, so a step pays no lookup.
+//!
+//! An op type is its Rust type: a kernel is found by the op's `TypeId`, never by its name.
+
+// The dtype dispatch macros come first: textual scope makes them visible to `cpu`.
+/// Runs `$body` with `$T` bound to the Rust type of a float dtype.
+macro_rules! float_kernel {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::tensor::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::tensor::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => Err($crate::kernels::KernelError::Message(format!(
+                "not defined for dtype {other}"
+            ))),
+        }
+    };
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of a numeric (non-bool) dtype.
+macro_rules! numeric_kernel {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::tensor::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::tensor::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            $crate::tensor::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::tensor::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::tensor::DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            other => Err($crate::kernels::KernelError::Message(format!(
+                "not defined for dtype {other}"
+            ))),
+        }
+    };
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of any dtype.
+macro_rules! any_kernel {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::tensor::DType::Bool => {
+                type $T = bool;
+                $body
+            }
+            other => numeric_kernel!(other, $T => $body),
+        }
+    };
+}
+
+pub mod cpu;
+
+use crate::ops::Op;
+use crate::tensor::{Buffer, DType, Element, Tensor};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Kinds of device a kernel is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Cpu,
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "CPU",
+        })
+    }
+}
+
+/// An op's CPU kernel, implemented on the op's definition type (in [`cpu`]).
+pub trait CpuKernel: Op {
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
+}
+
+/// A registered kernel: takes the op (of the type it was registered for), the context and
+/// the inputs.
+pub type KernelFn = fn(&dyn Op, &mut Context, &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
+
+/// Kernels by (op type, device kind).
+#[derive(Default)]
+pub struct KernelTable {
+    kernels: HashMap<(TypeId, DeviceKind), KernelFn>,
+}
+
+impl KernelTable {
+    /// The kernels built into the engine. A table that never changes once built, so one copy
+    /// serves every session.
+    pub fn builtin() -> &'static KernelTable {
+        static BUILTIN: OnceLock<KernelTable> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            let mut table = KernelTable::default();
+            cpu::register(&mut table);
+            table
+        })
+    }
+
+    /// Registers `K`'s CPU kernel.
+    pub fn add_cpu<K: CpuKernel>(&mut self) {
+        self.kernels
+            .insert((TypeId::of::<K>(), DeviceKind::Cpu), run_cpu::<K>);
+    }
+
+    /// The kernel of `op` on `device`, if one is registered.
+    pub fn find(&self, op: &dyn Op, device: DeviceKind) -> Option<KernelFn> {
+        let any: &dyn Any = op;
+        self.kernels.get(&(any.type_id(), device)).copied()
+    }
+}
+
+fn run_cpu<K: CpuKernel>(
+    op: &dyn Op,
+    ctx: &mut Context,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>, KernelError> {
+    let any: &dyn Any = op;
+    match any.downcast_ref::<K>() {
+        Some(op) => op.compute(ctx, inputs),
+        None => Err(KernelError::Message(format!(
+            "the kernel of {} was given a {} op",
+            std::any::type_name::<K>(),
+            op.type_name()
+        ))),
+    }
+}
+
+/// What a kernel reports when it cannot compute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KernelError {
+    Message(String),
+    /// The variable held by node `0` has no value yet.
+    Uninitialized(usize),
+    /// A NaN or infinity, found by `check_numerics`.
+    NonFinite {
+        message: String,
+        index: usize,
+    },
+}
+
+impl From<String> for KernelError {
+    fn from(message: String) -> KernelError {
+        KernelError::Message(message)
+    }
+}
+
+impl From<crate::tensor::TensorError> for KernelError {
+    fn from(e: crate::tensor::TensorError) -> KernelError {
+        KernelError::Message(e.to_string())
+    }
+}
+
+/// What a kernel may use besides its inputs.
+pub struct Context<'a> {
+    /// Id of the node being computed.
+    pub node: usize,
+    pub pool: &'a mut BufferPool,
+    /// Variable values by node id.
+    pub variables: &'a mut VariableStore,
+}
+
+/// Variable values held by a session, indexed by the variable's node id.
+#[derive(Debug, Default, Clone)]
+pub struct VariableStore {
+    values: Vec<Option<Tensor>>,
+}
+
+impl VariableStore {
+    pub fn get(&self, node: usize) -> Option<&Tensor> {
+        self.values.get(node).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, node: usize) -> Result<&mut Tensor, KernelError> {
+        self.values
+            .get_mut(node)
+            .and_then(Option::as_mut)
+            .ok_or(KernelError::Uninitialized(node))
+    }
+
+    /// Moves a value out (to update it in place); put it back with `set`.
+    pub fn take(&mut self, node: usize) -> Result<Tensor, KernelError> {
+        self.values
+            .get_mut(node)
+            .and_then(Option::take)
+            .ok_or(KernelError::Uninitialized(node))
+    }
+
+    pub fn set(&mut self, node: usize, value: Tensor) {
+        if self.values.len() <= node {
+            self.values.resize(node + 1, None);
+        }
+        self.values[node] = Some(value);
+    }
+
+    pub fn is_set(&self, node: usize) -> bool {
+        self.get(node).is_some()
+    }
+}
+
+/// Buffers kept from earlier steps, by dtype and length, so a step allocates nothing new.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    free: HashMap<(DType, usize), Vec<Buffer>>,
+}
+
+impl BufferPool {
+    /// A vector of `len` elements whose contents are unspecified: the kernel writes them all.
+    pub fn alloc<T: Element>(&mut self, len: usize) -> Vec<T> {
+        if let Some(buffers) = self.free.get_mut(&(T::DTYPE, len)) {
+            while let Some(mut buf) = buffers.pop() {
+                if let Some(v) = T::slice_mut(&mut buf) {
+                    return std::mem::take(v);
+                }
+            }
+        }
+        vec![T::default(); len]
+    }
+
+    /// A vector of `len` zeros.
+    pub fn zeros<T: Element>(&mut self, len: usize) -> Vec<T> {
+        let mut v = self.alloc::<T>(len);
+        v.fill(T::default());
+        v
+    }
+
+    /// Takes back a tensor's buffer if nothing else holds it.
+    pub fn recycle(&mut self, tensor: Tensor) {
+        if let Some(buf) = tensor.into_buffer() {
+            let key = (buf.dtype(), buf.len());
+            let list = self.free.entry(key).or_default();
+            if list.len() < 4 {
+                list.push(buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_type_has_a_cpu_kernel() {
+        let graph = crate::ops::registry::tests::every_op_graph();
+        let table = KernelTable::builtin();
+        let missing: Vec<String> = graph
+            .nodes()
+            .iter()
+            .filter(|n| table.find(&*n.op, DeviceKind::Cpu).is_none())
+            .map(|n| format!("{} ({})", n.name, n.op_name()))
+            .collect();
+        assert!(missing.is_empty(), "no CPU kernel for {missing:?}");
+    }
+
+    #[test]
+    fn a_kernel_is_found_by_the_op_type_not_its_name() {
+        let table = KernelTable::builtin();
+        let add = crate::ops::Binary(crate::ops::BinaryKind::Add);
+        let kernel = table
+            .find(&add, DeviceKind::Cpu)
+            .expect("Add has a CPU kernel");
+        let mut pool = BufferPool::default();
+        let mut variables = VariableStore::default();
+        let mut ctx = Context {
+            node: 0,
+            pool: &mut pool,
+            variables: &mut variables,
+        };
+        let (a, b) = (Tensor::scalar(2.0f32), Tensor::scalar(3.0f32));
+        let out = kernel(&add, &mut ctx, &[&a, &b]).expect("2 + 3");
+        assert_eq!(out[0].to_vec::<f32>().expect("f32"), vec![5.0]);
+        // The wrong op given to a kernel is an error, not a bad cast.
+        let mul = crate::ops::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        };
+        let err = kernel(&mul, &mut ctx, &[&a, &b]).expect_err("MatMul is no Binary");
+        assert!(matches!(err, KernelError::Message(m) if m.contains("MatMul")));
+    }
+}
