@@ -16,6 +16,8 @@
 pub mod autodiff;
 pub mod checkpoint;
 pub mod data;
+#[cfg(feature = "engine")]
+pub mod devices;
 pub mod distributed;
 pub mod error;
 #[cfg(feature = "engine")]

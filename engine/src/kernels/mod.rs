@@ -70,6 +70,7 @@ macro_rules! any_kernel {
 }
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::ops::Op;
 use crate::tensor::{Buffer, DType, Element, Tensor};
@@ -77,19 +78,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// Kinds of device a kernel is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeviceKind {
-    Cpu,
-}
-
-impl std::fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Cpu => "CPU",
-        })
-    }
-}
+pub use crate::devices::DeviceKind;
 
 /// An op's CPU kernel, implemented on the op's definition type (in [`cpu`]).
 pub trait CpuKernel: Op {

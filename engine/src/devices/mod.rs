@@ -1,0 +1,148 @@
+//! Devices: where tensors live and kernels run. The CPU is always there; GPUs are found at run
+//! time (wgpu over Vulkan) and are simply absent without a driver. `Tensor` stays the host
+//! value of the public API: feeds, fetches, the wire and checkpoints copy at the boundary
+//! ([`Device::upload`], [`Device::download`]).
+
+pub mod gpu;
+
+use crate::tensor::{DType, Tensor};
+use std::fmt;
+
+/// Kinds of device; kernels are registered per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "CPU",
+            DeviceKind::Gpu => "GPU",
+        })
+    }
+}
+
+/// What a device is, as `ListDevices` and `:devices` show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceInfo {
+    /// `/device:CPU:0`, `/device:GPU:0`, ...
+    pub name: String,
+    pub kind: DeviceKind,
+    /// The adapter's own name (`NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub description: String,
+    /// `host`, `vulkan`, ...
+    pub backend: String,
+    /// Largest single buffer the device allows, in bytes.
+    pub max_buffer_bytes: u64,
+    /// A software rasteriser (lavapipe): only used when asked for.
+    pub software: bool,
+}
+
+/// Why a device could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{device} cannot hold {dtype} tensors")]
+    UnsupportedDType { device: String, dtype: DType },
+    #[error("{device}: {what} needs {bytes} bytes, over the device's limit of {limit}")]
+    TooLarge {
+        device: String,
+        what: String,
+        bytes: u64,
+        limit: u64,
+    },
+    #[error("{device}: {message}")]
+    Failed { device: String, message: String },
+}
+
+/// Where a tensor's bytes live.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Host(Tensor),
+    Gpu(gpu::GpuBuffer),
+}
+
+/// A tensor on some device.
+#[derive(Debug, Clone)]
+pub struct DeviceTensor {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub storage: Storage,
+}
+
+impl DeviceTensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A place where tensors live: allocation, copies in and out, synchronisation.
+pub trait Device: Send + Sync {
+    fn info(&self) -> &DeviceInfo;
+
+    /// Copies a host tensor onto the device.
+    fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor, DeviceError>;
+
+    /// Copies a device tensor back to the host, waiting for the work that writes it.
+    fn download(&self, tensor: &DeviceTensor) -> Result<Tensor, DeviceError>;
+
+    /// Waits until all submitted work has finished.
+    fn synchronize(&self) -> Result<(), DeviceError>;
+}
+
+/// The host: tensors stay where they are.
+#[derive(Debug)]
+pub struct CpuDevice {
+    info: DeviceInfo,
+}
+
+impl Default for CpuDevice {
+    fn default() -> CpuDevice {
+        CpuDevice {
+            info: DeviceInfo {
+                name: "/device:CPU:0".into(),
+                kind: DeviceKind::Cpu,
+                description: format!(
+                    "{} cores",
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                ),
+                backend: "host".into(),
+                max_buffer_bytes: isize::MAX as u64,
+                software: false,
+            },
+        }
+    }
+}
+
+impl Device for CpuDevice {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor, DeviceError> {
+        Ok(DeviceTensor {
+            dtype: tensor.dtype(),
+            shape: tensor.shape().to_vec(),
+            storage: Storage::Host(tensor.clone()),
+        })
+    }
+
+    fn download(&self, tensor: &DeviceTensor) -> Result<Tensor, DeviceError> {
+        match &tensor.storage {
+            Storage::Host(t) => Ok(t.clone()),
+            Storage::Gpu(_) => Err(DeviceError::Failed {
+                device: self.info.name.clone(),
+                message: "the tensor lives on a GPU; download it from there".into(),
+            }),
+        }
+    }
+
+    fn synchronize(&self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}

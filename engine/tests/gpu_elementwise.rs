@@ -1,0 +1,188 @@
+//! The portable GPU device and its generated elementwise kernels, against the CPU kernels.
+//! Runs on any Vulkan GPU, and on Mesa's software device (lavapipe) where there is none; skips
+//! (fails under CI) where there is no Vulkan device at all.
+#![cfg(feature = "engine")]
+
+mod common;
+
+use common::{require, sample};
+use sluice::devices::gpu::{discover, GpuDevice, GpuOptions};
+use sluice::devices::Device;
+use sluice::kernels::gpu::elementwise::{binary_op, compare_op, map, unary_expr};
+use sluice::kernels::gpu::expr::Expr;
+use sluice::kernels::{BufferPool, Context, DeviceKind, KernelTable, VariableStore};
+use sluice::ops::{Binary, BinaryKind, Compare, CompareKind, Op, Unary, UnaryKind};
+use sluice::{DType, Tensor};
+
+fn gpu() -> Option<GpuDevice> {
+    let devices = discover(&GpuOptions {
+        allow_software: true,
+    });
+    require(
+        !devices.is_empty(),
+        "no Vulkan GPU, not even the software one",
+        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
+    )
+    .then(|| devices.into_iter().next())
+    .flatten()
+}
+
+/// `op` on the host by its registered CPU kernel.
+fn cpu(op: &dyn Op, inputs: &[&Tensor]) -> Tensor {
+    let kernel = KernelTable::builtin()
+        .find(op, DeviceKind::Cpu)
+        .expect("a CPU kernel");
+    let (mut pool, mut variables) = (BufferPool::default(), VariableStore::default());
+    let mut ctx = Context {
+        node: 0,
+        pool: &mut pool,
+        variables: &mut variables,
+    };
+    kernel(op, &mut ctx, inputs).expect("CPU kernel").remove(0)
+}
+
+fn on_gpu(gpu: &GpuDevice, expr: &Expr, inputs: &[&Tensor]) -> Tensor {
+    let uploaded: Vec<_> = inputs
+        .iter()
+        .map(|t| gpu.upload(t).expect("upload"))
+        .collect();
+    let refs: Vec<_> = uploaded.iter().collect();
+    let out = map(gpu, expr, &refs).expect("GPU kernel");
+    gpu.download(&out).expect("download")
+}
+
+fn ints(shape: &[usize], salt: i32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let values = (0..n as i32)
+        .map(|i| (i * 37 + salt * 11) % 23 - 11)
+        .collect();
+    Tensor::new(shape, values).expect("shape")
+}
+
+/// Operand shapes that cover same shapes, broadcasting both ways, and scalars.
+const SHAPES: [(&[usize], &[usize]); 5] = [
+    (&[2, 3, 4], &[2, 3, 4]),
+    (&[2, 3, 4], &[3, 1]),
+    (&[4, 1], &[1, 5]),
+    (&[], &[3, 2]),
+    (&[0, 3], &[3]),
+];
+
+#[test]
+fn tensors_travel_to_the_gpu_and_back_unchanged() {
+    let Some(gpu) = gpu() else { return };
+    assert_eq!(gpu.info().kind, DeviceKind::Gpu);
+    assert_eq!(gpu.info().name, "/device:GPU:0");
+    let f = sample(&[3, 5], 1).cast(DType::F32);
+    let i = ints(&[7], 2);
+    let b = Tensor::new(&[4], vec![true, false, false, true]).expect("bools");
+    let empty = Tensor::zeros(DType::F32, &[0, 4]);
+    for t in [&f, &i, &b, &empty] {
+        let back = gpu
+            .download(&gpu.upload(t).expect("upload"))
+            .expect("download");
+        assert_eq!(&back, t);
+    }
+    let wide = sample(&[2], 3);
+    let err = gpu
+        .upload(&wide)
+        .expect_err("f64 stays on the CPU")
+        .to_string();
+    assert!(err.contains("f64") && err.contains("GPU:0"), "{err}");
+}
+
+#[test]
+fn arithmetic_matches_the_cpu_with_broadcasting() {
+    let Some(gpu) = gpu() else { return };
+    use BinaryKind::*;
+    for kind in [Add, Sub, Mul, Div, Maximum, Minimum] {
+        let expr = Expr::binary(
+            binary_op(kind).expect("on GPUs"),
+            Expr::input(0),
+            Expr::input(1),
+        );
+        for (salt, (sa, sb)) in SHAPES.iter().enumerate() {
+            let salt = salt as u64;
+            let (a, b) = (
+                sample(sa, salt).cast(DType::F32),
+                sample(sb, salt + 7).cast(DType::F32),
+            );
+            let want = cpu(&Binary(kind), &[&a, &b]);
+            let got = on_gpu(&gpu, &expr, &[&a, &b]);
+            assert_eq!(got.shape(), want.shape(), "{kind:?} {sa:?} {sb:?}");
+            let diff = got.max_abs_diff(&want).unwrap_or(0.0);
+            assert!(diff <= 1e-6, "{kind:?} f32 {sa:?} {sb:?}: off by {diff}");
+            let (a, b) = (ints(sa, salt as i32), ints(sb, salt as i32 + 3));
+            let want = cpu(&Binary(kind), &[&a, &b]);
+            assert_eq!(
+                on_gpu(&gpu, &expr, &[&a, &b]),
+                want,
+                "{kind:?} i32 {sa:?} {sb:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn integers_wrap_and_divide_by_zero_as_on_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let a = Tensor::new(&[4], vec![i32::MAX, i32::MIN, 7, -7]).expect("a");
+    let b = Tensor::new(&[4], vec![1, -1, 0, 2]).expect("b");
+    for kind in [BinaryKind::Add, BinaryKind::Div, BinaryKind::Mul] {
+        let expr = Expr::binary(
+            binary_op(kind).expect("on GPUs"),
+            Expr::input(0),
+            Expr::input(1),
+        );
+        let want = cpu(&Binary(kind), &[&a, &b]);
+        assert_eq!(on_gpu(&gpu, &expr, &[&a, &b]), want, "{kind:?}");
+    }
+}
+
+#[test]
+fn unary_math_and_comparisons_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let x = sample(&[3, 4], 5).cast(DType::F32);
+    let positive = Tensor::new(&[5], vec![0.5f32, 1.0, 2.0, 10.0, 1e-3]).expect("x");
+    for kind in [
+        UnaryKind::Neg,
+        UnaryKind::Exp,
+        UnaryKind::Square,
+        UnaryKind::Abs,
+        UnaryKind::Sign,
+        UnaryKind::Log,
+        UnaryKind::Sqrt,
+    ] {
+        let input = if matches!(kind, UnaryKind::Log | UnaryKind::Sqrt) {
+            &positive
+        } else {
+            &x
+        };
+        let want = cpu(&Unary(kind), &[input]);
+        let got = on_gpu(&gpu, &unary_expr(kind, Expr::input(0)), &[input]);
+        let diff = got.max_abs_diff(&want).unwrap_or(f64::INFINITY);
+        assert!(diff <= 1e-5, "{kind:?}: off by {diff}");
+    }
+    use CompareKind::*;
+    for kind in [Equal, NotEqual, Greater, GreaterEqual, Less, LessEqual] {
+        let expr = Expr::binary(compare_op(kind), Expr::input(0), Expr::input(1));
+        let (a, b) = (ints(&[3, 4], 1), ints(&[4], 2));
+        let want = cpu(&Compare(kind), &[&a, &b]);
+        assert_eq!(on_gpu(&gpu, &expr, &[&a, &b]), want, "{kind:?}");
+        let (a, b) = (x.clone(), sample(&[1, 4], 9).cast(DType::F32));
+        let want = cpu(&Compare(kind), &[&a, &b]);
+        assert_eq!(on_gpu(&gpu, &expr, &[&a, &b]), want, "{kind:?} f32");
+    }
+}
+
+#[test]
+fn software_adapters_are_not_chosen_unless_asked_for() {
+    let software_only = discover(&GpuOptions {
+        allow_software: false,
+    });
+    assert!(
+        software_only.iter().all(|d| !d.info().software),
+        "{:?}",
+        software_only.iter().map(|d| d.info()).collect::<Vec<_>>()
+    );
+}
