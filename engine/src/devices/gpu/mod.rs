@@ -193,8 +193,10 @@ impl GpuDevice {
         Ok(pipeline)
     }
 
-    /// Runs `pipeline` over `threads` threads with `buffers` bound in order (binding 0, 1,
-    /// ...), and a uniform-free small parameter buffer `params` bound last.
+    /// Runs `pipeline` over `threads` threads of [`WORKGROUP_SIZE`] per workgroup, with
+    /// `buffers` bound in order (binding 0, 1, ...) and the parameter words `params` bound
+    /// last. Kernels find their element as `gid.y * (num_workgroups.x * WORKGROUP_SIZE) +
+    /// gid.x`.
     pub fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -202,6 +204,29 @@ impl GpuDevice {
         params: &[u32],
         threads: usize,
     ) -> Result<(), DeviceError> {
+        let (x, y) = workgroups(threads, self.limits.max_compute_workgroups_per_dimension)
+            .ok_or_else(|| {
+                self.failed(format!(
+                    "{threads} threads are more than one dispatch takes"
+                ))
+            })?;
+        self.dispatch_groups(pipeline, buffers, params, [x, y, 1])
+    }
+
+    /// Runs `pipeline` over a grid of `groups` workgroups; bindings as for [`Self::dispatch`].
+    pub fn dispatch_groups(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&GpuBuffer],
+        params: &[u32],
+        groups: [u32; 3],
+    ) -> Result<(), DeviceError> {
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(self.failed(format!(
+                "a grid of {groups:?} workgroups is over the limit of {max} per dimension"
+            )));
+        }
         let params = if params.is_empty() {
             &[0u32][..]
         } else {
@@ -228,18 +253,12 @@ impl GpuDevice {
             layout: &layout,
             entries: &entries,
         });
-        let (x, y) = workgroups(threads, self.limits.max_compute_workgroups_per_dimension)
-            .ok_or_else(|| {
-                self.failed(format!(
-                    "{threads} threads are more than one dispatch takes"
-                ))
-            })?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.queue.submit([encoder.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {

@@ -4,3 +4,5 @@
 
 pub mod elementwise;
 pub mod expr;
+pub mod matmul;
+pub mod reduce;

@@ -1,4 +1,5 @@
-//! The portable GPU device and its generated elementwise kernels, against the CPU kernels.
+//! The portable GPU device and its kernels (elementwise, reductions, matrix products), against
+//! the CPU kernels.
 //! Runs on any Vulkan GPU, and on Mesa's software device (lavapipe) where there is none; skips
 //! (fails under CI) where there is no Vulkan device at all.
 #![cfg(feature = "engine")]
@@ -185,4 +186,111 @@ fn software_adapters_are_not_chosen_unless_asked_for() {
         "{:?}",
         software_only.iter().map(|d| d.info()).collect::<Vec<_>>()
     );
+}
+
+fn upload(gpu: &GpuDevice, t: &Tensor) -> sluice::devices::DeviceTensor {
+    gpu.upload(t).expect("upload")
+}
+
+#[test]
+fn reductions_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    use sluice::kernels::gpu::reduce::reduce;
+    use sluice::ops::{Reduce, ReduceKind};
+    let cases: [(&[usize], &[i64]); 6] = [
+        (&[4, 5, 6], &[]),
+        (&[4, 5, 6], &[1]),
+        (&[4, 5, 6], &[0, 2]),
+        (&[4, 5, 6], &[-1]),
+        (&[300], &[0]),
+        (&[3, 0], &[1]),
+    ];
+    for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
+        for (shape, axes) in cases {
+            for keep_dims in [false, true] {
+                let op = Reduce {
+                    kind,
+                    axes: axes.to_vec(),
+                    keep_dims,
+                };
+                let empty = shape.contains(&0);
+                let x = sample(shape, 4).cast(DType::F32);
+                if empty && kind == ReduceKind::Max {
+                    let got = reduce(&gpu, &op, &upload(&gpu, &x)).expect("f32 on GPUs");
+                    assert!(got.is_err(), "max of an empty axis is an error");
+                    continue;
+                }
+                let want = cpu(&op, &[&x]);
+                let got = reduce(&gpu, &op, &upload(&gpu, &x)).expect("f32 on GPUs");
+                let got = gpu.download(&got.expect("GPU reduce")).expect("download");
+                assert_eq!(got.shape(), want.shape(), "{kind:?} {shape:?} {axes:?}");
+                let diff = got.max_abs_diff(&want).unwrap_or(0.0);
+                assert!(diff <= 1e-6, "{kind:?} {shape:?} {axes:?}: off by {diff}");
+                if kind != ReduceKind::Mean {
+                    let x = ints(shape, 3);
+                    let want = cpu(&op, &[&x]);
+                    let got = reduce(&gpu, &op, &upload(&gpu, &x)).expect("i32 on GPUs");
+                    let got = gpu.download(&got.expect("GPU reduce")).expect("download");
+                    assert_eq!(got, want, "{kind:?} i32 {shape:?} {axes:?}");
+                }
+            }
+        }
+    }
+    // An integer mean stays on the CPU, which takes it in f64.
+    let op = Reduce {
+        kind: ReduceKind::Mean,
+        axes: vec![],
+        keep_dims: false,
+    };
+    assert!(reduce(&gpu, &op, &upload(&gpu, &ints(&[4], 1))).is_none());
+}
+
+#[test]
+fn matrix_products_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    use sluice::kernels::gpu::matmul::matmul;
+    use sluice::ops::MatMul;
+    // (a's shape, b's shape) before transposition, for m, k, n not multiples of the tile.
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[33, 17], &[17, 29]),
+        (&[1, 40], &[40, 1]),
+        (&[3, 5, 7], &[3, 7, 4]),
+        (&[64, 64], &[64, 64]),
+        (&[4, 0], &[0, 3]),
+    ];
+    for (sa, sb) in cases {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let flip = |s: &[usize], t: bool| {
+                let mut s = s.to_vec();
+                let r = s.len();
+                if t {
+                    s.swap(r - 1, r - 2);
+                }
+                s
+            };
+            let a = sample(&flip(sa, ta), 5).cast(DType::F32);
+            let b = sample(&flip(sb, tb), 6).cast(DType::F32);
+            let op = MatMul {
+                transpose_a: ta,
+                transpose_b: tb,
+            };
+            let want = cpu(&op, &[&a, &b]);
+            let got = matmul(&gpu, &op, &upload(&gpu, &a), &upload(&gpu, &b)).expect("f32");
+            let got = gpu.download(&got.expect("GPU matmul")).expect("download");
+            assert_eq!(got.shape(), want.shape(), "{sa:?} {sb:?} {ta} {tb}");
+            let diff = got.max_abs_diff(&want).unwrap_or(0.0);
+            assert!(
+                diff <= 1e-4,
+                "{sa:?} @ {sb:?} (transposes {ta}, {tb}): off by {diff}"
+            );
+        }
+    }
+    let a = upload(&gpu, &sample(&[2, 3], 1).cast(DType::F32));
+    let b = upload(&gpu, &sample(&[4, 2], 2).cast(DType::F32));
+    let op = MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+    let err = matmul(&gpu, &op, &a, &b).expect("f32").expect_err("3 != 4");
+    assert!(format!("{err:?}").contains("[2, 3]"), "{err:?}");
 }

@@ -1,0 +1,141 @@
+//! Matrix products, plain, batched and transposed, in f32: a tiled kernel whose workgroup
+//! stages 16x16 tiles of both operands in shared memory, so each element read from memory
+//! serves 16 multiply-adds.
+
+use crate::devices::gpu::GpuDevice;
+use crate::devices::{DeviceTensor, Storage};
+use crate::kernels::KernelError;
+use crate::ops::MatMul;
+use crate::tensor::DType;
+
+const TILE: usize = 16;
+
+/// `op(a) @ op(b)` on `gpu`; `None` for dtypes other than f32.
+pub fn matmul(
+    gpu: &GpuDevice,
+    op: &MatMul,
+    a: &DeviceTensor,
+    b: &DeviceTensor,
+) -> Option<Result<DeviceTensor, KernelError>> {
+    (a.dtype == DType::F32 && b.dtype == DType::F32).then(|| run(gpu, op, a, b))
+}
+
+fn run(
+    gpu: &GpuDevice,
+    op: &MatMul,
+    a: &DeviceTensor,
+    b: &DeviceTensor,
+) -> Result<DeviceTensor, KernelError> {
+    let (sa, sb) = (&a.shape, &b.shape);
+    let r = sa.len();
+    if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] {
+        return Err(KernelError::Message(format!(
+            "cannot multiply shapes {sa:?} and {sb:?}"
+        )));
+    }
+    let (m, k) = if op.transpose_a {
+        (sa[r - 1], sa[r - 2])
+    } else {
+        (sa[r - 2], sa[r - 1])
+    };
+    let (kb, n) = if op.transpose_b {
+        (sb[r - 1], sb[r - 2])
+    } else {
+        (sb[r - 2], sb[r - 1])
+    };
+    if k != kb {
+        return Err(KernelError::Message(format!(
+            "inner dimensions differ: {sa:?} and {sb:?}"
+        )));
+    }
+    let batch: usize = sa[..r - 2].iter().product();
+    let mut shape = sa[..r - 2].to_vec();
+    shape.extend([m, n]);
+    let out = gpu.alloc(DType::F32, &shape).map_err(device_error)?;
+    if batch * m * n == 0 {
+        return Ok(out);
+    }
+    // Element (i, j) of op(a) is at i * row + j * col of its matrix; likewise for b.
+    let (a_row, a_col) = if op.transpose_a { (1, m) } else { (k, 1) };
+    let (b_row, b_col) = if op.transpose_b { (1, k) } else { (n, 1) };
+    let word = |v: usize| {
+        u32::try_from(v)
+            .map_err(|_| KernelError::Message(format!("{v} is too large for a GPU matmul")))
+    };
+    let params = [m, n, k, a_row, a_col, b_row, b_col, m * k, k * n]
+        .into_iter()
+        .map(word)
+        .collect::<Result<Vec<u32>, _>>()?;
+    let groups = [
+        word(n.div_ceil(TILE))?,
+        word(m.div_ceil(TILE))?,
+        word(batch)?,
+    ];
+    let pipeline = gpu.pipeline(PROGRAM).map_err(device_error)?;
+    let (Storage::Gpu(ab), Storage::Gpu(bb), Storage::Gpu(cb)) =
+        (&a.storage, &b.storage, &out.storage)
+    else {
+        return Err(KernelError::Message(
+            "a GPU matmul got a host tensor".into(),
+        ));
+    };
+    gpu.dispatch_groups(&pipeline, &[ab, bb, cb], &params, groups)
+        .map_err(device_error)?;
+    Ok(out)
+}
+
+fn device_error(e: crate::devices::DeviceError) -> KernelError {
+    KernelError::Message(e.to_string())
+}
+
+/// params: m, n, k, a's row and column strides, b's, a's and b's batch strides.
+const PROGRAM: &str = "
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> params: array<u32>;
+
+var<workgroup> tile_a: array<array<f32, 16>, 16>;
+var<workgroup> tile_b: array<array<f32, 16>, 16>;
+var<workgroup> tile_rounds: u32;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let m = params[0];
+    let n = params[1];
+    let k = params[2];
+    let row = wg.y * 16u + lid.y;
+    let col = wg.x * 16u + lid.x;
+    let a_base = wg.z * params[7];
+    let b_base = wg.z * params[8];
+    var acc = 0.0;
+    // Every thread of the workgroup runs every round (the barriers need it): the count is
+    // shared through workgroup memory, which the compiler can prove uniform.
+    if (lid.x == 0u && lid.y == 0u) {
+        tile_rounds = (k + 15u) / 16u;
+    }
+    let rounds = workgroupUniformLoad(&tile_rounds);
+    for (var t = 0u; t < rounds; t++) {
+        let ka = t * 16u + lid.x;
+        var va = 0.0;
+        if (row < m && ka < k) {
+            va = a[a_base + row * params[3] + ka * params[4]];
+        }
+        tile_a[lid.y][lid.x] = va;
+        let kb = t * 16u + lid.y;
+        var vb = 0.0;
+        if (kb < k && col < n) {
+            vb = b[b_base + kb * params[5] + col * params[6]];
+        }
+        tile_b[lid.y][lid.x] = vb;
+        workgroupBarrier();
+        for (var i = 0u; i < 16u; i++) {
+            acc += tile_a[lid.y][i] * tile_b[i][lid.x];
+        }
+        workgroupBarrier();
+    }
+    if (row < m && col < n) {
+        c[wg.z * m * n + row * n + col] = acc;
+    }
+}
+";
