@@ -23,13 +23,23 @@ struct Args {
     /// Orders the training batches (the weights start at zero, as in the seed program)
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
+    /// Where the model runs: `cpu`, `gpu` (the first GPU; ops without a GPU kernel run on the
+    /// CPU), or a device name such as `/device:GPU:1`. Software GPUs (lavapipe) are used only
+    /// with SLUICE_GPU_ALLOW_SOFTWARE=1.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: String,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { seed } = Args::parse();
+    let Args { seed, device } = Args::parse();
     sluice::logging::init("warn");
     let digits = mnist_digits()?;
     let g = Graph::new();
+    let _on = g.device(match device.as_str() {
+        "cpu" => "",
+        "gpu" => "/device:GPU:0",
+        name => name,
+    });
 
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let w = g.variable("W", &[784, 10], Initializer::Zeros);

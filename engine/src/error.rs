@@ -90,6 +90,13 @@ pub enum SessionError {
     },
     #[error("variable '{0}' is not initialised: call init_variables() on the session first")]
     Uninitialized(String),
+    #[error("node '{node}' asks for {device}, but {found}")]
+    NoDevice {
+        node: String,
+        device: String,
+        /// What there is instead (`this machine has no GPU`, `there are 2 GPUs`).
+        found: String,
+    },
     #[error("node '{node}' ({op}) has no kernel for the {device}")]
     NoKernel {
         node: String,

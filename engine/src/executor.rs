@@ -1,17 +1,23 @@
-//! Plans and runs steps: prune to what the fetches need, order topologically, and free each
-//! value after its last use so its buffer serves a later node.
+//! Plans and runs steps: prune to what the fetches need, order topologically, place each node
+//! on a device ([`placement`]), and free each value after its last use so its buffer serves a
+//! later node. Values cross between the host and a GPU where a node's input lives on the
+//! other side ([`values`]).
+
+mod placement;
+mod values;
 
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
-use crate::kernels::{
-    BufferPool, Context, DeviceKind, KernelError, KernelFn, KernelTable, VariableStore,
-};
+use crate::kernels::{BufferPool, Context, KernelError, VariableStore};
 use crate::ops::{Effect, Op};
 use crate::tensor::Tensor;
+pub(crate) use placement::Placement;
+use placement::StepKernel;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use values::Value;
 
 /// Asks running and later steps of a session to stop: they end with
 /// [`SessionError::Cancelled`] until [`reset`](CancelToken::reset) is called. Staying set
@@ -41,7 +47,7 @@ struct Step {
     node: usize,
     name: String,
     op: Arc<dyn Op>,
-    kernel: KernelFn,
+    kernel: StepKernel,
     /// Whether the step changes state outside its values (see [`Effect::has_side_effect`]).
     side_effect: bool,
     inputs: Vec<usize>,
@@ -57,6 +63,8 @@ pub(crate) struct Plan {
     feeds: Vec<(usize, String, TypeShape)>,
     /// The slot of each fetch, or `None` for an operation with no outputs.
     fetches: Vec<Option<usize>>,
+    /// Each fetch's name, for errors.
+    fetch_names: Vec<String>,
 }
 
 impl Plan {
@@ -65,6 +73,7 @@ impl Plan {
         feeds: &[Output],
         fetches: &[Output],
         targets: &[Output],
+        placement: &Placement,
     ) -> Result<Plan, SessionError> {
         let data = graph.read();
         let nodes = &data.nodes;
@@ -147,13 +156,7 @@ impl Plan {
                         })
                 })
                 .collect();
-            let kernel = KernelTable::builtin()
-                .find(&*node.op, DeviceKind::Cpu)
-                .ok_or_else(|| SessionError::NoKernel {
-                    node: node.name.clone(),
-                    op: node.op.type_name().into(),
-                    device: DeviceKind::Cpu.to_string(),
-                })?;
+            let kernel = placement.kernel(node, nodes)?;
             steps.push(Step {
                 node: id,
                 name: node.name.clone(),
@@ -191,6 +194,7 @@ impl Plan {
             slots: next_slot,
             feeds: feed_slots,
             fetches: fetch_slots,
+            fetch_names: fetches.iter().map(|f| f.name()).collect(),
         })
     }
 
@@ -203,13 +207,13 @@ impl Plan {
         cancel: &CancelToken,
         mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
-        let mut slots: Vec<Option<Tensor>> = vec![None; self.slots];
+        let mut slots: Vec<Option<Value>> = (0..self.slots).map(|_| None).collect();
         // A step is cancelled only before its first write to a variable, so a cancelled step
         // leaves every variable as it was and a finished one has applied all its updates.
         let mut writes_started = false;
         for ((slot, name, declared), value) in self.feeds.iter().zip(feeds) {
             check_feed(name, declared, value)?;
-            slots[*slot] = Some(value.clone());
+            slots[*slot] = Some(Value::host(value.clone()));
         }
         for step in &self.steps {
             if !writes_started {
@@ -218,25 +222,43 @@ impl Plan {
                 }
                 writes_started = step.side_effect;
             }
-            let inputs: Vec<Tensor> = step
-                .inputs
-                .iter()
-                .map(|&s| slots[s].clone())
-                .collect::<Option<_>>()
-                .ok_or_else(|| SessionError::Kernel {
-                    node: step.name.clone(),
-                    op: step.op.type_name().into(),
-                    message: "an input was not computed".into(),
-                })?;
-            let refs: Vec<&Tensor> = inputs.iter().collect();
-            let mut ctx = Context {
-                node: step.node,
-                pool,
-                variables,
+            let failed = |message: String| SessionError::Kernel {
+                node: step.name.clone(),
+                op: step.op.type_name().into(),
+                message,
             };
             let started = trace.as_ref().map(|_| Instant::now());
-            let outputs = (step.kernel)(&*step.op, &mut ctx, &refs)
-                .map_err(|e| kernel_error(e, step, graph))?;
+            let outputs: Vec<Value> = match &step.kernel {
+                StepKernel::Cpu(kernel) => {
+                    let inputs: Vec<Tensor> = (step.inputs.iter())
+                        .map(|&s| input(&mut slots, s, &failed)?.on_host().map_err(&failed))
+                        .collect::<Result<_, _>>()?;
+                    let refs: Vec<&Tensor> = inputs.iter().collect();
+                    let mut ctx = Context {
+                        node: step.node,
+                        pool,
+                        variables,
+                    };
+                    let out = kernel(&*step.op, &mut ctx, &refs)
+                        .map_err(|e| kernel_error(e, step, graph))?;
+                    out.into_iter().map(Value::host).collect()
+                }
+                StepKernel::Gpu { kernel, device } => {
+                    let inputs: Vec<_> = (step.inputs.iter())
+                        .map(|&s| {
+                            input(&mut slots, s, &failed)?
+                                .on_gpu(device)
+                                .map_err(&failed)
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let refs: Vec<_> = inputs.iter().collect();
+                    let out = kernel(&*step.op, device, &refs)
+                        .map_err(|e| kernel_error(e, step, graph))?;
+                    (out.into_iter())
+                        .map(|t| Value::gpu(device.clone(), t))
+                        .collect()
+                }
+            };
             if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
                 trace.push(NodeTiming {
                     node: step.name.clone(),
@@ -244,31 +266,39 @@ impl Plan {
                     micros: started.elapsed().as_secs_f64() * 1e6,
                 });
             }
-            drop(refs);
-            drop(inputs);
             for (&slot, value) in step.outputs.iter().zip(outputs) {
                 slots[slot] = Some(value);
             }
             for &slot in &step.release {
                 // Fed values go back to the allocator, not the pool: the caller allocates the
                 // next feed, and malloc reuses freed memory where the pool would hoard it.
-                match slots[slot].take() {
-                    Some(t) if slot >= self.feeds.len() => pool.recycle(t),
-                    _ => {}
+                if let Some(value) = slots[slot].take() {
+                    value.release(pool, slot >= self.feeds.len());
                 }
             }
         }
-        Ok(self
-            .fetches
-            .iter()
-            .map(|f| match f {
-                Some(slot) => slots[*slot]
-                    .clone()
-                    .unwrap_or_else(|| Tensor::zeros(crate::tensor::DType::F32, &[0])),
-                None => Tensor::zeros(crate::tensor::DType::F32, &[0]),
+        (self.fetches.iter().zip(&self.fetch_names))
+            .map(|(f, name)| match f.and_then(|slot| slots[slot].as_mut()) {
+                Some(value) => value.on_host().map_err(|message| SessionError::Kernel {
+                    node: name.clone(),
+                    op: "copy to the host".into(),
+                    message,
+                }),
+                None => Ok(Tensor::zeros(crate::tensor::DType::F32, &[0])),
             })
-            .collect())
+            .collect()
     }
+}
+
+/// The value in `slot`, which an earlier step must have computed.
+fn input<'a>(
+    slots: &'a mut [Option<Value>],
+    slot: usize,
+    failed: &impl Fn(String) -> SessionError,
+) -> Result<&'a mut Value, SessionError> {
+    slots[slot]
+        .as_mut()
+        .ok_or_else(|| failed("an input was not computed".into()))
 }
 
 fn check_feed(name: &str, declared: &TypeShape, value: &Tensor) -> Result<(), SessionError> {

@@ -48,7 +48,7 @@ pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
 pub use runner::{connect_or_local, NodeTiming, Runner};
 pub use service::RemoteSession;
 #[cfg(feature = "engine")]
-pub use session::Session;
+pub use session::{Session, SessionOptions};
 pub use tensor::{DType, Tensor, TensorError};
 
 /// Everything a program or a notebook cell needs, in one `use`.

@@ -1,9 +1,12 @@
-//! The in-process session: holds variable values and runs steps of a graph on the CPU.
+//! The in-process session: holds variable values and runs steps of a graph on the CPU and,
+//! for nodes that ask for one, a GPU.
 
 mod fit_loop;
 
+use crate::devices::gpu::GpuOptions;
+use crate::devices::DeviceSet;
 use crate::error::SessionError;
-use crate::executor::{CancelToken, NodeTiming, Plan};
+use crate::executor::{CancelToken, NodeTiming, Placement, Plan};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::kernels::{BufferPool, VariableStore};
@@ -25,10 +28,37 @@ pub struct Session {
     cancel: CancelToken,
     history: Vec<MetricPoint>,
     created: Instant,
+    devices: DeviceSet,
+    soft_placement: bool,
+}
+
+/// How a session places nodes on devices.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Which GPUs may be used (software ones only when asked for).
+    pub gpu: GpuOptions,
+    /// A node whose GPU has no kernel for it runs on the CPU instead of failing (TensorFlow's
+    /// `allow_soft_placement`). On by default.
+    pub soft_placement: bool,
+}
+
+impl SessionOptions {
+    /// The defaults, with the GPU options from the environment (`SLUICE_GPU_ALLOW_SOFTWARE`).
+    pub fn from_env() -> SessionOptions {
+        SessionOptions {
+            gpu: GpuOptions::from_env(),
+            soft_placement: true,
+        }
+    }
 }
 
 impl Session {
+    /// A session with [`SessionOptions::from_env`].
     pub fn new(graph: &Graph) -> Session {
+        Session::with_options(graph, SessionOptions::from_env())
+    }
+
+    pub fn with_options(graph: &Graph, options: SessionOptions) -> Session {
         Session {
             graph: graph.clone(),
             variables: VariableStore::default(),
@@ -37,6 +67,8 @@ impl Session {
             cancel: CancelToken::default(),
             history: Vec::new(),
             created: Instant::now(),
+            devices: DeviceSet::new(options.gpu),
+            soft_placement: options.soft_placement,
         }
     }
 
@@ -143,7 +175,17 @@ impl Session {
         let plan = match self.plans.get(&key) {
             Some(plan) => plan.clone(),
             None => {
-                let plan = Arc::new(Plan::build(&self.graph, &key.0, fetches, targets)?);
+                let placement = Placement {
+                    devices: &self.devices,
+                    soft: self.soft_placement,
+                };
+                let plan = Arc::new(Plan::build(
+                    &self.graph,
+                    &key.0,
+                    fetches,
+                    targets,
+                    &placement,
+                )?);
                 self.plans.insert(key, plan.clone());
                 plan
             }

@@ -32,18 +32,23 @@ from client import check, run, summary, wait
 
 
 def kinds(outputs):
-    """Each output as a short tag: stream text, display/result with their MIME types."""
+    """Each output as a short tag: stream text, display/result with their MIME types.
+    Consecutive stream messages are one tag, as notebooks show them: how printed text is cut
+    into messages depends on timing."""
     tags = []
     for m in outputs:
         c = m["content"]
         if m["msg_type"] == "stream":
-            tags.append(("stream", c["text"].strip()))
+            if tags and tags[-1][0] == "stream":
+                tags[-1] = ("stream", tags[-1][1] + c["text"])
+            else:
+                tags.append(("stream", c["text"]))
         elif m["msg_type"] in ("display_data", "execute_result"):
             mimes = sorted(k for k in c["data"] if k != "text/plain")
             tags.append((m["msg_type"], ",".join(mimes) or c["data"].get("text/plain", "")))
         elif m["msg_type"] == "error":
             tags.append(("error", c["ename"]))
-    return tags
+    return [(kind, text.strip()) if kind == "stream" else (kind, text) for kind, text in tags]
 
 
 def question_mark(kc):

@@ -11,6 +11,39 @@ fn seed_program_reaches_91_percent_on_the_embedded_digits() {
 }
 
 #[test]
+fn seed_program_reaches_91_percent_on_a_gpu() {
+    // Mesa's software Vulkan device stands in for a GPU where there is none.
+    let vulkan = std::path::Path::new("/usr/share/vulkan/icd.d").is_dir();
+    if !sluice_tests::require(
+        vulkan,
+        "no Vulkan driver (/usr/share/vulkan/icd.d)",
+        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
+    ) {
+        return;
+    }
+    let out = sluice_tests::run_example_with_env(
+        "mnist_softmax",
+        &["--device", "gpu"],
+        &[("SLUICE_GPU_ALLOW_SOFTWARE", "1")],
+    )
+    .unwrap();
+    let accuracy = figure(&out, "test accuracy:").expect("an accuracy line");
+    assert!(accuracy >= 0.91, "test accuracy {accuracy} < 0.91\n{out}");
+}
+
+#[test]
+fn seed_program_names_a_missing_gpu() {
+    // Without software GPUs allowed, a machine with no GPU has none to give.
+    let out = sluice_tests::run_example_with_env(
+        "mnist_softmax",
+        &["--device", "/device:GPU:9"],
+        &[("SLUICE_GPU_ALLOW_SOFTWARE", "0")],
+    );
+    let err = out.expect_err("there is no tenth GPU");
+    assert!(err.contains("asks for /device:GPU:9"), "{err}");
+}
+
+#[test]
 fn fashion_mlp_reaches_87_percent_after_10_epochs() {
     if fashion_mnist_dir().is_none() {
         return;

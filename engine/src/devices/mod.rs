@@ -6,7 +6,9 @@
 pub mod gpu;
 
 use crate::tensor::{DType, Tensor};
+use gpu::{GpuDevice, GpuOptions};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// Kinds of device; kernels are registered per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,5 +146,32 @@ impl Device for CpuDevice {
 
     fn synchronize(&self) -> Result<(), DeviceError> {
         Ok(())
+    }
+}
+
+/// The devices a session places nodes on: the CPU, and the GPUs, found when a node first asks
+/// for one (opening a GPU takes a moment, and most graphs never ask).
+#[derive(Debug, Default)]
+pub struct DeviceSet {
+    options: GpuOptions,
+    gpus: OnceLock<Vec<Arc<GpuDevice>>>,
+}
+
+impl DeviceSet {
+    pub fn new(options: GpuOptions) -> DeviceSet {
+        DeviceSet {
+            options,
+            gpus: OnceLock::new(),
+        }
+    }
+
+    /// The GPUs that the options accept, discovered on the first call.
+    pub fn gpus(&self) -> &[Arc<GpuDevice>] {
+        self.gpus.get_or_init(|| {
+            gpu::discover(&self.options)
+                .into_iter()
+                .map(Arc::new)
+                .collect()
+        })
     }
 }

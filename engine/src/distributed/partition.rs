@@ -142,6 +142,10 @@ impl Partitions {
                 inputs.push(if control { format!("^{recv}") } else { recv });
             }
             def.inputs = inputs;
+            // The placer has chosen the task, and places on workers' CPUs only (it knows no
+            // worker's GPUs yet): a GPU constraint kept here would send the worker looking
+            // for a GPU that the placement did not choose.
+            def.device.clear();
             deltas[task].push(def);
         }
         let seed = full.seed();

@@ -72,6 +72,9 @@ macro_rules! any_kernel {
 pub mod cpu;
 pub mod gpu;
 
+use crate::devices::gpu::GpuDevice;
+use crate::devices::DeviceTensor;
+use crate::graph::TypeShape;
 use crate::ops::Op;
 use crate::tensor::{Buffer, DType, Element, Tensor};
 use std::any::{Any, TypeId};
@@ -85,6 +88,30 @@ pub trait CpuKernel: Op {
     fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
 }
 
+/// An op's GPU kernel, on the portable GPU device (in [`gpu`]).
+pub trait GpuKernel: Op {
+    /// Whether the GPU computes the op on inputs of these types as the CPU does; where it
+    /// does not, the node runs on the CPU (soft placement).
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool;
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError>;
+}
+
+/// A registered GPU kernel: takes the op (of the type it was registered for), the device and
+/// the inputs, which are on that device.
+pub type GpuKernelFn =
+    fn(&dyn Op, &GpuDevice, &[&DeviceTensor]) -> Result<Vec<DeviceTensor>, KernelError>;
+
+#[derive(Clone, Copy)]
+struct GpuEntry {
+    runs: fn(&dyn Op, &[TypeShape]) -> bool,
+    kernel: GpuKernelFn,
+}
+
 /// A registered kernel: takes the op (of the type it was registered for), the context and
 /// the inputs.
 pub type KernelFn = fn(&dyn Op, &mut Context, &[&Tensor]) -> Result<Vec<Tensor>, KernelError>;
@@ -93,6 +120,7 @@ pub type KernelFn = fn(&dyn Op, &mut Context, &[&Tensor]) -> Result<Vec<Tensor>,
 #[derive(Default)]
 pub struct KernelTable {
     kernels: HashMap<(TypeId, DeviceKind), KernelFn>,
+    gpu: HashMap<TypeId, GpuEntry>,
 }
 
 impl KernelTable {
@@ -103,6 +131,7 @@ impl KernelTable {
         BUILTIN.get_or_init(|| {
             let mut table = KernelTable::default();
             cpu::register(&mut table);
+            gpu::register(&mut table);
             table
         })
     }
@@ -113,10 +142,51 @@ impl KernelTable {
             .insert((TypeId::of::<K>(), DeviceKind::Cpu), run_cpu::<K>);
     }
 
-    /// The kernel of `op` on `device`, if one is registered.
+    /// Registers `K`'s GPU kernel.
+    pub fn add_gpu<K: GpuKernel>(&mut self) {
+        self.gpu.insert(
+            TypeId::of::<K>(),
+            GpuEntry {
+                runs: runs_on_gpu::<K>,
+                kernel: run_gpu::<K>,
+            },
+        );
+    }
+
+    /// The GPU kernel of `op` for inputs of these types, if one is registered and computes
+    /// them.
+    pub fn find_gpu(&self, op: &dyn Op, inputs: &[TypeShape]) -> Option<GpuKernelFn> {
+        let any: &dyn Any = op;
+        let entry = self.gpu.get(&any.type_id())?;
+        (entry.runs)(op, inputs).then_some(entry.kernel)
+    }
+
+    /// The CPU kernel of `op`, if one is registered.
     pub fn find(&self, op: &dyn Op, device: DeviceKind) -> Option<KernelFn> {
         let any: &dyn Any = op;
         self.kernels.get(&(any.type_id(), device)).copied()
+    }
+}
+
+fn runs_on_gpu<K: GpuKernel>(op: &dyn Op, inputs: &[TypeShape]) -> bool {
+    let any: &dyn Any = op;
+    any.downcast_ref::<K>()
+        .is_some_and(|op| op.runs_on_gpu(inputs))
+}
+
+fn run_gpu<K: GpuKernel>(
+    op: &dyn Op,
+    gpu: &GpuDevice,
+    inputs: &[&DeviceTensor],
+) -> Result<Vec<DeviceTensor>, KernelError> {
+    let any: &dyn Any = op;
+    match any.downcast_ref::<K>() {
+        Some(op) => op.compute_gpu(gpu, inputs),
+        None => Err(KernelError::Message(format!(
+            "the GPU kernel of {} was given a {} op",
+            std::any::type_name::<K>(),
+            op.type_name()
+        ))),
     }
 }
 

@@ -4,9 +4,10 @@
 use super::expr::{BinaryOp, Expr, Scalar, UnaryOp};
 use crate::devices::gpu::{GpuDevice, WORKGROUP_SIZE};
 use crate::devices::{DeviceTensor, Storage};
+use crate::graph::TypeShape;
 use crate::kernels::cpu::broadcast::{broadcast_concrete, broadcast_strides};
-use crate::kernels::KernelError;
-use crate::ops::{BinaryKind, CompareKind, UnaryKind};
+use crate::kernels::{GpuKernel, KernelError};
+use crate::ops::{Binary, BinaryKind, Compare, CompareKind, Unary, UnaryKind};
 use crate::tensor::DType;
 use std::fmt::Write;
 
@@ -189,4 +190,66 @@ fn program(
         writeln!(s, "}}")
     })();
     Ok(s)
+}
+
+/// Whether every input is of a dtype GPUs hold and the expression computes on them.
+fn runs(expr: &Expr, inputs: &[TypeShape]) -> bool {
+    let scalars: Option<Vec<Scalar>> = inputs.iter().map(|t| Scalar::of(t.dtype)).collect();
+    scalars.is_some_and(|s| expr.wgsl(&s).is_ok())
+}
+
+fn binary_expr(kind: BinaryKind) -> Option<Expr> {
+    Some(Expr::binary(
+        binary_op(kind)?,
+        Expr::input(0),
+        Expr::input(1),
+    ))
+}
+
+fn compare_expr(kind: CompareKind) -> Expr {
+    Expr::binary(compare_op(kind), Expr::input(0), Expr::input(1))
+}
+
+impl GpuKernel for Binary {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        binary_expr(self.0).is_some_and(|e| runs(&e, inputs))
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let expr = binary_expr(self.0)
+            .ok_or_else(|| KernelError::Message(format!("no GPU kernel for {:?}", self.0)))?;
+        Ok(vec![map(gpu, &expr, inputs)?])
+    }
+}
+
+impl GpuKernel for Unary {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        runs(&unary_expr(self.0, Expr::input(0)), inputs)
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        Ok(vec![map(gpu, &unary_expr(self.0, Expr::input(0)), inputs)?])
+    }
+}
+
+impl GpuKernel for Compare {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        runs(&compare_expr(self.0), inputs)
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        Ok(vec![map(gpu, &compare_expr(self.0), inputs)?])
+    }
 }

@@ -4,7 +4,8 @@
 
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
-use crate::kernels::KernelError;
+use crate::graph::TypeShape;
+use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::MatMul;
 use crate::tensor::DType;
 
@@ -18,6 +19,20 @@ pub fn matmul(
     b: &DeviceTensor,
 ) -> Option<Result<DeviceTensor, KernelError>> {
     (a.dtype == DType::F32 && b.dtype == DType::F32).then(|| run(gpu, op, a, b))
+}
+
+impl GpuKernel for MatMul {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        inputs.len() == 2 && inputs.iter().all(|t| t.dtype == DType::F32)
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        Ok(vec![run(gpu, self, inputs[0], inputs[1])?])
+    }
 }
 
 fn run(

@@ -4,23 +4,48 @@
 use super::expr::Scalar;
 use crate::devices::gpu::{GpuDevice, WORKGROUP_SIZE};
 use crate::devices::{DeviceTensor, Storage};
+use crate::graph::TypeShape;
 use crate::kernels::cpu::broadcast::broadcast_strides;
-use crate::kernels::KernelError;
+use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
 use crate::ops::{Reduce, ReduceKind};
 
-/// `op` of `x` on `gpu`; `None` where the GPU does not compute it as the CPU does (integer
-/// means, which the CPU takes in f64).
+/// The scalar a GPU reduces `dtype` in, where it computes `kind` as the CPU does (not bools,
+/// nor integer means, which the CPU takes in f64).
+fn reduced_scalar(kind: ReduceKind, dtype: crate::tensor::DType) -> Option<Scalar> {
+    let scalar = Scalar::of(dtype)?;
+    (scalar != Scalar::Bool && (kind != ReduceKind::Mean || scalar == Scalar::F32))
+        .then_some(scalar)
+}
+
+/// `op` of `x` on `gpu`; `None` where the GPU does not compute it as the CPU does.
 pub fn reduce(
     gpu: &GpuDevice,
     op: &Reduce,
     x: &DeviceTensor,
 ) -> Option<Result<DeviceTensor, KernelError>> {
-    let scalar = Scalar::of(x.dtype)?;
-    if scalar == Scalar::Bool || (op.kind == ReduceKind::Mean && scalar != Scalar::F32) {
-        return None;
-    }
+    let scalar = reduced_scalar(op.kind, x.dtype)?;
     Some(run(gpu, op, x, scalar))
+}
+
+impl GpuKernel for Reduce {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        inputs.len() == 1 && reduced_scalar(self.kind, inputs[0].dtype).is_some()
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        match reduce(gpu, self, inputs[0]) {
+            Some(out) => Ok(vec![out?]),
+            None => Err(KernelError::Message(format!(
+                "no GPU kernel for {:?} of {}",
+                self.kind, inputs[0].dtype
+            ))),
+        }
+    }
 }
 
 fn run(

@@ -1,0 +1,110 @@
+//! Where each node of a plan runs. A node whose device constraint names a GPU
+//! (`/device:GPU:0`, `/job:worker/task:0/device:GPU:1`) runs there when the GPU has a kernel
+//! for its op and input types; otherwise it runs on the CPU under soft placement, or is an
+//! error that names it. State (variables, assignments, transfers, feeds and constants) stays
+//! on the host. `RUST_LOG=sluice::placement=debug` logs every choice, as TensorFlow's
+//! `log_device_placement` does.
+
+use crate::devices::gpu::GpuDevice;
+use crate::devices::{Device, DeviceKind, DeviceSet};
+use crate::distributed::cluster::DeviceSpec;
+use crate::error::SessionError;
+use crate::graph::{Node, TypeShape};
+use crate::kernels::{GpuKernelFn, KernelFn, KernelTable};
+use crate::ops::Effect;
+use std::sync::Arc;
+
+/// The kernel a step runs, and where.
+pub(crate) enum StepKernel {
+    Cpu(KernelFn),
+    Gpu {
+        kernel: GpuKernelFn,
+        device: Arc<GpuDevice>,
+    },
+}
+
+/// What placement may use.
+pub(crate) struct Placement<'a> {
+    pub devices: &'a DeviceSet,
+    /// Run a node on the CPU where its GPU has no kernel for it, instead of failing.
+    pub soft: bool,
+}
+
+impl Placement<'_> {
+    /// The kernel of `node` (whose inputs are among `nodes`).
+    pub(crate) fn kernel(&self, node: &Node, nodes: &[Node]) -> Result<StepKernel, SessionError> {
+        let table = KernelTable::builtin();
+        let cpu = || {
+            table
+                .find(&*node.op, DeviceKind::Cpu)
+                .map(StepKernel::Cpu)
+                .ok_or_else(|| no_kernel(node, DeviceKind::Cpu))
+        };
+        let Some(index) = gpu_index(&node.device) else {
+            return cpu();
+        };
+        let gpus = self.devices.gpus();
+        let Some(device) = gpus.get(index) else {
+            return Err(SessionError::NoDevice {
+                node: node.name.clone(),
+                device: node.device.clone(),
+                found: match gpus.len() {
+                    0 => "this machine has no GPU that the engine can use (a Vulkan driver is \
+                          needed)"
+                        .to_string(),
+                    n => format!("there are {n} GPU(s), numbered from 0"),
+                },
+            });
+        };
+        if node.op.effect() != Effect::Pure {
+            tracing::debug!(target: "sluice::placement", "{} ({}): CPU, state lives on the host", node.name, node.op_name());
+            return cpu();
+        }
+        let types: Vec<TypeShape> = (node.inputs.iter())
+            .filter_map(|i| nodes.get(i.node())?.outputs.get(i.index()).cloned())
+            .collect();
+        match table.find_gpu(&*node.op, &types) {
+            Some(kernel) if types.len() == node.inputs.len() => {
+                tracing::debug!(target: "sluice::placement", "{} ({}): {}", node.name, node.op_name(), device.info().name);
+                Ok(StepKernel::Gpu {
+                    kernel,
+                    device: device.clone(),
+                })
+            }
+            _ if self.soft => {
+                tracing::debug!(target: "sluice::placement", "{} ({}): CPU, no GPU kernel for inputs {:?}", node.name, node.op_name(), types.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+                cpu()
+            }
+            _ => Err(no_kernel(node, DeviceKind::Gpu)),
+        }
+    }
+}
+
+fn no_kernel(node: &Node, device: DeviceKind) -> SessionError {
+    SessionError::NoKernel {
+        node: node.name.clone(),
+        op: node.op_name().into(),
+        device: device.to_string(),
+    }
+}
+
+/// The GPU a device constraint names, if it names one.
+fn gpu_index(device: &str) -> Option<usize> {
+    let spec = DeviceSpec::parse(device).ok()?;
+    (spec.device_type.as_deref() == Some("GPU")).then(|| spec.device_index.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gpu_index;
+
+    #[test]
+    fn gpus_are_named_as_in_tensorflow() {
+        assert_eq!(gpu_index("/device:GPU:1"), Some(1));
+        assert_eq!(gpu_index("/job:worker/task:0/device:GPU:0"), Some(0));
+        assert_eq!(gpu_index("/gpu:2"), Some(2));
+        assert_eq!(gpu_index("/device:CPU:0"), None);
+        assert_eq!(gpu_index("/job:ps/task:0"), None);
+        assert_eq!(gpu_index(""), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! A step's values where they live: on the host, on a GPU, or both once copied, so a value
+//! that several nodes on the other side read crosses only once.
+
+use crate::devices::gpu::GpuDevice;
+use crate::devices::{Device, DeviceTensor};
+use crate::kernels::BufferPool;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub(crate) struct Value {
+    host: Option<Tensor>,
+    gpu: Option<(Arc<GpuDevice>, DeviceTensor)>,
+}
+
+impl Value {
+    pub(crate) fn host(tensor: Tensor) -> Value {
+        Value {
+            host: Some(tensor),
+            gpu: None,
+        }
+    }
+
+    pub(crate) fn gpu(device: Arc<GpuDevice>, tensor: DeviceTensor) -> Value {
+        Value {
+            host: None,
+            gpu: Some((device, tensor)),
+        }
+    }
+
+    /// The value on the host, copied back from its GPU on first need.
+    pub(crate) fn on_host(&mut self) -> Result<Tensor, String> {
+        if let Some(t) = &self.host {
+            return Ok(t.clone());
+        }
+        let (device, tensor) = self.gpu.as_ref().ok_or("the value was never computed")?;
+        let t = device.download(tensor).map_err(|e| e.to_string())?;
+        self.host = Some(t.clone());
+        Ok(t)
+    }
+
+    /// The value on `device`, copied there on first need.
+    pub(crate) fn on_gpu(&mut self, device: &Arc<GpuDevice>) -> Result<DeviceTensor, String> {
+        if let Some((d, t)) = &self.gpu {
+            if Arc::ptr_eq(d, device) {
+                return Ok(t.clone());
+            }
+        }
+        let host = self.on_host()?;
+        let t = device.upload(&host).map_err(|e| e.to_string())?;
+        self.gpu = Some((device.clone(), t.clone()));
+        Ok(t)
+    }
+
+    /// Gives the value's buffers back for later steps: the host one to `pool` when
+    /// `to_pool`, the GPU one to its device.
+    pub(crate) fn release(self, pool: &mut BufferPool, to_pool: bool) {
+        if let (Some(t), true) = (self.host, to_pool) {
+            pool.recycle(t);
+        }
+        if let Some((device, t)) = self.gpu {
+            device.recycle(t);
+        }
+    }
+}
