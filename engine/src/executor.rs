@@ -228,7 +228,8 @@ impl Plan {
                 message,
             };
             let started = trace.as_ref().map(|_| Instant::now());
-            let outputs: Vec<Value> = match &step.kernel {
+            // Outputs go straight to their slots: no vector of them per node and step.
+            match &step.kernel {
                 StepKernel::Cpu(kernel) => {
                     let inputs: Vec<Tensor> = (step.inputs.iter())
                         .map(|&s| input(&mut slots, s, &failed)?.on_host().map_err(&failed))
@@ -241,7 +242,9 @@ impl Plan {
                     };
                     let out = kernel(&*step.op, &mut ctx, &refs)
                         .map_err(|e| kernel_error(e, step, graph))?;
-                    out.into_iter().map(Value::host).collect()
+                    for (&slot, t) in step.outputs.iter().zip(out) {
+                        slots[slot] = Some(Value::host(t));
+                    }
                 }
                 StepKernel::Gpu { kernel, device } => {
                     let inputs: Vec<_> = (step.inputs.iter())
@@ -254,20 +257,17 @@ impl Plan {
                     let refs: Vec<_> = inputs.iter().collect();
                     let out = kernel(&*step.op, device, &refs)
                         .map_err(|e| kernel_error(e, step, graph))?;
-                    (out.into_iter())
-                        .map(|t| Value::gpu(device.clone(), t))
-                        .collect()
+                    for (&slot, t) in step.outputs.iter().zip(out) {
+                        slots[slot] = Some(Value::gpu(device.clone(), t));
+                    }
                 }
-            };
+            }
             if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
                 trace.push(NodeTiming {
                     node: step.name.clone(),
                     op: step.op.type_name(),
                     micros: started.elapsed().as_secs_f64() * 1e6,
                 });
-            }
-            for (&slot, value) in step.outputs.iter().zip(outputs) {
-                slots[slot] = Some(value);
             }
             for &slot in &step.release {
                 // Fed values go back to the allocator, not the pool: the caller allocates the

@@ -225,6 +225,12 @@ impl From<String> for KernelError {
     }
 }
 
+impl From<crate::devices::DeviceError> for KernelError {
+    fn from(e: crate::devices::DeviceError) -> KernelError {
+        KernelError::Message(e.to_string())
+    }
+}
+
 impl From<crate::tensor::TensorError> for KernelError {
     fn from(e: crate::tensor::TensorError) -> KernelError {
         KernelError::Message(e.to_string())

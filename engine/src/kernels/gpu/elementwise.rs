@@ -77,13 +77,13 @@ pub fn map(
         Scalar::I32 => DType::I32,
         Scalar::Bool => DType::Bool,
     };
-    let out = gpu.alloc(out_dtype, &shape).map_err(device_error)?;
+    let out = gpu.alloc(out_dtype, &shape)?;
     if len == 0 {
         return Ok(out);
     }
     let contiguous = inputs.iter().all(|t| t.shape == shape);
     let source = program(expr, &scalars, out_scalar, contiguous)?;
-    let pipeline = gpu.pipeline(&source).map_err(device_error)?;
+    let pipeline = gpu.pipeline(&source)?;
     let to_u32 = |v: usize| {
         u32::try_from(v).map_err(|_| {
             KernelError::Message(format!("{v} elements are too many for one GPU kernel"))
@@ -111,13 +111,8 @@ pub fn map(
             }
         }
     }
-    gpu.dispatch(&pipeline, &buffers, &params, len)
-        .map_err(device_error)?;
+    gpu.dispatch(&pipeline, &buffers, &params, len)?;
     Ok(out)
-}
-
-fn device_error(e: crate::devices::DeviceError) -> KernelError {
-    KernelError::Message(e.to_string())
 }
 
 /// The WGSL program: bindings `in0..inN`, `out`, then `params` = [len, rank, shape...,

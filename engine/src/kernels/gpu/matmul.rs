@@ -5,6 +5,7 @@
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
+use crate::kernels::cpu::linalg::{matmul_dims, MatmulDims};
 use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::MatMul;
 use crate::tensor::DType;
@@ -41,32 +42,11 @@ fn run(
     a: &DeviceTensor,
     b: &DeviceTensor,
 ) -> Result<DeviceTensor, KernelError> {
-    let (sa, sb) = (&a.shape, &b.shape);
-    let r = sa.len();
-    if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] {
-        return Err(KernelError::Message(format!(
-            "cannot multiply shapes {sa:?} and {sb:?}"
-        )));
-    }
-    let (m, k) = if op.transpose_a {
-        (sa[r - 1], sa[r - 2])
-    } else {
-        (sa[r - 2], sa[r - 1])
-    };
-    let (kb, n) = if op.transpose_b {
-        (sb[r - 1], sb[r - 2])
-    } else {
-        (sb[r - 2], sb[r - 1])
-    };
-    if k != kb {
-        return Err(KernelError::Message(format!(
-            "inner dimensions differ: {sa:?} and {sb:?}"
-        )));
-    }
-    let batch: usize = sa[..r - 2].iter().product();
-    let mut shape = sa[..r - 2].to_vec();
+    let MatmulDims { batch, m, k, n } =
+        matmul_dims(&a.shape, &b.shape, op.transpose_a, op.transpose_b)?;
+    let mut shape = a.shape[..a.shape.len() - 2].to_vec();
     shape.extend([m, n]);
-    let out = gpu.alloc(DType::F32, &shape).map_err(device_error)?;
+    let out = gpu.alloc(DType::F32, &shape)?;
     if batch * m * n == 0 {
         return Ok(out);
     }
@@ -86,7 +66,7 @@ fn run(
         word(m.div_ceil(TILE))?,
         word(batch)?,
     ];
-    let pipeline = gpu.pipeline(PROGRAM).map_err(device_error)?;
+    let pipeline = gpu.pipeline(PROGRAM)?;
     let (Storage::Gpu(ab), Storage::Gpu(bb), Storage::Gpu(cb)) =
         (&a.storage, &b.storage, &out.storage)
     else {
@@ -94,13 +74,8 @@ fn run(
             "a GPU matmul got a host tensor".into(),
         ));
     };
-    gpu.dispatch_groups(&pipeline, &[ab, bb, cb], &params, groups)
-        .map_err(device_error)?;
+    gpu.dispatch_groups(&pipeline, &[ab, bb, cb], &params, groups)?;
     Ok(out)
-}
-
-fn device_error(e: crate::devices::DeviceError) -> KernelError {
-    KernelError::Message(e.to_string())
 }
 
 /// params: m, n, k, a's row and column strides, b's, a's and b's batch strides.

@@ -5,7 +5,7 @@ use super::expr::Scalar;
 use crate::devices::gpu::{GpuDevice, WORKGROUP_SIZE};
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
-use crate::kernels::cpu::broadcast::broadcast_strides;
+use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
 use crate::ops::{Reduce, ReduceKind};
@@ -55,7 +55,7 @@ fn run(
     scalar: Scalar,
 ) -> Result<DeviceTensor, KernelError> {
     let axes = normalize_axes(&op.axes, x.shape.len())?;
-    let strides = broadcast_strides(&x.shape, &x.shape);
+    let strides = row_major_strides(&x.shape);
     let (mut kept, mut reduced) = (Vec::new(), Vec::new());
     for (axis, (&dim, &stride)) in x.shape.iter().zip(&strides).enumerate() {
         if axes.contains(&axis) {
@@ -76,7 +76,7 @@ fn run(
         kept.iter().map(|k| k.0).collect()
     };
     let out_len: usize = out_shape.iter().product();
-    let out = gpu.alloc(x.dtype, &out_shape).map_err(device_error)?;
+    let out = gpu.alloc(x.dtype, &out_shape)?;
     if out_len == 0 {
         return Ok(out);
     }
@@ -99,21 +99,14 @@ fn run(
             params.push(word(stride)?);
         }
     }
-    let pipeline = gpu
-        .pipeline(&program(op.kind, scalar))
-        .map_err(device_error)?;
+    let pipeline = gpu.pipeline(&program(op.kind, scalar))?;
     let (Storage::Gpu(xb), Storage::Gpu(ob)) = (&x.storage, &out.storage) else {
         return Err(KernelError::Message(
             "a GPU reduction got a host tensor".into(),
         ));
     };
-    gpu.dispatch(&pipeline, &[xb, ob], &params, out_len)
-        .map_err(device_error)?;
+    gpu.dispatch(&pipeline, &[xb, ob], &params, out_len)?;
     Ok(out)
-}
-
-fn device_error(e: crate::devices::DeviceError) -> KernelError {
-    KernelError::Message(e.to_string())
 }
 
 fn program(kind: ReduceKind, scalar: Scalar) -> String {

@@ -10,14 +10,22 @@ use std::any::TypeId;
 /// pool costs more than it saves.
 const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 
-pub(super) fn matmul_kernel<T: Float>(
-    ctx: &mut Context,
-    a: &Tensor,
-    b: &Tensor,
+/// The sizes of `op(a) @ op(b)` for operands of shapes `sa` and `sb`, where `op` transposes
+/// the last two axes when its flag is set; the CPU and GPU kernels share the checks.
+pub(crate) struct MatmulDims {
+    /// Matrices in the batch (the product of the leading dimensions).
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+pub(crate) fn matmul_dims(
+    sa: &[usize],
+    sb: &[usize],
     ta: bool,
     tb: bool,
-) -> Result<Tensor, KernelError> {
-    let (sa, sb) = (a.shape(), b.shape());
+) -> Result<MatmulDims, KernelError> {
     let r = sa.len();
     if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] {
         return Err(KernelError::Message(format!(
@@ -39,7 +47,18 @@ pub(super) fn matmul_kernel<T: Float>(
             "inner dimensions do not match: a is {sa:?} (transpose_a={ta}), b is {sb:?} (transpose_b={tb})"
         )));
     }
-    let batch: usize = sa[..r - 2].iter().product();
+    let batch = sa[..r - 2].iter().product();
+    Ok(MatmulDims { batch, m, k, n })
+}
+
+pub(super) fn matmul_kernel<T: Float>(
+    ctx: &mut Context,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+) -> Result<Tensor, KernelError> {
+    let MatmulDims { batch, m, k, n } = matmul_dims(a.shape(), b.shape(), ta, tb)?;
     let (xs, ys) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = ctx.pool.alloc::<T>(batch * m * n);
     for i in 0..batch {
@@ -59,7 +78,7 @@ pub(super) fn matmul_kernel<T: Float>(
         };
         gemm_into(dst, lhs, rhs, false)?;
     }
-    let mut shape = sa[..r - 2].to_vec();
+    let mut shape = a.shape()[..a.rank() - 2].to_vec();
     shape.extend([m, n]);
     Ok(Tensor::new(&shape, out)?)
 }

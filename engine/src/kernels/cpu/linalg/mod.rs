@@ -4,7 +4,7 @@ use crate::kernels::{Context, CpuKernel, KernelError};
 use crate::ops::linalg::*;
 use crate::tensor::Tensor;
 use gemm::matmul_kernel;
-pub(crate) use gemm::{gemm_into, Mat};
+pub(crate) use gemm::{gemm_into, matmul_dims, Mat, MatmulDims};
 
 mod gemm;
 mod narrow;
