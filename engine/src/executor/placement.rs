@@ -49,9 +49,11 @@ impl Placement<'_> {
                 node: node.name.clone(),
                 device: node.device.clone(),
                 found: match gpus.len() {
-                    0 => "this machine has no GPU that the engine can use (a Vulkan driver is \
-                          needed)"
-                        .to_string(),
+                    0 => format!(
+                        "this machine has no GPU that the engine can use (a Vulkan driver is \
+                         needed; {}=1 admits Mesa's software one)",
+                        crate::devices::gpu::GpuOptions::ALLOW_SOFTWARE_ENV
+                    ),
                     n => format!("there are {n} GPU(s), numbered from 0"),
                 },
             });

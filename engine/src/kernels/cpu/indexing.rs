@@ -83,7 +83,7 @@ fn checked_rows(indices: &[i64], n: usize) -> Result<Vec<usize>, KernelError> {
 
 impl Slice {
     /// The slice's dimensions within a tensor of this (run-time) shape.
-    fn resolve(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
+    pub(crate) fn resolve(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
         let dims: Vec<Option<usize>> = shape.iter().map(|&d| Some(d)).collect();
         self.sizes(&dims)?
             .into_iter()

@@ -8,7 +8,7 @@ use crate::tensor::DType;
 use crate::tensor::Tensor;
 
 /// The input shape with reduced axes set to 1.
-fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+pub(crate) fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     let mut kept = shape.to_vec();
     for &a in axes {
         kept[a] = 1;

@@ -1,15 +1,15 @@
 //! Elementwise kernels with NumPy broadcasting: one generated program per expression, input
 //! types and layout (same shapes, or broadcast through strides).
 
-use super::expr::{BinaryOp, Expr, Scalar, UnaryOp};
-use crate::devices::gpu::{GpuDevice, WORKGROUP_SIZE};
+use super::expr::{BinaryOp, Dialect, Expr, Scalar, UnaryOp};
+use super::program::{MapProgram, View};
+use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::broadcast::{broadcast_concrete, broadcast_strides};
+use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::{Binary, BinaryKind, Compare, CompareKind, Unary, UnaryKind};
-use crate::tensor::DType;
-use std::fmt::Write;
 
 /// The GPU form of an arithmetic op, where WGSL computes it as the CPU does.
 pub fn binary_op(kind: BinaryKind) -> Option<BinaryOp> {
@@ -56,52 +56,54 @@ pub fn map(
     expr: &Expr,
     inputs: &[&DeviceTensor],
 ) -> Result<DeviceTensor, KernelError> {
-    let scalars: Vec<Scalar> = inputs
-        .iter()
-        .map(|t| {
-            Scalar::of(t.dtype)
-                .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", t.dtype)))
-        })
-        .collect::<Result<_, _>>()?;
-    let out_scalar = expr
-        .scalar(&scalars)
-        .ok_or_else(|| KernelError::Message("the kernel reads a missing input".into()))?;
     let mut shape: Vec<usize> = Vec::new();
     for t in inputs {
         shape = broadcast_concrete(&shape, &t.shape)?;
     }
-    let len = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-    let len = len.ok_or_else(|| KernelError::Message(format!("shape {shape:?} overflows")))?;
-    let out_dtype = match out_scalar {
-        Scalar::F32 => DType::F32,
-        Scalar::I32 => DType::I32,
-        Scalar::Bool => DType::Bool,
+    let views: Vec<View> = (inputs.iter())
+        .map(|t| View {
+            offset: 0,
+            strides: broadcast_strides(&t.shape, &shape),
+        })
+        .collect();
+    let viewed: Vec<(&DeviceTensor, View)> = inputs.iter().copied().zip(views).collect();
+    map_views(gpu, expr, &viewed, &shape)
+}
+
+/// `expr` over `inputs`, each read through its view, into a new tensor of `shape`.
+pub fn map_views(
+    gpu: &GpuDevice,
+    expr: &Expr,
+    inputs: &[(&DeviceTensor, View)],
+    shape: &[usize],
+) -> Result<DeviceTensor, KernelError> {
+    let scalars: Vec<Scalar> = inputs
+        .iter()
+        .map(|(t, _)| {
+            Scalar::of(t.dtype)
+                .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", t.dtype)))
+        })
+        .collect::<Result<_, _>>()?;
+    let row_major = row_major_strides(shape);
+    let plain = !expr.uses_coords()
+        && (inputs.iter())
+            .all(|(t, v)| t.shape == shape && v.offset == 0 && v.strides == row_major);
+    let program = MapProgram {
+        expr: expr.clone(),
+        inputs: scalars,
+        rank: (!plain).then_some(shape.len()),
     };
-    let out = gpu.alloc(out_dtype, &shape)?;
+    let out_scalar = program.output().map_err(no_kernel)?;
+    let out = gpu.alloc(out_scalar.dtype(), shape)?;
+    let len = out.len();
     if len == 0 {
         return Ok(out);
     }
-    let contiguous = inputs.iter().all(|t| t.shape == shape);
-    let source = program(expr, &scalars, out_scalar, contiguous)?;
-    let pipeline = gpu.pipeline(&source)?;
-    let to_u32 = |v: usize| {
-        u32::try_from(v).map_err(|_| {
-            KernelError::Message(format!("{v} elements are too many for one GPU kernel"))
-        })
-    };
-    let mut params = vec![to_u32(len)?, to_u32(shape.len())?];
-    if !contiguous {
-        for &d in &shape {
-            params.push(to_u32(d)?);
-        }
-        for t in inputs {
-            for s in broadcast_strides(&t.shape, &shape) {
-                params.push(to_u32(s)?);
-            }
-        }
-    }
+    let views: Vec<View> = inputs.iter().map(|(_, v)| v.clone()).collect();
+    let params = program.params(shape, &views)?;
+    let pipeline = gpu.pipeline(&program.source(Dialect::Wgsl).map_err(no_kernel)?)?;
     let mut buffers = Vec::with_capacity(inputs.len() + 1);
-    for t in inputs.iter().map(|t| &t.storage).chain([&out.storage]) {
+    for t in inputs.iter().map(|(t, _)| &t.storage).chain([&out.storage]) {
         match t {
             Storage::Gpu(b) => buffers.push(b),
             Storage::Host(_) => {
@@ -115,82 +117,14 @@ pub fn map(
     Ok(out)
 }
 
-/// The WGSL program: bindings `in0..inN`, `out`, then `params` = [len, rank, shape...,
-/// strides of each input...] (the shape and strides only when broadcasting).
-fn program(
-    expr: &Expr,
-    inputs: &[Scalar],
-    out: Scalar,
-    contiguous: bool,
-) -> Result<String, KernelError> {
-    let value = expr
-        .wgsl(inputs)
-        .map_err(|e| KernelError::Message(format!("no GPU kernel for this expression: {e}")))?;
-    let n = inputs.len();
-    let mut s = String::new();
-    // Writing to a String cannot fail.
-    let _ = (|| -> std::fmt::Result {
-        for (i, ty) in inputs.iter().enumerate() {
-            writeln!(
-                s,
-                "@group(0) @binding({i}) var<storage, read> in{i}: array<{}>;",
-                ty.wgsl_storage()
-            )?;
-        }
-        writeln!(
-            s,
-            "@group(0) @binding({n}) var<storage, read_write> out: array<{}>;",
-            out.wgsl_storage()
-        )?;
-        writeln!(
-            s,
-            "@group(0) @binding({}) var<storage, read> params: array<u32>;",
-            n + 1
-        )?;
-        writeln!(s, "@compute @workgroup_size({WORKGROUP_SIZE})")?;
-        writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {{")?;
-        writeln!(
-            s,
-            "    let i = gid.y * groups.x * {WORKGROUP_SIZE}u + gid.x;"
-        )?;
-        writeln!(s, "    if (i >= params[0]) {{ return; }}")?;
-        if contiguous {
-            for k in 0..n {
-                writeln!(s, "    let x{k} = in{k}[i];")?;
-            }
-        } else {
-            writeln!(s, "    let rank = params[1];")?;
-            writeln!(s, "    var rest = i;")?;
-            for k in 0..n {
-                writeln!(s, "    var o{k} = 0u;")?;
-            }
-            writeln!(s, "    for (var d = 0u; d < rank; d++) {{")?;
-            writeln!(s, "        let axis = rank - 1u - d;")?;
-            writeln!(s, "        let dim = params[2u + axis];")?;
-            writeln!(s, "        let coord = rest % dim;")?;
-            writeln!(s, "        rest = rest / dim;")?;
-            for k in 0..n {
-                writeln!(
-                    s,
-                    "        o{k} += coord * params[2u + {}u * rank + axis];",
-                    k + 1
-                )?;
-            }
-            writeln!(s, "    }}")?;
-            for k in 0..n {
-                writeln!(s, "    let x{k} = in{k}[o{k}];")?;
-            }
-        }
-        writeln!(s, "    out[i] = {value};")?;
-        writeln!(s, "}}")
-    })();
-    Ok(s)
+fn no_kernel(e: String) -> KernelError {
+    KernelError::Message(format!("no GPU kernel for this expression: {e}"))
 }
 
 /// Whether every input is of a dtype GPUs hold and the expression computes on them.
 fn runs(expr: &Expr, inputs: &[TypeShape]) -> bool {
     let scalars: Option<Vec<Scalar>> = inputs.iter().map(|t| Scalar::of(t.dtype)).collect();
-    scalars.is_some_and(|s| expr.wgsl(&s).is_ok())
+    scalars.is_some_and(|s| expr.emit(Dialect::Wgsl, &s).is_ok())
 }
 
 fn binary_expr(kind: BinaryKind) -> Option<Expr> {

@@ -1,12 +1,14 @@
 //! The small kernel description GPU code is generated from: a scalar expression over a
-//! kernel's inputs (tinygrad's lesson: a few primitives, generated code). One description,
-//! one code generator per GPU language; WGSL for now.
+//! kernel's inputs and the output element's coordinates (tinygrad's lesson: a few primitives,
+//! generated code). One description, one emitter per GPU language ([`Dialect`]): WGSL for wgpu
+//! and CUDA C for NVRTC. Programs around an expression (maps, reductions) are in
+//! [`super::program`].
 
 use crate::tensor::DType;
 
-/// Scalar types a GPU kernel computes with. WGSL has 32-bit types only; bools are stored as
-/// one u32 each (0 or 1) since storage buffers cannot hold `bool`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Scalar types a GPU kernel computes with: 32-bit ones only (WGSL has no others). Bools are
+/// stored as one 32-bit word each (0 or 1) since storage buffers cannot hold `bool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scalar {
     F32,
     I32,
@@ -24,14 +26,39 @@ impl Scalar {
         }
     }
 
-    /// The WGSL type of a stored element.
-    pub fn wgsl_storage(self) -> &'static str {
+    pub fn dtype(self) -> DType {
         match self {
-            Scalar::F32 => "f32",
-            Scalar::I32 => "i32",
-            Scalar::Bool => "u32",
+            Scalar::F32 => DType::F32,
+            Scalar::I32 => DType::I32,
+            Scalar::Bool => DType::Bool,
         }
     }
+
+    /// The WGSL type of a stored element.
+    pub fn wgsl_storage(self) -> &'static str {
+        self.storage(Dialect::Wgsl)
+    }
+
+    /// The type of a stored element in `dialect`.
+    pub fn storage(self, dialect: Dialect) -> &'static str {
+        match (dialect, self) {
+            (Dialect::Wgsl, Scalar::F32) => "f32",
+            (Dialect::Wgsl, Scalar::I32) => "i32",
+            (Dialect::Wgsl, Scalar::Bool) => "u32",
+            (Dialect::Cuda, Scalar::F32) => "float",
+            (Dialect::Cuda, Scalar::I32) => "int",
+            (Dialect::Cuda, Scalar::Bool) => "unsigned int",
+        }
+    }
+}
+
+/// The languages GPU code is emitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// WGSL, for wgpu (Vulkan, Metal, DX12).
+    Wgsl,
+    /// CUDA C, for NVRTC.
+    Cuda,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +69,7 @@ pub enum UnaryOp {
     Sqrt,
     Abs,
     Sign,
+    Tanh,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,20 +96,48 @@ impl BinaryOp {
             BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
         )
     }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Max | BinaryOp::Min => "",
+        }
+    }
 }
 
 /// A scalar expression: the value of one output element.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// The element of input `i` (broadcast to the output's shape).
+    /// The element of input `i` that the output element reads (through the input's view).
     Input(usize),
+    /// A constant of the given type.
+    Literal(Scalar, f64),
+    /// The output element's coordinate along an axis, as an i32.
+    Coord(usize),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `if cond { then } else { otherwise }`, with a bool condition.
+    Select(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Conversion, as Rust's `as` (floats to integers saturate and truncate).
+    Cast(Scalar, Box<Expr>),
 }
 
 impl Expr {
     pub fn input(i: usize) -> Expr {
         Expr::Input(i)
+    }
+
+    pub fn f32(v: f32) -> Expr {
+        Expr::Literal(Scalar::F32, f64::from(v))
     }
 
     pub fn unary(op: UnaryOp, x: Expr) -> Expr {
@@ -92,65 +148,195 @@ impl Expr {
         Expr::Binary(op, Box::new(a), Box::new(b))
     }
 
-    /// The scalar type of the expression, given its inputs' types.
-    pub fn scalar(&self, inputs: &[Scalar]) -> Option<Scalar> {
+    pub fn select(cond: Expr, then: Expr, otherwise: Expr) -> Expr {
+        Expr::Select(Box::new(cond), Box::new(then), Box::new(otherwise))
+    }
+
+    pub fn cast(to: Scalar, x: Expr) -> Expr {
+        Expr::Cast(to, Box::new(x))
+    }
+
+    /// Whether the expression reads output coordinates.
+    pub fn uses_coords(&self) -> bool {
         match self {
-            Expr::Input(i) => inputs.get(*i).copied(),
-            Expr::Unary(_, x) => x.scalar(inputs),
-            Expr::Binary(op, a, _) if op.is_comparison() => a.scalar(inputs).map(|_| Scalar::Bool),
-            Expr::Binary(_, a, _) => a.scalar(inputs),
+            Expr::Coord(_) => true,
+            Expr::Input(_) | Expr::Literal(..) => false,
+            Expr::Unary(_, x) | Expr::Cast(_, x) => x.uses_coords(),
+            Expr::Binary(_, a, b) => a.uses_coords() || b.uses_coords(),
+            Expr::Select(c, a, b) => c.uses_coords() || a.uses_coords() || b.uses_coords(),
         }
     }
 
-    /// WGSL for the expression's value, in the storage type of its scalar (`u32` for bools),
-    /// where input `i`'s element is the variable `x{i}`.
-    pub fn wgsl(&self, inputs: &[Scalar]) -> Result<String, String> {
+    /// The scalar type of the expression given its inputs' types, or why it has none.
+    pub fn scalar(&self, inputs: &[Scalar]) -> Result<Scalar, String> {
         Ok(match self {
-            Expr::Input(i) => {
-                if *i >= inputs.len() {
-                    return Err(format!("input {i} of {}", inputs.len()));
+            Expr::Input(i) => *inputs
+                .get(*i)
+                .ok_or_else(|| format!("input {i} of {}", inputs.len()))?,
+            Expr::Literal(ty, _) => *ty,
+            Expr::Coord(_) => Scalar::I32,
+            Expr::Cast(ty, x) => {
+                x.scalar(inputs)?;
+                *ty
+            }
+            Expr::Unary(op, x) => match (op, x.scalar(inputs)?) {
+                (_, Scalar::Bool) => return Err(format!("{op:?} of a bool")),
+                (UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign, ty) => ty,
+                (_, Scalar::F32) => Scalar::F32,
+                (op, ty) => return Err(format!("{op:?} of {ty:?}")),
+            },
+            Expr::Binary(op, a, b) => {
+                let (ta, tb) = (a.scalar(inputs)?, b.scalar(inputs)?);
+                if ta != tb {
+                    return Err(format!("{op:?} of {ta:?} and {tb:?}"));
                 }
-                format!("x{i}")
+                match (op.is_comparison(), ta) {
+                    (true, _) => Scalar::Bool,
+                    (false, Scalar::Bool) => return Err(format!("{op:?} of bools")),
+                    (false, ty) => ty,
+                }
+            }
+            Expr::Select(c, a, b) => {
+                if c.scalar(inputs)? != Scalar::Bool {
+                    return Err("a select whose condition is not a bool".into());
+                }
+                let (ta, tb) = (a.scalar(inputs)?, b.scalar(inputs)?);
+                if ta != tb {
+                    return Err(format!("a select of {ta:?} or {tb:?}"));
+                }
+                ta
+            }
+        })
+    }
+
+    /// The expression's value in `dialect`, in the storage type of its scalar (a 0/1 word for
+    /// bools), where input `i`'s element is the variable `x{i}` and the output coordinate
+    /// along axis `a` is the variable `c{a}`.
+    pub fn emit(&self, dialect: Dialect, inputs: &[Scalar]) -> Result<String, String> {
+        let ty = self.scalar(inputs)?;
+        let wgsl = dialect == Dialect::Wgsl;
+        Ok(match self {
+            Expr::Input(i) => format!("x{i}"),
+            Expr::Coord(axis) if wgsl => format!("i32(c{axis})"),
+            Expr::Coord(axis) => format!("((int)c{axis})"),
+            Expr::Literal(ty, v) => literal(dialect, *ty, *v),
+            Expr::Cast(to, x) => {
+                let from = x.scalar(inputs)?;
+                let v = x.emit(dialect, inputs)?;
+                cast(dialect, from, *to, &v)
             }
             Expr::Unary(op, x) => {
-                let ty = x.scalar(inputs).ok_or("untyped operand")?;
-                let v = x.wgsl(inputs)?;
-                match (op, ty) {
-                    (_, Scalar::Bool) => return Err(format!("{op:?} of a bool")),
-                    (UnaryOp::Neg, _) => format!("(-{v})"),
-                    (UnaryOp::Abs, _) => format!("abs({v})"),
-                    (UnaryOp::Sign, _) => format!("sign({v})"),
-                    (UnaryOp::Exp, Scalar::F32) => format!("exp({v})"),
-                    (UnaryOp::Log, Scalar::F32) => format!("log({v})"),
-                    (UnaryOp::Sqrt, Scalar::F32) => format!("sqrt({v})"),
-                    (op, ty) => return Err(format!("{op:?} of {ty:?}")),
+                let v = x.emit(dialect, inputs)?;
+                match (op, ty, wgsl) {
+                    (UnaryOp::Neg, Scalar::I32, false) => {
+                        format!("((int)(0u - (unsigned int)({v})))")
+                    }
+                    (UnaryOp::Neg, _, _) => format!("(-{v})"),
+                    (UnaryOp::Abs, _, true) => format!("abs({v})"),
+                    (UnaryOp::Abs, Scalar::F32, false) => format!("fabsf({v})"),
+                    (UnaryOp::Abs, _, false) => {
+                        format!(
+                            "((int)(({v}) < 0 ? 0u - (unsigned int)({v}) : (unsigned int)({v})))"
+                        )
+                    }
+                    (UnaryOp::Sign, _, true) => format!("sign({v})"),
+                    (UnaryOp::Sign, ty, false) => {
+                        let t = ty.storage(dialect);
+                        format!("(({t})(({v}) > 0) - ({t})(({v}) < 0))")
+                    }
+                    (UnaryOp::Exp, _, true) => format!("exp({v})"),
+                    (UnaryOp::Log, _, true) => format!("log({v})"),
+                    (UnaryOp::Sqrt, _, true) => format!("sqrt({v})"),
+                    (UnaryOp::Tanh, _, true) => format!("tanh({v})"),
+                    (UnaryOp::Exp, _, false) => format!("expf({v})"),
+                    (UnaryOp::Log, _, false) => format!("logf({v})"),
+                    (UnaryOp::Sqrt, _, false) => format!("sqrtf({v})"),
+                    (UnaryOp::Tanh, _, false) => format!("tanhf({v})"),
                 }
             }
             Expr::Binary(op, a, b) => {
-                let ty = a.scalar(inputs).ok_or("untyped operand")?;
-                if b.scalar(inputs) != Some(ty) {
-                    return Err(format!("{op:?} of mixed types"));
-                }
-                let (x, y) = (a.wgsl(inputs)?, b.wgsl(inputs)?);
-                let cmp = |sym: &str| format!("select(0u, 1u, {x} {sym} {y})");
-                match op {
-                    BinaryOp::Add => format!("({x} + {y})"),
-                    BinaryOp::Sub => format!("({x} - {y})"),
-                    BinaryOp::Mul => format!("({x} * {y})"),
-                    BinaryOp::Div if ty == Scalar::F32 => format!("({x} / {y})"),
-                    // WGSL gives the dividend for a zero divisor; the engine gives 0.
-                    BinaryOp::Div => format!("select({x} / {y}, 0, {y} == 0)"),
-                    BinaryOp::Max => format!("max({x}, {y})"),
-                    BinaryOp::Min => format!("min({x}, {y})"),
-                    BinaryOp::Eq => cmp("=="),
-                    BinaryOp::Ne => cmp("!="),
-                    BinaryOp::Lt => cmp("<"),
-                    BinaryOp::Le => cmp("<="),
-                    BinaryOp::Gt => cmp(">"),
-                    BinaryOp::Ge => cmp(">="),
+                let operand = a.scalar(inputs)?;
+                let (x, y) = (a.emit(dialect, inputs)?, b.emit(dialect, inputs)?);
+                binary(dialect, *op, operand, &x, &y)
+            }
+            Expr::Select(c, a, b) => {
+                let c = c.emit(dialect, inputs)?;
+                let (x, y) = (a.emit(dialect, inputs)?, b.emit(dialect, inputs)?);
+                if wgsl {
+                    format!("select({y}, {x}, {c} != 0u)")
+                } else {
+                    format!("(({c}) != 0u ? ({x}) : ({y}))")
                 }
             }
         })
+    }
+
+    /// WGSL for the expression's value (see [`Expr::emit`]).
+    pub fn wgsl(&self, inputs: &[Scalar]) -> Result<String, String> {
+        self.emit(Dialect::Wgsl, inputs)
+    }
+}
+
+/// A constant, written through its bits for floats so that every value (infinities, NaN,
+/// subnormals) is exact in both languages.
+fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
+    match (dialect, ty) {
+        (Dialect::Wgsl, Scalar::F32) => format!("bitcast<f32>({:#x}u)", (v as f32).to_bits()),
+        (Dialect::Cuda, Scalar::F32) => format!("__int_as_float({:#x})", (v as f32).to_bits()),
+        (Dialect::Wgsl, Scalar::I32) => format!("i32({})", v as i32),
+        (Dialect::Cuda, Scalar::I32) => format!("((int){})", v as i32),
+        (_, Scalar::Bool) => if v != 0.0 { "1u" } else { "0u" }.to_string(),
+    }
+}
+
+/// `v` of type `from` as a `to`, as Rust's `as` converts.
+fn cast(dialect: Dialect, from: Scalar, to: Scalar, v: &str) -> String {
+    let wgsl = dialect == Dialect::Wgsl;
+    match (from, to) {
+        (a, b) if a == b => v.to_string(),
+        (_, Scalar::Bool) if wgsl => format!("select(0u, 1u, {v} != {})", zero(dialect, from)),
+        (_, Scalar::Bool) => format!("((unsigned int)(({v}) != {}))", zero(dialect, from)),
+        // WGSL's conversion clamps to the integer range (NaN gives some value; Rust gives 0).
+        (Scalar::F32, Scalar::I32) if wgsl => format!("select(i32({v}), 0, {v} != {v})"),
+        // A saturating conversion toward zero, NaN to 0: Rust's `as`.
+        (Scalar::F32, Scalar::I32) => format!("__float2int_rz({v})"),
+        (_, to) if wgsl => format!("{}({v})", to.storage(dialect)),
+        (_, to) => format!("(({})({v}))", to.storage(dialect)),
+    }
+}
+
+fn zero(dialect: Dialect, ty: Scalar) -> String {
+    literal(dialect, ty, 0.0)
+}
+
+fn binary(dialect: Dialect, op: BinaryOp, ty: Scalar, x: &str, y: &str) -> String {
+    let wgsl = dialect == Dialect::Wgsl;
+    let sym = op.symbol();
+    if op.is_comparison() {
+        return if wgsl {
+            format!("select(0u, 1u, {x} {sym} {y})")
+        } else {
+            format!("((unsigned int)(({x}) {sym} ({y})))")
+        };
+    }
+    match (op, ty, wgsl) {
+        (BinaryOp::Max, _, true) => format!("max({x}, {y})"),
+        (BinaryOp::Min, _, true) => format!("min({x}, {y})"),
+        (BinaryOp::Max, Scalar::F32, false) => format!("fmaxf({x}, {y})"),
+        (BinaryOp::Min, Scalar::F32, false) => format!("fminf({x}, {y})"),
+        (BinaryOp::Max, _, false) => format!("max({x}, {y})"),
+        (BinaryOp::Min, _, false) => format!("min({x}, {y})"),
+        // WGSL gives the dividend for a zero divisor; the engine gives 0.
+        (BinaryOp::Div, Scalar::I32, true) => format!("select({x} / {y}, 0, {y} == 0)"),
+        // C leaves a zero divisor and INT_MIN / -1 undefined; the engine gives 0 and wraps.
+        (BinaryOp::Div, Scalar::I32, false) => format!(
+            "(({y}) == 0 ? 0 : ({y}) == -1 ? (int)(0u - (unsigned int)({x})) : ({x}) / ({y}))"
+        ),
+        // WGSL integers wrap; C's signed overflow is undefined, so CUDA wraps in unsigned.
+        (_, Scalar::I32, false) => {
+            format!("((int)((unsigned int)({x}) {sym} (unsigned int)({y})))")
+        }
+        _ => format!("({x} {sym} {y})"),
     }
 }
 
@@ -165,12 +351,16 @@ mod tests {
         assert_eq!(code, "select(x0 / x1, 0, x1 == 0)");
         let code = e.wgsl(&[Scalar::F32, Scalar::F32]).expect("f32 division");
         assert_eq!(code, "(x0 / x1)");
+        let code = e
+            .emit(Dialect::Cuda, &[Scalar::I32, Scalar::I32])
+            .expect("CUDA i32 division");
+        assert!(code.starts_with("((x1) == 0 ? 0"), "{code}");
     }
 
     #[test]
     fn comparisons_store_bools_as_words() {
         let e = Expr::binary(BinaryOp::Lt, Expr::input(0), Expr::input(1));
-        assert_eq!(e.scalar(&[Scalar::F32, Scalar::F32]), Some(Scalar::Bool));
+        assert_eq!(e.scalar(&[Scalar::F32, Scalar::F32]), Ok(Scalar::Bool));
         assert_eq!(
             e.wgsl(&[Scalar::F32, Scalar::F32]).expect("compare"),
             "select(0u, 1u, x0 < x1)"
@@ -178,11 +368,26 @@ mod tests {
     }
 
     #[test]
-    fn what_wgsl_cannot_do_is_an_error() {
+    fn float_literals_are_exact_bits() {
+        let e = Expr::binary(BinaryOp::Max, Expr::input(0), Expr::f32(f32::NEG_INFINITY));
+        assert_eq!(
+            e.wgsl(&[Scalar::F32]).expect("max"),
+            "max(x0, bitcast<f32>(0xff800000u))"
+        );
+        assert_eq!(
+            e.emit(Dialect::Cuda, &[Scalar::F32]).expect("max"),
+            "fmaxf(x0, __int_as_float(0xff800000))"
+        );
+    }
+
+    #[test]
+    fn what_gpus_cannot_do_is_an_error() {
         let log = Expr::unary(UnaryOp::Log, Expr::input(0));
         assert!(log.wgsl(&[Scalar::I32]).is_err());
         let add = Expr::binary(BinaryOp::Add, Expr::input(0), Expr::input(1));
         assert!(add.wgsl(&[Scalar::F32, Scalar::I32]).is_err());
         assert!(add.wgsl(&[Scalar::F32]).is_err(), "a missing input");
+        let select = Expr::select(Expr::input(0), Expr::input(0), Expr::input(0));
+        assert!(select.wgsl(&[Scalar::F32]).is_err(), "a float condition");
     }
 }

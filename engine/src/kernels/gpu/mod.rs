@@ -1,20 +1,45 @@
-//! GPU kernels on the portable GPU device (`crate::devices::gpu`): elementwise ones generated
-//! from one small description ([`expr`]), reductions and a tiled matrix product. Ops without
-//! one here run on the CPU when their node asks for a GPU (soft placement).
+//! GPU kernels on the portable GPU device (`crate::devices::gpu`), generated from one small
+//! description ([`expr`], [`program`]) that emits WGSL and CUDA C alike: maps with
+//! broadcasting and views, reductions, and chains of them (softmax, cross-entropy); beside
+//! them a tiled matrix product. Ops without one here run on the CPU when their node asks for
+//! a GPU (soft placement).
 
+pub mod array;
 pub mod elementwise;
 pub mod expr;
 pub mod matmul;
+pub mod nn;
+pub mod program;
 pub mod reduce;
 
 use super::KernelTable;
-use crate::ops::{Binary, Compare, MatMul, Reduce, Unary};
+use crate::ops::*;
 
 /// Registers every GPU kernel.
 pub(crate) fn register(table: &mut KernelTable) {
+    // Arrays and indexing.
+    table.add_gpu::<Cast>();
+    table.add_gpu::<Identity>();
+    table.add_gpu::<Reshape>();
+    table.add_gpu::<ReshapeLike>();
+    table.add_gpu::<Select>();
+    table.add_gpu::<Transpose>();
+    table.add_gpu::<ExpandDims>();
+    table.add_gpu::<Squeeze>();
+    table.add_gpu::<FillLike>();
+    table.add_gpu::<Slice>();
+    table.add_gpu::<OneHot>();
+    // Math, reductions, linear algebra.
     table.add_gpu::<Binary>();
     table.add_gpu::<Unary>();
     table.add_gpu::<Compare>();
     table.add_gpu::<Reduce>();
+    table.add_gpu::<BroadcastLike>();
+    table.add_gpu::<SumToLike>();
     table.add_gpu::<MatMul>();
+    // Neural networks.
+    table.add_gpu::<Activation>();
+    table.add_gpu::<ReluGrad>();
+    table.add_gpu::<Softmax>();
+    table.add_gpu::<SoftmaxCrossEntropy>();
 }

@@ -1,14 +1,21 @@
-//! Sums, means and maxima over axes: one thread per output element, walking its reduced
-//! elements in row-major order, so sums add in the same order as the CPU kernel.
+//! Sums, means and maxima over axes (the program is [`ReduceProgram`]), and the gradients
+//! of reductions and broadcasts.
 
-use super::expr::Scalar;
-use crate::devices::gpu::{GpuDevice, WORKGROUP_SIZE};
+use super::array::{held, reshaped};
+use super::elementwise::map_views;
+use super::expr::Expr;
+use super::expr::{Dialect, Scalar};
+use super::program::ReduceProgram;
+use super::program::View;
+use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
+use crate::kernels::cpu::broadcast::broadcast_strides;
 use crate::kernels::cpu::indexing::row_major_strides;
+use crate::kernels::cpu::reduce::kept_shape;
 use crate::kernels::{GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
-use crate::ops::{Reduce, ReduceKind};
+use crate::ops::{BroadcastLike, Reduce, ReduceKind, SumToLike};
 
 /// The scalar a GPU reduces `dtype` in, where it computes `kind` as the CPU does (not bools,
 /// nor integer means, which the CPU takes in f64).
@@ -99,7 +106,11 @@ fn run(
             params.push(word(stride)?);
         }
     }
-    let pipeline = gpu.pipeline(&program(op.kind, scalar))?;
+    let program = ReduceProgram {
+        kind: op.kind,
+        scalar,
+    };
+    let pipeline = gpu.pipeline(&program.source(Dialect::Wgsl)?)?;
     let (Storage::Gpu(xb), Storage::Gpu(ob)) = (&x.storage, &out.storage) else {
         return Err(KernelError::Message(
             "a GPU reduction got a host tensor".into(),
@@ -109,60 +120,80 @@ fn run(
     Ok(out)
 }
 
-fn program(kind: ReduceKind, scalar: Scalar) -> String {
-    let ty = scalar.wgsl_storage();
-    let (init, combine, finish) = match (kind, scalar) {
-        (ReduceKind::Sum, _) => (format!("{ty}(0)"), "acc + v", "acc"),
-        (ReduceKind::Mean, _) => (format!("{ty}(0)"), "acc + v", "acc / f32(max(count, 1u))"),
-        // The lowest value, written through its bits (WGSL has no literal for -inf); NaN
-        // wins over any number, as on the CPU.
-        (ReduceKind::Max, Scalar::F32) => (
-            "bitcast<f32>(0xff800000u)".to_string(),
-            "select(acc, v, v > acc || v != v)",
-            "acc",
-        ),
-        (ReduceKind::Max, _) => (
-            format!("bitcast<{ty}>(0x80000000u)"),
-            "select(acc, v, v > acc)",
-            "acc",
-        ),
-    };
-    format!(
-        "@group(0) @binding(0) var<storage, read> x: array<{ty}>;
-@group(0) @binding(1) var<storage, read_write> out: array<{ty}>;
-@group(0) @binding(2) var<storage, read> params: array<u32>;
+/// A reduction's gradient: `dy` (reduced, kept or not) read along the reduced axes of `x`.
+impl GpuKernel for BroadcastLike {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        held(inputs)
+    }
 
-@compute @workgroup_size({WORKGROUP_SIZE})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {{
-    let o = gid.y * groups.x * {WORKGROUP_SIZE}u + gid.x;
-    if (o >= params[0]) {{ return; }}
-    let count = params[1];
-    let nk = params[2];
-    let nr = params[3];
-    var rest = o;
-    var base = 0u;
-    for (var d = 0u; d < nk; d++) {{
-        let axis = nk - 1u - d;
-        let dim = params[4u + axis];
-        base += (rest % dim) * params[4u + nk + axis];
-        rest = rest / dim;
-    }}
-    let r0 = 4u + 2u * nk;
-    var acc: {ty} = {init};
-    for (var j = 0u; j < count; j++) {{
-        var r = j;
-        var off = base;
-        for (var d = 0u; d < nr; d++) {{
-            let axis = nr - 1u - d;
-            let dim = params[r0 + axis];
-            off += (r % dim) * params[r0 + nr + axis];
-            r = r / dim;
-        }}
-        let v = x[off];
-        acc = {combine};
-    }}
-    out[o] = {finish};
-}}
-"
-    )
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let (dy, x) = (inputs[0], inputs[1]);
+        let axes = normalize_axes(&self.axes, x.shape.len())?;
+        let kept = reshaped(dy, kept_shape(&x.shape, &axes))?;
+        let view = View {
+            offset: 0,
+            strides: broadcast_strides(&kept.shape, &x.shape),
+        };
+        Ok(vec![map_views(
+            gpu,
+            &Expr::input(0),
+            &[(&kept, view)],
+            &x.shape,
+        )?])
+    }
+}
+
+/// A broadcast's gradient: `g` summed down to the shape of `like`.
+impl GpuKernel for SumToLike {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        inputs.len() == 2
+            && held(inputs)
+            && reduced_scalar(ReduceKind::Sum, inputs[0].dtype).is_some()
+    }
+
+    fn compute_gpu(
+        &self,
+        gpu: &GpuDevice,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let (g, like) = (inputs[0], inputs[1]);
+        if g.shape == like.shape {
+            return Ok(vec![g.clone()]);
+        }
+        // Leading axes that `like` lacks are summed away, and the axes where it has 1.
+        let extra = g.shape.len().saturating_sub(like.shape.len());
+        let mut target = vec![1; extra];
+        target.extend_from_slice(&like.shape);
+        if target.len() != g.shape.len() {
+            return Err(KernelError::Message(format!(
+                "cannot sum {:?} down to {:?}",
+                g.shape, like.shape
+            )));
+        }
+        let mut axes = Vec::new();
+        for (axis, (&have, &want)) in g.shape.iter().zip(&target).enumerate() {
+            match (have, want) {
+                (h, w) if h == w => {}
+                (_, 1) => axes.push(axis as i64),
+                _ => {
+                    return Err(KernelError::Message(format!(
+                        "cannot sum {:?} down to {:?}",
+                        g.shape, like.shape
+                    )))
+                }
+            }
+        }
+        let sum = Reduce {
+            kind: ReduceKind::Sum,
+            axes,
+            keep_dims: true,
+        };
+        let out = reduce(gpu, &sum, g)
+            .unwrap_or_else(|| Err(KernelError::Message(format!("no GPU sum of {}", g.dtype))))?;
+        Ok(vec![reshaped(&out, like.shape.clone())?])
+    }
 }

@@ -1,0 +1,358 @@
+//! Whole GPU programs from the kernel description, in either language ([`Dialect`]): a map
+//! (one thread per output element, each input read through a [`View`] of offsets and strides,
+//! the value an [`Expr`]) and a reduction over axes. Everything the GPU kernels of the engine
+//! run, besides the matrix product, is one of these or a chain of them, so both languages get
+//! every kernel from this one file.
+//!
+//! Bindings and parameters are the same in both languages: the inputs in order, the output,
+//! then a word array of parameters. A program reads its element index as
+//! `(group.y * groups.x + group.x) * WORKGROUP_SIZE + thread`.
+
+use super::expr::{Dialect, Expr, Scalar};
+use crate::devices::gpu::WORKGROUP_SIZE;
+use crate::ops::ReduceKind;
+use std::fmt::Write;
+
+/// The name of every CUDA kernel's entry point.
+pub const CUDA_ENTRY: &str = "sluice_kernel";
+
+/// How a map's input is read: element `offset + sum(coord[a] * strides[a])` for the output
+/// element at `coord`. Broadcasting is a zero stride, a transpose permuted strides, a slice
+/// an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub offset: usize,
+    pub strides: Vec<usize>,
+}
+
+/// A map program: `out[i] = expr(inputs read at i's coordinates)`. Strided maps (and maps
+/// reading coordinates) are generated for their rank, the shape and views coming as
+/// parameters; plain ones read every input at `i`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapProgram {
+    pub expr: Expr,
+    pub inputs: Vec<Scalar>,
+    /// `None`: every input is read at the output's own index.
+    pub rank: Option<usize>,
+}
+
+impl MapProgram {
+    /// The output's scalar type.
+    pub fn output(&self) -> Result<Scalar, String> {
+        self.expr.scalar(&self.inputs)
+    }
+
+    /// The parameter words: `[len]`, then for a strided map the shape and each input's offset
+    /// and strides.
+    pub fn params(&self, shape: &[usize], views: &[View]) -> Result<Vec<u32>, String> {
+        let mut words = vec![word(shape.iter().product())?];
+        if self.rank.is_some() {
+            for &d in shape {
+                words.push(word(d)?);
+            }
+            for view in views {
+                words.push(word(view.offset)?);
+                for &s in &view.strides {
+                    words.push(word(s)?);
+                }
+            }
+        }
+        Ok(words)
+    }
+
+    pub fn source(&self, dialect: Dialect) -> Result<String, String> {
+        let value = self.expr.emit(dialect, &self.inputs)?;
+        let out = self.output()?;
+        let n = self.inputs.len();
+        let mut s = header(dialect, &self.inputs, out);
+        let mut line = |text: String| {
+            let _ = writeln!(s, "    {text}");
+        };
+        match self.rank {
+            None => {
+                for k in 0..n {
+                    line(decl(
+                        dialect,
+                        self.inputs[k],
+                        &format!("x{k}"),
+                        &format!("in{k}[i]"),
+                    ));
+                }
+            }
+            Some(rank) => {
+                // Coordinates from the index, last axis fastest; then each input's element.
+                line(var(dialect, "rest", "i"));
+                for axis in (0..rank).rev() {
+                    let dim = format!("params[{}u]", 1 + axis);
+                    line(decl_u32(
+                        dialect,
+                        &format!("c{axis}"),
+                        &format!("rest % {dim}"),
+                    ));
+                    line(format!("rest = rest / {dim};"));
+                }
+                for k in 0..n {
+                    let base = 1 + rank + k * (rank + 1);
+                    let mut offset = format!("params[{base}u]");
+                    for axis in 0..rank {
+                        let _ = write!(offset, " + c{axis} * params[{}u]", base + 1 + axis);
+                    }
+                    line(decl(
+                        dialect,
+                        self.inputs[k],
+                        &format!("x{k}"),
+                        &format!("in{k}[{offset}]"),
+                    ));
+                }
+            }
+        }
+        line(format!("out[i] = {value};"));
+        s.push_str("}\n");
+        Ok(s)
+    }
+}
+
+/// A reduction of one input over some of its axes: one thread per output element, walking
+/// its reduced elements in row-major order, so sums add in the same order as on the CPU.
+/// Parameters: `[outputs, count, kept rank, reduced rank, kept dims, kept strides, reduced
+/// dims, reduced strides]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReduceProgram {
+    pub kind: ReduceKind,
+    pub scalar: Scalar,
+}
+
+impl ReduceProgram {
+    pub fn source(&self, dialect: Dialect) -> Result<String, String> {
+        let ty = self.scalar.storage(dialect);
+        let wgsl = dialect == Dialect::Wgsl;
+        let zero = literal(dialect, self.scalar, 0.0);
+        let (init, combine, finish) = match (self.kind, self.scalar) {
+            (_, Scalar::Bool) => return Err("a reduction of bools".into()),
+            (ReduceKind::Mean, Scalar::I32) => return Err("an integer mean".into()),
+            (ReduceKind::Sum, Scalar::I32) if !wgsl => (
+                zero,
+                "(int)((unsigned int)acc + (unsigned int)v)".to_string(),
+                "acc".to_string(),
+            ),
+            (ReduceKind::Sum, _) => (zero, "acc + v".into(), "acc".into()),
+            (ReduceKind::Mean, _) => (
+                zero,
+                "acc + v".into(),
+                if wgsl {
+                    "acc / f32(max(count, 1u))".into()
+                } else {
+                    "acc / (float)max(count, 1u)".into()
+                },
+            ),
+            // NaN wins over any number, as on the CPU.
+            (ReduceKind::Max, Scalar::F32) => (
+                literal(dialect, Scalar::F32, f64::NEG_INFINITY),
+                select(dialect, "v > acc || v != v", "v", "acc"),
+                "acc".into(),
+            ),
+            (ReduceKind::Max, _) => (
+                literal(dialect, Scalar::I32, f64::from(i32::MIN)),
+                select(dialect, "v > acc", "v", "acc"),
+                "acc".into(),
+            ),
+        };
+        let mut s = header(dialect, &[self.scalar], self.scalar);
+        let mut line = |text: &str| {
+            let _ = writeln!(s, "    {text}");
+        };
+        line(&decl_u32(dialect, "count", "params[1]"));
+        line(&decl_u32(dialect, "nk", "params[2]"));
+        line(&decl_u32(dialect, "nr", "params[3]"));
+        line(&var(dialect, "rest", "i"));
+        line(&var(dialect, "base", "0u"));
+        line(&for_up(dialect, "d", "nk"));
+        line(
+            "    let axis = nk - 1u - d;"
+                .replace("let", u32_let(dialect))
+                .as_str(),
+        );
+        line(
+            "    let dim = params[4u + axis];"
+                .replace("let", u32_let(dialect))
+                .as_str(),
+        );
+        line("    base += (rest % dim) * params[4u + nk + axis];");
+        line("    rest = rest / dim;");
+        line("}");
+        line(&decl_u32(dialect, "r0", "4u + 2u * nk"));
+        line(&if wgsl {
+            format!("var acc: {ty} = {init};")
+        } else {
+            format!("{ty} acc = {init};")
+        });
+        line(&for_up(dialect, "j", "count"));
+        line(&format!("    {}", var(dialect, "r", "j")));
+        line(&format!("    {}", var(dialect, "off", "base")));
+        line(&format!("    {}", for_up(dialect, "d", "nr")));
+        line(
+            "        let axis = nr - 1u - d;"
+                .replace("let", u32_let(dialect))
+                .as_str(),
+        );
+        line(
+            "        let dim = params[r0 + axis];"
+                .replace("let", u32_let(dialect))
+                .as_str(),
+        );
+        line("        off += (r % dim) * params[r0 + nr + axis];");
+        line("        r = r / dim;");
+        line("    }");
+        line(&format!(
+            "    {}",
+            decl(dialect, self.scalar, "v", "in0[off]")
+        ));
+        line(&format!("    acc = {combine};"));
+        line("}");
+        line(&format!("out[i] = {finish};"));
+        s.push_str("}\n");
+        Ok(s)
+    }
+}
+
+/// A parameter word, or an error for a size one kernel cannot index.
+pub fn word(v: usize) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("{v} elements are too many for one GPU kernel"))
+}
+
+/// Bindings, the entry point and the element index, up to the bounds check.
+fn header(dialect: Dialect, inputs: &[Scalar], out: Scalar) -> String {
+    let n = inputs.len();
+    let mut s = String::new();
+    match dialect {
+        Dialect::Wgsl => {
+            for (k, ty) in inputs.iter().enumerate() {
+                let ty = ty.storage(dialect);
+                let _ = writeln!(
+                    s,
+                    "@group(0) @binding({k}) var<storage, read> in{k}: array<{ty}>;"
+                );
+            }
+            let ty = out.storage(dialect);
+            let _ = writeln!(
+                s,
+                "@group(0) @binding({n}) var<storage, read_write> out: array<{ty}>;"
+            );
+            let _ = writeln!(
+                s,
+                "@group(0) @binding({}) var<storage, read> params: array<u32>;",
+                n + 1
+            );
+            let _ = writeln!(s, "@compute @workgroup_size({WORKGROUP_SIZE})");
+            let _ = writeln!(s, "fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32, @builtin(num_workgroups) groups: vec3<u32>) {{");
+        }
+        Dialect::Cuda => {
+            let mut args: Vec<String> = (inputs.iter().enumerate())
+                .map(|(k, ty)| format!("const {}* __restrict__ in{k}", ty.storage(dialect)))
+                .collect();
+            args.push(format!("{}* __restrict__ out", out.storage(dialect)));
+            args.push("const unsigned int* __restrict__ params".into());
+            let _ = writeln!(
+                s,
+                "extern \"C\" __global__ void __launch_bounds__({WORKGROUP_SIZE}) {CUDA_ENTRY}({}) {{",
+                args.join(", ")
+            );
+            let _ = writeln!(s, "    const unsigned int thread = threadIdx.x;");
+            let _ = writeln!(s, "    const uint3 group = blockIdx;");
+            let _ = writeln!(s, "    const dim3 groups = gridDim;");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "    {}",
+        decl_u32(
+            dialect,
+            "i",
+            &format!("(group.y * groups.x + group.x) * {WORKGROUP_SIZE}u + thread")
+        )
+    );
+    let _ = writeln!(s, "    if (i >= params[0]) {{ return; }}");
+    s
+}
+
+fn u32_let(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Wgsl => "let",
+        Dialect::Cuda => "const unsigned int",
+    }
+}
+
+fn decl_u32(dialect: Dialect, name: &str, value: &str) -> String {
+    format!("{} {name} = {value};", u32_let(dialect))
+}
+
+fn decl(dialect: Dialect, ty: Scalar, name: &str, value: &str) -> String {
+    match dialect {
+        Dialect::Wgsl => format!("let {name} = {value};"),
+        Dialect::Cuda => format!("const {} {name} = {value};", ty.storage(dialect)),
+    }
+}
+
+/// A mutable u32.
+fn var(dialect: Dialect, name: &str, value: &str) -> String {
+    match dialect {
+        Dialect::Wgsl => format!("var {name}: u32 = {value};"),
+        Dialect::Cuda => format!("unsigned int {name} = {value};"),
+    }
+}
+
+fn for_up(dialect: Dialect, name: &str, bound: &str) -> String {
+    match dialect {
+        Dialect::Wgsl => format!("for (var {name} = 0u; {name} < {bound}; {name}++) {{"),
+        Dialect::Cuda => format!("for (unsigned int {name} = 0u; {name} < {bound}; {name}++) {{"),
+    }
+}
+
+fn select(dialect: Dialect, cond: &str, then: &str, otherwise: &str) -> String {
+    match dialect {
+        Dialect::Wgsl => format!("select({otherwise}, {then}, {cond})"),
+        Dialect::Cuda => format!("(({cond}) ? ({then}) : ({otherwise}))"),
+    }
+}
+
+fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
+    match Expr::Literal(ty, v).emit(dialect, &[]) {
+        Ok(s) => s,
+        // A literal always has a type; this arm is never taken.
+        Err(_) => "0".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gpu::expr::BinaryOp;
+
+    #[test]
+    fn a_strided_map_reads_each_input_through_its_view() {
+        let program = MapProgram {
+            expr: Expr::binary(BinaryOp::Add, Expr::input(0), Expr::input(1)),
+            inputs: vec![Scalar::F32, Scalar::F32],
+            rank: Some(2),
+        };
+        let views = [
+            View {
+                offset: 0,
+                strides: vec![3, 1],
+            },
+            View {
+                offset: 5,
+                strides: vec![0, 1],
+            },
+        ];
+        let params = program.params(&[2, 3], &views).expect("params");
+        assert_eq!(params, vec![6, 2, 3, 0, 3, 1, 5, 0, 1]);
+        for dialect in [Dialect::Wgsl, Dialect::Cuda] {
+            let source = program.source(dialect).expect("source");
+            assert!(
+                source.contains("in1[params[6u] + c0 * params[7u] + c1 * params[8u]]"),
+                "{source}"
+            );
+        }
+    }
+}
