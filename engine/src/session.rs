@@ -72,6 +72,11 @@ impl Session {
         }
     }
 
+    /// The devices this session places nodes on.
+    pub fn devices(&self) -> &DeviceSet {
+        &self.devices
+    }
+
     /// A session on the standalone engine at `addr` (`host:port`, see `sluice-engine serve`)
     /// with the whole of `graph`: the same calls as an in-process session, run there. Nodes
     /// added to `graph` later travel before the next call.

@@ -4,6 +4,9 @@
 //! differences. On the GPU, soft placement is off: an op of a case without a GPU kernel is
 //! an error, not a silent run on the CPU.
 //!
+//! Every GPU program a case generates is also compiled as CUDA C with NVRTC and checked with
+//! ptxas for sm_90 (H100, H200): the CUDA form of each kernel is checked without a GPU.
+//!
 //! Runs on any Vulkan GPU, and on Mesa's software device (lavapipe) where there is none; skips
 //! (fails under CI) where there is no Vulkan device at all.
 #![cfg(feature = "engine")]
@@ -11,9 +14,13 @@
 mod common;
 
 use common::{require, sample};
+use sluice::devices::cuda::Nvrtc;
 use sluice::devices::gpu::{discover, GpuOptions};
+use sluice::devices::{Dialect, GpuProgram};
 use sluice::prelude::*;
 use sluice::SessionOptions;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 /// Where a case runs: the CPU, or the first GPU with no fallback.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,8 +78,8 @@ struct Case {
 }
 
 /// Runs a case on `device`: its outputs, then the gradients of `sum(output * weights)` over
-/// all outputs with respect to each float input.
-fn run(case: &Case, device: DeviceKind) -> Vec<Tensor> {
+/// all outputs with respect to each float input; and the GPU programs the run generated.
+fn run(case: &Case, device: DeviceKind) -> (Vec<Tensor>, Vec<Arc<dyn GpuProgram>>) {
     let g = Graph::new();
     let xs: Vec<Output> = (case.inputs.iter().enumerate())
         .map(|(i, t)| {
@@ -109,8 +116,12 @@ fn run(case: &Case, device: DeviceKind) -> Vec<Tensor> {
         }
     }
     let mut sess = Session::with_options(&g, device.options());
-    sess.run(&fetches, &feeds)
-        .unwrap_or_else(|e| panic!("run on {device:?}: {e}"))
+    let results = (sess.run(&fetches, &feeds)).unwrap_or_else(|e| panic!("run on {device:?}: {e}"));
+    let programs = match device {
+        DeviceKind::Cpu => Vec::new(),
+        DeviceKind::Gpu => sess.devices().gpus()[0].programs(),
+    };
+    (results, programs)
 }
 
 /// Checks a case's GPU results against its CPU results.
@@ -118,8 +129,8 @@ fn check(case: Case) {
     if !have_gpu() {
         return;
     }
-    let cpu = run(&case, DeviceKind::Cpu);
-    let gpu = run(&case, DeviceKind::Gpu);
+    let (cpu, _) = run(&case, DeviceKind::Cpu);
+    let (gpu, programs) = run(&case, DeviceKind::Gpu);
     assert_eq!(cpu.len(), gpu.len());
     for (k, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
         assert_eq!(c.shape(), g.shape(), "result {k}: shape");
@@ -134,6 +145,78 @@ fn check(case: Case) {
             );
         }
     }
+    assert!(!programs.is_empty(), "the GPU generated no programs");
+    check_cuda(&programs);
+}
+
+/// NVRTC and ptxas, from PyPI's nvidia-cuda-nvrtc and nvidia-cuda-nvcc (CUDA 13.0, as the GPU
+/// machines' driver), where `SLUICE_NVRTC` and `SLUICE_PTXAS` name them.
+fn cuda_tools() -> Option<&'static (Nvrtc, PathBuf)> {
+    static TOOLS: OnceLock<Option<(Nvrtc, PathBuf)>> = OnceLock::new();
+    let tools = TOOLS.get_or_init(|| {
+        let nvrtc = Nvrtc::load().ok()?;
+        let ptxas = PathBuf::from(std::env::var_os("SLUICE_PTXAS")?);
+        ptxas.is_file().then_some((nvrtc, ptxas))
+    });
+    require(
+        tools.is_some(),
+        "no NVRTC and ptxas to check the generated CUDA kernels",
+        "pip install nvidia-cuda-nvrtc==13.0.* nvidia-cuda-nvcc==13.0.* into a venv and set \
+         SLUICE_NVRTC (libnvrtc.so.13) and SLUICE_PTXAS, as .ci/run does",
+    )
+    .then_some(tools.as_ref())
+    .flatten()
+}
+
+/// Compiles each program's CUDA C with NVRTC for sm_90 and checks the PTX with ptxas: it
+/// assembles, and a block of 256 threads neither spills registers nor runs out of them.
+fn check_cuda(programs: &[Arc<dyn GpuProgram>]) {
+    let Some((nvrtc, ptxas)) = cuda_tools() else {
+        return;
+    };
+    assert_eq!(
+        nvrtc.version().0,
+        13,
+        "NVRTC {:?}: the GPU machines run CUDA 13.0",
+        nvrtc.version()
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-ptx-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    for (k, program) in programs.iter().enumerate() {
+        let source = program.source(Dialect::Cuda).expect("CUDA source");
+        let ptx = nvrtc
+            .compile(&source, "compute_90")
+            .unwrap_or_else(|e| panic!("{program:?} does not compile: {e}"));
+        let file = dir.join(format!("kernel{k}.ptx"));
+        std::fs::write(&file, ptx).expect("write PTX");
+        let out = std::process::Command::new(ptxas)
+            .args(["-arch=sm_90", "-v", "-o"])
+            .arg(dir.join(format!("kernel{k}.cubin")))
+            .arg(&file)
+            .output()
+            .expect("run ptxas");
+        let report = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "ptxas rejects {program:?}:\n{report}\n{source}"
+        );
+        let registers: u32 = report
+            .split("Used ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no register count from ptxas:\n{report}"));
+        assert!(registers <= 255, "{registers} registers in {program:?}");
+        assert!(
+            report.contains("0 bytes spill stores, 0 bytes spill loads"),
+            "spills in {program:?}:\n{report}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One test per case, run on the CPU and the GPU and compared.

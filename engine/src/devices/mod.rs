@@ -3,6 +3,7 @@
 //! value of the public API: feeds, fetches, the wire and checkpoints copy at the boundary
 //! ([`Device::upload`], [`Device::download`]).
 
+pub mod cuda;
 pub mod gpu;
 
 use crate::tensor::{DType, Tensor};
@@ -24,6 +25,23 @@ impl fmt::Display for DeviceKind {
             DeviceKind::Gpu => "GPU",
         })
     }
+}
+
+/// The languages GPU kernels are generated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// WGSL, for wgpu (Vulkan, Metal, DX12).
+    Wgsl,
+    /// CUDA C, for NVRTC.
+    Cuda,
+}
+
+/// A GPU program that can be written in every [`Dialect`] (the generated kernels of
+/// `crate::kernels::gpu::program`).
+pub trait GpuProgram: fmt::Debug + Send + Sync {
+    /// The program's source in `dialect`; its entry point is `main` in WGSL and
+    /// `sluice_kernel` in CUDA C.
+    fn source(&self, dialect: Dialect) -> Result<String, String>;
 }
 
 /// What a device is, as `ListDevices` and `:devices` show it.

@@ -9,7 +9,9 @@ mod buffers;
 
 pub use buffers::GpuBuffer;
 
-use super::{Device, DeviceError, DeviceInfo, DeviceKind, DeviceTensor, Storage};
+use super::{
+    Device, DeviceError, DeviceInfo, DeviceKind, DeviceTensor, Dialect, GpuProgram, Storage,
+};
 use crate::tensor::{Buffer, DType, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,8 @@ pub struct GpuDevice {
     limits: wgpu::Limits,
     pool: buffers::Pool,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// The generated programs compiled here, in order: what the CUDA check compiles again.
+    programs: Mutex<Vec<Arc<dyn GpuProgram>>>,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -108,6 +112,7 @@ impl GpuDevice {
             limits,
             pool: buffers::Pool::default(),
             pipelines: Mutex::default(),
+            programs: Mutex::default(),
         })
     }
 
@@ -156,6 +161,31 @@ impl GpuDevice {
             shape: shape.to_vec(),
             storage: Storage::Gpu(buffer),
         })
+    }
+
+    /// The compute pipeline of a generated program, compiled from its WGSL on first use.
+    pub fn program<P: GpuProgram + Clone + 'static>(
+        &self,
+        program: &P,
+    ) -> Result<Arc<wgpu::ComputePipeline>, DeviceError> {
+        let source = program.source(Dialect::Wgsl).map_err(|e| self.failed(e))?;
+        let known = self
+            .pipelines
+            .lock()
+            .map_err(|_| self.failed("kernel cache poisoned"))?
+            .contains_key(&source);
+        let pipeline = self.pipeline(&source)?;
+        if !known {
+            if let Ok(mut programs) = self.programs.lock() {
+                programs.push(Arc::new(program.clone()));
+            }
+        }
+        Ok(pipeline)
+    }
+
+    /// The generated programs compiled on this device so far.
+    pub fn programs(&self) -> Vec<Arc<dyn GpuProgram>> {
+        self.programs.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// The compute pipeline of a WGSL program whose entry point is `main`, compiled on first

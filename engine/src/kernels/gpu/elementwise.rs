@@ -101,7 +101,7 @@ pub fn map_views(
     }
     let views: Vec<View> = inputs.iter().map(|(_, v)| v.clone()).collect();
     let params = program.params(shape, &views)?;
-    let pipeline = gpu.pipeline(&program.source(Dialect::Wgsl).map_err(no_kernel)?)?;
+    let pipeline = gpu.program(&program)?;
     let mut buffers = Vec::with_capacity(inputs.len() + 1);
     for t in inputs.iter().map(|(t, _)| &t.storage).chain([&out.storage]) {
         match t {

@@ -4,6 +4,7 @@
 //! and CUDA C for NVRTC. Programs around an expression (maps, reductions) are in
 //! [`super::program`].
 
+pub use crate::devices::Dialect;
 use crate::tensor::DType;
 
 /// Scalar types a GPU kernel computes with: 32-bit ones only (WGSL has no others). Bools are
@@ -50,15 +51,6 @@ impl Scalar {
             (Dialect::Cuda, Scalar::Bool) => "unsigned int",
         }
     }
-}
-
-/// The languages GPU code is emitted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// WGSL, for wgpu (Vulkan, Metal, DX12).
-    Wgsl,
-    /// CUDA C, for NVRTC.
-    Cuda,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 
 use super::expr::{Dialect, Expr, Scalar};
 use crate::devices::gpu::WORKGROUP_SIZE;
+use crate::devices::GpuProgram;
 use crate::ops::ReduceKind;
 use std::fmt::Write;
 
@@ -60,7 +61,7 @@ impl MapProgram {
         Ok(words)
     }
 
-    pub fn source(&self, dialect: Dialect) -> Result<String, String> {
+    fn map_source(&self, dialect: Dialect) -> Result<String, String> {
         let value = self.expr.emit(dialect, &self.inputs)?;
         let out = self.output()?;
         let n = self.inputs.len();
@@ -123,7 +124,7 @@ pub struct ReduceProgram {
 }
 
 impl ReduceProgram {
-    pub fn source(&self, dialect: Dialect) -> Result<String, String> {
+    fn reduce_source(&self, dialect: Dialect) -> Result<String, String> {
         let ty = self.scalar.storage(dialect);
         let wgsl = dialect == Dialect::Wgsl;
         let zero = literal(dialect, self.scalar, 0.0);
@@ -212,6 +213,18 @@ impl ReduceProgram {
         line(&format!("out[i] = {finish};"));
         s.push_str("}\n");
         Ok(s)
+    }
+}
+
+impl GpuProgram for MapProgram {
+    fn source(&self, dialect: Dialect) -> Result<String, String> {
+        self.map_source(dialect)
+    }
+}
+
+impl GpuProgram for ReduceProgram {
+    fn source(&self, dialect: Dialect) -> Result<String, String> {
+        self.reduce_source(dialect)
     }
 }
 
@@ -326,6 +339,7 @@ fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::GpuProgram;
     use crate::kernels::gpu::expr::BinaryOp;
 
     #[test]

@@ -4,7 +4,7 @@
 use super::array::{held, reshaped};
 use super::elementwise::map_views;
 use super::expr::Expr;
-use super::expr::{Dialect, Scalar};
+use super::expr::Scalar;
 use super::program::ReduceProgram;
 use super::program::View;
 use crate::devices::gpu::GpuDevice;
@@ -110,7 +110,7 @@ fn run(
         kind: op.kind,
         scalar,
     };
-    let pipeline = gpu.pipeline(&program.source(Dialect::Wgsl)?)?;
+    let pipeline = gpu.program(&program)?;
     let (Storage::Gpu(xb), Storage::Gpu(ob)) = (&x.storage, &out.storage) else {
         return Err(KernelError::Message(
             "a GPU reduction got a host tensor".into(),
