@@ -8,7 +8,7 @@ mod values;
 
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
-use crate::kernels::{BufferPool, Context, KernelError, VariableStore};
+use crate::kernels::{BufferPool, Context, GpuContext, KernelError, VariableStore};
 use crate::ops::{Effect, Op};
 use crate::tensor::Tensor;
 pub(crate) use placement::Placement;
@@ -250,12 +250,17 @@ impl Plan {
                     let inputs: Vec<_> = (step.inputs.iter())
                         .map(|&s| {
                             input(&mut slots, s, &failed)?
-                                .on_gpu(device)
+                                .for_gpu(device)
                                 .map_err(&failed)
                         })
                         .collect::<Result<_, _>>()?;
                     let refs: Vec<_> = inputs.iter().collect();
-                    let out = kernel(&*step.op, device, &refs)
+                    let mut ctx = GpuContext {
+                        node: step.node,
+                        gpu: device,
+                        variables,
+                    };
+                    let out = kernel(&*step.op, &mut ctx, &refs)
                         .map_err(|e| kernel_error(e, step, graph))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::gpu(device.clone(), t));

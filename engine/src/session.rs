@@ -228,7 +228,14 @@ impl Session {
 
     /// The current value of a variable.
     pub fn variable(&self, var: Output) -> Option<Tensor> {
-        self.variables.get(var.node()).cloned()
+        match self.variables.value(var.node()) {
+            Ok(value) => Some(value),
+            Err(crate::kernels::KernelError::Uninitialized(_)) => None,
+            Err(e) => {
+                tracing::error!("cannot read {}: {e:?}", var.name());
+                None
+            }
+        }
     }
 
     /// Sets a variable's value; its dtype and shape must fit the variable's.

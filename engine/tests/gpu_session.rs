@@ -162,3 +162,108 @@ fn without_soft_placement_an_op_with_no_gpu_kernel_is_an_error() {
     );
     assert!(err.to_string().contains(&best.name()), "{err}");
 }
+
+/// An MLP's variables after `steps` steps of `optimizer`, trained on `device`.
+fn train_mlp(
+    device: &str,
+    options: SessionOptions,
+    optimizer: &dyn Optimizer,
+    steps: usize,
+) -> Vec<Tensor> {
+    let digits = mnist_digits().expect("embedded digits");
+    let g = Graph::new();
+    g.set_seed(7);
+    let _on = g.device(device);
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let w1 = g.variable("w1", &[784, 32], Initializer::GlorotUniform);
+    let b1 = g.variable("b1", &[32], Initializer::Zeros);
+    let w2 = g.variable("w2", &[32, 10], Initializer::GlorotUniform);
+    let b2 = g.variable("b2", &[10], Initializer::Zeros);
+    let logits = matmul(relu(matmul(x, w1) + b1), w2) + b2;
+    let loss = reduce_mean(softmax_cross_entropy_with_logits(logits, y_));
+    let train = optimizer.minimize(loss).expect("minimize");
+    let mut sess = Session::with_options(&g, options);
+    sess.init_variables().expect("init");
+    let mut batches = digits.train.batches(50, 0);
+    for _ in 0..steps {
+        let batch = batches.next().expect("a batch");
+        sess.run(&[train], &[(x, batch.inputs), (y_, batch.one_hot)])
+            .expect("a training step");
+    }
+    [w1, b1, w2, b2]
+        .iter()
+        .map(|&v| sess.variable(v).expect("a value"))
+        .collect()
+}
+
+#[test]
+fn variables_live_and_update_on_the_gpu_with_every_optimizer() {
+    let Some(mut options) = with_software_gpu() else {
+        return;
+    };
+    let mut nesterov = Momentum::new(0.05, 0.9);
+    nesterov.nesterov = true;
+    let optimizers: [(&str, &dyn Optimizer); 4] = [
+        ("gradient descent", &GradientDescent::new(0.1)),
+        ("momentum", &Momentum::new(0.05, 0.9)),
+        ("nesterov", &nesterov),
+        ("adam", &Adam::new(0.01)),
+    ];
+    for (name, optimizer) in optimizers {
+        let cpu = train_mlp("", SessionOptions::from_env(), optimizer, 20);
+        let gpu = train_mlp("/device:GPU:0", options.clone(), optimizer, 20);
+        for (k, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+            let diff = c.max_abs_diff(g).expect("same shapes");
+            assert!(diff < 1e-4, "{name}: variable {k} differs by {diff}");
+        }
+    }
+    // Without soft placement, only the i64 step count may not run there; the update of every
+    // f32 variable has a GPU kernel.
+    options.soft_placement = false;
+    let g = Graph::new();
+    let _on = g.device("/device:GPU:0");
+    let w = g.variable("w", &[3], Initializer::Zeros);
+    let x = g.placeholder("x", DType::F32, &[3]);
+    let grads = gradients(&[reduce_sum(w * x)], &[w]).expect("gradients");
+    let update = GradientDescent::new(1.0)
+        .apply_updates(&[(grads[0].expect("a gradient"), w)], g.global_step())
+        .expect("updates");
+    assert_eq!(update.len(), 1);
+    let mut sess = Session::with_options(&g, options);
+    sess.init_variables().expect("init");
+    let ones = Tensor::from_vec(vec![1.0f32, 2.0, 3.0]);
+    let read = sess.run(&[w], &[(x, ones)]).expect("a read on the GPU");
+    assert_eq!(read[0].to_vec::<f32>().expect("f32"), vec![0.0; 3]);
+}
+
+#[test]
+fn assignments_on_the_gpu_and_values_read_and_set_from_the_host() {
+    let Some(mut options) = with_software_gpu() else {
+        return;
+    };
+    options.soft_placement = false;
+    let g = Graph::new();
+    let _on = g.device("/device:GPU:0");
+    let v = g.variable("v", &[2, 2], Initializer::Zeros);
+    let x = g.placeholder("x", DType::F32, &[2, 2]);
+    let set = assign(v, x).expect("assign");
+    let add = assign_add(v, x * 2.0f32).expect("assign_add");
+    let sub = assign_sub(v, g.constant(Tensor::scalar(1.0f32))).expect("assign_sub");
+    let mut sess = Session::with_options(&g, options);
+    sess.init_variables().expect("init");
+    let value = Tensor::new(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).expect("x");
+    let feeds = [(x, value.clone())];
+    sess.run(&[set], &feeds).expect("assign on the GPU");
+    let out = sess.run(&[add], &feeds).expect("assign_add on the GPU");
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![3.0, 6.0, 9.0, 12.0]);
+    sess.run(&[sub], &feeds).expect("assign_sub on the GPU");
+    // The host reads the GPU's value, and a value set from the host is what the GPU reads next.
+    let now = sess.variable(v).expect("a value");
+    assert_eq!(now.to_vec::<f32>().unwrap(), vec![2.0, 5.0, 8.0, 11.0]);
+    sess.set_variable(v, value).expect("set");
+    let out = sess
+        .run(&[add], &feeds)
+        .expect("assign_add after a host write");
+    assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![3.0, 6.0, 9.0, 12.0]);
+}

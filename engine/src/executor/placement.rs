@@ -1,8 +1,8 @@
 //! Where each node of a plan runs. A node whose device constraint names a GPU
 //! (`/device:GPU:0`, `/job:worker/task:0/device:GPU:1`) runs there when the GPU has a kernel
 //! for its op and input types; otherwise it runs on the CPU under soft placement, or is an
-//! error that names it. State (variables, assignments, transfers, feeds and constants) stays
-//! on the host. `RUST_LOG=sluice::placement=debug` logs every choice, as TensorFlow's
+//! error that names it. Variables live where their node runs and their updates run there
+//! too; feeds, constants and transfers start on the host. `RUST_LOG=sluice::placement=debug` logs every choice, as TensorFlow's
 //! `log_device_placement` does.
 
 use crate::devices::gpu::GpuDevice;
@@ -40,14 +40,19 @@ impl Placement<'_> {
                 .map(StepKernel::Cpu)
                 .ok_or_else(|| no_kernel(node, DeviceKind::Cpu))
         };
-        let Some(index) = gpu_index(&node.device) else {
+        // Updates run where their variable lives (TensorFlow colocates them).
+        let constraint = match node.op.effect() {
+            Effect::WriteVariable { var } => nodes.get(var).map_or(&node.device, |v| &v.device),
+            _ => &node.device,
+        };
+        let Some(index) = gpu_index(constraint) else {
             return cpu();
         };
         let gpus = self.devices.gpus();
         let Some(device) = gpus.get(index) else {
             return Err(SessionError::NoDevice {
                 node: node.name.clone(),
-                device: node.device.clone(),
+                device: constraint.clone(),
                 found: match gpus.len() {
                     0 => format!(
                         "this machine has no GPU that the engine can use (a Vulkan driver is \
@@ -58,8 +63,11 @@ impl Placement<'_> {
                 },
             });
         };
-        if node.op.effect() != Effect::Pure {
-            tracing::debug!(target: "sluice::placement", "{} ({}): CPU, state lives on the host", node.name, node.op_name());
+        if matches!(
+            node.op.effect(),
+            Effect::Feed | Effect::Constant | Effect::Send | Effect::Recv
+        ) {
+            tracing::debug!(target: "sluice::placement", "{} ({}): CPU, feeds, constants and transfers start on the host", node.name, node.op_name());
             return cpu();
         }
         let types: Vec<TypeShape> = (node.inputs.iter())

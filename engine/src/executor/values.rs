@@ -52,6 +52,25 @@ impl Value {
         Ok(t)
     }
 
+    /// The value as a GPU kernel on `device` takes it: there when GPUs hold its dtype, else
+    /// on the host (an i64 step count that an optimizer's update reads).
+    pub(crate) fn for_gpu(&mut self, device: &Arc<GpuDevice>) -> Result<DeviceTensor, String> {
+        let dtype = match (&self.host, &self.gpu) {
+            (Some(t), _) => t.dtype(),
+            (None, Some((_, t))) => t.dtype,
+            (None, None) => return Err("the value was never computed".into()),
+        };
+        if crate::kernels::gpu::expr::Scalar::of(dtype).is_some() {
+            return self.on_gpu(device);
+        }
+        let host = self.on_host()?;
+        Ok(DeviceTensor {
+            dtype,
+            shape: host.shape().to_vec(),
+            storage: crate::devices::Storage::Host(host),
+        })
+    }
+
     /// Gives the value's buffers back for later steps: the host one to `pool` when
     /// `to_pool`, the GPU one to its device.
     pub(crate) fn release(self, pool: &mut BufferPool, to_pool: bool) {

@@ -73,13 +73,13 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::devices::gpu::GpuDevice;
-use crate::devices::DeviceTensor;
+use crate::devices::{Device, DeviceTensor};
 use crate::graph::TypeShape;
 use crate::ops::Op;
 use crate::tensor::{Buffer, DType, Element, Tensor};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use crate::devices::DeviceKind;
 
@@ -94,17 +94,27 @@ pub trait GpuKernel: Op {
     /// does not, the node runs on the CPU (soft placement).
     fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool;
 
+    /// The op's outputs on the GPU. Inputs of dtypes GPUs hold are on the GPU; others (an
+    /// i64 step count) stay on the host.
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError>;
 }
 
-/// A registered GPU kernel: takes the op (of the type it was registered for), the device and
-/// the inputs, which are on that device.
+/// What a GPU kernel may use besides its inputs.
+pub struct GpuContext<'a> {
+    /// Id of the node being computed.
+    pub node: usize,
+    pub gpu: &'a Arc<GpuDevice>,
+    pub variables: &'a mut VariableStore,
+}
+
+/// A registered GPU kernel: takes the op (of the type it was registered for), the context
+/// and the inputs.
 pub type GpuKernelFn =
-    fn(&dyn Op, &GpuDevice, &[&DeviceTensor]) -> Result<Vec<DeviceTensor>, KernelError>;
+    fn(&dyn Op, &mut GpuContext, &[&DeviceTensor]) -> Result<Vec<DeviceTensor>, KernelError>;
 
 #[derive(Clone, Copy)]
 struct GpuEntry {
@@ -176,12 +186,12 @@ fn runs_on_gpu<K: GpuKernel>(op: &dyn Op, inputs: &[TypeShape]) -> bool {
 
 fn run_gpu<K: GpuKernel>(
     op: &dyn Op,
-    gpu: &GpuDevice,
+    ctx: &mut GpuContext,
     inputs: &[&DeviceTensor],
 ) -> Result<Vec<DeviceTensor>, KernelError> {
     let any: &dyn Any = op;
     match any.downcast_ref::<K>() {
-        Some(op) => op.compute_gpu(gpu, inputs),
+        Some(op) => op.compute_gpu(ctx, inputs),
         None => Err(KernelError::Message(format!(
             "the GPU kernel of {} was given a {} op",
             std::any::type_name::<K>(),
@@ -246,19 +256,51 @@ pub struct Context<'a> {
     pub variables: &'a mut VariableStore,
 }
 
-/// Variable values held by a session, indexed by the variable's node id.
+/// Variable values held by a session, indexed by the variable's node id. A variable lives
+/// where its node runs: on the host, or on a GPU once a GPU kernel has read or written it.
+/// Each form is kept while it is current, so a value crosses to the other side once.
 #[derive(Debug, Default, Clone)]
 pub struct VariableStore {
-    values: Vec<Option<Tensor>>,
+    host: Vec<Option<Tensor>>,
+    gpu: Vec<Option<(Arc<GpuDevice>, DeviceTensor)>>,
 }
 
 impl VariableStore {
-    pub fn get(&self, node: usize) -> Option<&Tensor> {
-        self.values.get(node).and_then(Option::as_ref)
+    /// The value, copied back from its GPU where only the GPU has it.
+    pub fn value(&self, node: usize) -> Result<Tensor, KernelError> {
+        if let Some(t) = self.host.get(node).and_then(Option::as_ref) {
+            return Ok(t.clone());
+        }
+        match self.gpu.get(node).and_then(Option::as_ref) {
+            Some((device, t)) => Ok(device.download(t)?),
+            None => Err(KernelError::Uninitialized(node)),
+        }
     }
 
+    /// Brings the host form up to date.
+    fn sync_host(&mut self, node: usize) -> Result<(), KernelError> {
+        if self.host.get(node).is_some_and(Option::is_some) {
+            return Ok(());
+        }
+        let value = self.value(node)?;
+        set_slot(&mut self.host, node, Some(value));
+        Ok(())
+    }
+
+    /// The host value, copied back from its GPU once where only the GPU has it.
+    pub fn host(&mut self, node: usize) -> Result<&Tensor, KernelError> {
+        self.sync_host(node)?;
+        self.host
+            .get(node)
+            .and_then(Option::as_ref)
+            .ok_or(KernelError::Uninitialized(node))
+    }
+
+    /// The host value, to change in place (its GPU form, if any, is dropped).
     pub fn get_mut(&mut self, node: usize) -> Result<&mut Tensor, KernelError> {
-        self.values
+        self.sync_host(node)?;
+        set_slot(&mut self.gpu, node, None);
+        self.host
             .get_mut(node)
             .and_then(Option::as_mut)
             .ok_or(KernelError::Uninitialized(node))
@@ -266,22 +308,70 @@ impl VariableStore {
 
     /// Moves a value out (to update it in place); put it back with `set`.
     pub fn take(&mut self, node: usize) -> Result<Tensor, KernelError> {
-        self.values
+        self.sync_host(node)?;
+        set_slot(&mut self.gpu, node, None);
+        self.host
             .get_mut(node)
             .and_then(Option::take)
             .ok_or(KernelError::Uninitialized(node))
     }
 
+    /// Sets the value on the host.
     pub fn set(&mut self, node: usize, value: Tensor) {
-        if self.values.len() <= node {
-            self.values.resize(node + 1, None);
-        }
-        self.values[node] = Some(value);
+        set_slot(&mut self.host, node, Some(value));
+        set_slot(&mut self.gpu, node, None);
     }
 
     pub fn is_set(&self, node: usize) -> bool {
-        self.get(node).is_some()
+        self.host.get(node).is_some_and(Option::is_some)
+            || self.gpu.get(node).is_some_and(Option::is_some)
     }
+
+    /// The value on `device`, copied there on first need.
+    pub fn on_gpu(
+        &mut self,
+        node: usize,
+        device: &Arc<GpuDevice>,
+    ) -> Result<DeviceTensor, KernelError> {
+        if let Some((d, t)) = self.gpu.get(node).and_then(Option::as_ref) {
+            if Arc::ptr_eq(d, device) {
+                return Ok(t.clone());
+            }
+        }
+        self.sync_host(node)?;
+        let host = self
+            .host
+            .get(node)
+            .and_then(Option::as_ref)
+            .ok_or(KernelError::Uninitialized(node))?;
+        let t = device.upload(host)?;
+        set_slot(&mut self.gpu, node, Some((device.clone(), t.clone())));
+        Ok(t)
+    }
+
+    /// Sets the value on `device` (its host form, if any, is dropped); the old GPU buffer
+    /// goes back to its device when nothing else holds it.
+    pub fn set_gpu(&mut self, node: usize, device: &Arc<GpuDevice>, value: DeviceTensor) {
+        set_slot(&mut self.host, node, None);
+        let old = std::mem::replace(slot_mut(&mut self.gpu, node), Some((device.clone(), value)));
+        if let Some((d, t)) = old {
+            d.recycle(t);
+        }
+    }
+}
+
+fn slot_mut<T>(slots: &mut Vec<Option<T>>, node: usize) -> &mut Option<T> {
+    if slots.len() <= node {
+        slots.resize_with(node + 1, || None);
+    }
+    &mut slots[node]
+}
+
+fn set_slot<T>(slots: &mut Vec<Option<T>>, node: usize, value: Option<T>) {
+    if value.is_none() && slots.len() <= node {
+        return;
+    }
+    *slot_mut(slots, node) = value;
 }
 
 /// Buffers kept from earlier steps, by dtype and length, so a step allocates nothing new.

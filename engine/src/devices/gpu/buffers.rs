@@ -77,25 +77,10 @@ impl Pool {
             .map_err(|_| "buffer pool poisoned".to_string())?
             .get_mut(&size)
             .and_then(Vec::pop);
-        let buffer = match reused {
-            Some(b) => b,
-            None => {
-                let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-                let b = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: None,
-                    size,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                if let Some(e) = pollster::block_on(scope.pop()) {
-                    return Err(format!("cannot allocate {size} bytes: {e}"));
-                }
-                Arc::new(b)
-            }
-        };
-        Ok(GpuBuffer { buffer })
+        match reused {
+            Some(buffer) => Ok(GpuBuffer { buffer }),
+            None => create(device, bytes),
+        }
     }
 
     /// Keeps `buffer` for a later `take` if no tensor still holds it.
@@ -110,4 +95,24 @@ impl Pool {
             }
         }
     }
+}
+
+/// A new buffer of `bytes` bytes (rounded up to a word), that no command has used yet.
+pub(super) fn create(device: &wgpu::Device, bytes: u64) -> Result<GpuBuffer, String> {
+    let size = bytes.max(4).next_multiple_of(4);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(format!("cannot allocate {size} bytes: {e}"));
+    }
+    Ok(GpuBuffer {
+        buffer: Arc::new(buffer),
+    })
 }

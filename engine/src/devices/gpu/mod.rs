@@ -69,7 +69,27 @@ pub struct GpuDevice {
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     /// The generated programs compiled here, in order: what the CUDA check compiles again.
     programs: Mutex<Vec<Arc<dyn GpuProgram>>>,
+    /// Kernels recorded and not yet submitted.
+    pending: Mutex<Pending>,
+    /// Parameter buffers, apart from tensors' so that one is never written while a recorded
+    /// kernel still reads it (see [`GpuDevice::dispatch_groups`]).
+    params: buffers::Pool,
 }
+
+/// Commands recorded since the last submission. A step's kernels reach the GPU in one
+/// submission, when something waits for their results (a download, a synchronisation) or
+/// [`MAX_PENDING`] have piled up: one submission per kernel costs 30 us on a software device
+/// and more than the kernel itself on a real one.
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    /// Parameter buffers of the recorded kernels, free again once submitted.
+    params: Vec<GpuBuffer>,
+    kernels: usize,
+}
+
+/// Kernels recorded before a submission is forced.
+const MAX_PENDING: usize = 512;
 
 impl std::fmt::Debug for GpuDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,6 +133,8 @@ impl GpuDevice {
             pool: buffers::Pool::default(),
             pipelines: Mutex::default(),
             programs: Mutex::default(),
+            pending: Mutex::default(),
+            params: buffers::Pool::default(),
         })
     }
 
@@ -263,8 +285,10 @@ impl GpuDevice {
             params
         };
         let param_bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
+        // Parameters are written when the recorded kernels are submitted, before them; the
+        // buffer is this kernel's alone until then, so no earlier kernel sees these words.
         let param_buffer = self
-            .pool
+            .params
             .take(&self.device, param_bytes.len() as u64)
             .map_err(|e| self.failed(e))?;
         self.queue.write_buffer(param_buffer.raw(), 0, &param_bytes);
@@ -283,18 +307,54 @@ impl GpuDevice {
             layout: &layout,
             entries: &entries,
         });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
-        self.queue.submit([encoder.finish()]);
+        let full = {
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| self.failed("command queue poisoned"))?;
+            let encoder = pending
+                .encoder
+                .get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            pending.params.push(param_buffer);
+            pending.kernels += 1;
+            pending.kernels >= MAX_PENDING
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(self.failed(format!("dispatch failed: {e}")));
         }
-        self.pool.give_back(param_buffer);
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Submits the recorded kernels.
+    pub fn flush(&self) -> Result<(), DeviceError> {
+        let (encoder, params) = {
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| self.failed("command queue poisoned"))?;
+            pending.kernels = 0;
+            (pending.encoder.take(), std::mem::take(&mut pending.params))
+        };
+        if let Some(encoder) = encoder {
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            self.queue.submit([encoder.finish()]);
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(self.failed(format!("submission failed: {e}")));
+            }
+        }
+        // Later writes to these buffers are queued after this submission.
+        for buffer in params {
+            self.params.give_back(buffer);
+        }
         Ok(())
     }
 
@@ -324,9 +384,18 @@ impl Device for GpuDevice {
     }
 
     fn upload(&self, tensor: &Tensor) -> Result<DeviceTensor, DeviceError> {
-        let out = self.alloc(tensor.dtype(), tensor.shape())?;
-        let Storage::Gpu(buffer) = &out.storage else {
-            return Err(self.failed("allocation gave no GPU buffer"));
+        // A new buffer, not a pooled one: the bytes are written before the recorded kernels
+        // run, and a pooled buffer may still be read by one of them.
+        let bytes = self.bytes_for(
+            tensor.dtype(),
+            tensor.len(),
+            &format!("a {} tensor of shape {:?}", tensor.dtype(), tensor.shape()),
+        )?;
+        let buffer = buffers::create(&self.device, bytes).map_err(|e| self.failed(e))?;
+        let out = DeviceTensor {
+            dtype: tensor.dtype(),
+            shape: tensor.shape().to_vec(),
+            storage: Storage::Gpu(buffer.clone()),
         };
         let bytes: Vec<u8> = match tensor.buffer() {
             Buffer::F32(v) => bytemuck::cast_slice(v.as_slice()).to_vec(),
@@ -349,6 +418,7 @@ impl Device for GpuDevice {
         let Storage::Gpu(buffer) = &tensor.storage else {
             return Err(self.failed("the tensor is not on a GPU"));
         };
+        self.flush()?;
         let len = tensor.len();
         let bytes = self.bytes_for(tensor.dtype, len, "a download")?;
         let data = buffer
@@ -373,6 +443,7 @@ impl Device for GpuDevice {
     }
 
     fn synchronize(&self) -> Result<(), DeviceError> {
+        self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())

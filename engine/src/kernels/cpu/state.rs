@@ -20,11 +20,7 @@ impl CpuKernel for Const {
 
 impl CpuKernel for Variable {
     fn compute(&self, ctx: &mut Context, _: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        ctx.variables
-            .get(ctx.node)
-            .cloned()
-            .map(|v| vec![v])
-            .ok_or(KernelError::Uninitialized(ctx.node))
+        Ok(vec![ctx.variables.host(ctx.node)?.clone()])
     }
 }
 

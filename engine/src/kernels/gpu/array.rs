@@ -10,7 +10,7 @@ use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
 use crate::graph::TypeShape;
 use crate::kernels::cpu::indexing::row_major_strides;
-use crate::kernels::{GpuKernel, KernelError};
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
 use crate::ops::{Cast, ExpandDims, FillLike, Identity, Reshape, ReshapeLike, Select, Slice};
 use crate::ops::{Squeeze, Transpose};
@@ -47,7 +47,7 @@ macro_rules! shape_kernel {
 
             fn compute_gpu(
                 &self,
-                _: &GpuDevice,
+                _: &mut GpuContext,
                 $inputs: &[&DeviceTensor],
             ) -> Result<Vec<DeviceTensor>, KernelError> {
                 let $this = self;
@@ -84,9 +84,10 @@ impl GpuKernel for Cast {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let to = Scalar::of(self.to)
             .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", self.to)))?;
         Ok(vec![map(gpu, &Expr::cast(to, Expr::input(0)), inputs)?])
@@ -105,9 +106,10 @@ impl GpuKernel for Select {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &select_expr(), inputs)?])
     }
 }
@@ -119,9 +121,10 @@ impl GpuKernel for FillLike {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let x = inputs[0];
         let scalar = Scalar::of(x.dtype)
             .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", x.dtype)))?;
@@ -143,9 +146,10 @@ impl GpuKernel for Transpose {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let x = inputs[0];
         if !self.check(x.shape.len()) {
             return Err(KernelError::Message(format!(
@@ -170,9 +174,10 @@ impl GpuKernel for Slice {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let x = inputs[0];
         let size = self.resolve(&x.shape)?;
         let strides = row_major_strides(&x.shape);
@@ -191,9 +196,10 @@ impl GpuKernel for crate::ops::OneHot {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let indices = inputs[0];
         let rank = indices.shape.len();
         let mut shape = indices.shape.clone();

@@ -8,7 +8,7 @@ use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::broadcast::{broadcast_concrete, broadcast_strides};
 use crate::kernels::cpu::indexing::row_major_strides;
-use crate::kernels::{GpuKernel, KernelError};
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::{Binary, BinaryKind, Compare, CompareKind, Unary, UnaryKind};
 
 /// The GPU form of an arithmetic op, where WGSL computes it as the CPU does.
@@ -146,9 +146,10 @@ impl GpuKernel for Binary {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let expr = binary_expr(self.0)
             .ok_or_else(|| KernelError::Message(format!("no GPU kernel for {:?}", self.0)))?;
         Ok(vec![map(gpu, &expr, inputs)?])
@@ -162,9 +163,10 @@ impl GpuKernel for Unary {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &unary_expr(self.0, Expr::input(0)), inputs)?])
     }
 }
@@ -176,9 +178,10 @@ impl GpuKernel for Compare {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &compare_expr(self.0), inputs)?])
     }
 }

@@ -6,7 +6,7 @@ use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::linalg::{matmul_dims, MatmulDims};
-use crate::kernels::{GpuKernel, KernelError};
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::MatMul;
 use crate::tensor::DType;
 
@@ -29,9 +29,10 @@ impl GpuKernel for MatMul {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![run(gpu, self, inputs[0], inputs[1])?])
     }
 }

@@ -11,12 +11,17 @@ pub mod matmul;
 pub mod nn;
 pub mod program;
 pub mod reduce;
+pub mod state;
 
 use super::KernelTable;
 use crate::ops::*;
 
 /// Registers every GPU kernel.
 pub(crate) fn register(table: &mut KernelTable) {
+    // Variables and their updates.
+    table.add_gpu::<Variable>();
+    table.add_gpu::<Assign>();
+    table.add_gpu::<crate::ops::optimizer::ApplyUpdate>();
     // Arrays and indexing.
     table.add_gpu::<Cast>();
     table.add_gpu::<Identity>();

@@ -8,7 +8,7 @@ use super::reduce::reduce;
 use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
 use crate::graph::TypeShape;
-use crate::kernels::{GpuKernel, KernelError};
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::nn::{Activation, ActivationKind, ReluGrad, Softmax, SoftmaxCrossEntropy};
 use crate::ops::{Reduce, ReduceKind};
 use crate::tensor::DType;
@@ -53,9 +53,10 @@ impl GpuKernel for Activation {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &activation(self.0), inputs)?])
     }
 }
@@ -67,9 +68,10 @@ impl GpuKernel for ReluGrad {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let (dy, y) = (inputs[0], inputs[1]);
         if dy.shape != y.shape {
             return Err(KernelError::Message(format!(
@@ -144,9 +146,10 @@ impl GpuKernel for Softmax {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let logits = inputs[0];
         let (max, sums) = row_stats(gpu, logits)?;
         let value = if self.log {
@@ -175,9 +178,10 @@ impl GpuKernel for SoftmaxCrossEntropy {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let (logits, labels) = (inputs[0], inputs[1]);
         if self.sparse || labels.shape != logits.shape || labels.dtype != logits.dtype {
             return Err(KernelError::Message(format!(

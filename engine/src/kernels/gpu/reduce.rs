@@ -13,7 +13,7 @@ use crate::graph::TypeShape;
 use crate::kernels::cpu::broadcast::broadcast_strides;
 use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::cpu::reduce::kept_shape;
-use crate::kernels::{GpuKernel, KernelError};
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
 use crate::ops::{BroadcastLike, Reduce, ReduceKind, SumToLike};
 
@@ -42,9 +42,10 @@ impl GpuKernel for Reduce {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         match reduce(gpu, self, inputs[0]) {
             Some(out) => Ok(vec![out?]),
             None => Err(KernelError::Message(format!(
@@ -128,9 +129,10 @@ impl GpuKernel for BroadcastLike {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let (dy, x) = (inputs[0], inputs[1]);
         let axes = normalize_axes(&self.axes, x.shape.len())?;
         let kept = reshaped(dy, kept_shape(&x.shape, &axes))?;
@@ -157,9 +159,10 @@ impl GpuKernel for SumToLike {
 
     fn compute_gpu(
         &self,
-        gpu: &GpuDevice,
+        ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
         let (g, like) = (inputs[0], inputs[1]);
         if g.shape == like.shape {
             return Ok(vec![g.clone()]);

@@ -1,0 +1,203 @@
+//! GPU kernels of [`crate::ops::state`] and [`crate::ops::optimizer`]: variables read and
+//! written where they live, on the GPU of their node. An update writes a new buffer and the
+//! variable takes it, so a value read earlier in the step stays as it was read.
+
+use super::array::{held, reshaped};
+use super::elementwise::map;
+use super::expr::{BinaryOp, Expr, Scalar, UnaryOp};
+use crate::devices::gpu::GpuDevice;
+use crate::devices::DeviceTensor;
+use crate::graph::TypeShape;
+use crate::kernels::{GpuContext, GpuKernel, KernelError};
+use crate::ops::optimizer::{ApplyUpdate, Rule};
+use crate::ops::state::{Assign, AssignKind, Variable};
+use crate::tensor::DType;
+
+impl GpuKernel for Variable {
+    fn runs_on_gpu(&self, _: &[TypeShape]) -> bool {
+        Scalar::of(self.dtype).is_some()
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        _: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        Ok(vec![ctx.variables.on_gpu(ctx.node, ctx.gpu)?])
+    }
+}
+
+impl GpuKernel for Assign {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        held(inputs)
+            && Scalar::of(self.var_type.dtype).is_some()
+            && inputs
+                .first()
+                .is_some_and(|v| v.dtype == self.var_type.dtype)
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let value = inputs[0];
+        if self.kind == AssignKind::Set {
+            if !self.var_type.shape.accepts(&value.shape) {
+                return Err(KernelError::Message(format!(
+                    "variable has shape {}, value has shape {:?}",
+                    self.var_type.shape, value.shape
+                )));
+            }
+            // Kernels never write their inputs, so the variable may share the value's buffer.
+            ctx.variables.set_gpu(self.var, ctx.gpu, value.clone());
+            return Ok(vec![value.clone()]);
+        }
+        let var = ctx.variables.on_gpu(self.var, ctx.gpu)?;
+        let value = match value.len() {
+            1 => reshaped(value, Vec::new())?,
+            _ if value.shape == var.shape => value.clone(),
+            _ => {
+                return Err(KernelError::Message(format!(
+                    "variable has shape {:?}, value has shape {:?}",
+                    var.shape, value.shape
+                )))
+            }
+        };
+        let op = match self.kind {
+            AssignKind::Sub => BinaryOp::Sub,
+            _ => BinaryOp::Add,
+        };
+        let gpu: &GpuDevice = ctx.gpu;
+        let updated = map(
+            gpu,
+            &Expr::binary(op, Expr::input(0), Expr::input(1)),
+            &[&var, &value],
+        )?;
+        ctx.variables.set_gpu(self.var, ctx.gpu, updated.clone());
+        Ok(vec![updated])
+    }
+}
+
+fn x(i: usize) -> Expr {
+    Expr::input(i)
+}
+
+fn c(v: f32) -> Expr {
+    Expr::f32(v)
+}
+
+fn bin(op: BinaryOp, a: Expr, b: Expr) -> Expr {
+    Expr::binary(op, a, b)
+}
+
+/// `a - b`, `a * b`, `a + b`.
+fn sub(a: Expr, b: Expr) -> Expr {
+    bin(BinaryOp::Sub, a, b)
+}
+fn mul(a: Expr, b: Expr) -> Expr {
+    bin(BinaryOp::Mul, a, b)
+}
+fn add(a: Expr, b: Expr) -> Expr {
+    bin(BinaryOp::Add, a, b)
+}
+
+/// The updates in f32, each step in the CPU kernel's order and precision (hyper-parameters
+/// rounded to f32 first, as `T::from_f64` does there).
+impl GpuKernel for ApplyUpdate {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        self.var_type.dtype == DType::F32 && inputs.first().is_some_and(|g| g.dtype == DType::F32)
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let grad = inputs[0];
+        let gpu: &GpuDevice = ctx.gpu;
+        let var = ctx.variables.on_gpu(self.var, ctx.gpu)?;
+        if var.len() != grad.len() {
+            return Err(KernelError::Message(format!(
+                "gradient has {} elements, variable has shape {:?}",
+                grad.len(),
+                var.shape
+            )));
+        }
+        let grad = reshaped(grad, var.shape.clone())?;
+        let mut slots = Vec::with_capacity(self.slots.len());
+        for &s in &self.slots {
+            slots.push(ctx.variables.on_gpu(s, ctx.gpu)?);
+        }
+        let f = |v: f64| v as f32;
+        match self.rule {
+            Rule::GradientDescent { learning_rate } => {
+                let w = map(
+                    gpu,
+                    &sub(x(0), mul(c(f(learning_rate)), x(1))),
+                    &[&var, &grad],
+                )?;
+                ctx.variables.set_gpu(self.var, ctx.gpu, w);
+            }
+            Rule::Momentum {
+                learning_rate,
+                momentum,
+                nesterov,
+            } => {
+                let (lr, mu) = (f(learning_rate), f(momentum));
+                let accum = map(gpu, &add(mul(c(mu), x(0)), x(1)), &[&slots[0], &grad])?;
+                // Inputs: w, a (new), g.
+                let step = if nesterov {
+                    mul(c(lr), add(x(2), mul(c(mu), x(1))))
+                } else {
+                    mul(c(lr), x(1))
+                };
+                let w = map(gpu, &sub(x(0), step), &[&var, &accum, &grad])?;
+                ctx.variables.set_gpu(self.slots[0], ctx.gpu, accum);
+                ctx.variables.set_gpu(self.var, ctx.gpu, w);
+            }
+            Rule::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                let step = match inputs.get(1) {
+                    Some(t) => match &t.storage {
+                        crate::devices::Storage::Host(s) => s.scalar_f64().unwrap_or(0.0),
+                        crate::devices::Storage::Gpu(_) => {
+                            return Err(KernelError::Message(
+                                "Adam's step count must stay on the host".into(),
+                            ))
+                        }
+                    },
+                    None => 0.0,
+                };
+                let t = step + 1.0;
+                let lr_t = learning_rate * (1.0 - beta2.powf(t)).sqrt() / (1.0 - beta1.powf(t));
+                let (b1, b2) = (f(beta1), f(beta2));
+                let m = map(
+                    gpu,
+                    &add(mul(c(b1), x(0)), mul(c(1.0 - b1), x(1))),
+                    &[&slots[0], &grad],
+                )?;
+                let v = map(
+                    gpu,
+                    &add(mul(c(b2), x(0)), mul(mul(c(1.0 - b2), x(1)), x(1))),
+                    &[&slots[1], &grad],
+                )?;
+                // Inputs: w, m, v.
+                let ratio = bin(
+                    BinaryOp::Div,
+                    mul(c(f(lr_t)), x(1)),
+                    add(Expr::unary(UnaryOp::Sqrt, x(2)), c(f(epsilon))),
+                );
+                let w = map(gpu, &sub(x(0), ratio), &[&var, &m, &v])?;
+                ctx.variables.set_gpu(self.slots[0], ctx.gpu, m);
+                ctx.variables.set_gpu(self.slots[1], ctx.gpu, v);
+                ctx.variables.set_gpu(self.var, ctx.gpu, w);
+            }
+        }
+        Ok(vec![])
+    }
+}
