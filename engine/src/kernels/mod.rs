@@ -353,7 +353,7 @@ impl VariableStore {
     /// goes back to its device when nothing else holds it.
     pub fn set_gpu(&mut self, node: usize, device: &Arc<GpuDevice>, value: DeviceTensor) {
         set_slot(&mut self.host, node, None);
-        let old = std::mem::replace(slot_mut(&mut self.gpu, node), Some((device.clone(), value)));
+        let old = slot_mut(&mut self.gpu, node).replace((device.clone(), value));
         if let Some((d, t)) = old {
             d.recycle(t);
         }
