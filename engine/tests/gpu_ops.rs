@@ -312,7 +312,40 @@ device_cases! {
     slices: Case {
         inputs: vec![values(&[4, 5, 3], 16)],
         build: |x| vec![slice(x[0], &[1, 2, 0], &[2, -1, 2])],
-        gradients: false,
+        gradients: true,
+    };
+    concatenations: Case {
+        inputs: vec![values(&[2, 3, 4], 17), values(&[2, 1, 4], 18), values(&[2, 2, 4], 19)],
+        build: |x| vec![concat(&[x[0], x[1], x[2]], 1), concat(&[x[0], x[0]], -1)],
+        gradients: true,
+    };
+    convolutions: Case {
+        inputs: vec![values(&[2, 7, 6, 3], 23), values(&[3, 2, 3, 4], 24), values(&[1, 1, 3, 2], 25)],
+        build: |x| vec![
+            conv2d(x[0], x[1], [1, 1], Padding::Same),
+            conv2d(x[0], x[1], [2, 2], Padding::Valid),
+            conv2d(x[0], x[1], [2, 3], Padding::Same),
+            conv2d(x[0], x[2], [1, 1], Padding::Valid),
+        ],
+        gradients: true,
+    };
+    max_pools: Case {
+        inputs: vec![values(&[2, 7, 6, 3], 26)],
+        build: |x| vec![
+            max_pool(x[0], [2, 2], [2, 2], Padding::Valid),
+            max_pool(x[0], [3, 3], [1, 1], Padding::Same),
+            max_pool(x[0], [3, 2], [2, 1], Padding::Same),
+        ],
+        gradients: true,
+    };
+    max_pool_second_order: Case {
+        inputs: vec![values(&[1, 5, 5, 2], 27)],
+        build: |x| {
+            let y = max_pool(x[0], [3, 3], [2, 2], Padding::Same);
+            let dx = gradients(&[reduce_sum(y * y)], &[x[0]]).expect("gradients");
+            vec![dx[0].expect("a gradient")]
+        },
+        gradients: true,
     };
     one_hot_rows: Case {
         inputs: vec![Tensor::from_vec(vec![0i32, 3, -1, 9, 2])],

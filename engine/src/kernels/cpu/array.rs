@@ -36,7 +36,10 @@ fn split_chunks<T: Copy>(whole: &[T], parts: &mut [Vec<T>], widths: &[usize]) {
 
 /// Checks run-time shapes for a concatenation along `axis`; gives the joined shape and the
 /// width of each part within one outer row.
-fn concat_runtime(shapes: &[&[usize]], axis: usize) -> Result<(Vec<usize>, Vec<usize>), String> {
+pub(crate) fn concat_runtime(
+    shapes: &[&[usize]],
+    axis: usize,
+) -> Result<(Vec<usize>, Vec<usize>), String> {
     let first = shapes.first().ok_or("needs at least one input")?;
     if axis >= first.len() {
         return Err(format!("axis {axis} is out of range for shape {first:?}"));

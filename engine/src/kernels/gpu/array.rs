@@ -4,16 +4,18 @@
 //! shape); casts, selects, fills, transposes and slices are maps ([`super::program`]).
 
 use super::elementwise::{map, map_views};
-use super::expr::{Expr, Scalar};
+use super::expr::{BinaryOp, Expr, Scalar};
+use super::index;
 use super::program::View;
 use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
 use crate::graph::TypeShape;
+use crate::kernels::cpu::array::concat_runtime;
 use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
 use crate::ops::{Cast, ExpandDims, FillLike, Identity, Reshape, ReshapeLike, Select, Slice};
-use crate::ops::{Squeeze, Transpose};
+use crate::ops::{Concat, ConcatGrad, SliceGrad, Squeeze, Transpose};
 
 /// Whether every input is of a dtype GPUs hold.
 pub(super) fn held(inputs: &[TypeShape]) -> bool {
@@ -182,7 +184,12 @@ impl GpuKernel for Slice {
         let size = self.resolve(&x.shape)?;
         let strides = row_major_strides(&x.shape);
         let view = View {
-            offset: self.begin.iter().zip(&strides).map(|(b, s)| b * s).sum(),
+            offset: self
+                .begin
+                .iter()
+                .zip(&strides)
+                .map(|(b, s)| (b * s) as i64)
+                .sum(),
             strides,
         };
         Ok(vec![map_views(gpu, &Expr::input(0), &[(x, view)], &size)?])
@@ -215,5 +222,145 @@ impl GpuKernel for crate::ops::OneHot {
             Expr::f32(0.0),
         );
         Ok(vec![map_views(gpu, &hot, &[(indices, view)], &shape)?])
+    }
+}
+
+fn scalar_of(t: &DeviceTensor) -> Result<Scalar, KernelError> {
+    Scalar::of(t.dtype).ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", t.dtype)))
+}
+
+/// A view that reads nothing: for inputs a map only loads by index.
+fn unviewed(rank: usize) -> View {
+    View {
+        offset: 0,
+        strides: vec![0; rank],
+    }
+}
+
+/// The slice's gradient: `dy` where the slice was taken, zeros around it.
+impl GpuKernel for SliceGrad {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        held(inputs)
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
+        let (dy, x) = (inputs[0], inputs[1]);
+        let size = self.slice().resolve(&x.shape)?;
+        if size != dy.shape {
+            return Err(KernelError::Message(format!(
+                "dy has shape {:?}, but the slice of {:?} has shape {size:?}",
+                dy.shape, x.shape
+            )));
+        }
+        let rank = x.shape.len();
+        let c = index::coords(rank);
+        let mut valid = index::truth(true);
+        let mut inner = Vec::with_capacity(rank);
+        for (a, (&b, &n)) in self.begin.iter().zip(&size).enumerate() {
+            let begin = index::int(b);
+            valid = index::and(
+                valid,
+                index::within(c[a].clone(), begin.clone(), index::int(b + n)),
+            );
+            inner.push(index::sub(c[a].clone(), begin));
+        }
+        let at = index::linear(&inner, &row_major_strides(&dy.shape));
+        let zero = Expr::Literal(scalar_of(dy)?, 0.0);
+        let expr = index::load_or(0, at, valid, zero);
+        Ok(vec![map_views(
+            gpu,
+            &expr,
+            &[(dy, unviewed(rank))],
+            &x.shape,
+        )?])
+    }
+}
+
+impl GpuKernel for Concat {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        !inputs.is_empty() && held(inputs)
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
+        let first = inputs
+            .first()
+            .ok_or_else(|| KernelError::Message("needs at least one input".into()))?;
+        let axis = normalize_axes(&[self.axis], first.shape.len())?[0];
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+        let (joined, _) = concat_runtime(&shapes, axis)?;
+        let rank = joined.len();
+        let c = index::coords(rank);
+        // The last input is read where no earlier one is: a chain of selects from the end.
+        let mut expr = Expr::Literal(scalar_of(first)?, 0.0);
+        let mut starts = Vec::with_capacity(inputs.len());
+        let mut start = 0;
+        for t in inputs {
+            starts.push(start);
+            start += t.shape[axis];
+        }
+        for (k, t) in inputs.iter().enumerate().rev() {
+            let mut local = c.clone();
+            local[axis] = index::sub(c[axis].clone(), index::int(starts[k]));
+            let at = index::linear(&local, &row_major_strides(&t.shape));
+            let end = index::int(starts[k] + t.shape[axis]);
+            expr = index::load_or(
+                k,
+                at,
+                Expr::binary(BinaryOp::Lt, c[axis].clone(), end),
+                expr,
+            );
+        }
+        let viewed: Vec<(&DeviceTensor, View)> =
+            inputs.iter().map(|&t| (t, unviewed(rank))).collect();
+        Ok(vec![map_views(gpu, &expr, &viewed, &joined)?])
+    }
+}
+
+/// The concatenation's gradient: the slice of `dy` that each input became.
+impl GpuKernel for ConcatGrad {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        inputs.len() >= 2 && held(inputs)
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
+        let (dy, xs) = inputs
+            .split_first()
+            .ok_or_else(|| KernelError::Message("takes dy and the inputs".into()))?;
+        let axis = normalize_axes(&[self.axis], dy.shape.len())?[0];
+        let shapes: Vec<&[usize]> = xs.iter().map(|t| t.shape.as_slice()).collect();
+        let (joined, _) = concat_runtime(&shapes, axis)?;
+        if joined != dy.shape {
+            return Err(KernelError::Message(format!(
+                "dy has shape {:?}, but the inputs join to {joined:?}",
+                dy.shape
+            )));
+        }
+        let strides = row_major_strides(&dy.shape);
+        let mut start = 0;
+        let mut parts = Vec::with_capacity(xs.len());
+        for x in xs {
+            let view = View {
+                offset: (start * strides[axis]) as i64,
+                strides: strides.clone(),
+            };
+            parts.push(map_views(gpu, &Expr::input(0), &[(dy, view)], &x.shape)?);
+            start += x.shape[axis];
+        }
+        Ok(parts)
     }
 }

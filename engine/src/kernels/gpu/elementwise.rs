@@ -94,13 +94,28 @@ pub fn map_views(
         rank: (!plain).then_some(shape.len()),
     };
     let out_scalar = program.output().map_err(no_kernel)?;
+    // Loads compute indices in i32.
+    let too_long = |len: usize| i32::try_from(len).is_err();
+    if expr.loads()
+        && (inputs.iter().any(|(t, _)| too_long(t.len()))
+            || shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .is_none_or(too_long))
+    {
+        return Err(KernelError::Message(format!(
+            "tensors of more than {} elements are too large for this GPU kernel",
+            i32::MAX
+        )));
+    }
     let out = gpu.alloc(out_scalar.dtype(), shape)?;
     let len = out.len();
     if len == 0 {
         return Ok(out);
     }
     let views: Vec<View> = inputs.iter().map(|(_, v)| v.clone()).collect();
-    let params = program.params(shape, &views)?;
+    let lens: Vec<usize> = inputs.iter().map(|(t, _)| t.len()).collect();
+    let params = program.params(shape, &views, &lens)?;
     let pipeline = gpu.program(&program)?;
     let mut buffers = Vec::with_capacity(inputs.len() + 1);
     for t in inputs.iter().map(|(t, _)| &t.storage).chain([&out.storage]) {

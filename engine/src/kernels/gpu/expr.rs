@@ -121,6 +121,10 @@ pub enum Expr {
     Select(Box<Expr>, Box<Expr>, Box<Expr>),
     /// Conversion, as Rust's `as` (floats to integers saturate and truncate).
     Cast(Scalar, Box<Expr>),
+    /// Element `index` (an i32) of input `i`, read directly rather than through the input's
+    /// view: gathers and windows. An index outside the input reads its nearest end, so a
+    /// read never leaves the buffer; kernels that may compute one select another value.
+    Load(usize, Box<Expr>),
 }
 
 impl Expr {
@@ -148,12 +152,42 @@ impl Expr {
         Expr::Cast(to, Box::new(x))
     }
 
+    pub fn load(input: usize, index: Expr) -> Expr {
+        Expr::Load(input, Box::new(index))
+    }
+
+    pub fn i32(v: i32) -> Expr {
+        Expr::Literal(Scalar::I32, f64::from(v))
+    }
+
+    /// Whether the expression reads input `k` through its view (as `Input(k)`).
+    pub fn reads_view(&self, k: usize) -> bool {
+        match self {
+            Expr::Input(i) => *i == k,
+            Expr::Coord(_) | Expr::Literal(..) => false,
+            Expr::Unary(_, x) | Expr::Cast(_, x) | Expr::Load(_, x) => x.reads_view(k),
+            Expr::Binary(_, a, b) => a.reads_view(k) || b.reads_view(k),
+            Expr::Select(c, a, b) => c.reads_view(k) || a.reads_view(k) || b.reads_view(k),
+        }
+    }
+
+    /// Whether the expression loads elements by index.
+    pub fn loads(&self) -> bool {
+        match self {
+            Expr::Load(..) => true,
+            Expr::Input(_) | Expr::Coord(_) | Expr::Literal(..) => false,
+            Expr::Unary(_, x) | Expr::Cast(_, x) => x.loads(),
+            Expr::Binary(_, a, b) => a.loads() || b.loads(),
+            Expr::Select(c, a, b) => c.loads() || a.loads() || b.loads(),
+        }
+    }
+
     /// Whether the expression reads output coordinates.
     pub fn uses_coords(&self) -> bool {
         match self {
             Expr::Coord(_) => true,
             Expr::Input(_) | Expr::Literal(..) => false,
-            Expr::Unary(_, x) | Expr::Cast(_, x) => x.uses_coords(),
+            Expr::Unary(_, x) | Expr::Cast(_, x) | Expr::Load(_, x) => x.uses_coords(),
             Expr::Binary(_, a, b) => a.uses_coords() || b.uses_coords(),
             Expr::Select(c, a, b) => c.uses_coords() || a.uses_coords() || b.uses_coords(),
         }
@@ -167,6 +201,14 @@ impl Expr {
                 .ok_or_else(|| format!("input {i} of {}", inputs.len()))?,
             Expr::Literal(ty, _) => *ty,
             Expr::Coord(_) => Scalar::I32,
+            Expr::Load(i, index) => {
+                if index.scalar(inputs)? != Scalar::I32 {
+                    return Err("a load whose index is not an i32".into());
+                }
+                *inputs
+                    .get(*i)
+                    .ok_or_else(|| format!("input {i} of {}", inputs.len()))?
+            }
             Expr::Cast(ty, x) => {
                 x.scalar(inputs)?;
                 *ty
@@ -212,6 +254,15 @@ impl Expr {
             Expr::Coord(axis) if wgsl => format!("i32(c{axis})"),
             Expr::Coord(axis) => format!("((int)c{axis})"),
             Expr::Literal(ty, v) => literal(dialect, *ty, *v),
+            // `len{i}` is the input's length in elements (at least 1: buffers hold a word).
+            Expr::Load(i, index) => {
+                let index = index.emit(dialect, inputs)?;
+                if wgsl {
+                    format!("in{i}[u32(clamp({index}, 0, i32(len{i}) - 1))]")
+                } else {
+                    format!("in{i}[(unsigned int)min(max({index}, 0), (int)len{i} - 1)]")
+                }
+            }
             Expr::Cast(to, x) => {
                 let from = x.scalar(inputs)?;
                 let v = x.emit(dialect, inputs)?;

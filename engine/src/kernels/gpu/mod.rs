@@ -1,17 +1,21 @@
 //! GPU kernels on the portable GPU device (`crate::devices::gpu`), generated from one small
 //! description ([`expr`], [`program`]) that emits WGSL and CUDA C alike: maps with
-//! broadcasting and views, reductions, and chains of them (softmax, cross-entropy); beside
-//! them a tiled matrix product. Ops without one here run on the CPU when their node asks for
+//! broadcasting, views and indexed loads, reductions, and chains of them (softmax,
+//! cross-entropy, convolutions through im2col, pools); beside them a tiled matrix product. Ops without one here run on the CPU when their node asks for
 //! a GPU (soft placement).
 
 pub mod array;
+pub mod conv;
 pub mod elementwise;
 pub mod expr;
+pub mod index;
 pub mod matmul;
 pub mod nn;
+pub mod pool;
 pub mod program;
 pub mod reduce;
 pub mod state;
+pub(crate) mod window;
 
 use super::KernelTable;
 use crate::ops::*;
@@ -22,6 +26,7 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<Variable>();
     table.add_gpu::<Assign>();
     table.add_gpu::<crate::ops::optimizer::ApplyUpdate>();
+    table.add_gpu::<NoOp>();
     // Arrays and indexing.
     table.add_gpu::<Cast>();
     table.add_gpu::<Identity>();
@@ -33,6 +38,9 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<Squeeze>();
     table.add_gpu::<FillLike>();
     table.add_gpu::<Slice>();
+    table.add_gpu::<SliceGrad>();
+    table.add_gpu::<Concat>();
+    table.add_gpu::<ConcatGrad>();
     table.add_gpu::<OneHot>();
     // Math, reductions, linear algebra.
     table.add_gpu::<Binary>();
@@ -47,4 +55,10 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<ReluGrad>();
     table.add_gpu::<Softmax>();
     table.add_gpu::<SoftmaxCrossEntropy>();
+    table.add_gpu::<Conv2D>();
+    table.add_gpu::<Conv2DBackpropInput>();
+    table.add_gpu::<Conv2DBackpropFilter>();
+    table.add_gpu::<MaxPool>();
+    table.add_gpu::<MaxPoolGrad>();
+    table.add_gpu::<MaxPoolGradGrad>();
 }

@@ -22,7 +22,8 @@ pub const CUDA_ENTRY: &str = "sluice_kernel";
 /// an offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
-    pub offset: usize,
+    /// May be negative when every element read lies past it (a padded window).
+    pub offset: i64,
     pub strides: Vec<usize>,
 }
 
@@ -44,21 +45,40 @@ impl MapProgram {
     }
 
     /// The parameter words: `[len]`, then for a strided map the shape and each input's offset
-    /// and strides.
-    pub fn params(&self, shape: &[usize], views: &[View]) -> Result<Vec<u32>, String> {
+    /// and strides, then for a map that loads the inputs' lengths (`lens`).
+    pub fn params(
+        &self,
+        shape: &[usize],
+        views: &[View],
+        lens: &[usize],
+    ) -> Result<Vec<u32>, String> {
         let mut words = vec![word(shape.iter().product())?];
         if self.rank.is_some() {
             for &d in shape {
                 words.push(word(d)?);
             }
             for view in views {
-                words.push(word(view.offset)?);
+                // Negative offsets wrap: the index arithmetic wraps alike in both languages.
+                words.push(view.offset as u32);
                 for &s in &view.strides {
                     words.push(word(s)?);
                 }
             }
         }
+        if self.expr.loads() {
+            for &len in lens {
+                words.push(word(len.max(1))?);
+            }
+        }
         Ok(words)
+    }
+
+    /// Where the inputs' lengths start in the parameters.
+    fn lens_at(&self) -> usize {
+        match self.rank {
+            None => 1,
+            Some(rank) => 1 + rank + self.inputs.len() * (rank + 1),
+        }
     }
 
     fn map_source(&self, dialect: Dialect) -> Result<String, String> {
@@ -69,9 +89,23 @@ impl MapProgram {
         let mut line = |text: String| {
             let _ = writeln!(s, "    {text}");
         };
+        if self.expr.loads() {
+            for k in 0..n {
+                line(match dialect {
+                    Dialect::Wgsl => format!("let len{k} = arrayLength(&in{k});"),
+                    Dialect::Cuda => {
+                        format!(
+                            "const unsigned int len{k} = params[{}u];",
+                            self.lens_at() + k
+                        )
+                    }
+                });
+            }
+        }
+        let viewed: Vec<usize> = (0..n).filter(|&k| self.expr.reads_view(k)).collect();
         match self.rank {
             None => {
-                for k in 0..n {
+                for &k in &viewed {
                     line(decl(
                         dialect,
                         self.inputs[k],
@@ -92,7 +126,7 @@ impl MapProgram {
                     ));
                     line(format!("rest = rest / {dim};"));
                 }
-                for k in 0..n {
+                for &k in &viewed {
                     let base = 1 + rank + k * (rank + 1);
                     let mut offset = format!("params[{base}u]");
                     for axis in 0..rank {
@@ -359,7 +393,7 @@ mod tests {
                 strides: vec![0, 1],
             },
         ];
-        let params = program.params(&[2, 3], &views).expect("params");
+        let params = program.params(&[2, 3], &views, &[6, 3]).expect("params");
         assert_eq!(params, vec![6, 2, 3, 0, 3, 1, 5, 0, 1]);
         for dialect in [Dialect::Wgsl, Dialect::Cuda] {
             let source = program.source(dialect).expect("source");
