@@ -77,6 +77,16 @@ pub fn map_views(
     inputs: &[(&DeviceTensor, View)],
     shape: &[usize],
 ) -> Result<DeviceTensor, KernelError> {
+    // A binding the program never reads is dropped from its layout: drop the input too.
+    if (0..inputs.len()).any(|k| !expr.uses_input(k)) {
+        let used: Vec<usize> = (0..inputs.len()).filter(|&k| expr.uses_input(k)).collect();
+        let mut to = vec![0; inputs.len()];
+        for (new, &old) in used.iter().enumerate() {
+            to[old] = new;
+        }
+        let kept: Vec<(&DeviceTensor, View)> = used.iter().map(|&k| inputs[k].clone()).collect();
+        return map_views(gpu, &expr.renumber(&to), &kept, shape);
+    }
     let scalars: Vec<Scalar> = inputs
         .iter()
         .map(|(t, _)| {

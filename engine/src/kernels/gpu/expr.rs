@@ -171,6 +171,32 @@ impl Expr {
         }
     }
 
+    /// Whether the expression reads input `k` at all (through its view or by index).
+    pub fn uses_input(&self, k: usize) -> bool {
+        match self {
+            Expr::Input(i) => *i == k,
+            Expr::Load(i, x) => *i == k || x.uses_input(k),
+            Expr::Coord(_) | Expr::Literal(..) => false,
+            Expr::Unary(_, x) | Expr::Cast(_, x) => x.uses_input(k),
+            Expr::Binary(_, a, b) => a.uses_input(k) || b.uses_input(k),
+            Expr::Select(c, a, b) => c.uses_input(k) || a.uses_input(k) || b.uses_input(k),
+        }
+    }
+
+    /// The expression with input `i` renamed `to[i]`.
+    pub fn renumber(&self, to: &[usize]) -> Expr {
+        let r = |x: &Expr| Box::new(x.renumber(to));
+        match self {
+            Expr::Input(i) => Expr::Input(to.get(*i).copied().unwrap_or(*i)),
+            Expr::Load(i, x) => Expr::Load(to.get(*i).copied().unwrap_or(*i), r(x)),
+            Expr::Coord(_) | Expr::Literal(..) => self.clone(),
+            Expr::Unary(op, x) => Expr::Unary(*op, r(x)),
+            Expr::Cast(ty, x) => Expr::Cast(*ty, r(x)),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, r(a), r(b)),
+            Expr::Select(c, a, b) => Expr::Select(r(c), r(a), r(b)),
+        }
+    }
+
     /// Whether the expression loads elements by index.
     pub fn loads(&self) -> bool {
         match self {

@@ -56,12 +56,7 @@ fn maxima(gpu: &GpuDevice, g: &Geometry, x: &DeviceTensor) -> Result<DeviceTenso
             best = Expr::binary(BinaryOp::Max, best, v);
         }
     }
-    Ok(map_views(
-        gpu,
-        &best,
-        &[(x, unviewed(4))],
-        &g.out_shape(g.c),
-    )?)
+    map_views(gpu, &best, &[(x, unviewed(4))], &g.out_shape(g.c))
 }
 
 /// For each window, the flat index in `x` of its first maximum (`y` holds the maxima).
@@ -84,12 +79,7 @@ fn argmax(
         offset: 0,
         strides: row_major_strides(&shape),
     };
-    Ok(map_views(
-        gpu,
-        &first,
-        &[(x, unviewed(4)), (y, y_view)],
-        &shape,
-    )?)
+    map_views(gpu, &first, &[(x, unviewed(4)), (y, y_view)], &shape)
 }
 
 impl GpuKernel for MaxPool {
