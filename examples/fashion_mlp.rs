@@ -1,7 +1,7 @@
 //! An MLP 784-256-10 on Fashion-MNIST (Debian's `dataset-fashion-mnist`), 10 epochs of
 //! mini-batches of 100, the same program as the TensorFlow peer in bench/.
 //!
-//!     cargo run --release --example fashion_mlp [-- --data DIR] [--steps N] [--seed S]
+//!     cargo run --release --example fashion_mlp [-- --data DIR] [--steps N] [--seed S] [--device gpu]
 
 use anyhow::Context;
 use clap::Parser;
@@ -32,6 +32,12 @@ struct Args {
     /// Seeds the initial weights and orders the batches
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
+
+    /// Where the model runs: `cpu`, `gpu` (the first GPU; ops without a GPU kernel run on the
+    /// CPU), or a device name such as `/device:GPU:1`. Software GPUs (lavapipe) are used only
+    /// with SLUICE_GPU_ALLOW_SOFTWARE=1.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +52,7 @@ fn main() -> anyhow::Result<()> {
 
     let g = Graph::new();
     g.set_seed(args.seed);
+    let _on = g.device(&args.device);
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
     let hidden = {

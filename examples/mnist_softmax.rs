@@ -35,11 +35,7 @@ fn main() -> anyhow::Result<()> {
     sluice::logging::init("warn");
     let digits = mnist_digits()?;
     let g = Graph::new();
-    let _on = g.device(match device.as_str() {
-        "cpu" => "",
-        "gpu" => "/device:GPU:0",
-        name => name,
-    });
+    let _on = g.device(&device);
 
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let w = g.variable("W", &[784, 10], Initializer::Zeros);

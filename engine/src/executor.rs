@@ -6,6 +6,8 @@
 mod placement;
 mod values;
 
+use crate::devices::gpu::GpuDevice;
+use crate::devices::Device;
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
 use crate::kernels::{BufferPool, Context, GpuContext, KernelError, VariableStore};
@@ -65,6 +67,8 @@ pub(crate) struct Plan {
     fetches: Vec<Option<usize>>,
     /// Each fetch's name, for errors.
     fetch_names: Vec<String>,
+    /// The GPUs the plan's kernels run on.
+    gpus: Vec<Arc<GpuDevice>>,
 }
 
 impl Plan {
@@ -189,7 +193,16 @@ impl Plan {
                 steps[*i].release.push(slot);
             }
         }
+        let mut gpus: Vec<Arc<GpuDevice>> = Vec::new();
+        for step in &steps {
+            if let StepKernel::Gpu { device, .. } = &step.kernel {
+                if !gpus.iter().any(|g| Arc::ptr_eq(g, device)) {
+                    gpus.push(device.clone());
+                }
+            }
+        }
         Ok(Plan {
+            gpus,
             steps,
             slots: next_slot,
             feeds: feed_slots,
@@ -281,6 +294,15 @@ impl Plan {
                     value.release(pool, slot >= self.feeds.len());
                 }
             }
+        }
+        // The step's GPU work goes out in one submission; the previous step's must have
+        // finished, so a loop that fetches nothing cannot run ahead of its GPU.
+        for gpu in &self.gpus {
+            gpu.end_step().map_err(|e| SessionError::Kernel {
+                node: gpu.info().name.clone(),
+                op: "GPU step".into(),
+                message: e.to_string(),
+            })?;
         }
         (self.fetches.iter().zip(&self.fetch_names))
             .map(|(f, name)| match f.and_then(|slot| slots[slot].as_mut()) {

@@ -237,8 +237,15 @@ impl Graph {
         }
     }
 
-    /// Sets a device constraint for nodes added until the guard drops.
+    /// Sets a device constraint for nodes added until the guard drops: `/device:GPU:0`,
+    /// `/job:worker/task:1`, or a `--device` choice: `gpu` (the first GPU), `cpu` (no
+    /// constraint).
     pub fn device(&self, device: &str) -> ScopeGuard {
+        let device = match device {
+            "cpu" | "CPU" => "",
+            "gpu" | "GPU" => "/device:GPU:0",
+            name => name,
+        };
         self.write().devices.push(device.to_string());
         ScopeGuard {
             graph: self.clone(),

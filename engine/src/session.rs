@@ -28,7 +28,7 @@ pub struct Session {
     cancel: CancelToken,
     history: Vec<MetricPoint>,
     created: Instant,
-    devices: DeviceSet,
+    devices: Arc<DeviceSet>,
     soft_placement: bool,
 }
 
@@ -59,6 +59,16 @@ impl Session {
     }
 
     pub fn with_options(graph: &Graph, options: SessionOptions) -> Session {
+        Session::with_devices(
+            graph,
+            Arc::new(DeviceSet::new(options.gpu)),
+            options.soft_placement,
+        )
+    }
+
+    /// A session on devices shared with other sessions (an engine's), so a GPU is opened
+    /// once per process.
+    pub fn with_devices(graph: &Graph, devices: Arc<DeviceSet>, soft_placement: bool) -> Session {
         Session {
             graph: graph.clone(),
             variables: VariableStore::default(),
@@ -67,8 +77,8 @@ impl Session {
             cancel: CancelToken::default(),
             history: Vec::new(),
             created: Instant::now(),
-            devices: DeviceSet::new(options.gpu),
-            soft_placement: options.soft_placement,
+            devices,
+            soft_placement,
         }
     }
 

@@ -178,7 +178,10 @@ impl Front {
                     } else {
                         "-".into()
                     };
-                    println!("{:<40} {:<6} {memory}", d.name, d.device_type);
+                    println!(
+                        "{:<40} {:<4} {memory:>10}  {} ({})",
+                        d.name, d.device_type, d.description, d.backend
+                    );
                 }
                 true
             }

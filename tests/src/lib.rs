@@ -98,13 +98,25 @@ impl Engine {
         Engine::start_with(&args)
     }
 
+    /// As [`Engine::start`], with these environment variables set for the engine.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Engine, String> {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Engine::spawn(&args, env)
+    }
+
     /// Starts `sluice-engine serve` with these arguments; an engine that exits instead of
     /// listening gives its error output.
     pub fn start_with(args: &[&str]) -> Result<Engine, String> {
+        Engine::spawn(args, &[])
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Engine, String> {
         let exe = engine_path()?;
         let mut child = Command::new(&exe)
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

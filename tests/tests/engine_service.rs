@@ -235,6 +235,37 @@ fn remote_errors_are_the_in_process_ones() {
 }
 
 #[test]
+fn list_devices_shows_the_engines_gpus_with_their_backend_and_memory() {
+    // Mesa's software Vulkan device stands in for a GPU where there is none.
+    let engine = Engine::start_env(
+        &[],
+        &[
+            ("SLUICE_GPU_ALLOW_SOFTWARE", "1"),
+            ("XDG_RUNTIME_DIR", "/tmp"),
+        ],
+    )
+    .unwrap();
+    let sess = RemoteSession::create(&engine.addr, &Graph::new()).unwrap();
+    let devices = sess.list_devices().unwrap();
+    assert_eq!(devices[0].device_type, "CPU");
+    assert!(devices[0].memory_limit > 0, "{devices:?}");
+    let gpu = devices.iter().find(|d| d.device_type == "GPU");
+    let Some(gpu) = gpu else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no GPU listed, not even the software one: {devices:?}"
+        );
+        return;
+    };
+    assert_eq!(gpu.name, "/job:localhost/replica:0/task:0/device:GPU:0");
+    assert_eq!(gpu.backend, "vulkan");
+    assert!(
+        gpu.memory_limit > 0 && !gpu.description.is_empty(),
+        "{gpu:?}"
+    );
+}
+
+#[test]
 fn a_256_mib_tensor_goes_there_and_back_intact() {
     let engine = Engine::start(&[]).unwrap();
     let g = Graph::new();

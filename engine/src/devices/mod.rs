@@ -56,6 +56,8 @@ pub struct DeviceInfo {
     pub backend: String,
     /// Largest single buffer the device allows, in bytes.
     pub max_buffer_bytes: u64,
+    /// The device's own memory in bytes (a GPU's device-local heaps), 0 where unknown.
+    pub memory_bytes: u64,
     /// A software rasteriser (lavapipe): only used when asked for.
     pub software: bool,
 }
@@ -133,6 +135,7 @@ impl Default for CpuDevice {
                 ),
                 backend: "host".into(),
                 max_buffer_bytes: isize::MAX as u64,
+                memory_bytes: host_memory(),
                 software: false,
             },
         }
@@ -167,12 +170,31 @@ impl Device for CpuDevice {
     }
 }
 
+/// The machine's memory in bytes (Linux), or 0 where it cannot be read.
+pub fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        })
+        .unwrap_or(0)
+}
+
 /// The devices a session places nodes on: the CPU, and the GPUs, found when a node first asks
 /// for one (opening a GPU takes a moment, and most graphs never ask).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeviceSet {
     options: GpuOptions,
     gpus: OnceLock<Vec<Arc<GpuDevice>>>,
+}
+
+/// The GPU options from the environment (`SLUICE_GPU_ALLOW_SOFTWARE`).
+impl Default for DeviceSet {
+    fn default() -> DeviceSet {
+        DeviceSet::new(GpuOptions::from_env())
+    }
 }
 
 impl DeviceSet {
@@ -181,6 +203,13 @@ impl DeviceSet {
             options,
             gpus: OnceLock::new(),
         }
+    }
+
+    /// The CPU and the GPUs, as `ListDevices` shows them (discovers the GPUs).
+    pub fn infos(&self) -> Vec<DeviceInfo> {
+        let mut infos = vec![CpuDevice::default().info().clone()];
+        infos.extend(self.gpus().iter().map(|g| g.info().clone()));
+        infos
     }
 
     /// The GPUs that the options accept, discovered on the first call.

@@ -147,7 +147,8 @@ impl WorkerService for WorkerServer {
             device: vec![proto::DeviceAttributes {
                 name: CPU_DEVICE.to_string(),
                 device_type: "CPU".to_string(),
-                memory_limit: 0,
+                memory_limit: crate::devices::host_memory(),
+                ..Default::default()
             }],
         }))
     }

@@ -74,6 +74,8 @@ pub struct GpuDevice {
     /// Parameter buffers, apart from tensors' so that one is never written while a recorded
     /// kernel still reads it (see [`GpuDevice::dispatch_groups`]).
     params: buffers::Pool,
+    /// The last step's submission, which the next step's end waits for.
+    last_step: Mutex<Option<wgpu::SubmissionIndex>>,
 }
 
 /// Commands recorded since the last submission. A step's kernels reach the GPU in one
@@ -125,6 +127,7 @@ impl GpuDevice {
                 description: info.name.clone(),
                 backend: format!("{:?}", info.backend).to_lowercase(),
                 max_buffer_bytes: limits.max_storage_buffer_binding_size,
+                memory_bytes: device_memory(&adapter),
                 software,
             },
             device,
@@ -135,6 +138,7 @@ impl GpuDevice {
             programs: Mutex::default(),
             pending: Mutex::default(),
             params: buffers::Pool::default(),
+            last_step: Mutex::default(),
         })
     }
 
@@ -334,8 +338,38 @@ impl GpuDevice {
         Ok(())
     }
 
+    /// Ends a step: submits its kernels, then waits for the previous step's, so one step
+    /// runs on the GPU while the host prepares the next and no more pile up.
+    pub fn end_step(&self) -> Result<(), DeviceError> {
+        let submitted = self.submit()?;
+        let previous = {
+            let mut last = self
+                .last_step
+                .lock()
+                .map_err(|_| self.failed("step queue poisoned"))?;
+            match submitted {
+                Some(index) => last.replace(index),
+                None => None,
+            }
+        };
+        if let Some(index) = previous {
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .map_err(|e| self.failed(e))?;
+        }
+        Ok(())
+    }
+
     /// Submits the recorded kernels.
     pub fn flush(&self) -> Result<(), DeviceError> {
+        self.submit().map(|_| ())
+    }
+
+    /// Submits the recorded kernels; the submission's index, if there were any.
+    fn submit(&self) -> Result<Option<wgpu::SubmissionIndex>, DeviceError> {
         let (encoder, params) = {
             let mut pending = self
                 .pending
@@ -344,9 +378,10 @@ impl GpuDevice {
             pending.kernels = 0;
             (pending.encoder.take(), std::mem::take(&mut pending.params))
         };
+        let mut index = None;
         if let Some(encoder) = encoder {
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            self.queue.submit([encoder.finish()]);
+            index = Some(self.queue.submit([encoder.finish()]));
             if let Some(e) = pollster::block_on(scope.pop()) {
                 return Err(self.failed(format!("submission failed: {e}")));
             }
@@ -355,7 +390,7 @@ impl GpuDevice {
         for buffer in params {
             self.params.give_back(buffer);
         }
-        Ok(())
+        Ok(index)
     }
 
     /// Takes back a tensor's buffer for later allocations, if nothing else holds it.
@@ -364,6 +399,25 @@ impl GpuDevice {
             self.pool.give_back(buffer);
         }
     }
+}
+
+/// The adapter's device-local memory in bytes (Vulkan's memory heaps), 0 where unknown.
+fn device_memory(adapter: &wgpu::Adapter) -> u64 {
+    // SAFETY: only reads the physical device's memory properties through the adapter's own
+    // instance; the guard is dropped before the adapter is used again.
+    let Some(hal) = (unsafe { adapter.as_hal::<wgpu::hal::api::Vulkan>() }) else {
+        return 0;
+    };
+    let instance = hal.shared_instance().raw_instance();
+    // SAFETY: the physical device belongs to this instance.
+    let properties =
+        unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
+    properties
+        .memory_heaps_as_slice()
+        .iter()
+        .filter(|heap| heap.flags.contains(ash::vk::MemoryHeapFlags::DEVICE_LOCAL))
+        .map(|heap| heap.size)
+        .sum()
 }
 
 /// Workgroups in x and y for `threads` threads: x at most `max_x`, y spanning the rest.

@@ -34,8 +34,14 @@ use transport::{block, connect, connect_both, read_answer, Client, ClientRuntime
 #[derive(Debug, Clone, PartialEq)]
 pub struct Device {
     pub name: String,
+    /// `CPU` or `GPU`.
     pub device_type: String,
+    /// Bytes of the device's own memory, 0 where unknown.
     pub memory_limit: u64,
+    /// What the device is: `NVIDIA H100 80GB HBM3`, `16 cores`.
+    pub description: String,
+    /// How the engine drives it: `host`, `vulkan`.
+    pub backend: String,
 }
 
 /// A session on a standalone engine (`sluice-engine serve`), with the methods of
@@ -320,6 +326,8 @@ impl RemoteSession {
                 name: d.name,
                 device_type: d.device_type,
                 memory_limit: d.memory_limit,
+                description: d.physical_device_desc,
+                backend: d.backend,
             })
             .collect())
     }

@@ -9,6 +9,7 @@ mod events;
 mod fit;
 mod step;
 
+use crate::devices::DeviceSet;
 use crate::executor::CancelToken;
 use crate::graph::Graph;
 use crate::service::auth::CheckToken;
@@ -21,7 +22,7 @@ use crate::service::status::{
 };
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
 use crate::service::worker::WorkerServer;
-use crate::service::{CONNECTION_WINDOW, CPU_DEVICE, MAX_FRAME, STREAM_WINDOW};
+use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
 use events::EventBus;
 pub use events::WatchStream;
@@ -88,6 +89,8 @@ pub struct MasterServer {
     /// Data sets fits have loaded, by name.
     datasets: fit::DatasetCache,
     events: EventBus,
+    /// The engine's devices, opened once and shared by its sessions.
+    devices: Arc<DeviceSet>,
 }
 
 impl MasterServer {
@@ -155,7 +158,7 @@ impl MasterService for MasterServer {
             }
         })
         .await?;
-        let session = Session::new(&graph);
+        let session = Session::with_devices(&graph, self.devices.clone(), true);
         let handle = self.new_handle();
         let entry = Arc::new(Entry {
             handle: handle.clone(),
@@ -400,13 +403,23 @@ impl MasterService for MasterServer {
         &self,
         _request: Request<proto::ListDevicesRequest>,
     ) -> Result<Response<proto::ListDevicesResponse>, Status> {
-        Ok(Response::new(proto::ListDevicesResponse {
-            device: vec![proto::DeviceAttributes {
-                name: CPU_DEVICE.to_string(),
-                device_type: "CPU".to_string(),
-                memory_limit: total_memory(),
-            }],
-        }))
+        let devices = self.devices.clone();
+        let infos = blocking(move || Ok(devices.infos())).await?;
+        let device = infos
+            .into_iter()
+            .map(|d| proto::DeviceAttributes {
+                // `/device:GPU:0` as TensorFlow names it in a local job.
+                name: match d.name.strip_prefix("/device:") {
+                    Some(rest) => format!("/job:localhost/replica:0/task:0/device:{rest}"),
+                    None => d.name,
+                },
+                device_type: d.kind.to_string(),
+                memory_limit: d.memory_bytes,
+                physical_device_desc: d.description,
+                backend: d.backend,
+            })
+            .collect();
+        Ok(Response::new(proto::ListDevicesResponse { device }))
     }
 
     type WatchEventsStream = WatchStream;
@@ -421,18 +434,6 @@ impl MasterService for MasterServer {
         }
         Ok(Response::new(self.events.subscribe(session)))
     }
-}
-
-/// The machine's memory in bytes (Linux), or 0 where it cannot be read.
-fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(0)
 }
 
 /// Serves the master service on `listener` until `shutdown` completes.
