@@ -150,8 +150,12 @@ fn check(case: Case) {
 }
 
 /// NVRTC and ptxas, from PyPI's nvidia-cuda-nvrtc and nvidia-cuda-nvcc (CUDA 13.0, as the GPU
-/// machines' driver), where `SLUICE_NVRTC` and `SLUICE_PTXAS` name them.
+/// machines' driver), where `SLUICE_NVRTC` and `SLUICE_PTXAS` name them. `SLUICE_CUDA_CHECK=0`
+/// skips the check (bench/gpu.sh, on a machine without them).
 fn cuda_tools() -> Option<&'static (Nvrtc, PathBuf)> {
+    if std::env::var("SLUICE_CUDA_CHECK").is_ok_and(|v| v == "0") {
+        return None;
+    }
     static TOOLS: OnceLock<Option<(Nvrtc, PathBuf)>> = OnceLock::new();
     let tools = TOOLS.get_or_init(|| {
         let nvrtc = Nvrtc::load().ok()?;
