@@ -229,14 +229,6 @@ fn scalar_of(t: &DeviceTensor) -> Result<Scalar, KernelError> {
     Scalar::of(t.dtype).ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", t.dtype)))
 }
 
-/// A view that reads nothing: for inputs a map only loads by index.
-fn unviewed(rank: usize) -> View {
-    View {
-        offset: 0,
-        strides: vec![0; rank],
-    }
-}
-
 /// The slice's gradient: `dy` where the slice was taken, zeros around it.
 impl GpuKernel for SliceGrad {
     fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
@@ -275,7 +267,7 @@ impl GpuKernel for SliceGrad {
         Ok(vec![map_views(
             gpu,
             &expr,
-            &[(dy, unviewed(rank))],
+            &[(dy, View::unread(rank))],
             &x.shape,
         )?])
     }
@@ -321,7 +313,7 @@ impl GpuKernel for Concat {
             );
         }
         let viewed: Vec<(&DeviceTensor, View)> =
-            inputs.iter().map(|&t| (t, unviewed(rank))).collect();
+            inputs.iter().map(|&t| (t, View::unread(rank))).collect();
         Ok(vec![map_views(gpu, &expr, &viewed, &joined)?])
     }
 }

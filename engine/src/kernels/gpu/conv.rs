@@ -4,6 +4,7 @@
 //! gradient is `patches^T @ dy`; the input's is `dy @ filter^T` added back onto the image
 //! (col2im: a map over image pixels summing the windows that cover each).
 
+use super::all_f32;
 use super::array::reshaped;
 use super::elementwise::map_views;
 use super::expr::Expr;
@@ -19,11 +20,6 @@ use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::conv::{Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput};
 use crate::ops::window::Padding;
 use crate::ops::MatMul;
-use crate::tensor::DType;
-
-fn all_f32(inputs: &[TypeShape]) -> bool {
-    inputs.iter().all(|t| t.dtype == DType::F32)
-}
 
 /// The geometry of `x` under filter `f`, checking that they fit together.
 fn geometry(
@@ -47,13 +43,6 @@ fn geometry(
     Ok(g)
 }
 
-fn unviewed(rank: usize) -> View {
-    View {
-        offset: 0,
-        strides: vec![0; rank],
-    }
-}
-
 /// The patch matrix `[n*oh*ow, kh*kw*c]` of image `x`.
 fn patches(gpu: &GpuDevice, g: &Geometry, x: &DeviceTensor) -> Result<DeviceTensor, KernelError> {
     // Coordinates of the 6-D patch tensor [n, oh, ow, kh, kw, c].
@@ -69,7 +58,7 @@ fn patches(gpu: &GpuDevice, g: &Geometry, x: &DeviceTensor) -> Result<DeviceTens
     );
     let expr = load_or(0, at, valid, Expr::f32(0.0));
     let shape = [g.n, g.oh, g.ow, g.kh, g.kw, g.c];
-    let cols = map_views(gpu, &expr, &[(x, unviewed(6))], &shape)?;
+    let cols = map_views(gpu, &expr, &[(x, View::unread(6))], &shape)?;
     reshaped(&cols, vec![g.n * g.oh * g.ow, g.patch()])
 }
 
@@ -177,7 +166,7 @@ impl GpuKernel for Conv2DBackpropInput {
                 sum = Expr::binary(super::expr::BinaryOp::Add, sum, term);
             }
         }
-        let dx = map_views(gpu, &sum, &[(&dcols, unviewed(4))], &x.shape)?;
+        let dx = map_views(gpu, &sum, &[(&dcols, View::unread(4))], &x.shape)?;
         gpu.recycle(dcols);
         Ok(vec![dx])
     }

@@ -1,9 +1,10 @@
-//! Index arithmetic for kernels that read by computed index ([`Expr::Load`]): windows,
-//! padding, pieces of a concatenation. Coordinates and indices are i32 expressions.
+//! Building expressions: arithmetic, conditions, and the index arithmetic of kernels that
+//! read by computed index ([`Expr::Load`]: windows, padding, pieces of a concatenation), where
+//! coordinates and indices are i32 expressions.
 
 use super::expr::{BinaryOp, Expr, Scalar};
 
-/// `a + b`, `a - b`, `a * b` on i32 expressions.
+/// `a + b`, `a - b`, `a * b`.
 pub fn add(a: Expr, b: Expr) -> Expr {
     Expr::binary(BinaryOp::Add, a, b)
 }

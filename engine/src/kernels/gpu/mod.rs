@@ -18,7 +18,9 @@ pub mod state;
 pub(crate) mod window;
 
 use super::KernelTable;
+use crate::graph::TypeShape;
 use crate::ops::*;
+use crate::tensor::DType;
 
 /// Registers every GPU kernel.
 pub(crate) fn register(table: &mut KernelTable) {
@@ -61,4 +63,9 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<MaxPool>();
     table.add_gpu::<MaxPoolGrad>();
     table.add_gpu::<MaxPoolGradGrad>();
+}
+
+/// Whether every input is f32 (the kernels of floats only).
+fn all_f32(inputs: &[TypeShape]) -> bool {
+    inputs.iter().all(|t| t.dtype == DType::F32)
 }

@@ -2,6 +2,7 @@
 //! chains of reductions and maps over the last axis, each step the CPU kernel's own formula
 //! (the row maximum subtracted first, so large logits do not overflow).
 
+use super::all_f32;
 use super::elementwise::map;
 use super::expr::{BinaryOp, Expr, UnaryOp};
 use super::reduce::reduce;
@@ -11,38 +12,25 @@ use crate::graph::TypeShape;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::nn::{Activation, ActivationKind, ReluGrad, Softmax, SoftmaxCrossEntropy};
 use crate::ops::{Reduce, ReduceKind};
-use crate::tensor::DType;
-
-fn all_f32(inputs: &[TypeShape]) -> bool {
-    inputs.iter().all(|t| t.dtype == DType::F32)
-}
-
-fn x(i: usize) -> Expr {
-    Expr::input(i)
-}
-
-fn bin(op: BinaryOp, a: Expr, b: Expr) -> Expr {
-    Expr::binary(op, a, b)
-}
 
 fn activation(kind: ActivationKind) -> Expr {
     match kind {
         // NaN gives 0, as `if v > 0 { v } else { 0 }` on the CPU.
         ActivationKind::Relu => Expr::select(
-            bin(BinaryOp::Gt, x(0), Expr::f32(0.0)),
-            x(0),
+            Expr::binary(BinaryOp::Gt, Expr::input(0), Expr::f32(0.0)),
+            Expr::input(0),
             Expr::f32(0.0),
         ),
-        ActivationKind::Sigmoid => bin(
+        ActivationKind::Sigmoid => Expr::binary(
             BinaryOp::Div,
             Expr::f32(1.0),
-            bin(
+            Expr::binary(
                 BinaryOp::Add,
                 Expr::f32(1.0),
-                Expr::unary(UnaryOp::Exp, Expr::unary(UnaryOp::Neg, x(0))),
+                Expr::unary(UnaryOp::Exp, Expr::unary(UnaryOp::Neg, Expr::input(0))),
             ),
         ),
-        ActivationKind::Tanh => Expr::unary(UnaryOp::Tanh, x(0)),
+        ActivationKind::Tanh => Expr::unary(UnaryOp::Tanh, Expr::input(0)),
     }
 }
 
@@ -80,8 +68,8 @@ impl GpuKernel for ReluGrad {
             )));
         }
         let pass = Expr::select(
-            bin(BinaryOp::Gt, x(1), Expr::f32(0.0)),
-            x(0),
+            Expr::binary(BinaryOp::Gt, Expr::input(1), Expr::f32(0.0)),
+            Expr::input(0),
             Expr::f32(0.0),
         );
         Ok(vec![map(gpu, &pass, inputs)?])
@@ -123,7 +111,10 @@ fn row_stats(
         }
     }
     let max = over_rows(gpu, ReduceKind::Max, logits, true)?;
-    let shifted = Expr::unary(UnaryOp::Exp, bin(BinaryOp::Sub, x(0), x(1)));
+    let shifted = Expr::unary(
+        UnaryOp::Exp,
+        Expr::binary(BinaryOp::Sub, Expr::input(0), Expr::input(1)),
+    );
     let exps = map(gpu, &shifted, &[logits, &max])?;
     let sums = over_rows(gpu, ReduceKind::Sum, &exps, true)?;
     gpu.recycle(exps);
@@ -132,10 +123,10 @@ fn row_stats(
 
 /// `x - max - log(sum)`: the log-probabilities, from inputs (logits, max, sum).
 fn log_probabilities() -> Expr {
-    bin(
+    Expr::binary(
         BinaryOp::Sub,
-        bin(BinaryOp::Sub, x(0), x(1)),
-        Expr::unary(UnaryOp::Log, x(2)),
+        Expr::binary(BinaryOp::Sub, Expr::input(0), Expr::input(1)),
+        Expr::unary(UnaryOp::Log, Expr::input(2)),
     )
 }
 
@@ -156,10 +147,13 @@ impl GpuKernel for Softmax {
             log_probabilities()
         } else {
             // exp(x - max) * (1 / sum), as the CPU scales each row.
-            bin(
+            Expr::binary(
                 BinaryOp::Mul,
-                Expr::unary(UnaryOp::Exp, bin(BinaryOp::Sub, x(0), x(1))),
-                bin(BinaryOp::Div, Expr::f32(1.0), x(2)),
+                Expr::unary(
+                    UnaryOp::Exp,
+                    Expr::binary(BinaryOp::Sub, Expr::input(0), Expr::input(1)),
+                ),
+                Expr::binary(BinaryOp::Div, Expr::f32(1.0), Expr::input(2)),
             )
         };
         let out = map(gpu, &value, &[logits, &max, &sums])?;
@@ -196,8 +190,11 @@ impl GpuKernel for SoftmaxCrossEntropy {
         // loss = -sum(labels * log_p) over the labels that are not 0 (so a 0 label times a
         // -inf log-probability adds nothing, as on the CPU).
         let term = Expr::select(
-            bin(BinaryOp::Ne, x(1), Expr::f32(0.0)),
-            Expr::unary(UnaryOp::Neg, bin(BinaryOp::Mul, x(1), x(0))),
+            Expr::binary(BinaryOp::Ne, Expr::input(1), Expr::f32(0.0)),
+            Expr::unary(
+                UnaryOp::Neg,
+                Expr::binary(BinaryOp::Mul, Expr::input(1), Expr::input(0)),
+            ),
             Expr::f32(0.0),
         );
         let terms = map(gpu, &term, &[&log_p, labels])?;
@@ -205,10 +202,14 @@ impl GpuKernel for SoftmaxCrossEntropy {
         gpu.recycle(terms);
         // d loss / d logits = softmax * sum(labels) - labels.
         let totals = over_rows(gpu, ReduceKind::Sum, labels, true)?;
-        let backprop = bin(
+        let backprop = Expr::binary(
             BinaryOp::Sub,
-            bin(BinaryOp::Mul, Expr::unary(UnaryOp::Exp, x(0)), x(2)),
-            x(1),
+            Expr::binary(
+                BinaryOp::Mul,
+                Expr::unary(UnaryOp::Exp, Expr::input(0)),
+                Expr::input(2),
+            ),
+            Expr::input(1),
         );
         let dlogits = map(gpu, &backprop, &[&log_p, labels, &totals])?;
         gpu.recycle(log_p);

@@ -3,6 +3,7 @@
 //! the gradient sends each `dy` element to that index, and the gradient's gradient picks
 //! the element there.
 
+use super::all_f32;
 use super::elementwise::map_views;
 use super::expr::{BinaryOp, Expr};
 use super::index::{and, coords, int, linear, load_or};
@@ -15,21 +16,9 @@ use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::cpu::window::Geometry;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::pool::{MaxPool, MaxPoolGrad, MaxPoolGradGrad, PoolWindow};
-use crate::tensor::DType;
-
-fn all_f32(inputs: &[TypeShape]) -> bool {
-    inputs.iter().all(|t| t.dtype == DType::F32)
-}
 
 fn geometry(w: &PoolWindow, x: &[usize]) -> Result<Geometry, KernelError> {
     Ok(Geometry::new(x, w.ksize, w.strides, w.padding)?)
-}
-
-fn unviewed(rank: usize) -> View {
-    View {
-        offset: 0,
-        strides: vec![0; rank],
-    }
 }
 
 /// Window element `(i, j)` of the output element at the map's coordinates `[n, oy, ox, c]`.
@@ -56,7 +45,7 @@ fn maxima(gpu: &GpuDevice, g: &Geometry, x: &DeviceTensor) -> Result<DeviceTenso
             best = Expr::binary(BinaryOp::Max, best, v);
         }
     }
-    map_views(gpu, &best, &[(x, unviewed(4))], &g.out_shape(g.c))
+    map_views(gpu, &best, &[(x, View::unread(4))], &g.out_shape(g.c))
 }
 
 /// For each window, the flat index in `x` of its first maximum (`y` holds the maxima).
@@ -79,7 +68,7 @@ fn argmax(
         offset: 0,
         strides: row_major_strides(&shape),
     };
-    map_views(gpu, &first, &[(x, unviewed(4)), (y, y_view)], &shape)
+    map_views(gpu, &first, &[(x, View::unread(4)), (y, y_view)], &shape)
 }
 
 impl GpuKernel for MaxPool {
@@ -140,7 +129,7 @@ impl GpuKernel for MaxPoolGrad {
         let dx = map_views(
             gpu,
             &sum,
-            &[(&first, unviewed(4)), (dy, unviewed(4))],
+            &[(&first, View::unread(4)), (dy, View::unread(4))],
             &x.shape,
         )?;
         gpu.recycle(first);
@@ -176,7 +165,7 @@ impl GpuKernel for MaxPoolGradGrad {
             strides: row_major_strides(&shape),
         };
         let pick = Expr::load(1, Expr::input(0));
-        let out = map_views(gpu, &pick, &[(&first, view), (d, unviewed(4))], &shape)?;
+        let out = map_views(gpu, &pick, &[(&first, view), (d, View::unread(4))], &shape)?;
         gpu.recycle(first);
         Ok(vec![out])
     }

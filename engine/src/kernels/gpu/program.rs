@@ -27,6 +27,16 @@ pub struct View {
     pub strides: Vec<usize>,
 }
 
+impl View {
+    /// The view of an input a map reads only by index ([`Expr::Load`]).
+    pub fn unread(rank: usize) -> View {
+        View {
+            offset: 0,
+            strides: vec![0; rank],
+        }
+    }
+}
+
 /// A map program: `out[i] = expr(inputs read at i's coordinates)`. Strided maps (and maps
 /// reading coordinates) are generated for their rank, the shape and views coming as
 /// parameters; plain ones read every input at `i`.

@@ -5,6 +5,7 @@
 use super::array::{held, reshaped};
 use super::elementwise::map;
 use super::expr::{BinaryOp, Expr, Scalar, UnaryOp};
+use super::index::{add, mul, sub};
 use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
 use crate::graph::TypeShape;
@@ -79,27 +80,8 @@ impl GpuKernel for Assign {
     }
 }
 
-fn x(i: usize) -> Expr {
-    Expr::input(i)
-}
-
 fn c(v: f32) -> Expr {
     Expr::f32(v)
-}
-
-fn bin(op: BinaryOp, a: Expr, b: Expr) -> Expr {
-    Expr::binary(op, a, b)
-}
-
-/// `a - b`, `a * b`, `a + b`.
-fn sub(a: Expr, b: Expr) -> Expr {
-    bin(BinaryOp::Sub, a, b)
-}
-fn mul(a: Expr, b: Expr) -> Expr {
-    bin(BinaryOp::Mul, a, b)
-}
-fn add(a: Expr, b: Expr) -> Expr {
-    bin(BinaryOp::Add, a, b)
 }
 
 /// The updates in f32, each step in the CPU kernel's order and precision (hyper-parameters
@@ -134,7 +116,7 @@ impl GpuKernel for ApplyUpdate {
             Rule::GradientDescent { learning_rate } => {
                 let w = map(
                     gpu,
-                    &sub(x(0), mul(c(f(learning_rate)), x(1))),
+                    &sub(Expr::input(0), mul(c(f(learning_rate)), Expr::input(1))),
                     &[&var, &grad],
                 )?;
                 ctx.variables.set_gpu(self.var, ctx.gpu, w);
@@ -145,14 +127,18 @@ impl GpuKernel for ApplyUpdate {
                 nesterov,
             } => {
                 let (lr, mu) = (f(learning_rate), f(momentum));
-                let accum = map(gpu, &add(mul(c(mu), x(0)), x(1)), &[&slots[0], &grad])?;
+                let accum = map(
+                    gpu,
+                    &add(mul(c(mu), Expr::input(0)), Expr::input(1)),
+                    &[&slots[0], &grad],
+                )?;
                 // Inputs: w, a (new), g.
                 let step = if nesterov {
-                    mul(c(lr), add(x(2), mul(c(mu), x(1))))
+                    mul(c(lr), add(Expr::input(2), mul(c(mu), Expr::input(1))))
                 } else {
-                    mul(c(lr), x(1))
+                    mul(c(lr), Expr::input(1))
                 };
-                let w = map(gpu, &sub(x(0), step), &[&var, &accum, &grad])?;
+                let w = map(gpu, &sub(Expr::input(0), step), &[&var, &accum, &grad])?;
                 ctx.variables.set_gpu(self.slots[0], ctx.gpu, accum);
                 ctx.variables.set_gpu(self.var, ctx.gpu, w);
             }
@@ -178,21 +164,24 @@ impl GpuKernel for ApplyUpdate {
                 let (b1, b2) = (f(beta1), f(beta2));
                 let m = map(
                     gpu,
-                    &add(mul(c(b1), x(0)), mul(c(1.0 - b1), x(1))),
+                    &add(mul(c(b1), Expr::input(0)), mul(c(1.0 - b1), Expr::input(1))),
                     &[&slots[0], &grad],
                 )?;
                 let v = map(
                     gpu,
-                    &add(mul(c(b2), x(0)), mul(mul(c(1.0 - b2), x(1)), x(1))),
+                    &add(
+                        mul(c(b2), Expr::input(0)),
+                        mul(mul(c(1.0 - b2), Expr::input(1)), Expr::input(1)),
+                    ),
                     &[&slots[1], &grad],
                 )?;
                 // Inputs: w, m, v.
-                let ratio = bin(
+                let ratio = Expr::binary(
                     BinaryOp::Div,
-                    mul(c(f(lr_t)), x(1)),
-                    add(Expr::unary(UnaryOp::Sqrt, x(2)), c(f(epsilon))),
+                    mul(c(f(lr_t)), Expr::input(1)),
+                    add(Expr::unary(UnaryOp::Sqrt, Expr::input(2)), c(f(epsilon))),
                 );
-                let w = map(gpu, &sub(x(0), ratio), &[&var, &m, &v])?;
+                let w = map(gpu, &sub(Expr::input(0), ratio), &[&var, &m, &v])?;
                 ctx.variables.set_gpu(self.slots[0], ctx.gpu, m);
                 ctx.variables.set_gpu(self.slots[1], ctx.gpu, v);
                 ctx.variables.set_gpu(self.var, ctx.gpu, w);
