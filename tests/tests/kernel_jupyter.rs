@@ -163,7 +163,9 @@ fn cells_show_errors_rich_output_completions_and_curves_as_notebooks_expect() {
 fn empty_caches_a_second_notebook_and_an_installed_binary_work() {
     let Some(j) = jupyter() else { return };
     let _one = one_kernel();
-    let work = profile_dir().join("cold-cache");
+    // Outside any Cargo workspace: a cell's build folder inside one (the default target
+    // folder is in the checkout) would be taken for a member of it.
+    let work = std::env::temp_dir().join("sluice-cold-cache");
     let out = run_script(
         j,
         "cold_cache.py",

@@ -23,6 +23,13 @@ pub enum Rule {
     },
 }
 
+/// Adam's step size for the update after `step` earlier ones: the learning rate with both
+/// moments' bias corrections folded in, as TensorFlow's `ApplyAdam` computes it.
+pub fn adam_step_size(learning_rate: f64, beta1: f64, beta2: f64, step: f64) -> f64 {
+    let t = step + 1.0;
+    learning_rate * (1.0 - beta2.powf(t)).sqrt() / (1.0 - beta1.powf(t))
+}
+
 /// Applies one update to variable `var` (and its slot variables) from the gradient input.
 /// Adam's second input is the global step before this update.
 #[derive(Debug, Clone)]

@@ -80,8 +80,7 @@ impl ApplyUpdate {
                 beta2,
                 epsilon,
             } => {
-                let t = step + 1.0;
-                let lr_t = learning_rate * (1.0 - beta2.powf(t)).sqrt() / (1.0 - beta1.powf(t));
+                let lr_t = adam_step_size(learning_rate, beta1, beta2, step);
                 let (lr_t, b1, b2, eps) = (c(lr_t), c(beta1), c(beta2), c(epsilon));
                 let (m_slot, v_slot) = slots.split_at_mut(1);
                 let m = m_slot[0].as_mut_slice::<T>()?;

@@ -10,7 +10,7 @@ use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
 use crate::graph::TypeShape;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
-use crate::ops::optimizer::{ApplyUpdate, Rule};
+use crate::ops::optimizer::{adam_step_size, ApplyUpdate, Rule};
 use crate::ops::state::{Assign, AssignKind, Variable};
 use crate::tensor::DType;
 
@@ -159,8 +159,7 @@ impl GpuKernel for ApplyUpdate {
                     },
                     None => 0.0,
                 };
-                let t = step + 1.0;
-                let lr_t = learning_rate * (1.0 - beta2.powf(t)).sqrt() / (1.0 - beta1.powf(t));
+                let lr_t = adam_step_size(learning_rate, beta1, beta2, step);
                 let (b1, b2) = (f(beta1), f(beta2));
                 let m = map(
                     gpu,
