@@ -294,6 +294,18 @@ device_cases! {
         ],
         gradients: true,
     };
+    long_reductions: Case {
+        // Past 4096 elements per output, a reduction sums chunks in parallel first.
+        inputs: vec![values(&[3, 9000], 28)],
+        build: |x| vec![
+            reduce_sum_axes(x[0], &[1], false),
+            reduce_mean_axes(x[0], &[1], true),
+            reduce_max_axes(x[0], &[1], false),
+            reduce_sum(x[0]),
+            reduce_mean(x[0]),
+        ],
+        gradients: true,
+    };
     matrix_products: Case {
         inputs: vec![values(&[5, 7], 12), values(&[7, 3], 13), values(&[3, 7], 14)],
         build: |x| vec![

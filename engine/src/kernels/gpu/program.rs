@@ -165,6 +165,9 @@ impl MapProgram {
 pub struct ReduceProgram {
     pub kind: ReduceKind,
     pub scalar: Scalar,
+    /// Thread `i` reduces chunk `i % chunks` of output `i / chunks` (a partial result; the
+    /// parameters end with `[chunks, chunk size]`), not the whole of output `i`.
+    pub chunked: bool,
 }
 
 impl ReduceProgram {
@@ -209,7 +212,18 @@ impl ReduceProgram {
         line(&decl_u32(dialect, "count", "params[1]"));
         line(&decl_u32(dialect, "nk", "params[2]"));
         line(&decl_u32(dialect, "nr", "params[3]"));
-        line(&var(dialect, "rest", "i"));
+        if self.chunked {
+            line(&decl_u32(dialect, "pc", "4u + 2u * nk + 2u * nr"));
+            line(&decl_u32(dialect, "chunks", "params[pc]"));
+            line(&decl_u32(dialect, "o", "i / chunks"));
+            line(&decl_u32(dialect, "lo", "(i % chunks) * params[pc + 1u]"));
+            line(&decl_u32(dialect, "hi", "min(count, lo + params[pc + 1u])"));
+        } else {
+            line(&decl_u32(dialect, "o", "i"));
+            line(&decl_u32(dialect, "lo", "0u"));
+            line(&decl_u32(dialect, "hi", "count"));
+        }
+        line(&var(dialect, "rest", "o"));
         line(&var(dialect, "base", "0u"));
         line(&for_up(dialect, "d", "nk"));
         line(
@@ -231,7 +245,10 @@ impl ReduceProgram {
         } else {
             format!("{ty} acc = {init};")
         });
-        line(&for_up(dialect, "j", "count"));
+        line(&match dialect {
+            Dialect::Wgsl => "for (var j = lo; j < hi; j++) {".to_string(),
+            Dialect::Cuda => "for (unsigned int j = lo; j < hi; j++) {".to_string(),
+        });
         line(&format!("    {}", var(dialect, "r", "j")));
         line(&format!("    {}", var(dialect, "off", "base")));
         line(&format!("    {}", for_up(dialect, "d", "nr")));

@@ -5,8 +5,8 @@ use super::array::{held, reshaped};
 use super::elementwise::map_views;
 use super::expr::Expr;
 use super::expr::Scalar;
-use super::program::ReduceProgram;
 use super::program::View;
+use super::program::{word, ReduceProgram};
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
@@ -84,22 +84,94 @@ fn run(
         kept.iter().map(|k| k.0).collect()
     };
     let out_len: usize = out_shape.iter().product();
+    // Few long reductions (a loss summed over a batch) would leave most of a GPU idle with a
+    // thread per output: each output is split into chunks summed in parallel first.
+    if count >= 4 * CHUNK && out_len < 4096 && out_len > 0 {
+        return chunked(gpu, op, x, scalar, (&kept, &reduced), count, out_shape);
+    }
     let out = gpu.alloc(x.dtype, &out_shape)?;
     if out_len == 0 {
         return Ok(out);
     }
-    let word = |v: usize| {
-        u32::try_from(v).map_err(|_| {
-            KernelError::Message(format!("{v} elements are too many for one GPU kernel"))
-        })
+    let params = reduce_params(out_len, count, &kept, &reduced, None)?;
+    let program = ReduceProgram {
+        kind: op.kind,
+        scalar,
+        chunked: false,
     };
+    dispatch(gpu, &program, x, &out, &params, out_len)?;
+    Ok(out)
+}
+
+/// Reduced elements per thread in the first pass of a chunked reduction.
+const CHUNK: usize = 1024;
+
+type Axes = Vec<(usize, usize)>;
+
+/// A long reduction in two passes: partial results of `CHUNK` elements each, in parallel,
+/// then their reduction (a mean divides the sum last).
+fn chunked(
+    gpu: &GpuDevice,
+    op: &Reduce,
+    x: &DeviceTensor,
+    scalar: Scalar,
+    (kept, reduced): (&Axes, &Axes),
+    count: usize,
+    out_shape: Vec<usize>,
+) -> Result<DeviceTensor, KernelError> {
+    let out_len: usize = kept.iter().map(|k| k.0).product();
+    let chunks = count.div_ceil(CHUNK);
+    let threads = out_len
+        .checked_mul(chunks)
+        .ok_or_else(|| KernelError::Message("a reduction too large for the GPU".into()))?;
+    let kind = match op.kind {
+        ReduceKind::Mean => ReduceKind::Sum,
+        kind => kind,
+    };
+    let partials = gpu.alloc(x.dtype, &[out_len, chunks])?;
+    let params = reduce_params(threads, count, kept, reduced, Some((chunks, CHUNK)))?;
+    let program = ReduceProgram {
+        kind,
+        scalar,
+        chunked: true,
+    };
+    dispatch(gpu, &program, x, &partials, &params, threads)?;
+    let second = Reduce {
+        kind,
+        axes: vec![1],
+        keep_dims: false,
+    };
+    let mut out = run(gpu, &second, &partials, scalar)?;
+    gpu.recycle(partials);
+    if op.kind == ReduceKind::Mean {
+        let mean = Expr::binary(
+            super::expr::BinaryOp::Div,
+            Expr::input(0),
+            Expr::f32(count as f32),
+        );
+        let sum = out;
+        out = super::elementwise::map(gpu, &mean, &[&sum])?;
+        gpu.recycle(sum);
+    }
+    reshaped(&out, out_shape)
+}
+
+/// `[threads, count, kept rank, reduced rank, kept dims, kept strides, reduced dims, reduced
+/// strides]`, then `[chunks, chunk size]` for a chunked pass.
+fn reduce_params(
+    threads: usize,
+    count: usize,
+    kept: &Axes,
+    reduced: &Axes,
+    chunks: Option<(usize, usize)>,
+) -> Result<Vec<u32>, KernelError> {
     let mut params = vec![
-        word(out_len)?,
+        word(threads)?,
         word(count)?,
         word(kept.len())?,
         word(reduced.len())?,
     ];
-    for part in [&kept, &reduced] {
+    for part in [kept, reduced] {
         for &(dim, _) in part.iter() {
             params.push(word(dim)?);
         }
@@ -107,18 +179,29 @@ fn run(
             params.push(word(stride)?);
         }
     }
-    let program = ReduceProgram {
-        kind: op.kind,
-        scalar,
-    };
-    let pipeline = gpu.program(&program)?;
+    if let Some((n, size)) = chunks {
+        params.push(word(n)?);
+        params.push(word(size)?);
+    }
+    Ok(params)
+}
+
+fn dispatch(
+    gpu: &GpuDevice,
+    program: &ReduceProgram,
+    x: &DeviceTensor,
+    out: &DeviceTensor,
+    params: &[u32],
+    threads: usize,
+) -> Result<(), KernelError> {
+    let pipeline = gpu.program(program)?;
     let (Storage::Gpu(xb), Storage::Gpu(ob)) = (&x.storage, &out.storage) else {
         return Err(KernelError::Message(
             "a GPU reduction got a host tensor".into(),
         ));
     };
-    gpu.dispatch(&pipeline, &[xb, ob], &params, out_len)?;
-    Ok(out)
+    gpu.dispatch(&pipeline, &[xb, ob], params, threads)?;
+    Ok(())
 }
 
 /// A reduction's gradient: `dy` (reduced, kept or not) read along the reduced axes of `x`.
