@@ -348,7 +348,7 @@ impl Expr {
 
 /// A constant, written through its bits for floats so that every value (infinities, NaN,
 /// subnormals) is exact in both languages.
-fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
+pub(super) fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
     match (dialect, ty) {
         (Dialect::Wgsl, Scalar::F32) => format!("bitcast<f32>({:#x}u)", (v as f32).to_bits()),
         (Dialect::Cuda, Scalar::F32) => format!("__int_as_float({:#x})", (v as f32).to_bits()),

@@ -8,7 +8,7 @@
 //! then a word array of parameters. A program reads its element index as
 //! `(group.y * groups.x + group.x) * WORKGROUP_SIZE + thread`.
 
-use super::expr::{Dialect, Expr, Scalar};
+use super::expr::{literal, Dialect, Expr, Scalar};
 use crate::devices::gpu::WORKGROUP_SIZE;
 use crate::devices::GpuProgram;
 use crate::ops::ReduceKind;
@@ -225,17 +225,12 @@ impl ReduceProgram {
         }
         line(&var(dialect, "rest", "o"));
         line(&var(dialect, "base", "0u"));
-        line(&for_up(dialect, "d", "nk"));
-        line(
-            "    let axis = nk - 1u - d;"
-                .replace("let", u32_let(dialect))
-                .as_str(),
-        );
-        line(
-            "    let dim = params[4u + axis];"
-                .replace("let", u32_let(dialect))
-                .as_str(),
-        );
+        line(&for_range(dialect, "d", "0u", "nk"));
+        line(&format!("    {}", decl_u32(dialect, "axis", "nk - 1u - d")));
+        line(&format!(
+            "    {}",
+            decl_u32(dialect, "dim", "params[4u + axis]")
+        ));
         line("    base += (rest % dim) * params[4u + nk + axis];");
         line("    rest = rest / dim;");
         line("}");
@@ -245,23 +240,18 @@ impl ReduceProgram {
         } else {
             format!("{ty} acc = {init};")
         });
-        line(&match dialect {
-            Dialect::Wgsl => "for (var j = lo; j < hi; j++) {".to_string(),
-            Dialect::Cuda => "for (unsigned int j = lo; j < hi; j++) {".to_string(),
-        });
+        line(&for_range(dialect, "j", "lo", "hi"));
         line(&format!("    {}", var(dialect, "r", "j")));
         line(&format!("    {}", var(dialect, "off", "base")));
-        line(&format!("    {}", for_up(dialect, "d", "nr")));
-        line(
-            "        let axis = nr - 1u - d;"
-                .replace("let", u32_let(dialect))
-                .as_str(),
-        );
-        line(
-            "        let dim = params[r0 + axis];"
-                .replace("let", u32_let(dialect))
-                .as_str(),
-        );
+        line(&format!("    {}", for_range(dialect, "d", "0u", "nr")));
+        line(&format!(
+            "        {}",
+            decl_u32(dialect, "axis", "nr - 1u - d")
+        ));
+        line(&format!(
+            "        {}",
+            decl_u32(dialect, "dim", "params[r0 + axis]")
+        ));
         line("        off += (r % dim) * params[r0 + nr + axis];");
         line("        r = r / dim;");
         line("    }");
@@ -349,15 +339,11 @@ fn header(dialect: Dialect, inputs: &[Scalar], out: Scalar) -> String {
     s
 }
 
-fn u32_let(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Wgsl => "let",
-        Dialect::Cuda => "const unsigned int",
-    }
-}
-
 fn decl_u32(dialect: Dialect, name: &str, value: &str) -> String {
-    format!("{} {name} = {value};", u32_let(dialect))
+    match dialect {
+        Dialect::Wgsl => format!("let {name} = {value};"),
+        Dialect::Cuda => format!("const unsigned int {name} = {value};"),
+    }
 }
 
 fn decl(dialect: Dialect, ty: Scalar, name: &str, value: &str) -> String {
@@ -375,10 +361,11 @@ fn var(dialect: Dialect, name: &str, value: &str) -> String {
     }
 }
 
-fn for_up(dialect: Dialect, name: &str, bound: &str) -> String {
+/// `for (name = from; name < to; name++) {` over u32.
+fn for_range(dialect: Dialect, name: &str, from: &str, to: &str) -> String {
     match dialect {
-        Dialect::Wgsl => format!("for (var {name} = 0u; {name} < {bound}; {name}++) {{"),
-        Dialect::Cuda => format!("for (unsigned int {name} = 0u; {name} < {bound}; {name}++) {{"),
+        Dialect::Wgsl => format!("for (var {name} = {from}; {name} < {to}; {name}++) {{"),
+        Dialect::Cuda => format!("for (unsigned int {name} = {from}; {name} < {to}; {name}++) {{"),
     }
 }
 
@@ -386,14 +373,6 @@ fn select(dialect: Dialect, cond: &str, then: &str, otherwise: &str) -> String {
     match dialect {
         Dialect::Wgsl => format!("select({otherwise}, {then}, {cond})"),
         Dialect::Cuda => format!("(({cond}) ? ({then}) : ({otherwise}))"),
-    }
-}
-
-fn literal(dialect: Dialect, ty: Scalar, v: f64) -> String {
-    match Expr::Literal(ty, v).emit(dialect, &[]) {
-        Ok(s) => s,
-        // A literal always has a type; this arm is never taken.
-        Err(_) => "0".into(),
     }
 }
 
