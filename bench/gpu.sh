@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Runs on a GPU machine what bench/gpu-bundle.sh packed here: the GPU op suite (forward values
-# and gradients against the CPU, on the real GPU), the seed program to its accuracy, then the
-# step-time benchmark beside PyTorch's and JAX's on the same GPU. Builds nothing; writes one
-# report, $OUT/gpu-report.md (or ./gpu-report.md), and fits in 10 minutes.
-#
-# Not yet here: the CUDA backend (its kernels are compiled and checked with NVRTC and ptxas
-# in CI; running them needs the CUDA device, still to come). NVIDIA GPUs run through Vulkan.
+# Runs on a GPU machine what bench/gpu-bundle.sh packed here, once per GPU backend (CUDA
+# first, then Vulkan): the GPU op suite (forward values and gradients against the CPU, on the
+# real GPU), the seed program to its accuracy, the step-time benchmark; then PyTorch's and
+# JAX's figures on the same GPU. Builds nothing; writes one report, $OUT/gpu-report.md (or
+# ./gpu-report.md), and fits in 10 minutes. BACKENDS="vulkan" runs one backend only.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPORT=${OUT:-.}/gpu-report.md
@@ -69,11 +67,18 @@ section() {
     echo "$title: exit $rc"
 }
 
-for t in gpu_kernels gpu_ops gpu_session; do
-    section "op suite: $t (Vulkan)" 120 "$BIN/$t" --test-threads=4
+# The software device has no CUDA; a dry run checks the Vulkan half.
+default_backends="cuda vulkan"
+[[ ${DRY_RUN:-0} == 1 ]] && default_backends=vulkan
+for backend in ${BACKENDS:-$default_backends}; do
+    export SLUICE_GPU_BACKEND=$backend
+    for t in gpu_kernels gpu_ops gpu_session; do
+        section "op suite: $t ($backend)" 90 "$BIN/$t" --test-threads=4
+    done
+    section "the seed program on the GPU ($backend)" 45 "$BIN/mnist_softmax" --device gpu
+    section "step times (Sluice, $backend)" 150 "$BIN/gpu_benchmark" --device gpu "${BENCH_ARGS[@]}"
 done
-section "the seed program on the GPU" 60 "$BIN/mnist_softmax" --device gpu
-section "step times (Sluice, Vulkan)" 240 "$BIN/gpu_benchmark" --device gpu "${BENCH_ARGS[@]}"
+unset SLUICE_GPU_BACKEND
 if [[ ${DRY_RUN:-0} != 1 && -f $WORK/peers/torch_best_gpu.py ]]; then
     section "peers: PyTorch with a CUDA graph, JAX jit" 120 python3 "$WORK/peers/torch_best_gpu.py"
 fi

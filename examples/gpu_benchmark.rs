@@ -166,6 +166,18 @@ fn main() -> anyhow::Result<()> {
     };
     let device = args.device.as_str();
     println!("device: {device}");
+    if device != "cpu" {
+        for info in sluice::devices::DeviceSet::default().gpus().iter() {
+            let info = sluice::devices::Device::info(info.as_ref());
+            println!(
+                "  {}: {} ({}, {:.1} GiB)",
+                info.name,
+                info.description,
+                info.backend,
+                info.memory_bytes as f64 / (1u64 << 30) as f64
+            );
+        }
+    }
     let (seed, seed_acc) = small_model(device, 0, args.steps)?;
     println!("seed softmax 784-10, batch 100: {seed:.1} us/step (test accuracy {seed_acc:.4})");
     let (mlp, mlp_acc) = small_model(device, 256, args.steps)?;

@@ -20,7 +20,10 @@ pub use display::{
 };
 pub use input::{input, password};
 pub use panic::install_panic_hook;
-pub use session::{announce_cluster_session, announce_session, ShowGraph};
+pub use session::{
+    announce_cluster_session, announce_session, use_default_device, DeviceChoiceError, ShowGraph,
+    DEVICE_ENV,
+};
 pub use tables::{summary_html, tensor_html};
 
 /// What cells get with `use sluice_cell::prelude::*` (the frontends' prelude does it).

@@ -58,6 +58,8 @@ pub(crate) struct GraphData {
     names: HashMap<String, usize>,
     scopes: Vec<String>,
     devices: Vec<String>,
+    /// The constraint of nodes added outside every device scope (`--device`).
+    default_device: String,
     pub seed: u64,
     pub variables: Vec<usize>,
     pub trainable: Vec<usize>,
@@ -67,6 +69,15 @@ pub(crate) struct GraphData {
     pub sharder: Option<VariableSharder>,
     /// While set, `variable` hands out these existing variables instead of new ones.
     pub reuse: Option<VariableReuse>,
+}
+
+/// The constraint a device choice stands for: `gpu` the first GPU, `cpu` none.
+fn device_constraint(device: &str) -> &str {
+    match device {
+        "cpu" | "CPU" => "",
+        "gpu" | "GPU" => "/device:GPU:0",
+        name => name,
+    }
 }
 
 impl GraphData {
@@ -241,16 +252,25 @@ impl Graph {
     /// `/job:worker/task:1`, or a `--device` choice: `gpu` (the first GPU), `cpu` (no
     /// constraint).
     pub fn device(&self, device: &str) -> ScopeGuard {
-        let device = match device {
-            "cpu" | "CPU" => "",
-            "gpu" | "GPU" => "/device:GPU:0",
-            name => name,
-        };
-        self.write().devices.push(device.to_string());
+        self.write()
+            .devices
+            .push(device_constraint(device).to_string());
         ScopeGuard {
             graph: self.clone(),
             kind: GuardKind::Device,
         }
+    }
+
+    /// Sets the device constraint of nodes added from now on outside every device scope
+    /// (what `--device` does for a whole program or notebook): `gpu`, `cpu`, or a device
+    /// name as for [`Graph::device`]. Scopes still override it.
+    pub fn set_default_device(&self, device: &str) {
+        self.write().default_device = device_constraint(device).to_string();
+    }
+
+    /// The constraint that [`Graph::set_default_device`] set; empty for none (the CPU).
+    pub fn default_device(&self) -> String {
+        self.read().default_device.clone()
     }
 
     /// Adds a node. Type inference runs now; if it fails, the node is still added but marked
@@ -264,7 +284,9 @@ impl Graph {
     ) -> Output {
         let mut data = self.write();
         let name = data.unique_name(name.unwrap_or(op.type_name()));
-        let device = data.devices.last().cloned().unwrap_or_default();
+        let device = (data.devices.last())
+            .unwrap_or(&data.default_device)
+            .clone();
         let (outputs, error) = match self.infer(&data, op.as_ref(), &inputs, &name) {
             Ok(outputs) => (outputs, None),
             Err(error) => (Vec::new(), Some(error)),

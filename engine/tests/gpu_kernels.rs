@@ -16,12 +16,10 @@ use sluice::ops::{Binary, BinaryKind, Compare, CompareKind, Op, Unary, UnaryKind
 use sluice::{DType, Tensor};
 
 fn gpu() -> Option<GpuDevice> {
-    let devices = discover(&GpuOptions {
-        allow_software: true,
-    });
+    let devices = discover(&GpuOptions::from_env().with_software());
     require(
         !devices.is_empty(),
-        "no Vulkan GPU, not even the software one",
+        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
         "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
     )
     .then(|| devices.into_iter().next())
@@ -180,6 +178,7 @@ fn unary_math_and_comparisons_match_the_cpu() {
 fn software_adapters_are_not_chosen_unless_asked_for() {
     let software_only = discover(&GpuOptions {
         allow_software: false,
+        ..GpuOptions::from_env()
     });
     assert!(
         software_only.iter().all(|d| !d.info().software),
@@ -293,4 +292,24 @@ fn matrix_products_match_the_cpu() {
     };
     let err = matmul(&gpu, &op, &a, &b).expect("f32").expect_err("3 != 4");
     assert!(format!("{err:?}").contains("[2, 3]"), "{err:?}");
+}
+
+#[test]
+fn each_backend_lists_only_its_own_gpus() {
+    use sluice::devices::gpu::BackendChoice;
+    let with = |backend| {
+        discover(&GpuOptions {
+            backend,
+            ..GpuOptions::from_env().with_software()
+        })
+    };
+    // No NVIDIA driver here means no CUDA GPUs; on a GPU machine each is listed once.
+    let cuda = with(BackendChoice::Cuda);
+    assert!(cuda.iter().all(|d| d.info().backend == "cuda"));
+    let vulkan = with(BackendChoice::Vulkan);
+    assert!(vulkan.iter().all(|d| d.info().backend == "vulkan"));
+    let auto = with(BackendChoice::Auto);
+    let expected = if cuda.is_empty() { &vulkan } else { &cuda };
+    let names = |ds: &[GpuDevice]| ds.iter().map(|d| d.info().clone()).collect::<Vec<_>>();
+    assert_eq!(names(&auto), names(expected));
 }

@@ -14,7 +14,7 @@
 mod common;
 
 use common::{require, sample};
-use sluice::devices::cuda::Nvrtc;
+use sluice::devices::gpu::cuda::Nvrtc;
 use sluice::devices::gpu::{discover, GpuOptions};
 use sluice::devices::{Dialect, GpuProgram};
 use sluice::prelude::*;
@@ -44,9 +44,7 @@ impl DeviceKind {
                 soft_placement: false,
             },
             DeviceKind::Gpu => SessionOptions {
-                gpu: GpuOptions {
-                    allow_software: true,
-                },
+                gpu: GpuOptions::from_env().with_software(),
                 soft_placement: false,
             },
         }
@@ -55,11 +53,8 @@ impl DeviceKind {
 
 fn have_gpu() -> bool {
     require(
-        !discover(&GpuOptions {
-            allow_software: true,
-        })
-        .is_empty(),
-        "no Vulkan GPU, not even the software one",
+        !discover(&GpuOptions::from_env().with_software()).is_empty(),
+        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
         "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
     )
 }

@@ -13,12 +13,10 @@ use sluice::prelude::*;
 use sluice::{SessionError, SessionOptions};
 
 fn with_software_gpu() -> Option<SessionOptions> {
-    let gpu = GpuOptions {
-        allow_software: true,
-    };
+    let gpu = GpuOptions::from_env().with_software();
     require(
         !discover(&gpu).is_empty(),
-        "no Vulkan GPU, not even the software one",
+        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
         "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
     )
     .then_some(SessionOptions {
@@ -119,9 +117,7 @@ fn asking_for_a_gpu_that_is_not_there_names_the_node() {
     let mut sess = Session::with_options(
         &g,
         SessionOptions {
-            gpu: GpuOptions {
-                allow_software: true,
-            },
+            gpu: GpuOptions::from_env().with_software(),
             soft_placement: true,
         },
     );

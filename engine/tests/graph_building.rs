@@ -226,3 +226,27 @@ fn device_constraints_are_kept_on_nodes() {
     // CPU-constrained nodes run here; GPU ones run on a GPU (engine/tests/gpu_session.rs).
     assert_eq!(eval(back, &[]).to_vec::<f32>().unwrap(), vec![1.0]);
 }
+
+#[test]
+fn a_default_device_applies_outside_every_scope() {
+    let g = Graph::new();
+    let before = g.constant(Tensor::from_vec(vec![1.0f32]));
+    g.set_default_device("gpu");
+    assert_eq!(g.default_device(), "/device:GPU:0");
+    let after = before * 2.0;
+    let on_cpu = {
+        let _cpu = g.device("cpu");
+        after + 1.0
+    };
+    let on_gpu1 = {
+        let _gpu = g.device("/device:GPU:1");
+        after + 1.0
+    };
+    let device = |o: Output| g.node(o.node()).unwrap().device;
+    assert_eq!(device(before), "");
+    assert_eq!(device(after), "/device:GPU:0");
+    assert_eq!(device(on_cpu), "");
+    assert_eq!(device(on_gpu1), "/device:GPU:1");
+    g.set_default_device("cpu");
+    assert_eq!(device(after + 3.0), "");
+}

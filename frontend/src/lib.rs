@@ -39,3 +39,6 @@ pub use error::{FrontendError, Result};
 
 /// The environment variable naming the engine the cells talk to (`HOST:PORT`).
 pub const ENGINE_ENV: &str = "SLUICE_ENGINE";
+
+/// The variable that `--device` sets for the cells' prelude.
+pub use sluice_cell::DEVICE_ENV;

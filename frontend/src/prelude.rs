@@ -28,7 +28,7 @@ pub fn dep_commands(sources: &ClientSources) -> [String; 2] {
 }
 
 /// The cells' world: preludes, the panic hook, a graph and a session on the engine named by
-/// `SLUICE_ENGINE`.
+/// `SLUICE_ENGINE`, the graph's default device from `SLUICE_DEVICE` (`--device`).
 pub fn session_setup() -> &'static str {
     r#"
 sluice_cell::__start_relay();
@@ -38,6 +38,7 @@ sluice_cell::install_panic_hook();
 let graph = Graph::new();
 let mut sess = RemoteSession::create(&std::env::var("SLUICE_ENGINE").unwrap_or_default(), &graph)?;
 sluice_cell::announce_session(&sess);
+sluice_cell::use_default_device(&sess, &graph)?;
 "#
 }
 
@@ -53,6 +54,7 @@ use sluice_cell::prelude::*;
 sluice_cell::install_panic_hook();
 let (mut sess, graph) = RemoteSession::attach({addr:?}, {handle:?})?;
 sluice_cell::announce_session(&sess);
+sluice_cell::use_default_device(&sess, &graph)?;
 "#
     )
 }

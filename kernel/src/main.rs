@@ -26,6 +26,11 @@ struct Cli {
     /// embedded in the kernel; SLUICE_ENGINE=HOST:PORT does the same.
     #[arg(long, value_name = "HOST:PORT")]
     engine: Option<String>,
+    /// Where cells' nodes run unless a cell says otherwise (`graph.device(..)`): `cpu`, `gpu`
+    /// (the engine's first GPU), or a device name such as `/device:GPU:1`. Asking for a GPU
+    /// the engine lacks is an error. SLUICE_DEVICE does the same.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -66,6 +71,10 @@ fn main() -> Result<()> {
     sluice_frontend::child::take_child_roles();
     let cli = Cli::parse();
     sluice::logging::init("warn");
+    if let Some(device) = &cli.device {
+        // Read by the cells' prelude, in evcxr's child process (which inherits it).
+        std::env::set_var(sluice_frontend::DEVICE_ENV, device);
+    }
     match (cli.command, cli.connection_file) {
         (Some(Command::Install(args)), _) => install(&args),
         (None, Some(file)) => {

@@ -1,8 +1,8 @@
 //! `sluice`: the Sluice terminal REPL.
 //!
 //! ```text
-//! sluice [--engine HOST:PORT]            the prompt
-//! sluice [--engine HOST:PORT] FILE.rs    run a script, exit non-zero on error
+//! sluice [--engine HOST:PORT] [--device cpu|gpu]            the prompt
+//! sluice [--engine HOST:PORT] [--device cpu|gpu] FILE.rs    run a script, exit non-zero on error
 //! ```
 
 use anyhow::{Context, Result};
@@ -23,6 +23,11 @@ struct Cli {
     /// SLUICE_ENGINE=HOST:PORT does the same.
     #[arg(long, value_name = "HOST:PORT")]
     engine: Option<String>,
+    /// Where cells' nodes run unless a cell says otherwise (`graph.device(..)`): `cpu`, `gpu`
+    /// (the engine's first GPU), or a device name such as `/device:GPU:1`. Asking for a GPU
+    /// the engine lacks is an error. SLUICE_DEVICE does the same.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
     /// A script to run instead of the prompt: code between `:` command lines runs as one cell.
     #[arg(value_name = "FILE.rs")]
     script: Option<PathBuf>,
@@ -33,6 +38,10 @@ fn main() -> Result<()> {
     sluice_frontend::child::take_child_roles();
     let cli = Cli::parse();
     sluice::logging::init("warn");
+    if let Some(device) = &cli.device {
+        // Read by the cells' prelude, in evcxr's child process (which inherits it).
+        std::env::set_var(sluice_frontend::DEVICE_ENV, device);
+    }
     let script = match &cli.script {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,

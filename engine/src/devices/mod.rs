@@ -1,9 +1,8 @@
 //! Devices: where tensors live and kernels run. The CPU is always there; GPUs are found at run
-//! time (wgpu over Vulkan) and are simply absent without a driver. `Tensor` stays the host
+//! time (CUDA, or wgpu over Vulkan) and are simply absent without a driver. `Tensor` stays the host
 //! value of the public API: feeds, fetches, the wire and checkpoints copy at the boundary
 //! ([`Device::upload`], [`Device::download`]).
 
-pub mod cuda;
 pub mod gpu;
 
 use crate::tensor::{DType, Tensor};
@@ -36,11 +35,14 @@ pub enum Dialect {
     Cuda,
 }
 
+/// The entry point of a generated program in CUDA C (in WGSL it is `main`).
+pub const CUDA_ENTRY: &str = "sluice_kernel";
+
 /// A GPU program that can be written in every [`Dialect`] (the generated kernels of
 /// `crate::kernels::gpu::program`).
 pub trait GpuProgram: fmt::Debug + Send + Sync {
     /// The program's source in `dialect`; its entry point is `main` in WGSL and
-    /// `sluice_kernel` in CUDA C.
+    /// [`CUDA_ENTRY`] in CUDA C.
     fn source(&self, dialect: Dialect) -> Result<String, String>;
 }
 
@@ -52,7 +54,7 @@ pub struct DeviceInfo {
     pub kind: DeviceKind,
     /// The adapter's own name (`NVIDIA H100 80GB HBM3`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
     pub description: String,
-    /// `host`, `vulkan`, ...
+    /// `host`, `cuda`, `vulkan`.
     pub backend: String,
     /// Largest single buffer the device allows, in bytes.
     pub max_buffer_bytes: u64,

@@ -55,8 +55,9 @@ impl Placement<'_> {
                 device: constraint.clone(),
                 found: match gpus.len() {
                     0 => format!(
-                        "this machine has no GPU that the engine can use (a Vulkan driver is \
-                         needed; {}=1 admits Mesa's software one)",
+                        "this machine has no GPU that the engine can use (an NVIDIA driver \
+                         with cuBLAS and NVRTC, or a Vulkan driver, is needed; {}=1 admits \
+                         Mesa's software one)",
                         crate::devices::gpu::GpuOptions::ALLOW_SOFTWARE_ENV
                     ),
                     n => format!("there are {n} GPU(s), numbered from 0"),

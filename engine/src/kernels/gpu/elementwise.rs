@@ -126,7 +126,6 @@ pub fn map_views(
     let views: Vec<View> = inputs.iter().map(|(_, v)| v.clone()).collect();
     let lens: Vec<usize> = inputs.iter().map(|(t, _)| t.len()).collect();
     let params = program.params(shape, &views, &lens)?;
-    let pipeline = gpu.program(&program)?;
     let mut buffers = Vec::with_capacity(inputs.len() + 1);
     for t in inputs.iter().map(|(t, _)| &t.storage).chain([&out.storage]) {
         match t {
@@ -138,7 +137,7 @@ pub fn map_views(
             }
         }
     }
-    gpu.dispatch(&pipeline, &buffers, &params, len)?;
+    gpu.launch(&program, &buffers, &params, len)?;
     Ok(out)
 }
 

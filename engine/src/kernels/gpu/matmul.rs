@@ -1,8 +1,9 @@
-//! Matrix products, plain, batched and transposed, in f32: a tiled kernel whose workgroup
-//! stages 16x16 tiles of both operands in shared memory, so each element read from memory
-//! serves 16 multiply-adds.
+//! Matrix products, plain, batched and transposed, in f32: the vendor's library where the
+//! backend has one (cuBLAS on CUDA), else a tiled kernel whose workgroup stages 16x16 tiles
+//! of both operands in shared memory, so each element read from memory serves 16
+//! multiply-adds.
 
-use crate::devices::gpu::GpuDevice;
+use crate::devices::gpu::{Gemm, GpuDevice};
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::linalg::{matmul_dims, MatmulDims};
@@ -51,6 +52,25 @@ fn run(
     if batch * m * n == 0 {
         return Ok(out);
     }
+    let (Storage::Gpu(ab), Storage::Gpu(bb), Storage::Gpu(cb)) =
+        (&a.storage, &b.storage, &out.storage)
+    else {
+        return Err(KernelError::Message(
+            "a GPU matmul got a host tensor".into(),
+        ));
+    };
+    let gemm = Gemm {
+        batch,
+        m,
+        n,
+        k,
+        transpose_a: op.transpose_a,
+        transpose_b: op.transpose_b,
+    };
+    if let Some(done) = gpu.vendor_gemm(ab, bb, cb, &gemm) {
+        done?;
+        return Ok(out);
+    }
     // Element (i, j) of op(a) is at i * row + j * col of its matrix; likewise for b.
     let (a_row, a_col) = if op.transpose_a { (1, m) } else { (k, 1) };
     let (b_row, b_col) = if op.transpose_b { (1, k) } else { (n, 1) };
@@ -67,15 +87,7 @@ fn run(
         word(m.div_ceil(TILE))?,
         word(batch)?,
     ];
-    let pipeline = gpu.pipeline(PROGRAM)?;
-    let (Storage::Gpu(ab), Storage::Gpu(bb), Storage::Gpu(cb)) =
-        (&a.storage, &b.storage, &out.storage)
-    else {
-        return Err(KernelError::Message(
-            "a GPU matmul got a host tensor".into(),
-        ));
-    };
-    gpu.dispatch_groups(&pipeline, &[ab, bb, cb], &params, groups)?;
+    gpu.launch_wgsl(PROGRAM, &[ab, bb, cb], &params, groups)?;
     Ok(out)
 }
 

@@ -15,7 +15,7 @@ use crate::ops::ReduceKind;
 use std::fmt::Write;
 
 /// The name of every CUDA kernel's entry point.
-pub const CUDA_ENTRY: &str = "sluice_kernel";
+pub use crate::devices::CUDA_ENTRY;
 
 /// How a map's input is read: element `offset + sum(coord[a] * strides[a])` for the output
 /// element at `coord`. Broadcasting is a zero stride, a transpose permuted strides, a slice

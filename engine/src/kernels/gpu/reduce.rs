@@ -194,13 +194,12 @@ fn dispatch(
     params: &[u32],
     threads: usize,
 ) -> Result<(), KernelError> {
-    let pipeline = gpu.program(program)?;
     let (Storage::Gpu(xb), Storage::Gpu(ob)) = (&x.storage, &out.storage) else {
         return Err(KernelError::Message(
             "a GPU reduction got a host tensor".into(),
         ));
     };
-    gpu.dispatch(&pipeline, &[xb, ob], params, threads)?;
+    gpu.launch(program, &[xb, ob], params, threads)?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! GPU buffers and the pool that keeps them across steps, by size, so a repeated step
+//! Vulkan buffers and the pool that keeps them across steps, by size, so a repeated step
 //! allocates nothing new.
 
 use std::collections::HashMap;
@@ -6,11 +6,11 @@ use std::sync::{mpsc, Arc, Mutex};
 
 /// Bytes on a GPU, shared by the tensors that hold them.
 #[derive(Debug, Clone)]
-pub struct GpuBuffer {
+pub struct VulkanBuffer {
     buffer: Arc<wgpu::Buffer>,
 }
 
-impl GpuBuffer {
+impl VulkanBuffer {
     pub(super) fn raw(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -69,7 +69,7 @@ const KEEP_PER_SIZE: usize = 8;
 
 impl Pool {
     /// A buffer of `bytes` bytes (rounded up to a word), reused when one is free.
-    pub(super) fn take(&self, device: &wgpu::Device, bytes: u64) -> Result<GpuBuffer, String> {
+    pub(super) fn take(&self, device: &wgpu::Device, bytes: u64) -> Result<VulkanBuffer, String> {
         let size = bytes.max(4).next_multiple_of(4);
         let reused = self
             .free
@@ -78,13 +78,13 @@ impl Pool {
             .get_mut(&size)
             .and_then(Vec::pop);
         match reused {
-            Some(buffer) => Ok(GpuBuffer { buffer }),
+            Some(buffer) => Ok(VulkanBuffer { buffer }),
             None => create(device, bytes),
         }
     }
 
     /// Keeps `buffer` for a later `take` if no tensor still holds it.
-    pub(super) fn give_back(&self, buffer: GpuBuffer) {
+    pub(super) fn give_back(&self, buffer: VulkanBuffer) {
         if Arc::strong_count(&buffer.buffer) != 1 {
             return;
         }
@@ -98,7 +98,7 @@ impl Pool {
 }
 
 /// A new buffer of `bytes` bytes (rounded up to a word), that no command has used yet.
-pub(super) fn create(device: &wgpu::Device, bytes: u64) -> Result<GpuBuffer, String> {
+pub(super) fn create(device: &wgpu::Device, bytes: u64) -> Result<VulkanBuffer, String> {
     let size = bytes.max(4).next_multiple_of(4);
     let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let buffer = device.create_buffer(&wgpu::BufferDescriptor {
@@ -112,7 +112,7 @@ pub(super) fn create(device: &wgpu::Device, bytes: u64) -> Result<GpuBuffer, Str
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(format!("cannot allocate {size} bytes: {e}"));
     }
-    Ok(GpuBuffer {
+    Ok(VulkanBuffer {
         buffer: Arc::new(buffer),
     })
 }

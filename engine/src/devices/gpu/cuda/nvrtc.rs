@@ -1,12 +1,9 @@
-//! NVIDIA's CUDA, the part that runs without a GPU: NVRTC, loaded at run time, compiles the
-//! CUDA C that the GPU kernels' description emits (`crate::kernels::gpu::program`) to PTX.
-//! CI compiles every kernel the op suite generates this way and checks the PTX with `ptxas`
-//! for sm_90 (engine/tests/gpu_ops.rs).
-//!
-//! Still to come: the CUDA device itself (driver, cuBLAS, CUDA graphs), which needs a machine
-//! with an NVIDIA GPU to run on. Until then NVIDIA GPUs run the kernels through Vulkan.
+//! NVRTC, NVIDIA's runtime compiler, loaded at run time: compiles the CUDA C that the GPU
+//! kernels' description emits (`crate::kernels::gpu::program`) to PTX. It runs without a
+//! GPU: CI compiles every kernel the op suite generates this way and checks the PTX with
+//! `ptxas` for sm_90 (engine/tests/gpu_ops.rs).
 
-use super::DeviceError;
+use crate::devices::DeviceError;
 use std::path::Path;
 
 /// NVIDIA's runtime compiler.
@@ -85,12 +82,12 @@ impl Nvrtc {
     }
 
     /// PTX for `source` on `arch` (`compute_90`), or the compiler's log.
-    pub fn compile(&self, source: &str, arch: &'static str) -> Result<String, DeviceError> {
+    pub fn compile(&self, source: &str, arch: &str) -> Result<String, DeviceError> {
         if source.contains('\0') {
             return Err(failed("a kernel's source holds a NUL byte"));
         }
         let options = cudarc::nvrtc::CompileOptions {
-            arch: Some(arch),
+            options: vec![format!("--gpu-architecture={arch}")],
             ..Default::default()
         };
         cudarc::nvrtc::compile_ptx_with_opts(source, options)
