@@ -3,6 +3,7 @@
 //! later node. Values cross between the host and a GPU where a node's input lives on the
 //! other side ([`values`]).
 
+mod fusion;
 mod placement;
 mod values;
 
@@ -15,7 +16,7 @@ use crate::ops::{Effect, Op};
 use crate::tensor::Tensor;
 pub(crate) use placement::Placement;
 use placement::StepKernel;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -177,6 +178,10 @@ impl Plan {
         }
         let fetch_slots: Vec<Option<usize>> =
             fetches.iter().map(|f| slot_of.get(f).copied()).collect();
+        if placement.fuse {
+            let fetched: HashSet<usize> = fetch_slots.iter().flatten().copied().collect();
+            steps = fusion::fuse(steps, &fetched);
+        }
 
         // Release each slot after its last reader (or right away if nothing reads it).
         let mut last_use = vec![None; next_slot];
@@ -195,7 +200,7 @@ impl Plan {
         }
         let mut gpus: Vec<Arc<GpuDevice>> = Vec::new();
         for step in &steps {
-            if let StepKernel::Gpu { device, .. } = &step.kernel {
+            if let Some(device) = step.kernel.gpu() {
                 if !gpus.iter().any(|g| Arc::ptr_eq(g, device)) {
                     gpus.push(device.clone());
                 }
@@ -259,7 +264,7 @@ impl Plan {
                         slots[slot] = Some(Value::host(t));
                     }
                 }
-                StepKernel::Gpu { kernel, device } => {
+                StepKernel::Gpu { kernel, device, .. } => {
                     let inputs: Vec<_> = (step.inputs.iter())
                         .map(|&s| {
                             input(&mut slots, s, &failed)?
@@ -275,6 +280,22 @@ impl Plan {
                     };
                     let out = kernel(&*step.op, &mut ctx, &refs)
                         .map_err(|e| kernel_error(e, step, graph))?;
+                    for (&slot, t) in step.outputs.iter().zip(out) {
+                        slots[slot] = Some(Value::gpu(device.clone(), t));
+                    }
+                }
+                StepKernel::Fused(fused) => {
+                    let device = fused.device();
+                    let inputs: Vec<_> = (step.inputs.iter())
+                        .map(|&s| {
+                            input(&mut slots, s, &failed)?
+                                .for_gpu(device)
+                                .map_err(&failed)
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let refs: Vec<_> = inputs.iter().collect();
+                    let out =
+                        (fused.run(variables, &refs)).map_err(|e| kernel_error(e, step, graph))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::gpu(device.clone(), t));
                     }

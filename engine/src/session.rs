@@ -193,6 +193,7 @@ impl Session {
                 let placement = Placement {
                     devices: &self.devices,
                     soft: self.soft_placement,
+                    fuse: !self.devices.options().no_fusion,
                 };
                 let plan = Arc::new(Plan::build(
                     &self.graph,

@@ -207,6 +207,11 @@ impl DeviceSet {
         }
     }
 
+    /// The options the GPUs are found and used with.
+    pub fn options(&self) -> &GpuOptions {
+        &self.options
+    }
+
     /// The CPU and the GPUs, as `ListDevices` shows them (discovers the GPUs).
     pub fn infos(&self) -> Vec<DeviceInfo> {
         let mut infos = vec![CpuDevice::default().info().clone()];

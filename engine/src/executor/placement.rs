@@ -5,11 +5,13 @@
 //! too; feeds, constants and transfers start on the host. `RUST_LOG=sluice::placement=debug` logs every choice, as TensorFlow's
 //! `log_device_placement` does.
 
+use super::fusion::FusedMap;
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{Device, DeviceKind, DeviceSet};
 use crate::distributed::cluster::DeviceSpec;
 use crate::error::SessionError;
 use crate::graph::{Node, TypeShape};
+use crate::kernels::gpu::expr::Expr;
 use crate::kernels::{GpuKernelFn, KernelFn, KernelTable};
 use crate::ops::Effect;
 use std::sync::Arc;
@@ -20,7 +22,22 @@ pub(crate) enum StepKernel {
     Gpu {
         kernel: GpuKernelFn,
         device: Arc<GpuDevice>,
+        /// The kernel as one elementwise expression, where it is one (fusable).
+        elementwise: Option<Expr>,
     },
+    /// A chain of elementwise GPU kernels run as one (see [`super::fusion`]).
+    Fused(Box<FusedMap>),
+}
+
+impl StepKernel {
+    /// The GPU the kernel runs on, if it runs on one.
+    pub(crate) fn gpu(&self) -> Option<&Arc<GpuDevice>> {
+        match self {
+            StepKernel::Cpu(_) => None,
+            StepKernel::Gpu { device, .. } => Some(device),
+            StepKernel::Fused(fused) => Some(fused.device()),
+        }
+    }
 }
 
 /// What placement may use.
@@ -28,6 +45,8 @@ pub(crate) struct Placement<'a> {
     pub devices: &'a DeviceSet,
     /// Run a node on the CPU where its GPU has no kernel for it, instead of failing.
     pub soft: bool,
+    /// Fuse chains of elementwise GPU kernels into one (see [`super::fusion`]).
+    pub fuse: bool,
 }
 
 impl Placement<'_> {
@@ -80,6 +99,7 @@ impl Placement<'_> {
                 Ok(StepKernel::Gpu {
                     kernel,
                     device: device.clone(),
+                    elementwise: table.gpu_elementwise(&*node.op),
                 })
             }
             _ if self.soft => {

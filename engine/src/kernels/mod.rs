@@ -101,6 +101,13 @@ pub trait GpuKernel: Op {
         ctx: &mut GpuContext,
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError>;
+
+    /// The op as one elementwise expression over its inputs (broadcast together, read
+    /// through their views), where `compute_gpu` is exactly that map: chains of such ops are
+    /// fused into one kernel (`crate::executor`).
+    fn elementwise(&self) -> Option<gpu::expr::Expr> {
+        None
+    }
 }
 
 /// What a GPU kernel may use besides its inputs.
@@ -120,6 +127,7 @@ pub type GpuKernelFn =
 struct GpuEntry {
     runs: fn(&dyn Op, &[TypeShape]) -> bool,
     kernel: GpuKernelFn,
+    elementwise: fn(&dyn Op) -> Option<gpu::expr::Expr>,
 }
 
 /// A registered kernel: takes the op (of the type it was registered for), the context and
@@ -159,6 +167,7 @@ impl KernelTable {
             GpuEntry {
                 runs: runs_on_gpu::<K>,
                 kernel: run_gpu::<K>,
+                elementwise: elementwise_of::<K>,
             },
         );
     }
@@ -169,6 +178,13 @@ impl KernelTable {
         let any: &dyn Any = op;
         let entry = self.gpu.get(&any.type_id())?;
         (entry.runs)(op, inputs).then_some(entry.kernel)
+    }
+
+    /// The elementwise expression of `op`'s GPU kernel, if it is one (see
+    /// [`GpuKernel::elementwise`]).
+    pub fn gpu_elementwise(&self, op: &dyn Op) -> Option<gpu::expr::Expr> {
+        let any: &dyn Any = op;
+        (self.gpu.get(&any.type_id())?.elementwise)(op)
     }
 
     /// The CPU kernel of `op`, if one is registered.
@@ -182,6 +198,11 @@ fn runs_on_gpu<K: GpuKernel>(op: &dyn Op, inputs: &[TypeShape]) -> bool {
     let any: &dyn Any = op;
     any.downcast_ref::<K>()
         .is_some_and(|op| op.runs_on_gpu(inputs))
+}
+
+fn elementwise_of<K: GpuKernel>(op: &dyn Op) -> Option<gpu::expr::Expr> {
+    let any: &dyn Any = op;
+    any.downcast_ref::<K>()?.elementwise()
 }
 
 fn run_gpu<K: GpuKernel>(

@@ -24,6 +24,8 @@ pub struct GpuOptions {
     /// Matrix products on NVIDIA's tensor cores in TF32 (10-bit mantissas): several times
     /// faster on large products, about 3 decimal digits instead of 7.
     pub tf32: bool,
+    /// Run chains of elementwise kernels one kernel per op instead of fused (for comparing).
+    pub no_fusion: bool,
 }
 
 /// The backend [`discover`] uses.
@@ -43,9 +45,12 @@ impl GpuOptions {
     pub const BACKEND_ENV: &'static str = "SLUICE_GPU_BACKEND";
     /// The variable that turns TF32 matrix products on when set to `1`.
     pub const TF32_ENV: &'static str = "SLUICE_GPU_TF32";
+    /// The variable that turns the fusion of elementwise chains off when set to `0`.
+    pub const FUSION_ENV: &'static str = "SLUICE_GPU_FUSION";
 
     /// Options from the environment ([`Self::ALLOW_SOFTWARE_ENV`], [`Self::BACKEND_ENV`],
-    /// [`Self::TF32_ENV`]); an unknown backend name is logged and `auto` used.
+    /// [`Self::TF32_ENV`], [`Self::FUSION_ENV`]); an unknown backend name is logged and `auto`
+    /// used.
     pub fn from_env() -> GpuOptions {
         let on = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
         let backend = match std::env::var(Self::BACKEND_ENV).as_deref() {
@@ -64,6 +69,7 @@ impl GpuOptions {
             allow_software: on(Self::ALLOW_SOFTWARE_ENV),
             backend,
             tf32: on(Self::TF32_ENV),
+            no_fusion: std::env::var(Self::FUSION_ENV).is_ok_and(|v| v == "0"),
         }
     }
 

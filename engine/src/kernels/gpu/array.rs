@@ -94,6 +94,10 @@ impl GpuKernel for Cast {
             .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", self.to)))?;
         Ok(vec![map(gpu, &Expr::cast(to, Expr::input(0)), inputs)?])
     }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(Expr::cast(Scalar::of(self.to)?, Expr::input(0)))
+    }
 }
 
 fn select_expr() -> Expr {
@@ -113,6 +117,10 @@ impl GpuKernel for Select {
     ) -> Result<Vec<DeviceTensor>, KernelError> {
         let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &select_expr(), inputs)?])
+    }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(select_expr())
     }
 }
 

@@ -178,6 +178,10 @@ impl GpuKernel for Binary {
             .ok_or_else(|| KernelError::Message(format!("no GPU kernel for {:?}", self.0)))?;
         Ok(vec![map(gpu, &expr, inputs)?])
     }
+
+    fn elementwise(&self) -> Option<Expr> {
+        binary_expr(self.0)
+    }
 }
 
 impl GpuKernel for Unary {
@@ -193,6 +197,10 @@ impl GpuKernel for Unary {
         let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &unary_expr(self.0, Expr::input(0)), inputs)?])
     }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(unary_expr(self.0, Expr::input(0)))
+    }
 }
 
 impl GpuKernel for Compare {
@@ -207,5 +215,9 @@ impl GpuKernel for Compare {
     ) -> Result<Vec<DeviceTensor>, KernelError> {
         let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &compare_expr(self.0), inputs)?])
+    }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(compare_expr(self.0))
     }
 }

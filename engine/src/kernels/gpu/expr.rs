@@ -197,6 +197,32 @@ impl Expr {
         }
     }
 
+    /// The expression with each `Input(i)` replaced by `inputs[i]`: an op's expression over
+    /// the expressions of its inputs, for fusing elementwise chains. Only for expressions that
+    /// read their inputs through views (no [`Expr::Load`], which names an input buffer).
+    pub fn compose(&self, inputs: &[Expr]) -> Expr {
+        let c = |x: &Expr| Box::new(x.compose(inputs));
+        match self {
+            Expr::Input(i) => inputs.get(*i).cloned().unwrap_or(Expr::Input(*i)),
+            Expr::Load(i, x) => Expr::Load(*i, c(x)),
+            Expr::Coord(_) | Expr::Literal(..) => self.clone(),
+            Expr::Unary(op, x) => Expr::Unary(*op, c(x)),
+            Expr::Cast(ty, x) => Expr::Cast(*ty, c(x)),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, c(a), c(b)),
+            Expr::Select(cond, a, b) => Expr::Select(c(cond), c(a), c(b)),
+        }
+    }
+
+    /// How many nodes the expression has.
+    pub fn size(&self) -> usize {
+        1 + match self {
+            Expr::Input(_) | Expr::Coord(_) | Expr::Literal(..) => 0,
+            Expr::Unary(_, x) | Expr::Cast(_, x) | Expr::Load(_, x) => x.size(),
+            Expr::Binary(_, a, b) => a.size() + b.size(),
+            Expr::Select(c, a, b) => c.size() + a.size() + b.size(),
+        }
+    }
+
     /// Whether the expression loads elements by index.
     pub fn loads(&self) -> bool {
         match self {

@@ -47,6 +47,10 @@ impl GpuKernel for Activation {
         let gpu: &GpuDevice = ctx.gpu;
         Ok(vec![map(gpu, &activation(self.0), inputs)?])
     }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(activation(self.0))
+    }
 }
 
 impl GpuKernel for ReluGrad {
@@ -67,13 +71,21 @@ impl GpuKernel for ReluGrad {
                 dy.shape, y.shape
             )));
         }
-        let pass = Expr::select(
-            Expr::binary(BinaryOp::Gt, Expr::input(1), Expr::f32(0.0)),
-            Expr::input(0),
-            Expr::f32(0.0),
-        );
-        Ok(vec![map(gpu, &pass, inputs)?])
+        Ok(vec![map(gpu, &relu_pass(), inputs)?])
     }
+
+    fn elementwise(&self) -> Option<Expr> {
+        Some(relu_pass())
+    }
+}
+
+/// `dy` where `y > 0`, else 0 (inputs `dy`, `y`).
+fn relu_pass() -> Expr {
+    Expr::select(
+        Expr::binary(BinaryOp::Gt, Expr::input(1), Expr::f32(0.0)),
+        Expr::input(0),
+        Expr::f32(0.0),
+    )
 }
 
 /// A reduction of `t` over its last axis, kept as an axis of 1 (or dropped).
