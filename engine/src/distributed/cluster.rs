@@ -61,6 +61,17 @@ impl TaskName {
         )
     }
 
+    /// The full name of the task's device: its GPU `gpu`, or its CPU.
+    pub fn device(&self, gpu: Option<usize>) -> String {
+        match gpu {
+            Some(i) => format!(
+                "/job:{}/replica:0/task:{}/device:GPU:{i}",
+                self.job, self.index
+            ),
+            None => self.cpu(),
+        }
+    }
+
     /// `job:index`, as `sluice-engine worker --task` takes it.
     pub fn parse(text: &str) -> Result<TaskName, ClusterError> {
         let bad = |message: &str| ClusterError::BadDevice {

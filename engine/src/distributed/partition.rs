@@ -104,6 +104,7 @@ impl Partitions {
         &mut self,
         full: &Graph,
         placed: &[usize],
+        gpus: &[Option<usize>],
         tasks: &[TaskInfo],
         precision: &str,
         timeout_ms: i64,
@@ -142,10 +143,13 @@ impl Partitions {
                 inputs.push(if control { format!("^{recv}") } else { recv });
             }
             def.inputs = inputs;
-            // The placer has chosen the task, and places on workers' CPUs only (it knows no
-            // worker's GPUs yet): a GPU constraint kept here would send the worker looking
-            // for a GPU that the placement did not choose.
-            def.device.clear();
+            // The placer has chosen the task and the device there: the worker's graph names
+            // only the device (its GPU, or nothing for its CPU); the worker's own placement
+            // runs the node there and copies values to the host at transfers.
+            def.device = match gpus.get(id).copied().flatten() {
+                Some(i) => format!("/device:GPU:{i}"),
+                None => String::new(),
+            };
             deltas[task].push(def);
         }
         let seed = full.seed();

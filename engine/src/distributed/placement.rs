@@ -1,6 +1,8 @@
 //! Placement: every node gets a task. Device constraints first (a full or partial
-//! `/job:NAME/task:N`), variables together with the ops that update them, soft placement to
-//! the task's CPU when a device is missing, and the rest greedily by earliest finish under a
+//! `/job:NAME/task:N`), variables together with the ops that update them, a node that asks
+//! for a GPU on the task's GPU where the task has it (the worker's own placement then runs it
+//! there, with copies to the host at the task's edges) and soft placement to the task's CPU
+//! where it has none, and the rest greedily by earliest finish under a
 //! cost model (compute by op type and size; transfers by bytes), whose per-op-type rates are
 //! refined by the kernel times that traced steps measure.
 
@@ -79,6 +81,10 @@ pub struct Placer {
     tasks: Vec<TaskName>,
     /// By node id: an index into `tasks`.
     placed: Vec<usize>,
+    /// By node id: the GPU of its task it runs on, if any.
+    gpus: Vec<Option<usize>>,
+    /// How many GPUs each task has (as its `ListDevices` said).
+    task_gpus: Vec<usize>,
     /// Why each node went where it did, for `log_device_placement` and the placement table.
     reasons: Vec<String>,
     /// Estimated finish time of each node, and when each task is next free (microseconds).
@@ -92,8 +98,10 @@ impl Placer {
         let tasks = cluster.tasks();
         Placer {
             free: vec![0.0; tasks.len()],
+            task_gpus: vec![0; tasks.len()],
             tasks,
             placed: Vec::new(),
+            gpus: Vec::new(),
             reasons: Vec::new(),
             finish: Vec::new(),
             costs: CostModel::default(),
@@ -107,6 +115,24 @@ impl Placer {
     /// The task index of each placed node, by node id.
     pub fn placed(&self) -> &[usize] {
         &self.placed
+    }
+
+    /// The GPU (of its task) each placed node runs on, by node id; `None` for the CPU.
+    pub fn gpus(&self) -> &[Option<usize>] {
+        &self.gpus
+    }
+
+    /// Tells the placer how many GPUs each task has (in [`Placer::tasks`] order).
+    pub fn set_task_gpus(&mut self, counts: Vec<usize>) {
+        if counts.len() == self.tasks.len() {
+            self.task_gpus = counts;
+        }
+    }
+
+    /// The full device name of node `id`: its task's GPU or CPU.
+    pub fn device_of(&self, id: usize) -> Option<String> {
+        let task = self.tasks.get(*self.placed.get(id)?)?;
+        Some(task.device(self.gpus.get(id).copied().flatten()))
     }
 
     pub fn reason(&self, node: usize) -> &str {
@@ -190,8 +216,23 @@ impl Placer {
                     (best, why)
                 }
             };
+            // An update runs on the device of the variable it updates.
+            let mut gpu = colocate
+                .get(&id)
+                .and_then(|v| self.gpus.get(*v).copied().flatten())
+                .filter(|_| other_device.is_none());
             if let Some(kind) = other_device {
-                reason = format!("{reason}; no {kind} there, soft-placed on the CPU");
+                let index = super::cluster::DeviceSpec::parse(&def.device)
+                    .ok()
+                    .and_then(|s| s.device_index)
+                    .unwrap_or(0);
+                let has = self.task_gpus.get(task).copied().unwrap_or(0);
+                if kind == "GPU" && index < has {
+                    gpu = Some(index);
+                    reason = format!("{reason}; on its GPU:{index}");
+                } else {
+                    reason = format!("{reason}; no {kind}:{index} there, soft-placed on the CPU");
+                }
             }
             let start = node
                 .inputs
@@ -201,6 +242,7 @@ impl Placer {
             self.free[task] = start + cost;
             self.finish.push(start + cost);
             self.placed.push(task);
+            self.gpus.push(gpu);
             self.reasons.push(reason);
         }
         Ok(defs.len())

@@ -129,9 +129,10 @@ impl DistributedSession {
         cluster: &ClusterSpec,
         options: DistributedOptions,
     ) -> Result<DistributedSession, SessionError> {
-        let placer = Placer::new(cluster);
+        let mut placer = Placer::new(cluster);
         let parts = Partitions::new(placer.tasks().len(), graph.seed())?;
         let mut tasks = Vec::new();
+        let mut task_gpus = Vec::new();
         for (name, part) in placer.tasks().iter().zip(&parts.graphs) {
             let addr = cluster.addr(name).unwrap_or_default().to_string();
             let registered = peer::status(&addr, options.rpc_timeout)
@@ -150,6 +151,15 @@ impl DistributedSession {
                 }
             };
             session.set_timeout(Some(options.rpc_timeout));
+            // The task's GPUs, which nodes that ask for one may use there.
+            let gpus = match session.list_devices() {
+                Ok(devices) => devices.iter().filter(|d| d.device_type == "GPU").count(),
+                Err(e) => {
+                    tracing::warn!("{name} does not list its devices ({e}): its CPU only");
+                    0
+                }
+            };
+            task_gpus.push(gpus);
             tasks.push(Task {
                 info: TaskInfo {
                     name: name.clone(),
@@ -159,6 +169,7 @@ impl DistributedSession {
                 session,
             });
         }
+        placer.set_task_gpus(task_gpus);
         Ok(DistributedSession {
             graph: graph.clone(),
             cluster: cluster.clone(),
@@ -205,7 +216,7 @@ impl DistributedSession {
                         target: "sluice::placement",
                         "{}: {} ({})",
                         node.name,
-                        self.placer.tasks()[self.placer.placed()[id]].cpu(),
+                        self.placer.device_of(id).unwrap_or_default(),
                         self.placer.reason(id)
                     );
                 }
@@ -216,6 +227,7 @@ impl DistributedSession {
         self.parts.export_new(
             &self.graph,
             self.placer.placed(),
+            self.placer.gpus(),
             &infos,
             &self.options.wire_precision,
             timeout,
@@ -229,8 +241,8 @@ impl DistributedSession {
         Ok((0..self.placer.placed().len())
             .filter_map(|id| {
                 let node = self.graph.node(id)?;
-                let task = &self.placer.tasks()[self.placer.placed()[id]];
-                Some((node.name, task.cpu(), self.placer.reason(id).to_string()))
+                let device = self.placer.device_of(id)?;
+                Some((node.name, device, self.placer.reason(id).to_string()))
             })
             .collect())
     }
@@ -252,8 +264,8 @@ impl DistributedSession {
         self.prepare()?;
         let mut def = self.graph.to_graph_def(0);
         for (id, node) in def.nodes.iter_mut().enumerate() {
-            if let Some(&task) = self.placer.placed().get(id) {
-                node.device = self.placer.tasks()[task].cpu();
+            if let Some(device) = self.placer.device_of(id) {
+                node.device = device;
             }
         }
         let placed = Graph::new();
