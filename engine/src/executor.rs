@@ -233,6 +233,9 @@ impl Plan {
             check_feed(name, declared, value)?;
             slots[*slot] = Some(Value::host(value.clone()));
         }
+        // A traced step times its GPU kernels on the GPU: (entry in the trace, node, GPU).
+        let mut gpu_entries: Vec<(usize, usize, Arc<GpuDevice>)> = Vec::new();
+        let _timing = trace.is_some().then(|| GpuTiming::begin(&self.gpus));
         for step in &self.steps {
             if !writes_started {
                 if cancel.is_cancelled() {
@@ -246,6 +249,10 @@ impl Plan {
                 message,
             };
             let started = trace.as_ref().map(|_| Instant::now());
+            let traced_gpu = step.kernel.gpu().filter(|_| trace.is_some());
+            if let Some(gpu) = traced_gpu {
+                gpu.trace_node(step.node);
+            }
             // Outputs go straight to their slots: no vector of them per node and step.
             match &step.kernel {
                 StepKernel::Cpu(kernel) => {
@@ -301,7 +308,16 @@ impl Plan {
                     }
                 }
             }
+            if let Some(gpu) = traced_gpu {
+                if !gpu.times_kernels() {
+                    // No GPU timestamps: wait for the step's kernels so the host's time holds them.
+                    gpu.synchronize().map_err(|e| failed(e.to_string()))?;
+                }
+            }
             if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
+                if let Some(gpu) = traced_gpu.filter(|g| g.times_kernels()) {
+                    gpu_entries.push((trace.len(), step.node, gpu.clone()));
+                }
                 trace.push(NodeTiming {
                     node: step.name.clone(),
                     op: step.op.type_name(),
@@ -315,6 +331,9 @@ impl Plan {
                     value.release(pool, slot >= self.feeds.len());
                 }
             }
+        }
+        if let Some(trace) = trace {
+            self.gpu_times(trace, &gpu_entries)?;
         }
         // The step's GPU work goes out in one submission; the previous step's must have
         // finished, so a loop that fetches nothing cannot run ahead of its GPU.
@@ -335,6 +354,57 @@ impl Plan {
                 None => Ok(Tensor::zeros(crate::tensor::DType::F32, &[0])),
             })
             .collect()
+    }
+}
+
+/// Timing of a traced step's GPU kernels, stopped however the step ends.
+struct GpuTiming<'a>(&'a [Arc<GpuDevice>]);
+
+impl<'a> GpuTiming<'a> {
+    fn begin(gpus: &'a [Arc<GpuDevice>]) -> GpuTiming<'a> {
+        for gpu in gpus {
+            gpu.trace_begin();
+        }
+        GpuTiming(gpus)
+    }
+}
+
+impl Drop for GpuTiming<'_> {
+    fn drop(&mut self) {
+        // A step that failed before reading its times leaves no device timing the next.
+        for gpu in self.0 {
+            let _ = gpu.trace_end();
+        }
+    }
+}
+
+impl Plan {
+    /// Puts each GPU step's time on the GPU (the sum of its kernels') into its trace entry.
+    fn gpu_times(
+        &self,
+        trace: &mut [NodeTiming],
+        entries: &[(usize, usize, Arc<GpuDevice>)],
+    ) -> Result<(), SessionError> {
+        for gpu in &self.gpus {
+            let times = gpu.trace_end().map_err(|e| SessionError::Kernel {
+                node: gpu.info().name.clone(),
+                op: "GPU timestamps".into(),
+                message: e.to_string(),
+            })?;
+            let mut by_node: HashMap<usize, f64> = HashMap::new();
+            for (node, micros) in times {
+                *by_node.entry(node).or_default() += micros;
+            }
+            for (index, node, device) in entries {
+                if Arc::ptr_eq(device, gpu) {
+                    if let Some(entry) = trace.get_mut(*index) {
+                        // A step that launched nothing (a reshape) took no GPU time.
+                        entry.micros = by_node.get(node).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

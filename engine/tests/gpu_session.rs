@@ -263,3 +263,38 @@ fn assignments_on_the_gpu_and_values_read_and_set_from_the_host() {
         .expect("assign_add after a host write");
     assert_eq!(out[0].to_vec::<f32>().unwrap(), vec![3.0, 6.0, 9.0, 12.0]);
 }
+
+#[test]
+fn traced_steps_give_each_gpu_kernels_time_on_the_gpu() {
+    let Some(options) = with_software_gpu() else {
+        return;
+    };
+    let g = Graph::new();
+    let _on = g.device("gpu");
+    let ones = |n: usize| Tensor::new(&[n, n], vec![0.5f32; n * n]).expect("tensor");
+    let (a, b) = (g.constant(ones(192)), g.constant(ones(192)));
+    let flat = reshape(matmul(a, b), &[-1]);
+    let total = reduce_sum(relu(flat - 1.0f32));
+    let mut sess = Session::with_options(&g, options);
+    sess.run(&[total], &[]).expect("warm-up: kernels compiled");
+    let started = std::time::Instant::now();
+    let (out, trace) = sess.run_traced(&[total], &[]).expect("traced run");
+    let wall = started.elapsed().as_secs_f64() * 1e6;
+    assert_eq!(out[0].get_f64(0), 192.0 * 192.0 * (0.25 * 192.0 - 1.0));
+    let of = |op: &str| trace.iter().find(|t| t.op == op).map(|t| t.micros);
+    let product = of("MatMul").expect("the product is traced");
+    assert!(product > 0.0, "{trace:?}");
+    let sum: f64 = trace.iter().map(|t| t.micros).sum();
+    assert!(
+        sum <= wall,
+        "the kernels' {sum} us exceed the step's {wall} us"
+    );
+    let timed = sess.devices().gpus()[0].times_kernels();
+    if timed {
+        // A reshape shares its input's buffer: no kernel, no GPU time.
+        assert_eq!(of("Reshape"), Some(0.0), "{trace:?}");
+    }
+    eprintln!("GPU timestamps: {timed}; {trace:?}");
+    // Tracing stops with the step: an untraced step after it is not timed.
+    sess.run(&[total], &[]).expect("untraced run");
+}

@@ -25,11 +25,12 @@ fn elements(t: &TypeShape) -> f64 {
         .product()
 }
 
-/// Compute estimates by op type, in microseconds per unit of work (elements, or
-/// multiply-adds for products), refined by measured times.
+/// Compute estimates by op type and device (CPU or GPU), in microseconds per unit of work
+/// (elements, or multiply-adds for products), refined by measured times: host times for CPU
+/// nodes, the GPU's own kernel times for GPU nodes.
 #[derive(Debug, Clone, Default)]
 pub struct CostModel {
-    rates: HashMap<&'static str, f64>,
+    rates: HashMap<(&'static str, bool), f64>,
 }
 
 impl CostModel {
@@ -48,19 +49,31 @@ impl CostModel {
         }
     }
 
-    /// Estimated microseconds for one node.
-    pub fn estimate(&self, op: &'static str, inputs: &[TypeShape], outputs: &[TypeShape]) -> f64 {
-        let rate = self.rates.get(op).copied().unwrap_or(match op {
-            "MatMul" => 2e-4,
-            _ => 1e-3,
-        });
+    /// Estimated microseconds for one node, on a GPU or a CPU (a GPU rate not yet measured
+    /// is taken as the CPU's).
+    pub fn estimate(
+        &self,
+        op: &'static str,
+        gpu: bool,
+        inputs: &[TypeShape],
+        outputs: &[TypeShape],
+    ) -> f64 {
+        let rate = (self.rates.get(&(op, gpu)))
+            .or_else(|| self.rates.get(&(op, false)))
+            .copied()
+            .unwrap_or(match op {
+                "MatMul" => 2e-4,
+                _ => 1e-3,
+            });
         rate * Self::work(op, inputs, outputs)
     }
 
-    /// Folds a measured kernel time into the op type's rate (moving average).
+    /// Folds a measured kernel time on a GPU or a CPU into the op type's rate there (moving
+    /// average).
     pub fn observe(
         &mut self,
         op: &'static str,
+        gpu: bool,
         inputs: &[TypeShape],
         outputs: &[TypeShape],
         micros: f64,
@@ -70,7 +83,7 @@ impl CostModel {
             return;
         }
         let measured = micros / work;
-        let rate = self.rates.entry(op).or_insert(measured);
+        let rate = self.rates.entry((op, gpu)).or_insert(measured);
         *rate = 0.7 * *rate + 0.3 * measured;
     }
 }
@@ -178,7 +191,7 @@ impl Placer {
                 .iter()
                 .filter_map(|i| data.nodes.get(i.node())?.outputs.get(i.index()).cloned())
                 .collect();
-            let cost = self.costs.estimate(node.op_name(), &inputs, &node.outputs);
+            let mut cost = (self.costs).estimate(node.op_name(), false, &inputs, &node.outputs);
             let candidates: Vec<usize> = match (&wanted, def.device.is_empty()) {
                 (Some(task), _) => vec![self.task_index(task)],
                 (None, false) => {
@@ -234,6 +247,9 @@ impl Placer {
                     reason = format!("{reason}; no {kind}:{index} there, soft-placed on the CPU");
                 }
             }
+            if gpu.is_some() {
+                cost = (self.costs).estimate(node.op_name(), true, &inputs, &node.outputs);
+            }
             let start = node
                 .inputs
                 .iter()
@@ -282,5 +298,31 @@ impl Placer {
             .copied()
             .min_by(|&a, &b| finish(a).total_cmp(&finish(b)))
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CostModel;
+    use crate::graph::{Shape, TypeShape};
+    use crate::tensor::DType;
+
+    #[test]
+    fn gpu_and_cpu_rates_are_learned_apart() {
+        let t = TypeShape {
+            dtype: DType::F32,
+            shape: Shape::known(&[100, 100]),
+        };
+        let (inputs, outputs) = (vec![t.clone(), t.clone()], vec![t]);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        let mut costs = CostModel::default();
+        let untrained = costs.estimate("Add", true, &inputs, &outputs);
+        assert_eq!(untrained, costs.estimate("Add", false, &inputs, &outputs));
+        costs.observe("Add", false, &inputs, &outputs, 300.0);
+        // A GPU rate not yet measured is the CPU's.
+        assert!(close(costs.estimate("Add", true, &inputs, &outputs), 300.0));
+        costs.observe("Add", true, &inputs, &outputs, 3.0);
+        assert!(close(costs.estimate("Add", true, &inputs, &outputs), 3.0));
+        assert!(close(costs.estimate("Add", false, &inputs, &outputs), 300.0));
     }
 }

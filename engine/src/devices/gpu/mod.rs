@@ -299,6 +299,41 @@ impl GpuDevice {
         }
     }
 
+    /// Whether traced steps get each kernel's time from the GPU itself (Vulkan timestamp
+    /// queries where the adapter has them, CUDA events); where not, a traced step waits for
+    /// each kernel so that host times include it.
+    pub fn times_kernels(&self) -> bool {
+        match &self.backend {
+            Backend::Vulkan(gpu) => gpu.times_kernels(),
+            Backend::Cuda(_) => true,
+        }
+    }
+
+    /// Starts timing the kernels of a traced step.
+    pub fn trace_begin(&self) {
+        match &self.backend {
+            Backend::Vulkan(gpu) => gpu.trace_begin(),
+            Backend::Cuda(gpu) => gpu.trace_begin(),
+        }
+    }
+
+    /// Says which node the kernels launched from now on belong to.
+    pub fn trace_node(&self, node: usize) {
+        match &self.backend {
+            Backend::Vulkan(gpu) => gpu.trace_node(node),
+            Backend::Cuda(gpu) => gpu.trace_node(node),
+        }
+    }
+
+    /// Stops timing and waits for the step's kernels: each timed kernel's node and its time on
+    /// the GPU in microseconds.
+    pub fn trace_end(&self) -> Result<Vec<(usize, f64)>, DeviceError> {
+        match &self.backend {
+            Backend::Vulkan(gpu) => gpu.trace_end(),
+            Backend::Cuda(gpu) => gpu.trace_end(),
+        }
+    }
+
     /// Takes back a tensor's buffer for later allocations, if nothing else holds it.
     pub fn recycle(&self, tensor: DeviceTensor) {
         // CUDA's stream-ordered allocator keeps freed memory for the next allocation.

@@ -355,9 +355,17 @@ impl DistributedSession {
             let inputs: Vec<_> = (node.inputs.iter())
                 .filter_map(|i| data.nodes.get(i.node())?.outputs.get(i.index()).cloned())
                 .collect();
+            // A GPU node's time is its kernels' time on the GPU (GPU timestamps).
+            let gpu = self
+                .placer
+                .gpus()
+                .get(out.node())
+                .copied()
+                .flatten()
+                .is_some();
             self.placer
                 .costs
-                .observe(node.op_name(), &inputs, &node.outputs, t.micros);
+                .observe(node.op_name(), gpu, &inputs, &node.outputs, t.micros);
         }
     }
 }

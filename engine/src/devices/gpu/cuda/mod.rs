@@ -125,6 +125,17 @@ pub(super) struct CudaGpu {
     params: Mutex<(CudaBuffer, u64)>,
     /// The last step's end, which the next step's end waits for.
     last_step: Mutex<Option<CudaEvent>>,
+    /// The traced step under way: each timed kernel's node and its start and end events.
+    trace: Mutex<Option<CudaTrace>>,
+}
+
+/// Kernels of one traced step that get timed.
+const MAX_TRACED: usize = 2048;
+
+#[derive(Default)]
+struct CudaTrace {
+    node: usize,
+    kernels: Vec<(usize, CudaEvent, CudaEvent)>,
 }
 
 impl CudaGpu {
@@ -174,6 +185,7 @@ impl CudaGpu {
             functions: Mutex::default(),
             params: Mutex::new((ring, 0)),
             last_step: Mutex::default(),
+            trace: Mutex::default(),
         };
         Ok((info, gpu))
     }
@@ -330,10 +342,15 @@ impl CudaGpu {
             block_dim: (WORKGROUP_SIZE, 1, 1),
             shared_mem_bytes: 0,
         };
-        // SAFETY: the generated kernel takes one pointer per buffer and one to its parameter
-        // words, in this order; every buffer outlives the kernel (frees are stream-ordered)
-        // and the kernel checks its element against the length in its parameters.
-        unsafe { launch.launch(config) }.map_err(|e| self.failed(e))?;
+        self.timed(|| {
+            // SAFETY: the generated kernel takes one pointer per buffer and one to its
+            // parameter words, in this order; every buffer outlives the kernel (frees are
+            // stream-ordered) and the kernel checks its element against the length in its
+            // parameters.
+            unsafe { launch.launch(config) }
+                .map(|_| ())
+                .map_err(|e| self.failed(e))
+        })?;
         Ok(compiled)
     }
 
@@ -371,6 +388,8 @@ impl CudaGpu {
         if need(m, k)? > a.size() || need(k, n)? > b.size() || need(m, n)? > c.size() {
             return Err(self.failed("a matrix product's operands are smaller than its shape"));
         }
+        // Each product fits its buffer (checked above), so these do not overflow.
+        let (k_n, m_k, m_n) = (k * n, m * k, m * n);
         self.bind()?;
         if k == 0 {
             // An empty sum: zeros (cuBLAS rejects the leading dimension 0 that k = 0 gives).
@@ -395,31 +414,93 @@ impl CudaGpu {
             .blas
             .lock()
             .map_err(|_| self.failed("cuBLAS handle poisoned"))?;
-        // SAFETY: the three buffers hold `batch` matrices of the sizes checked above; alpha
-        // and beta are host values that outlive the call; the handle runs on this stream.
-        unsafe {
-            cudarc::cublas::result::sgemm_strided_batched(
-                *blas.handle(),
-                op(transpose_b),
-                op(transpose_a),
-                int(n)?,
-                int(m)?,
-                int(k)?,
-                &alpha,
-                b.ptr() as *const f32,
-                int(ldb)?,
-                long(k * n)?,
-                a.ptr() as *const f32,
-                int(lda)?,
-                long(m * k)?,
-                &beta,
-                c.ptr() as *mut f32,
-                int(n)?,
-                long(m * n)?,
-                int(batch)?,
-            )
+        let (m, n, k, lda, ldb, batch) =
+            (int(m)?, int(n)?, int(k)?, int(lda)?, int(ldb)?, int(batch)?);
+        let strides = (long(k_n)?, long(m_k)?, long(m_n)?);
+        self.timed(|| {
+            // SAFETY: the three buffers hold `batch` matrices of the sizes checked above; alpha
+            // and beta are host values that outlive the call; the handle runs on this stream.
+            unsafe {
+                cudarc::cublas::result::sgemm_strided_batched(
+                    *blas.handle(),
+                    op(transpose_b),
+                    op(transpose_a),
+                    n,
+                    m,
+                    k,
+                    &alpha,
+                    b.ptr() as *const f32,
+                    ldb,
+                    strides.0,
+                    a.ptr() as *const f32,
+                    lda,
+                    strides.1,
+                    &beta,
+                    c.ptr() as *mut f32,
+                    n,
+                    strides.2,
+                    batch,
+                )
+            }
+            .map_err(|e| self.failed(format!("cuBLAS sgemm: {e}")))
+        })
+    }
+
+    /// Runs `queue` (which queues work on the stream), between timing events in a traced
+    /// step.
+    fn timed<T>(&self, queue: impl FnOnce() -> Result<T, DeviceError>) -> Result<T, DeviceError> {
+        let mut trace = self
+            .trace
+            .lock()
+            .map_err(|_| self.failed("trace poisoned"))?;
+        // Kernels past the cap of one traced step go untimed (as on Vulkan).
+        let Some(trace) = trace.as_mut().filter(|t| t.kernels.len() < MAX_TRACED) else {
+            return queue();
+        };
+        let event = || {
+            self.stream
+                .record_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| self.failed(e))
+        };
+        let start = event()?;
+        let out = queue()?;
+        trace.kernels.push((trace.node, start, event()?));
+        Ok(out)
+    }
+
+    /// Starts timing kernels.
+    pub(super) fn trace_begin(&self) {
+        if let Ok(mut trace) = self.trace.lock() {
+            *trace = Some(CudaTrace::default());
         }
-        .map_err(|e| self.failed(format!("cuBLAS sgemm: {e}")))
+    }
+
+    /// The node whose kernels are queued next.
+    pub(super) fn trace_node(&self, node: usize) {
+        if let Ok(mut trace) = self.trace.lock() {
+            if let Some(trace) = trace.as_mut() {
+                trace.node = node;
+            }
+        }
+    }
+
+    /// Stops timing; each timed kernel's node and GPU time in microseconds, once all have run.
+    pub(super) fn trace_end(&self) -> Result<Vec<(usize, f64)>, DeviceError> {
+        let Some(trace) = self
+            .trace
+            .lock()
+            .map_err(|_| self.failed("trace poisoned"))?
+            .take()
+        else {
+            return Ok(Vec::new());
+        };
+        self.synchronize()?;
+        (trace.kernels.into_iter())
+            .map(|(node, start, end)| {
+                let ms = start.elapsed_ms(&end).map_err(|e| self.failed(e))?;
+                Ok((node, f64::from(ms) * 1e3))
+            })
+            .collect()
     }
 
     /// Ends a step: marks its end on the stream, then waits for the previous step's end, so

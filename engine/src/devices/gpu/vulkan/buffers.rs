@@ -116,3 +116,21 @@ pub(super) fn create(device: &wgpu::Device, bytes: u64) -> Result<VulkanBuffer, 
         buffer: Arc::new(buffer),
     })
 }
+
+/// A buffer that query results are resolved into, then read back.
+pub(super) fn query_target(device: &wgpu::Device, bytes: u64) -> Result<VulkanBuffer, String> {
+    let size = bytes.max(8).next_multiple_of(8);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("query results"),
+        size,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(format!("cannot allocate {size} bytes: {e}"));
+    }
+    Ok(VulkanBuffer {
+        buffer: Arc::new(buffer),
+    })
+}

@@ -4,6 +4,7 @@
 //! one command buffer and submitted together.
 
 mod buffers;
+mod timestamps;
 
 pub use buffers::VulkanBuffer;
 
@@ -51,6 +52,9 @@ pub(super) struct VulkanGpu {
     params: buffers::Pool,
     /// The last step's submission, which the next step's end waits for.
     last_step: Mutex<Option<wgpu::SubmissionIndex>>,
+    /// Kernel timestamps, where the adapter has them, and the traced step under way.
+    timestamps: Option<timestamps::Timestamps>,
+    trace: Mutex<timestamps::Trace>,
 }
 
 /// Commands recorded since the last submission. A step's kernels reach the GPU in one
@@ -76,9 +80,11 @@ impl VulkanGpu {
     ) -> Result<(DeviceInfo, VulkanGpu), String> {
         let adapter_info = adapter.get_info();
         let limits = adapter.limits();
+        // Timestamps for traced steps, where the adapter has them.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sluice"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::default(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -97,7 +103,10 @@ impl VulkanGpu {
             memory_bytes: device_memory(&adapter),
             software,
         };
+        let timestamps = timestamps::Timestamps::new(&device, &queue);
         let gpu = VulkanGpu {
+            timestamps,
+            trace: Mutex::default(),
             name: info.name.clone(),
             device,
             queue,
@@ -265,6 +274,18 @@ impl VulkanGpu {
             layout: &layout,
             entries: &entries,
         });
+        // In a traced step, the kernel's start and end on the GPU.
+        let timed = match (&self.timestamps, self.trace.lock()) {
+            (Some(ts), Ok(mut trace)) if trace.active => {
+                let index = trace.kernels.len() as u32;
+                (index < timestamps::MAX_TRACED).then(|| {
+                    let node = trace.node;
+                    trace.kernels.push(node);
+                    ts.writes(index)
+                })
+            }
+            _ => None,
+        };
         let full = {
             let mut pending = self
                 .pending
@@ -274,7 +295,10 @@ impl VulkanGpu {
                 .encoder
                 .get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: timed,
+                });
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -353,6 +377,45 @@ impl VulkanGpu {
             self.params.give_back(buffer);
         }
         Ok(index)
+    }
+
+    /// Whether traced steps get each kernel's GPU time.
+    pub(super) fn times_kernels(&self) -> bool {
+        self.timestamps.is_some()
+    }
+
+    /// Starts timing kernels (of `node` until told otherwise).
+    pub(super) fn trace_begin(&self) {
+        if let Ok(mut trace) = self.trace.lock() {
+            *trace = timestamps::Trace {
+                active: true,
+                ..Default::default()
+            };
+        }
+    }
+
+    /// The node whose kernels are recorded next.
+    pub(super) fn trace_node(&self, node: usize) {
+        if let Ok(mut trace) = self.trace.lock() {
+            trace.node = node;
+        }
+    }
+
+    /// Stops timing; each timed kernel's node and GPU time in microseconds, once all have run.
+    pub(super) fn trace_end(&self) -> Result<Vec<(usize, f64)>, DeviceError> {
+        let nodes = match self.trace.lock() {
+            Ok(mut trace) if trace.active => std::mem::take(&mut *trace).kernels,
+            Ok(_) => return Ok(Vec::new()),
+            Err(_) => return Err(self.failed("trace poisoned")),
+        };
+        let Some(ts) = &self.timestamps else {
+            return Ok(Vec::new());
+        };
+        self.flush()?;
+        let micros = ts
+            .read(&self.device, &self.queue, nodes.len() as u32)
+            .map_err(|e| self.failed(e))?;
+        Ok(nodes.into_iter().zip(micros).collect())
     }
 
     /// Takes back a buffer for later allocations, if nothing else holds it.
