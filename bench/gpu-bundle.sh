@@ -16,7 +16,7 @@ rm -rf .gpu && mkdir -p .gpu/stage/bin .gpu/stage/debs .gpu/stage/peers
 echo "== building the GPU tests and examples"
 cargo build --release --example mnist_softmax --example gpu_benchmark
 # The test binaries, by name, from cargo's own report of what it built.
-tests=$(cargo test --release -p sluice --test gpu_ops --test gpu_session --test gpu_kernels \
+tests=$(cargo test --release -p sluice --test gpu_ops --test gpu_session --test gpu_kernels --test gpu_fusion \
     --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:

@@ -72,7 +72,7 @@ default_backends="cuda vulkan"
 [[ ${DRY_RUN:-0} == 1 ]] && default_backends=vulkan
 for backend in ${BACKENDS:-$default_backends}; do
     export SLUICE_GPU_BACKEND=$backend
-    for t in gpu_kernels gpu_ops gpu_session; do
+    for t in gpu_kernels gpu_ops gpu_session gpu_fusion; do
         section "op suite: $t ($backend)" 90 "$BIN/$t" --test-threads=4
     done
     section "the seed program on the GPU ($backend)" 45 "$BIN/mnist_softmax" --device gpu
