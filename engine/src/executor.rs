@@ -271,7 +271,9 @@ impl Plan {
                         slots[slot] = Some(Value::host(t));
                     }
                 }
-                StepKernel::Gpu { kernel, device, .. } => {
+                gpu_kernel => {
+                    let device = (gpu_kernel.gpu())
+                        .ok_or_else(|| failed("a GPU step without a GPU".into()))?;
                     let inputs: Vec<_> = (step.inputs.iter())
                         .map(|&s| {
                             input(&mut slots, s, &failed)?
@@ -280,29 +282,19 @@ impl Plan {
                         })
                         .collect::<Result<_, _>>()?;
                     let refs: Vec<_> = inputs.iter().collect();
-                    let mut ctx = GpuContext {
-                        node: step.node,
-                        gpu: device,
-                        variables,
-                    };
-                    let out = kernel(&*step.op, &mut ctx, &refs)
-                        .map_err(|e| kernel_error(e, step, graph))?;
-                    for (&slot, t) in step.outputs.iter().zip(out) {
-                        slots[slot] = Some(Value::gpu(device.clone(), t));
+                    let out = match gpu_kernel {
+                        StepKernel::Fused(fused) => fused.run(variables, &refs),
+                        StepKernel::Gpu { kernel, .. } => {
+                            let mut ctx = GpuContext {
+                                node: step.node,
+                                gpu: device,
+                                variables,
+                            };
+                            kernel(&*step.op, &mut ctx, &refs)
+                        }
+                        StepKernel::Cpu(_) => Err(KernelError::Message("a CPU kernel".into())),
                     }
-                }
-                StepKernel::Fused(fused) => {
-                    let device = fused.device();
-                    let inputs: Vec<_> = (step.inputs.iter())
-                        .map(|&s| {
-                            input(&mut slots, s, &failed)?
-                                .for_gpu(device)
-                                .map_err(&failed)
-                        })
-                        .collect::<Result<_, _>>()?;
-                    let refs: Vec<_> = inputs.iter().collect();
-                    let out =
-                        (fused.run(variables, &refs)).map_err(|e| kernel_error(e, step, graph))?;
+                    .map_err(|e| kernel_error(e, step, graph))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::gpu(device.clone(), t));
                     }

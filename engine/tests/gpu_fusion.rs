@@ -6,25 +6,17 @@
 
 mod common;
 
-use common::{require, sample};
-use sluice::devices::gpu::{discover, GpuOptions};
+use common::{sample, software_gpu_options};
+use sluice::devices::gpu::GpuOptions;
 use sluice::prelude::*;
 use sluice::SessionOptions;
 
 fn options(fuse: bool) -> Option<SessionOptions> {
     let gpu = GpuOptions {
         no_fusion: !fuse,
-        ..GpuOptions::from_env().with_software()
+        ..GpuOptions::from_env()
     };
-    require(
-        !discover(&gpu).is_empty(),
-        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
-        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
-    )
-    .then_some(SessionOptions {
-        gpu,
-        soft_placement: false,
-    })
+    software_gpu_options(gpu, false)
 }
 
 fn values(shape: &[usize], salt: u64) -> Tensor {

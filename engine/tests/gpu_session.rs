@@ -6,23 +6,13 @@
 
 mod common;
 
-use common::require;
 use sluice::data::mnist_digits;
-use sluice::devices::gpu::{discover, GpuOptions};
+use sluice::devices::gpu::GpuOptions;
 use sluice::prelude::*;
 use sluice::{SessionError, SessionOptions};
 
 fn with_software_gpu() -> Option<SessionOptions> {
-    let gpu = GpuOptions::from_env().with_software();
-    require(
-        !discover(&gpu).is_empty(),
-        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
-        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
-    )
-    .then_some(SessionOptions {
-        gpu,
-        soft_placement: true,
-    })
+    common::software_gpu_options(GpuOptions::from_env(), true)
 }
 
 /// The seed program's model, on `device` (empty: anywhere).

@@ -4,7 +4,7 @@
 
 mod optional;
 
-pub use optional::{fashion_mnist_dir, require};
+pub use optional::{fashion_mnist_dir, require, require_vulkan};
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

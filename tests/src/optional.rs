@@ -28,6 +28,16 @@ pub fn require(present: bool, what_is_missing: &str, how_to_get_it: &str) -> boo
     false
 }
 
+/// Whether a Vulkan driver is installed (Mesa's software one stands in for a GPU where there
+/// is none).
+pub fn require_vulkan() -> bool {
+    require(
+        std::path::Path::new("/usr/share/vulkan/icd.d").is_dir(),
+        "no Vulkan driver (/usr/share/vulkan/icd.d)",
+        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
+    )
+}
+
 /// Debian's Fashion-MNIST (package `dataset-fashion-mnist`), if installed.
 pub fn fashion_mnist_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(sluice::data::DEFAULT_FASHION_MNIST_DIR);

@@ -13,12 +13,7 @@ fn seed_program_reaches_91_percent_on_the_embedded_digits() {
 #[test]
 fn seed_program_reaches_91_percent_on_a_gpu() {
     // Mesa's software Vulkan device stands in for a GPU where there is none.
-    let vulkan = std::path::Path::new("/usr/share/vulkan/icd.d").is_dir();
-    if !sluice_tests::require(
-        vulkan,
-        "no Vulkan driver (/usr/share/vulkan/icd.d)",
-        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
-    ) {
+    if !sluice_tests::require_vulkan() {
         return;
     }
     let out = sluice_tests::run_example_with_env(

@@ -51,12 +51,7 @@ fn mlp(first: &str, second: &str) -> Mlp {
 
 #[test]
 fn a_layer_on_a_workers_gpu_trains_as_one_cpu_process_does() {
-    let vulkan = std::path::Path::new("/usr/share/vulkan/icd.d").is_dir();
-    if !sluice_tests::require(
-        vulkan,
-        "no Vulkan driver (/usr/share/vulkan/icd.d)",
-        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
-    ) {
+    if !sluice_tests::require_vulkan() {
         return;
     }
     // The workers inherit this: their engines may use the software GPU. (The only test in

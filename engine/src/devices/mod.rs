@@ -80,6 +80,16 @@ pub enum DeviceError {
     Failed { device: String, message: String },
 }
 
+impl DeviceError {
+    /// `device` could not do something: `message` says what.
+    pub fn failed(device: &str, message: impl fmt::Display) -> DeviceError {
+        DeviceError::Failed {
+            device: device.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Where a tensor's bytes live.
 #[derive(Debug, Clone)]
 pub enum Storage {

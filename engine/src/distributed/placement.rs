@@ -323,6 +323,9 @@ mod tests {
         assert!(close(costs.estimate("Add", true, &inputs, &outputs), 300.0));
         costs.observe("Add", true, &inputs, &outputs, 3.0);
         assert!(close(costs.estimate("Add", true, &inputs, &outputs), 3.0));
-        assert!(close(costs.estimate("Add", false, &inputs, &outputs), 300.0));
+        assert!(close(
+            costs.estimate("Add", false, &inputs, &outputs),
+            300.0
+        ));
     }
 }

@@ -46,3 +46,22 @@ pub fn python_with_pandas() -> Option<OsString> {
     );
     python
 }
+
+/// Session options on the first GPU of the chosen backend, Mesa's software Vulkan device
+/// allowed; `None` (skip, or fail under CI) where there is none.
+#[cfg(feature = "engine")]
+pub fn software_gpu_options(
+    gpu: sluice::devices::gpu::GpuOptions,
+    soft_placement: bool,
+) -> Option<sluice::SessionOptions> {
+    let gpu = gpu.with_software();
+    require(
+        !sluice::devices::gpu::discover(&gpu).is_empty(),
+        "no GPU of the chosen backend (SLUICE_GPU_BACKEND), not even the software Vulkan device",
+        "install mesa-vulkan-drivers and libvulkan1 (apt-get), as .ci/run does",
+    )
+    .then_some(sluice::SessionOptions {
+        gpu,
+        soft_placement,
+    })
+}

@@ -169,10 +169,7 @@ impl GpuDevice {
     }
 
     fn failed(&self, message: impl std::fmt::Display) -> DeviceError {
-        DeviceError::Failed {
-            device: self.info.name.clone(),
-            message: message.to_string(),
-        }
+        DeviceError::failed(&self.info.name, message)
     }
 
     /// The language this GPU's kernels are written in.

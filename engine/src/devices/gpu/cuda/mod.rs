@@ -191,10 +191,7 @@ impl CudaGpu {
     }
 
     fn failed(&self, message: impl std::fmt::Display) -> DeviceError {
-        DeviceError::Failed {
-            device: self.name.clone(),
-            message: message.to_string(),
-        }
+        DeviceError::failed(&self.name, message)
     }
 
     fn bind(&self) -> Result<(), DeviceError> {

@@ -16,10 +16,7 @@ pub struct Nvrtc {
 pub const DEFAULT_ARCH: &str = "compute_90";
 
 fn failed(message: impl std::fmt::Display) -> DeviceError {
-    DeviceError::Failed {
-        device: "NVRTC".into(),
-        message: message.to_string(),
-    }
+    DeviceError::failed("NVRTC", message)
 }
 
 impl Nvrtc {

@@ -121,10 +121,7 @@ impl VulkanGpu {
     }
 
     fn failed(&self, message: impl std::fmt::Display) -> DeviceError {
-        DeviceError::Failed {
-            device: self.name.clone(),
-            message: message.to_string(),
-        }
+        DeviceError::failed(&self.name, message)
     }
 
     /// A buffer of `bytes` bytes whose contents the caller writes (pooled).
