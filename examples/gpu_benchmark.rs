@@ -167,7 +167,8 @@ fn main() -> anyhow::Result<()> {
     let device = args.device.as_str();
     println!("device: {device}");
     if device != "cpu" {
-        for info in sluice::devices::DeviceSet::default().gpus().iter() {
+        let options = sluice::devices::gpu::GpuOptions::from_env();
+        for info in sluice::devices::DeviceSet::shared(options).gpus().iter() {
             let info = sluice::devices::Device::info(info.as_ref());
             println!(
                 "  {}: {} ({}, {:.1} GiB)",

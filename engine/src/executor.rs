@@ -180,7 +180,15 @@ impl Plan {
             fetches.iter().map(|f| slot_of.get(f).copied()).collect();
         if placement.fuse {
             let fetched: HashSet<usize> = fetch_slots.iter().flatten().copied().collect();
-            steps = fusion::fuse(steps, &fetched);
+            let mut dtypes = vec![None; next_slot];
+            for (output, &slot) in &slot_of {
+                let node = nodes.get(output.node());
+                let ts = node.and_then(|n| n.outputs.get(output.index()));
+                if let (Some(ts), Some(entry)) = (ts, dtypes.get_mut(slot)) {
+                    *entry = Some(ts.dtype);
+                }
+            }
+            steps = fusion::fuse(steps, &fetched, &dtypes);
         }
 
         // Release each slot after its last reader (or right away if nothing reads it).
@@ -225,6 +233,8 @@ impl Plan {
         cancel: &CancelToken,
         mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
+        // One step at a time on each GPU (taken in the plan's order, which is the GPUs' own).
+        let _turns: Vec<_> = self.gpus.iter().map(|g| g.step_guard()).collect();
         let mut slots: Vec<Option<Value>> = (0..self.slots).map(|_| None).collect();
         // A step is cancelled only before its first write to a variable, so a cancelled step
         // leaves every variable as it was and a finished one has applied all its updates.
@@ -235,7 +245,7 @@ impl Plan {
         }
         // A traced step times its GPU kernels on the GPU: (entry in the trace, node, GPU).
         let mut gpu_entries: Vec<(usize, usize, Arc<GpuDevice>)> = Vec::new();
-        let _timing = trace.is_some().then(|| GpuTiming::begin(&self.gpus));
+        let timing = trace.is_some().then(|| GpuTiming::begin(&self.gpus));
         for step in &self.steps {
             if !writes_started {
                 if cancel.is_cancelled() {
@@ -300,14 +310,18 @@ impl Plan {
                     }
                 }
             }
+            // Timed on the GPU where it has timestamps and no other session's step holds them.
+            let timed = |gpu: &Arc<GpuDevice>| {
+                gpu.times_kernels() && timing.as_ref().is_some_and(|t| t.holds(gpu))
+            };
             if let Some(gpu) = traced_gpu {
-                if !gpu.times_kernels() {
+                if !timed(gpu) {
                     // No GPU timestamps: wait for the step's kernels so the host's time holds them.
                     gpu.synchronize().map_err(|e| failed(e.to_string()))?;
                 }
             }
             if let (Some(trace), Some(started)) = (trace.as_deref_mut(), started) {
-                if let Some(gpu) = traced_gpu.filter(|g| g.times_kernels()) {
+                if let Some(gpu) = traced_gpu.filter(|g| timed(g)) {
                     gpu_entries.push((trace.len(), step.node, gpu.clone()));
                 }
                 trace.push(NodeTiming {
@@ -349,22 +363,28 @@ impl Plan {
     }
 }
 
-/// Timing of a traced step's GPU kernels, stopped however the step ends.
-struct GpuTiming<'a>(&'a [Arc<GpuDevice>]);
+/// Timing of a traced step's GPU kernels on the GPUs it could take (another session's traced
+/// step may hold one), stopped however the step ends.
+struct GpuTiming<'a> {
+    held: Vec<&'a Arc<GpuDevice>>,
+}
 
 impl<'a> GpuTiming<'a> {
     fn begin(gpus: &'a [Arc<GpuDevice>]) -> GpuTiming<'a> {
-        for gpu in gpus {
-            gpu.trace_begin();
+        GpuTiming {
+            held: gpus.iter().filter(|g| g.trace_begin()).collect(),
         }
-        GpuTiming(gpus)
+    }
+
+    fn holds(&self, gpu: &Arc<GpuDevice>) -> bool {
+        self.held.iter().any(|g| Arc::ptr_eq(g, gpu))
     }
 }
 
 impl Drop for GpuTiming<'_> {
     fn drop(&mut self) {
         // A step that failed before reading its times leaves no device timing the next.
-        for gpu in self.0 {
+        for gpu in &self.held {
             let _ = gpu.trace_end();
         }
     }

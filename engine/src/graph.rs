@@ -71,10 +71,11 @@ pub(crate) struct GraphData {
     pub reuse: Option<VariableReuse>,
 }
 
-/// The constraint a device choice stands for: `gpu` the first GPU, `cpu` none.
+/// The constraint a device choice stands for: `gpu` the first GPU, `cpu` the CPU (named, so
+/// that it holds under a default GPU, in the scopes optimizers re-enter too).
 fn device_constraint(device: &str) -> &str {
     match device {
-        "cpu" | "CPU" => "",
+        "cpu" | "CPU" => "/device:CPU:0",
         "gpu" | "GPU" => "/device:GPU:0",
         name => name,
     }
@@ -249,8 +250,8 @@ impl Graph {
     }
 
     /// Sets a device constraint for nodes added until the guard drops: `/device:GPU:0`,
-    /// `/job:worker/task:1`, or a `--device` choice: `gpu` (the first GPU), `cpu` (no
-    /// constraint).
+    /// `/job:worker/task:1`, or a `--device` choice: `gpu` (the first GPU), `cpu`
+    /// (`/device:CPU:0`).
     pub fn device(&self, device: &str) -> ScopeGuard {
         self.write()
             .devices
@@ -262,10 +263,14 @@ impl Graph {
     }
 
     /// Sets the device constraint of nodes added from now on outside every device scope
-    /// (what `--device` does for a whole program or notebook): `gpu`, `cpu`, or a device
-    /// name as for [`Graph::device`]. Scopes still override it.
+    /// (what `--device` does for a whole program or notebook): `gpu`, `cpu` (no constraint),
+    /// or a device name as for [`Graph::device`]. Scopes still override it.
     pub fn set_default_device(&self, device: &str) {
-        self.write().default_device = device_constraint(device).to_string();
+        let constraint = match device_constraint(device) {
+            "/device:CPU:0" => "",
+            other => other,
+        };
+        self.write().default_device = constraint.to_string();
     }
 
     /// The constraint that [`Graph::set_default_device`] set; empty for none (the CPU).

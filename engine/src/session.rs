@@ -30,6 +30,8 @@ pub struct Session {
     created: Instant,
     devices: Arc<DeviceSet>,
     soft_placement: bool,
+    /// Fuse chains of elementwise GPU kernels (see `executor::fusion`).
+    fuse: bool,
 }
 
 /// How a session places nodes on devices.
@@ -58,12 +60,17 @@ impl Session {
         Session::with_options(graph, SessionOptions::from_env())
     }
 
+    /// A session on the process's devices for `options.gpu` ([`DeviceSet::shared`]).
     pub fn with_options(graph: &Graph, options: SessionOptions) -> Session {
-        Session::with_devices(
+        let fuse = !options.gpu.no_fusion;
+        let mut session = Session::with_devices(
             graph,
-            Arc::new(DeviceSet::new(options.gpu)),
+            DeviceSet::shared(options.gpu),
             options.soft_placement,
-        )
+        );
+        // The shared devices may have come with other fusion options.
+        session.fuse = fuse;
+        session
     }
 
     /// A session on devices shared with other sessions (an engine's), so a GPU is opened
@@ -77,6 +84,7 @@ impl Session {
             cancel: CancelToken::default(),
             history: Vec::new(),
             created: Instant::now(),
+            fuse: !devices.options().no_fusion,
             devices,
             soft_placement,
         }
@@ -193,7 +201,7 @@ impl Session {
                 let placement = Placement {
                     devices: &self.devices,
                     soft: self.soft_placement,
-                    fuse: !self.devices.options().no_fusion,
+                    fuse: self.fuse,
                 };
                 let plan = Arc::new(Plan::build(
                     &self.graph,

@@ -245,8 +245,20 @@ fn a_default_device_applies_outside_every_scope() {
     let device = |o: Output| g.node(o.node()).unwrap().device;
     assert_eq!(device(before), "");
     assert_eq!(device(after), "/device:GPU:0");
-    assert_eq!(device(on_cpu), "");
+    assert_eq!(device(on_cpu), "/device:CPU:0");
     assert_eq!(device(on_gpu1), "/device:GPU:1");
+    // An optimizer re-enters its variable's scope for slots and updates: still the CPU.
+    let w = {
+        let _cpu = g.device("cpu");
+        g.variable("w", &[2], Initializer::Zeros)
+    };
+    GradientDescent::new(0.1)
+        .minimize(reduce_sum(w * 2.0f32))
+        .expect("minimize");
+    let update = (g.nodes().into_iter())
+        .find(|n| n.name.contains("ApplyGradientDescent"))
+        .expect("an update");
+    assert_eq!(update.device, "/device:CPU:0");
     g.set_default_device("cpu");
     assert_eq!(device(after + 3.0), "");
 }

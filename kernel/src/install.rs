@@ -25,8 +25,22 @@ pub enum Target {
     Prefix(PathBuf),
 }
 
+/// The kernelspec's name: `sluice`, or `sluice-gpu` for one whose cells run on a device
+/// (`--device gpu`), so both can be installed side by side.
+pub fn kernel_name(device: Option<&str>) -> String {
+    let slug: String = (device.unwrap_or_default().chars())
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    match slug.as_str() {
+        "" => KERNEL_NAME.to_string(),
+        // `/device:GPU:1` is `devicegpu1`: keep what says which device.
+        s => format!("{KERNEL_NAME}-{}", s.trim_start_matches("device")),
+    }
+}
+
 /// The kernelspec folder for `target`.
-pub fn kernel_dir(target: &Target) -> Result<PathBuf> {
+pub fn kernel_dir(target: &Target, device: Option<&str>) -> Result<PathBuf> {
     let data = match target {
         Target::User => jupyter_zmq_client::user_data_dir().map_err(|e| JupyterError::Install {
             path: "the user's Jupyter data folder".into(),
@@ -35,23 +49,34 @@ pub fn kernel_dir(target: &Target) -> Result<PathBuf> {
         Target::SysPrefix => sys_prefix()?.join("share").join("jupyter"),
         Target::Prefix(p) => p.join("share").join("jupyter"),
     };
-    Ok(data.join("kernels").join(KERNEL_NAME))
+    Ok(data.join("kernels").join(kernel_name(device)))
 }
 
-/// The kernel.json for the binary at `exe`.
-pub fn kernel_json(exe: &Path) -> serde_json::Value {
+/// The kernel.json for the binary at `exe`; with a device, its cells' nodes run there.
+pub fn kernel_json(exe: &Path, device: Option<&str>) -> serde_json::Value {
+    let mut argv = vec![
+        exe.to_string_lossy().to_string(),
+        "--connection-file".into(),
+        "{connection_file}".into(),
+    ];
+    let mut display = "Rust (Sluice)".to_string();
+    if let Some(device) = device {
+        argv.extend(["--device".into(), device.to_string()]);
+        display = format!("Rust (Sluice, {device})");
+    }
     json!({
-        "argv": [exe.to_string_lossy(), "--connection-file", "{connection_file}"],
-        "display_name": "Rust (Sluice)",
+        "argv": argv,
+        "display_name": display,
         "language": "rust",
         "interrupt_mode": "message",
         "metadata": { "debugger": false },
     })
 }
 
-/// Writes the kernelspec (kernel.json and the logos); returns its folder.
-pub fn write_kernelspec(target: &Target) -> Result<PathBuf> {
-    let dir = kernel_dir(target)?;
+/// Writes the kernelspec (kernel.json and the logos), for cells on `device` if given;
+/// returns its folder.
+pub fn write_kernelspec(target: &Target, device: Option<&str>) -> Result<PathBuf> {
+    let dir = kernel_dir(target, device)?;
     let failed = |e: std::io::Error| JupyterError::Install {
         path: dir.display().to_string(),
         message: e.to_string(),
@@ -60,11 +85,12 @@ pub fn write_kernelspec(target: &Target) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // The binary where it is for good (not a symlink that may move).
     let exe = exe.canonicalize().unwrap_or(exe);
-    let text =
-        serde_json::to_string_pretty(&kernel_json(&exe)).map_err(|e| JupyterError::Install {
+    let text = serde_json::to_string_pretty(&kernel_json(&exe, device)).map_err(|e| {
+        JupyterError::Install {
             path: dir.display().to_string(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     std::fs::write(dir.join("kernel.json"), text).map_err(failed)?;
     for (name, bytes) in LOGOS {
         std::fs::write(dir.join(name), bytes).map_err(failed)?;
@@ -101,10 +127,22 @@ mod tests {
 
     #[test]
     fn kernelspec_says_rust_and_message_interrupts() {
-        let spec = kernel_json(Path::new("/bin/sluice-kernel"));
+        let spec = kernel_json(Path::new("/bin/sluice-kernel"), None);
         assert_eq!(spec["language"], "rust");
         assert_eq!(spec["interrupt_mode"], "message");
         assert_eq!(spec["argv"][2], "{connection_file}");
+        assert_eq!(spec["argv"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn a_device_kernelspec_passes_its_device_and_has_its_own_name() {
+        let spec = kernel_json(Path::new("/bin/sluice-kernel"), Some("gpu"));
+        assert_eq!(spec["argv"][3], "--device");
+        assert_eq!(spec["argv"][4], "gpu");
+        assert_eq!(spec["display_name"], "Rust (Sluice, gpu)");
+        assert_eq!(kernel_name(None), "sluice");
+        assert_eq!(kernel_name(Some("gpu")), "sluice-gpu");
+        assert_eq!(kernel_name(Some("/device:GPU:1")), "sluice-gpu1");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! `sluice-kernel`: the Jupyter kernel for Sluice.
 //!
 //! ```text
-//! sluice-kernel install [--user | --sys-prefix | --prefix P] [--no-prewarm]
+//! sluice-kernel install [--user | --sys-prefix | --prefix P] [--no-prewarm] [--device gpu]
 //! sluice-kernel --connection-file F     (how Jupyter starts it)
 //! ```
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use sluice_kernel::install::{write_kernelspec, Target};
+use sluice_kernel::install::{kernel_name, write_kernelspec, Target};
 use sluice_kernel::{kernel, prewarm};
 use std::path::PathBuf;
 
@@ -49,6 +49,10 @@ struct InstallArgs {
     /// Only the kernelspec: the first cell builds what cells need (minutes).
     #[arg(long)]
     no_prewarm: bool,
+    /// A kernelspec whose cells' nodes run on this device (`gpu`, `/device:GPU:1`), installed
+    /// beside the plain one as `sluice-gpu` ("Rust (Sluice, gpu)").
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
 }
 
 /// Where the kernelspec goes (one of them).
@@ -100,8 +104,12 @@ fn install(args: &InstallArgs) -> Result<()> {
         // --user, or nothing said.
         (None, false, _) => Target::User,
     };
-    let dir = write_kernelspec(&target)?;
-    println!("installed kernelspec sluice in {}", dir.display());
+    let dir = write_kernelspec(&target, args.device.as_deref())?;
+    println!(
+        "installed kernelspec {} in {}",
+        kernel_name(args.device.as_deref()),
+        dir.display()
+    );
     if !args.no_prewarm {
         let seconds = prewarm::prewarm().context("building what cells need")?;
         println!("ready: cells build in seconds from now on (this build took {seconds:.1} s)");

@@ -8,7 +8,7 @@ pub mod gpu;
 use crate::tensor::{DType, Tensor};
 use gpu::{GpuDevice, GpuOptions};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Kinds of device; kernels are registered per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,19 +202,28 @@ pub struct DeviceSet {
     gpus: OnceLock<Vec<Arc<GpuDevice>>>,
 }
 
-/// The GPU options from the environment (`SLUICE_GPU_ALLOW_SOFTWARE`).
-impl Default for DeviceSet {
-    fn default() -> DeviceSet {
-        DeviceSet::new(GpuOptions::from_env())
-    }
-}
-
 impl DeviceSet {
     pub fn new(options: GpuOptions) -> DeviceSet {
         DeviceSet {
             options,
             gpus: OnceLock::new(),
         }
+    }
+
+    /// The process's devices for `options`, shared by every session that asks for the same
+    /// devices ([`GpuOptions::same_devices`]): a GPU is opened once per process, and its compiled kernels (NVRTC takes tens
+    /// of milliseconds per kernel), memory pool and queue serve all its sessions, as a GPU's
+    /// context does in TensorFlow. Devices are hardware, not session state: the registry is
+    /// the process's.
+    pub fn shared(options: GpuOptions) -> Arc<DeviceSet> {
+        static SETS: Mutex<Vec<Arc<DeviceSet>>> = Mutex::new(Vec::new());
+        let mut sets = SETS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = sets.iter().find(|s| s.options.same_devices(&options)) {
+            return set.clone();
+        }
+        let set = Arc::new(DeviceSet::new(options));
+        sets.push(set.clone());
+        set
     }
 
     /// The options the GPUs are found and used with.

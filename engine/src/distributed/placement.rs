@@ -203,6 +203,25 @@ impl Placer {
                 }
                 (None, true) => (0..self.tasks.len()).collect(),
             };
+            // A node that asks for a GPU goes to a task that has it, where one does.
+            let wanted_gpu = (other_device.as_deref() == Some("GPU")).then(|| {
+                (super::cluster::DeviceSpec::parse(&def.device).ok())
+                    .and_then(|s| s.device_index)
+                    .unwrap_or(0)
+            });
+            let candidates = match wanted_gpu {
+                Some(index) => {
+                    let with: Vec<usize> = (candidates.iter().copied())
+                        .filter(|&t| self.task_gpus.get(t).is_some_and(|&n| n > index))
+                        .collect();
+                    if with.is_empty() {
+                        candidates
+                    } else {
+                        with
+                    }
+                }
+                None => candidates,
+            };
             let (task, mut reason) = match colocate.get(&id).and_then(|v| self.placed.get(*v)) {
                 Some(&t) => (t, "colocated with the variable it updates".to_string()),
                 // An unconstrained source (a placeholder, a constant, a variable) goes to the

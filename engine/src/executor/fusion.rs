@@ -9,23 +9,33 @@
 //! Inputs are immutable once computed (GPU kernels never write their inputs; variable updates
 //! write new buffers), so computing a producer later, where its consumer runs, reads the same
 //! values. Shapes are known only when a step runs: the chain runs fused when every op in it has
-//! the chain's output shape (no op broadcasts an intermediate), and op by op otherwise.
+//! the chain's output shape (no op broadcasts an intermediate), and op by op otherwise. A fused
+//! step keeps its last node's name; `RUST_LOG=sluice::placement=debug` logs what it folded.
 
 use super::placement::StepKernel;
 use super::Step;
 use crate::devices::gpu::GpuDevice;
 use crate::devices::DeviceTensor;
+use crate::devices::Dialect;
 use crate::kernels::cpu::broadcast::broadcast_concrete;
 use crate::kernels::gpu::elementwise::map;
-use crate::kernels::gpu::expr::Expr;
+use crate::kernels::gpu::expr::{Expr, Scalar};
 use crate::kernels::{GpuContext, GpuKernelFn, KernelError, VariableStore};
 use crate::ops::Op;
+use crate::tensor::DType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Nodes a fused expression may have: duplicated subexpressions (`x * x` of a chain) must
 /// not grow a kernel without bound.
 const MAX_EXPR_NODES: usize = 96;
+/// Characters a fused expression's source may have in either language. Some emitters write an
+/// operand more than once (an i32 division, a float-to-int cast), so the text of nested ops can
+/// grow faster than their count; each fold is checked, so no text much past this is made.
+const MAX_SOURCE_CHARS: usize = 8 << 10;
+/// Inputs a fused kernel may bind (with its output and parameters: 8 storage buffers, the
+/// portable minimum of a shader stage).
+const MAX_FUSED_INPUTS: usize = 6;
 
 /// A chain of elementwise kernels run as one.
 pub(crate) struct FusedMap {
@@ -120,8 +130,12 @@ impl FusedMap {
 }
 
 /// Folds elementwise producers into their consumers; `fetched` are the slots a run returns
-/// (a fetched value is never folded away). Steps keep their order.
-pub(super) fn fuse(steps: Vec<Step>, fetched: &HashSet<usize>) -> Vec<Step> {
+/// (a fetched value is never folded away), `dtypes` each slot's dtype. Steps keep their order.
+pub(super) fn fuse(
+    steps: Vec<Step>,
+    fetched: &HashSet<usize>,
+    dtypes: &[Option<DType>],
+) -> Vec<Step> {
     let mut readers: HashMap<usize, HashSet<usize>> = HashMap::new();
     for (i, step) in steps.iter().enumerate() {
         for &slot in &step.inputs {
@@ -203,7 +217,7 @@ pub(super) fn fuse(steps: Vec<Step>, fetched: &HashSet<usize>) -> Vec<Step> {
             sources,
         });
         chain.names.push(step.name.clone());
-        if chain.expr.size() > MAX_EXPR_NODES {
+        if !absorbed.is_empty() && !fits(&chain, dtypes) {
             // Too large a kernel: this step starts afresh; its producers' chains run apart,
             // as they were.
             chains.extend(absorbed.drain(..));
@@ -224,6 +238,21 @@ pub(super) fn fuse(steps: Vec<Step>, fetched: &HashSet<usize>) -> Vec<Step> {
             _ => step,
         })
         .collect()
+}
+
+/// Whether a chain makes a kernel of bounded size in both languages, with few enough inputs.
+fn fits(chain: &Chain, dtypes: &[Option<DType>]) -> bool {
+    if chain.slots.len() > MAX_FUSED_INPUTS || chain.expr.size() > MAX_EXPR_NODES {
+        return false;
+    }
+    let scalars: Option<Vec<Scalar>> = (chain.slots.iter())
+        .map(|&s| dtypes.get(s).copied().flatten().and_then(Scalar::of))
+        .collect();
+    scalars.is_some_and(|scalars| {
+        [Dialect::Wgsl, Dialect::Cuda].into_iter().all(|dialect| {
+            (chain.expr.emit(dialect, &scalars)).is_ok_and(|text| text.len() <= MAX_SOURCE_CHARS)
+        })
+    })
 }
 
 /// The position of `slot` among a chain's inputs, added if new.
@@ -294,8 +323,10 @@ fn fused_step(step: Step, chain: Chain) -> Step {
         return step;
     };
     let others = chain.names[..chain.names.len() - 1].join(", ");
+    tracing::debug!(target: "sluice::placement", "{} fused with {others}", step.name);
+    // The step keeps its node's name (traces and the cost model look nodes up by it); the
+    // folded producers no longer run as steps of their own.
     Step {
-        name: format!("{} (fused with {others})", step.name),
         kernel: StepKernel::Fused(Box::new(FusedMap {
             device: device.clone(),
             expr: chain.expr,

@@ -15,7 +15,7 @@ use crate::tensor::{Buffer, DType, Tensor};
 use std::sync::{Arc, Mutex};
 
 /// Which GPUs [`discover`] accepts, and through which backend.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GpuOptions {
     /// Accept software adapters (lavapipe). Never chosen for a user by accident: tests set it.
     pub allow_software: bool,
@@ -71,6 +71,13 @@ impl GpuOptions {
             tf32: on(Self::TF32_ENV),
             no_fusion: std::env::var(Self::FUSION_ENV).is_ok_and(|v| v == "0"),
         }
+    }
+
+    /// Whether these options open the same GPUs in the same way as `other` (fusion, a choice
+    /// made per plan, aside).
+    pub fn same_devices(&self, other: &GpuOptions) -> bool {
+        (self.allow_software, self.backend, self.tf32)
+            == (other.allow_software, other.backend, other.tf32)
     }
 
     /// These options, accepting software adapters too (what tests use).
@@ -134,6 +141,11 @@ pub struct GpuDevice {
     backend: Backend,
     /// The generated programs compiled here, in order: what the CUDA check compiles again.
     programs: Mutex<Vec<Arc<dyn GpuProgram>>>,
+    /// The thread whose traced step is timing this GPU's kernels: sessions share the GPU, and
+    /// only that thread's kernels are timed.
+    tracer: Mutex<Option<std::thread::ThreadId>>,
+    /// Held while a step runs on this GPU: sessions sharing it take turns, a whole step each.
+    steps: Mutex<()>,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -165,6 +177,8 @@ impl GpuDevice {
             info,
             backend,
             programs: Mutex::default(),
+            tracer: Mutex::default(),
+            steps: Mutex::default(),
         }
     }
 
@@ -306,29 +320,61 @@ impl GpuDevice {
         }
     }
 
-    /// Starts timing the kernels of a traced step.
-    pub fn trace_begin(&self) {
-        match &self.backend {
-            Backend::Vulkan(gpu) => gpu.trace_begin(),
-            Backend::Cuda(gpu) => gpu.trace_begin(),
-        }
+    /// The GPU for one step of one session: steps of sessions sharing the GPU run one at a
+    /// time (their kernels would otherwise interleave in its queue with each other's).
+    pub fn step_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Says which node the kernels launched from now on belong to.
+    /// Whether the calling thread times this GPU's kernels.
+    fn traces_here(&self) -> bool {
+        let me = std::thread::current().id();
+        self.tracer.lock().is_ok_and(|t| *t == Some(me))
+    }
+
+    /// Starts timing the kernels this thread launches, for a traced step; false where another
+    /// thread's traced step is timing this GPU already.
+    pub fn trace_begin(&self) -> bool {
+        let me = std::thread::current().id();
+        let Ok(mut tracer) = self.tracer.lock() else {
+            return false;
+        };
+        if tracer.is_some_and(|t| t != me) {
+            return false;
+        }
+        *tracer = Some(me);
+        match &self.backend {
+            Backend::Vulkan(gpu) => gpu.trace_begin(me),
+            Backend::Cuda(gpu) => gpu.trace_begin(me),
+        }
+        true
+    }
+
+    /// Says which node the kernels this thread launches from now on belong to.
     pub fn trace_node(&self, node: usize) {
+        if !self.traces_here() {
+            return;
+        }
         match &self.backend {
             Backend::Vulkan(gpu) => gpu.trace_node(node),
             Backend::Cuda(gpu) => gpu.trace_node(node),
         }
     }
 
-    /// Stops timing and waits for the step's kernels: each timed kernel's node and its time on
-    /// the GPU in microseconds.
+    /// Stops this thread's timing and waits for its kernels: each timed kernel's node and its
+    /// time on the GPU in microseconds.
     pub fn trace_end(&self) -> Result<Vec<(usize, f64)>, DeviceError> {
-        match &self.backend {
+        if !self.traces_here() {
+            return Ok(Vec::new());
+        }
+        let times = match &self.backend {
             Backend::Vulkan(gpu) => gpu.trace_end(),
             Backend::Cuda(gpu) => gpu.trace_end(),
+        };
+        if let Ok(mut tracer) = self.tracer.lock() {
+            *tracer = None;
         }
+        times
     }
 
     /// Takes back a tensor's buffer for later allocations, if nothing else holds it.

@@ -82,7 +82,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The master service. Clones share the sessions.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MasterServer {
     sessions: Arc<Mutex<HashMap<String, Arc<Entry>>>>,
     created: Arc<AtomicU64>,
@@ -91,6 +91,19 @@ pub struct MasterServer {
     events: EventBus,
     /// The engine's devices, opened once and shared by its sessions.
     devices: Arc<DeviceSet>,
+}
+
+impl Default for MasterServer {
+    fn default() -> Self {
+        MasterServer {
+            sessions: Arc::default(),
+            created: Arc::default(),
+            datasets: fit::DatasetCache::default(),
+            events: EventBus::default(),
+            // The process's GPUs, which sessions run in this process share too.
+            devices: DeviceSet::shared(crate::devices::gpu::GpuOptions::from_env()),
+        }
+    }
 }
 
 impl MasterServer {

@@ -132,8 +132,9 @@ pub(super) struct CudaGpu {
 /// Kernels of one traced step that get timed.
 const MAX_TRACED: usize = 2048;
 
-#[derive(Default)]
 struct CudaTrace {
+    /// The thread whose kernels are timed.
+    thread: std::thread::ThreadId,
     node: usize,
     kernels: Vec<(usize, CudaEvent, CudaEvent)>,
 }
@@ -451,7 +452,10 @@ impl CudaGpu {
             .lock()
             .map_err(|_| self.failed("trace poisoned"))?;
         // Kernels past the cap of one traced step go untimed (as on Vulkan).
-        let Some(trace) = trace.as_mut().filter(|t| t.kernels.len() < MAX_TRACED) else {
+        let me = std::thread::current().id();
+        let Some(trace) =
+            (trace.as_mut()).filter(|t| t.thread == me && t.kernels.len() < MAX_TRACED)
+        else {
             return queue();
         };
         let event = || {
@@ -465,10 +469,14 @@ impl CudaGpu {
         Ok(out)
     }
 
-    /// Starts timing kernels.
-    pub(super) fn trace_begin(&self) {
+    /// Starts timing the kernels that `thread` queues.
+    pub(super) fn trace_begin(&self, thread: std::thread::ThreadId) {
         if let Ok(mut trace) = self.trace.lock() {
-            *trace = Some(CudaTrace::default());
+            *trace = Some(CudaTrace {
+                thread,
+                node: 0,
+                kernels: Vec::new(),
+            });
         }
     }
 

@@ -273,7 +273,7 @@ impl VulkanGpu {
         });
         // In a traced step, the kernel's start and end on the GPU.
         let timed = match (&self.timestamps, self.trace.lock()) {
-            (Some(ts), Ok(mut trace)) if trace.active => {
+            (Some(ts), Ok(mut trace)) if trace.thread == Some(std::thread::current().id()) => {
                 let index = trace.kernels.len() as u32;
                 (index < timestamps::MAX_TRACED).then(|| {
                     let node = trace.node;
@@ -381,11 +381,11 @@ impl VulkanGpu {
         self.timestamps.is_some()
     }
 
-    /// Starts timing kernels (of `node` until told otherwise).
-    pub(super) fn trace_begin(&self) {
+    /// Starts timing the kernels that `thread` records.
+    pub(super) fn trace_begin(&self, thread: std::thread::ThreadId) {
         if let Ok(mut trace) = self.trace.lock() {
             *trace = timestamps::Trace {
-                active: true,
+                thread: Some(thread),
                 ..Default::default()
             };
         }
@@ -401,7 +401,7 @@ impl VulkanGpu {
     /// Stops timing; each timed kernel's node and GPU time in microseconds, once all have run.
     pub(super) fn trace_end(&self) -> Result<Vec<(usize, f64)>, DeviceError> {
         let nodes = match self.trace.lock() {
-            Ok(mut trace) if trace.active => std::mem::take(&mut *trace).kernels,
+            Ok(mut trace) if trace.thread.is_some() => std::mem::take(&mut *trace).kernels,
             Ok(_) => return Ok(Vec::new()),
             Err(_) => return Err(self.failed("trace poisoned")),
         };

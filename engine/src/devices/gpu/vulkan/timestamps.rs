@@ -17,7 +17,8 @@ pub(super) struct Timestamps {
 /// The traced step under way: which node each timed kernel belongs to.
 #[derive(Debug, Default)]
 pub(super) struct Trace {
-    pub active: bool,
+    /// The thread whose kernels are timed, while a traced step runs.
+    pub thread: Option<std::thread::ThreadId>,
     /// The node whose kernels are being recorded.
     pub node: usize,
     /// By timed kernel, in order: its node.
