@@ -204,11 +204,10 @@ impl Placer {
                 (None, true) => (0..self.tasks.len()).collect(),
             };
             // A node that asks for a GPU goes to a task that has it, where one does.
-            let wanted_gpu = (other_device.as_deref() == Some("GPU")).then(|| {
-                (super::cluster::DeviceSpec::parse(&def.device).ok())
-                    .and_then(|s| s.device_index)
-                    .unwrap_or(0)
-            });
+            let device_index = (super::cluster::DeviceSpec::parse(&def.device).ok())
+                .and_then(|s| s.device_index)
+                .unwrap_or(0);
+            let wanted_gpu = (other_device.as_deref() == Some("GPU")).then_some(device_index);
             let candidates = match wanted_gpu {
                 Some(index) => {
                     let with: Vec<usize> = (candidates.iter().copied())
@@ -254,10 +253,7 @@ impl Placer {
                 .and_then(|v| self.gpus.get(*v).copied().flatten())
                 .filter(|_| other_device.is_none());
             if let Some(kind) = other_device {
-                let index = super::cluster::DeviceSpec::parse(&def.device)
-                    .ok()
-                    .and_then(|s| s.device_index)
-                    .unwrap_or(0);
+                let index = device_index;
                 let has = self.task_gpus.get(task).copied().unwrap_or(0);
                 if kind == "GPU" && index < has {
                     gpu = Some(index);
