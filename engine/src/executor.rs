@@ -233,8 +233,6 @@ impl Plan {
         cancel: &CancelToken,
         mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
-        // One step at a time on each GPU (taken in the plan's order, which is the GPUs' own).
-        let _turns: Vec<_> = self.gpus.iter().map(|g| g.step_guard()).collect();
         let mut slots: Vec<Option<Value>> = (0..self.slots).map(|_| None).collect();
         // A step is cancelled only before its first write to a variable, so a cancelled step
         // leaves every variable as it was and a finished one has applied all its updates.

@@ -313,3 +313,37 @@ fn each_backend_lists_only_its_own_gpus() {
     let names = |ds: &[GpuDevice]| ds.iter().map(|d| d.info().clone()).collect::<Vec<_>>();
     assert_eq!(names(&auto), names(expected));
 }
+
+#[test]
+fn a_download_waits_for_kernels_that_another_thread_submits() {
+    // Sessions share a GPU: one's download may come while another thread is submitting the
+    // kernels that write what it reads. The download must not overtake them.
+    let Some(gpu) = gpu() else { return };
+    use sluice::kernels::gpu::expr::BinaryOp;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let plus_one = Expr::binary(BinaryOp::Add, Expr::input(0), Expr::f32(1.0));
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                gpu.flush().expect("another thread's submission");
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for i in 0..1500 {
+                let x = upload(&gpu, &Tensor::scalar(i as f32));
+                let y = map(&gpu, &plus_one, &[&x]).expect("x + 1");
+                let z = map(&gpu, &plus_one, &[&y]).expect("y + 1");
+                let got = gpu.download(&z).expect("download");
+                assert_eq!(got.get_f64(0), i as f64 + 2.0, "round {i}");
+                // Pooled again: a download that came too early would read an earlier round's.
+                gpu.recycle(y);
+                gpu.recycle(z);
+            }
+        }));
+        done.store(true, Ordering::Relaxed);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}

@@ -288,3 +288,50 @@ fn traced_steps_give_each_gpu_kernels_time_on_the_gpu() {
     // Tracing stops with the step: an untraced step after it is not timed.
     sess.run(&[total], &[]).expect("untraced run");
 }
+
+#[test]
+fn repeated_training_steps_compile_no_new_gpu_programs() {
+    let Some(options) = with_software_gpu() else {
+        return;
+    };
+    // A GPU of this test's own, so that other tests' programs are not counted.
+    let devices = std::sync::Arc::new(sluice::devices::DeviceSet::new(options.gpu));
+    let mut nesterov = Momentum::new(0.05, 0.9);
+    nesterov.nesterov = true;
+    let optimizers: [(&str, &dyn Optimizer); 4] = [
+        ("gradient descent", &GradientDescent::new(0.1)),
+        ("momentum", &Momentum::new(0.05, 0.9)),
+        ("nesterov", &nesterov),
+        ("adam", &Adam::new(0.01)),
+    ];
+    let batch = Tensor::new(&[2, 4], vec![0.5f32, -1.0, 2.0, 0.25, 1.0, 0.0, -0.5, 3.0]).unwrap();
+    for (name, optimizer) in optimizers {
+        let g = Graph::new();
+        g.set_seed(3);
+        let _on = g.device("/device:GPU:0");
+        let x = g.placeholder("x", DType::F32, &[-1, 4]);
+        let w = g.variable("w", &[4, 3], Initializer::GlorotUniform);
+        let loss = reduce_mean(square(matmul(x, w)));
+        let train = optimizer.minimize(loss).expect("minimize");
+        let mut sess = Session::with_devices(&g, devices.clone(), true);
+        sess.init_variables().expect("init");
+        let mut step = || {
+            sess.run(&[loss, train], &[(x, batch.clone())])
+                .expect("a training step");
+        };
+        step();
+        step();
+        let compiled = || devices.gpus()[0].programs().len();
+        let before = compiled();
+        for _ in 0..5 {
+            step();
+        }
+        assert_eq!(
+            compiled(),
+            before,
+            "{name}: steps after the second compiled new GPU programs"
+        );
+    }
+    // The optimizers' programs in their CUDA form.
+    common::cuda::check_cuda(&devices.gpus()[0].programs());
+}

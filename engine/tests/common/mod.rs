@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 mod broadcast;
+#[cfg(feature = "engine")]
+pub mod cuda;
 mod optional;
 #[allow(unused_imports)] // not every test file compares against the reference
 pub use broadcast::*;

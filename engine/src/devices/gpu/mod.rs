@@ -144,8 +144,6 @@ pub struct GpuDevice {
     /// The thread whose traced step is timing this GPU's kernels: sessions share the GPU, and
     /// only that thread's kernels are timed.
     tracer: Mutex<Option<std::thread::ThreadId>>,
-    /// Held while a step runs on this GPU: sessions sharing it take turns, a whole step each.
-    steps: Mutex<()>,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -178,7 +176,6 @@ impl GpuDevice {
             backend,
             programs: Mutex::default(),
             tracer: Mutex::default(),
-            steps: Mutex::default(),
         }
     }
 
@@ -318,12 +315,6 @@ impl GpuDevice {
             Backend::Vulkan(gpu) => gpu.times_kernels(),
             Backend::Cuda(_) => true,
         }
-    }
-
-    /// The GPU for one step of one session: steps of sessions sharing the GPU run one at a
-    /// time (their kernels would otherwise interleave in its queue with each other's).
-    pub fn step_guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.steps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the calling thread times this GPU's kernels.

@@ -95,9 +95,11 @@ pub fn map_views(
         })
         .collect::<Result<_, _>>()?;
     let row_major = row_major_strides(shape);
+    // Inputs read only by index (a step size in a one-element buffer) need no view.
     let plain = !expr.uses_coords()
-        && (inputs.iter())
-            .all(|(t, v)| t.shape == shape && v.offset == 0 && v.strides == row_major);
+        && (inputs.iter().enumerate())
+            .filter(|(k, _)| expr.reads_view(*k))
+            .all(|(_, (t, v))| t.shape == shape && v.offset == 0 && v.strides == row_major);
     let program = MapProgram {
         expr: expr.clone(),
         inputs: scalars,

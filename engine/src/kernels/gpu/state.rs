@@ -7,12 +7,12 @@ use super::elementwise::map;
 use super::expr::{BinaryOp, Expr, Scalar, UnaryOp};
 use super::index::{add, mul, sub};
 use crate::devices::gpu::GpuDevice;
-use crate::devices::DeviceTensor;
+use crate::devices::{Device, DeviceTensor};
 use crate::graph::TypeShape;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::optimizer::{adam_step_size, ApplyUpdate, Rule};
 use crate::ops::state::{Assign, AssignKind, Variable};
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
 
 impl GpuKernel for Variable {
     fn runs_on_gpu(&self, _: &[TypeShape]) -> bool {
@@ -174,13 +174,19 @@ impl GpuKernel for ApplyUpdate {
                     ),
                     &[&slots[1], &grad],
                 )?;
-                // Inputs: w, m, v.
+                // Inputs: w, m, v, and the step size, which changes every step: read from a
+                // buffer, not written into the program, so one program serves every step.
+                let step_size = gpu.upload(&Tensor::scalar(f(lr_t)))?;
                 let ratio = Expr::binary(
                     BinaryOp::Div,
-                    mul(c(f(lr_t)), Expr::input(1)),
+                    mul(Expr::load(3, Expr::i32(0)), Expr::input(1)),
                     add(Expr::unary(UnaryOp::Sqrt, Expr::input(2)), c(f(epsilon))),
                 );
-                let w = map(gpu, &sub(Expr::input(0), ratio), &[&var, &m, &v])?;
+                let w = map(
+                    gpu,
+                    &sub(Expr::input(0), ratio),
+                    &[&var, &m, &v, &step_size],
+                )?;
                 ctx.variables.set_gpu(self.slots[0], ctx.gpu, m);
                 ctx.variables.set_gpu(self.slots[1], ctx.gpu, v);
                 ctx.variables.set_gpu(self.var, ctx.gpu, w);

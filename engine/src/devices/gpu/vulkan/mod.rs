@@ -353,22 +353,24 @@ impl VulkanGpu {
 
     /// Submits the recorded kernels; the submission's index, if there were any.
     fn submit(&self) -> Result<Option<wgpu::SubmissionIndex>, DeviceError> {
-        let (encoder, params) = {
-            let mut pending = self
-                .pending
-                .lock()
-                .map_err(|_| self.failed("command queue poisoned"))?;
-            pending.kernels = 0;
-            (pending.encoder.take(), std::mem::take(&mut pending.params))
-        };
+        // The queue lock is held through the submission: once any thread's `submit` returns,
+        // every kernel recorded before it is in the GPU's queue, so a download submitted next
+        // cannot overtake the kernels that write what it reads.
+        let mut pending = self
+            .pending
+            .lock()
+            .map_err(|_| self.failed("command queue poisoned"))?;
+        pending.kernels = 0;
+        let params = std::mem::take(&mut pending.params);
         let mut index = None;
-        if let Some(encoder) = encoder {
+        if let Some(encoder) = pending.encoder.take() {
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
             index = Some(self.queue.submit([encoder.finish()]));
             if let Some(e) = pollster::block_on(scope.pop()) {
                 return Err(self.failed(format!("submission failed: {e}")));
             }
         }
+        drop(pending);
         // Later writes to these buffers are queued after this submission.
         for buffer in params {
             self.params.give_back(buffer);
