@@ -282,11 +282,18 @@ impl Plan {
                 gpu_kernel => {
                     let device = (gpu_kernel.gpu())
                         .ok_or_else(|| failed("a GPU step without a GPU".into()))?;
-                    let inputs: Vec<_> = (step.inputs.iter())
-                        .map(|&s| {
-                            input(&mut slots, s, &failed)?
-                                .for_gpu(device)
-                                .map_err(&failed)
+                    let on_host = match gpu_kernel {
+                        StepKernel::Gpu { host_inputs, .. } => *host_inputs,
+                        _ => &[],
+                    };
+                    let inputs: Vec<_> = (step.inputs.iter().enumerate())
+                        .map(|(k, &s)| {
+                            let value = input(&mut slots, s, &failed)?;
+                            match on_host.contains(&k) {
+                                true => value.as_host_input(),
+                                false => value.for_gpu(device),
+                            }
+                            .map_err(&failed)
                         })
                         .collect::<Result<_, _>>()?;
                     let refs: Vec<_> = inputs.iter().collect();

@@ -138,8 +138,9 @@ fn check(case: Case) {
         assert_eq!(c.dtype(), g.dtype(), "result {k}: dtype");
         for i in 0..c.len() {
             let (a, b) = (c.get_f64(i), g.get_f64(i));
-            let close =
-                (a - b).abs() <= 2e-5 * (1.0 + a.abs().max(b.abs())) || (a.is_nan() && b.is_nan());
+            let close = a == b
+                || (a - b).abs() <= 2e-5 * (1.0 + a.abs().max(b.abs()))
+                || (a.is_nan() && b.is_nan());
             assert!(
                 close,
                 "result {k} at {i}: CPU {a}, GPU {b}\nCPU {c}\nGPU {g}"
@@ -290,6 +291,73 @@ device_cases! {
             vec![dx[0].expect("a gradient")]
         },
         gradients: true,
+    };
+    powers: Case {
+        // C's rules: negative bases to integer powers (odd ones negative), NaN otherwise.
+        inputs: vec![
+            values(&[3, 4], 30),
+            values(&[3, 4], 31),
+            Tensor::new(
+                &[3, 4],
+                vec![0.0f32, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, 2.0, 3.0, 1.0, -3.0, 4.0],
+            )
+            .expect("exponents"),
+        ],
+        build: |x| vec![
+            pow(abs(x[0]) + 0.5f32, x[1] * 3.0f32),
+            pow(x[0] * 4.0f32, x[2]),
+            pow(x[0], 2.0f32),
+        ],
+        gradients: true,
+    };
+    nans_and_infinities: Case {
+        // WGSL compilers may assume there are no NaNs: the GPU must still give the CPU's.
+        inputs: vec![
+            Tensor::new(
+                &[2, 4],
+                vec![1.0f32, f32::NAN, -3.0, 2.0, f32::INFINITY, -1.0, f32::NEG_INFINITY, 0.0],
+            )
+            .expect("values"),
+            Tensor::new(&[2, 4], vec![f32::NAN, 1.0, 0.0, 2.0, 0.5, f32::NAN, 3.0, -1.0])
+                .expect("exponents"),
+        ],
+        build: |x| vec![
+            reduce_max_axes(x[0], &[1], false),
+            reduce_max(x[0]),
+            cast(x[0], DType::I32),
+            pow(x[0], x[1]),
+            maximum(x[0], 0.5f32),
+            relu(x[0]),
+        ],
+        gradients: false,
+    };
+    numerics_checks: Case {
+        inputs: vec![values(&[3, 5], 32)],
+        build: |x| vec![check_numerics(x[0] * 2.0f32, "doubled")],
+        gradients: true,
+    };
+    gathers: Case {
+        // Repeated rows: the gradient sums them, in gather order.
+        inputs: vec![
+            values(&[5, 3], 29),
+            Tensor::new(&[2, 3], vec![4i32, 0, 4, 2, 4, 1]).expect("indices"),
+            Tensor::from_vec(vec![3i64, 3, 0]),
+        ],
+        build: |x| vec![
+            gather(x[0], x[1]),
+            gather(x[0], x[2]),
+            gather(reshape(x[0], &[15]), x[2]),
+        ],
+        gradients: true,
+    };
+    integer_gathers: Case {
+        inputs: vec![
+            Tensor::new(&[3, 2], vec![1i32, -2, 3, -4, 5, -6]).expect("params"),
+            Tensor::from_vec(vec![2i64, 0, 2]),
+            Tensor::from_vec(Vec::<i32>::new()),
+        ],
+        build: |x| vec![gather(x[0], x[1]), gather(x[0], x[2])],
+        gradients: false,
     };
     one_hot_rows: Case {
         inputs: vec![Tensor::from_vec(vec![0i32, 3, -1, 9, 2])],

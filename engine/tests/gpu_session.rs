@@ -149,6 +149,71 @@ fn without_soft_placement_an_op_with_no_gpu_kernel_is_an_error() {
     assert!(err.to_string().contains(&best.name()), "{err}");
 }
 
+#[test]
+fn a_gather_index_out_of_range_on_the_gpu_names_the_index_and_the_node() {
+    let Some(mut options) = with_software_gpu() else {
+        return;
+    };
+    options.soft_placement = false;
+    let g = Graph::new();
+    let _on = g.device("/device:GPU:0");
+    let table = g.variable("table", &[5, 2], Initializer::Zeros);
+    let ids = g.placeholder("ids", DType::I64, &[-1]);
+    let rows = gather(table, ids);
+    let mut sess = Session::with_options(&g, options);
+    sess.init_variables().expect("init");
+    let ok = sess
+        .run(&[rows], &[(ids, Tensor::from_vec(vec![4i64, 0]))])
+        .expect("rows 4 and 0 on the GPU");
+    assert_eq!(ok[0].shape(), &[2, 2]);
+    let err = sess
+        .run(&[rows], &[(ids, Tensor::from_vec(vec![1i64, 5]))])
+        .expect_err("there is no row 5");
+    let text = err.to_string();
+    assert!(
+        text.contains(&rows.name()) && text.contains("index 5") && text.contains("[0, 5)"),
+        "{text}"
+    );
+    // Nothing was lost: the table is as it was, and the next step runs.
+    assert_eq!(sess.variable(table).expect("table").len(), 10);
+    sess.run(&[rows], &[(ids, Tensor::from_vec(vec![2i64]))])
+        .expect("a step after the error");
+}
+
+#[test]
+fn a_numerics_check_on_the_gpu_fails_as_on_the_cpu() {
+    let Some(mut options) = with_software_gpu() else {
+        return;
+    };
+    options.soft_placement = false;
+    let run = |device: &str, options: SessionOptions, x_value: Vec<f32>| {
+        let g = Graph::new();
+        let _on = g.device(device);
+        let x = g.placeholder("x", DType::F32, &[2, 3]);
+        let checked = check_numerics(log(x) * 2.0f32, "scaled log");
+        let mut sess = Session::with_options(&g, options);
+        let value = Tensor::new(&[2, 3], x_value).expect("x");
+        sess.run(&[checked], &[(x, value)])
+            .map(|out| out[0].to_vec::<f32>().expect("f32"))
+            .map_err(|e| e.to_string())
+    };
+    let fine = vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let out = run("/device:GPU:0", options.clone(), fine.clone()).expect("finite values pass");
+    let want = run("", SessionOptions::from_env(), fine).expect("on the CPU");
+    for (g, c) in out.iter().zip(&want) {
+        assert!(
+            (g - c).abs() <= 1e-5 * c.abs().max(1.0),
+            "{out:?} vs {want:?}"
+        );
+    }
+    // The first bad element is a NaN (log of -1) at 2, before the Inf (log of 0) at 4.
+    let bad = vec![1.0f32, 2.0, -1.0, 4.0, 0.0, 6.0];
+    let on_gpu = run("/device:GPU:0", options, bad.clone()).expect_err("a NaN");
+    let on_cpu = run("", SessionOptions::from_env(), bad).expect_err("a NaN");
+    assert_eq!(on_gpu, on_cpu);
+    assert!(on_gpu.contains("scaled log: NaN"), "{on_gpu}");
+}
+
 /// An MLP's variables after `steps` steps of `optimizer`, trained on `device`.
 fn train_mlp(
     device: &str,

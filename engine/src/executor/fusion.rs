@@ -156,6 +156,7 @@ pub(super) fn fuse(
             kernel,
             device,
             elementwise: Some(expr),
+            ..
         } = &step.kernel
         else {
             continue;

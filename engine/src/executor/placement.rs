@@ -24,6 +24,8 @@ pub(crate) enum StepKernel {
         device: Arc<GpuDevice>,
         /// The kernel as one elementwise expression, where it is one (fusable).
         elementwise: Option<Expr>,
+        /// The inputs it reads on the host ([`crate::kernels::GpuKernel::host_inputs`]).
+        host_inputs: &'static [usize],
     },
     /// A chain of elementwise GPU kernels run as one (see [`super::fusion`]).
     Fused(Box<FusedMap>),
@@ -100,6 +102,7 @@ impl Placement<'_> {
                     kernel,
                     device: device.clone(),
                     elementwise: table.gpu_elementwise(&*node.op),
+                    host_inputs: table.gpu_host_inputs(&*node.op),
                 })
             }
             _ if self.soft => {

@@ -63,9 +63,14 @@ impl Value {
         if crate::kernels::gpu::expr::Scalar::of(dtype).is_some() {
             return self.on_gpu(device);
         }
+        self.as_host_input()
+    }
+
+    /// The value on the host, as a GPU kernel takes an input it reads there.
+    pub(crate) fn as_host_input(&mut self) -> Result<DeviceTensor, String> {
         let host = self.on_host()?;
         Ok(DeviceTensor {
-            dtype,
+            dtype: host.dtype(),
             shape: host.shape().to_vec(),
             storage: crate::devices::Storage::Host(host),
         })

@@ -108,6 +108,12 @@ pub trait GpuKernel: Op {
     fn elementwise(&self) -> Option<gpu::expr::Expr> {
         None
     }
+
+    /// The inputs the kernel reads on the host whatever their dtype (a gather's indices,
+    /// checked there before any row is read): fed values of these stay where they are.
+    fn host_inputs(&self) -> &'static [usize] {
+        &[]
+    }
 }
 
 /// What a GPU kernel may use besides its inputs.
@@ -128,6 +134,7 @@ struct GpuEntry {
     runs: fn(&dyn Op, &[TypeShape]) -> bool,
     kernel: GpuKernelFn,
     elementwise: fn(&dyn Op) -> Option<gpu::expr::Expr>,
+    host_inputs: fn(&dyn Op) -> &'static [usize],
 }
 
 /// A registered kernel: takes the op (of the type it was registered for), the context and
@@ -168,6 +175,7 @@ impl KernelTable {
                 runs: runs_on_gpu::<K>,
                 kernel: run_gpu::<K>,
                 elementwise: elementwise_of::<K>,
+                host_inputs: host_inputs_of::<K>,
             },
         );
     }
@@ -187,6 +195,14 @@ impl KernelTable {
         (self.gpu.get(&any.type_id())?.elementwise)(op)
     }
 
+    /// The inputs `op`'s GPU kernel reads on the host (see [`GpuKernel::host_inputs`]).
+    pub fn gpu_host_inputs(&self, op: &dyn Op) -> &'static [usize] {
+        let any: &dyn Any = op;
+        self.gpu
+            .get(&any.type_id())
+            .map_or(&[], |entry| (entry.host_inputs)(op))
+    }
+
     /// The CPU kernel of `op`, if one is registered.
     pub fn find(&self, op: &dyn Op, device: DeviceKind) -> Option<KernelFn> {
         let any: &dyn Any = op;
@@ -203,6 +219,11 @@ fn runs_on_gpu<K: GpuKernel>(op: &dyn Op, inputs: &[TypeShape]) -> bool {
 fn elementwise_of<K: GpuKernel>(op: &dyn Op) -> Option<gpu::expr::Expr> {
     let any: &dyn Any = op;
     any.downcast_ref::<K>()?.elementwise()
+}
+
+fn host_inputs_of<K: GpuKernel>(op: &dyn Op) -> &'static [usize] {
+    let any: &dyn Any = op;
+    any.downcast_ref::<K>().map_or(&[], K::host_inputs)
 }
 
 fn run_gpu<K: GpuKernel>(

@@ -52,7 +52,7 @@ fn box_rows(
 }
 
 /// Index values as i64, from an i32, i64 or u8 tensor.
-fn index_values(t: &Tensor) -> Result<Vec<i64>, KernelError> {
+pub(crate) fn index_values(t: &Tensor) -> Result<Vec<i64>, KernelError> {
     match t.dtype() {
         DType::I32 => Ok(t.as_slice::<i32>()?.iter().map(|&i| i as i64).collect()),
         DType::I64 => Ok(t.to_vec::<i64>()?),
@@ -64,7 +64,7 @@ fn index_values(t: &Tensor) -> Result<Vec<i64>, KernelError> {
 }
 
 /// Checks gather indices against the size of axis 0; the message names the bad index.
-fn checked_rows(indices: &[i64], n: usize) -> Result<Vec<usize>, KernelError> {
+pub(crate) fn checked_rows(indices: &[i64], n: usize) -> Result<Vec<usize>, KernelError> {
     indices
         .iter()
         .enumerate()

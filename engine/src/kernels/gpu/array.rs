@@ -1,5 +1,5 @@
 //! GPU kernels of [`crate::ops::array`] and of [`crate::ops::indexing`] (shape ops, slices,
-//! one-hot rows; gathers stay on the CPU, which reports an index out of range): shape
+//! one-hot rows; gathers are in [`super::gather`]): shape
 //! changes share their input's buffer (a row-major tensor keeps its bytes whatever its
 //! shape); casts, selects, fills, transposes and slices are maps ([`super::program`]).
 

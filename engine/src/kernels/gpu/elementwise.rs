@@ -11,7 +11,7 @@ use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::{Binary, BinaryKind, Compare, CompareKind, Unary, UnaryKind};
 
-/// The GPU form of an arithmetic op, where WGSL computes it as the CPU does.
+/// The GPU form of an arithmetic op.
 pub fn binary_op(kind: BinaryKind) -> Option<BinaryOp> {
     Some(match kind {
         BinaryKind::Add => BinaryOp::Add,
@@ -20,8 +20,7 @@ pub fn binary_op(kind: BinaryKind) -> Option<BinaryOp> {
         BinaryKind::Div => BinaryOp::Div,
         BinaryKind::Maximum => BinaryOp::Max,
         BinaryKind::Minimum => BinaryOp::Min,
-        // WGSL's pow is undefined for negative bases; the CPU's is not.
-        BinaryKind::Pow => return None,
+        BinaryKind::Pow => BinaryOp::Pow,
     })
 }
 

@@ -62,6 +62,9 @@ pub enum UnaryOp {
     Abs,
     Sign,
     Tanh,
+    /// Whether an f32 is NaN or infinite (a bool), from its exponent bits: WGSL compilers may
+    /// assume there are no NaNs and fold `x != x` away.
+    NotFinite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,8 @@ pub enum BinaryOp {
     Div,
     Max,
     Min,
+    /// `x` to the power `y` (f32 only), with C's `pow` rules, as the CPU computes it.
+    Pow,
     Eq,
     Ne,
     Lt,
@@ -101,7 +106,7 @@ impl BinaryOp {
             BinaryOp::Le => "<=",
             BinaryOp::Gt => ">",
             BinaryOp::Ge => ">=",
-            BinaryOp::Max | BinaryOp::Min => "",
+            BinaryOp::Max | BinaryOp::Min | BinaryOp::Pow => "",
         }
     }
 }
@@ -267,6 +272,7 @@ impl Expr {
             }
             Expr::Unary(op, x) => match (op, x.scalar(inputs)?) {
                 (_, Scalar::Bool) => return Err(format!("{op:?} of a bool")),
+                (UnaryOp::NotFinite, Scalar::F32) => Scalar::Bool,
                 (UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign, ty) => ty,
                 (_, Scalar::F32) => Scalar::F32,
                 (op, ty) => return Err(format!("{op:?} of {ty:?}")),
@@ -279,6 +285,9 @@ impl Expr {
                 match (op.is_comparison(), ta) {
                     (true, _) => Scalar::Bool,
                     (false, Scalar::Bool) => return Err(format!("{op:?} of bools")),
+                    (false, Scalar::I32) if *op == BinaryOp::Pow => {
+                        return Err("Pow of integers".into())
+                    }
                     (false, ty) => ty,
                 }
             }
@@ -347,6 +356,12 @@ impl Expr {
                     (UnaryOp::Log, _, false) => format!("logf({v})"),
                     (UnaryOp::Sqrt, _, false) => format!("sqrtf({v})"),
                     (UnaryOp::Tanh, _, false) => format!("tanhf({v})"),
+                    (UnaryOp::NotFinite, _, true) => {
+                        format!("select(0u, 1u, (bitcast<u32>({v}) & 0x7f800000u) == 0x7f800000u)")
+                    }
+                    (UnaryOp::NotFinite, _, false) => format!(
+                        "((unsigned int)((__float_as_uint({v}) & 0x7f800000u) == 0x7f800000u))"
+                    ),
                 }
             }
             Expr::Binary(op, a, b) => {
@@ -392,7 +407,9 @@ fn cast(dialect: Dialect, from: Scalar, to: Scalar, v: &str) -> String {
         (_, Scalar::Bool) if wgsl => format!("select(0u, 1u, {v} != {})", zero(dialect, from)),
         (_, Scalar::Bool) => format!("((unsigned int)(({v}) != {}))", zero(dialect, from)),
         // WGSL's conversion clamps to the integer range (NaN gives some value; Rust gives 0).
-        (Scalar::F32, Scalar::I32) if wgsl => format!("select(i32({v}), 0, {v} != {v})"),
+        (Scalar::F32, Scalar::I32) if wgsl => {
+            format!("select(i32({v}), 0, {})", is_nan(dialect, v))
+        }
         // A saturating conversion toward zero, NaN to 0: Rust's `as`.
         (Scalar::F32, Scalar::I32) => format!("__float2int_rz({v})"),
         (_, to) if wgsl => format!("{}({v})", to.storage(dialect)),
@@ -415,6 +432,8 @@ fn binary(dialect: Dialect, op: BinaryOp, ty: Scalar, x: &str, y: &str) -> Strin
         };
     }
     match (op, ty, wgsl) {
+        (BinaryOp::Pow, _, true) => wgsl_pow(x, y),
+        (BinaryOp::Pow, _, false) => format!("powf({x}, {y})"),
         (BinaryOp::Max, _, true) => format!("max({x}, {y})"),
         (BinaryOp::Min, _, true) => format!("min({x}, {y})"),
         (BinaryOp::Max, Scalar::F32, false) => format!("fmaxf({x}, {y})"),
@@ -432,6 +451,38 @@ fn binary(dialect: Dialect, op: BinaryOp, ty: Scalar, x: &str, y: &str) -> Strin
             format!("((int)((unsigned int)({x}) {sym} (unsigned int)({y})))")
         }
         _ => format!("({x} {sym} {y})"),
+    }
+}
+
+/// C's `pow(x, y)` in WGSL, whose own `pow` is `exp2(y * log2(x))`, undefined for `x <= 0`:
+/// the magnitude from `|x|`, the sign and NaN from whether `y` is an (odd) integer, and the
+/// exact cases first (`pow(x, 0) = pow(1, y) = 1`, even for NaN).
+fn wgsl_pow(x: &str, y: &str) -> String {
+    let f = |v: f64| literal(Dialect::Wgsl, Scalar::F32, v);
+    let (inf, nan, one) = (f(f64::INFINITY), f(f64::NAN), f(1.0));
+    let a = format!("abs({x})");
+    let magnitude = format!(
+        "select(exp2({y} * log2({a})), select({inf}, {}, {y} > 0.0), {a} == 0.0)",
+        f(0.0)
+    );
+    let integer = format!("(floor({y}) == {y})");
+    let odd = format!("({integer} && fract({y} * 0.5) != 0.0)");
+    let signed = format!(
+        "select({magnitude}, select({nan}, select({magnitude}, -{magnitude}, {odd}), {integer}), {x} < 0.0)"
+    );
+    format!(
+        "select(select(select({signed}, {nan}, {} || {}), {one}, {x} == {one}), {one}, {y} == 0.0)",
+        is_nan(Dialect::Wgsl, x),
+        is_nan(Dialect::Wgsl, y)
+    )
+}
+
+/// Whether the f32 `v` is NaN, from its bits: WGSL compilers may assume there are no NaNs
+/// and fold `v != v` to false (Mesa's does).
+pub(super) fn is_nan(dialect: Dialect, v: &str) -> String {
+    match dialect {
+        Dialect::Wgsl => format!("((bitcast<u32>({v}) & 0x7fffffffu) > 0x7f800000u)"),
+        Dialect::Cuda => format!("((__float_as_uint({v}) & 0x7fffffffu) > 0x7f800000u)"),
     }
 }
 

@@ -1,13 +1,16 @@
 //! GPU kernels on the portable GPU device (`crate::devices::gpu`), generated from one small
 //! description ([`expr`], [`program`]) that emits WGSL and CUDA C alike: maps with
 //! broadcasting, views and indexed loads, reductions, and chains of them (softmax,
-//! cross-entropy, convolutions through im2col, pools); beside them a tiled matrix product. Ops without one here run on the CPU when their node asks for
-//! a GPU (soft placement).
+//! cross-entropy, convolutions through im2col, pools, gathers); beside them a tiled matrix
+//! product. Ops without one here run on the CPU when their node asks for a GPU (soft
+//! placement).
 
 pub mod array;
 pub mod conv;
+pub mod debug;
 pub mod elementwise;
 pub mod expr;
+pub mod gather;
 pub mod index;
 pub mod matmul;
 pub mod nn;
@@ -44,6 +47,8 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<Concat>();
     table.add_gpu::<ConcatGrad>();
     table.add_gpu::<OneHot>();
+    table.add_gpu::<Gather>();
+    table.add_gpu::<GatherGrad>();
     // Math, reductions, linear algebra.
     table.add_gpu::<Binary>();
     table.add_gpu::<Unary>();
@@ -63,6 +68,8 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<MaxPool>();
     table.add_gpu::<MaxPoolGrad>();
     table.add_gpu::<MaxPoolGradGrad>();
+    // Debugging.
+    table.add_gpu::<crate::ops::debug::CheckNumerics>();
 }
 
 /// Whether every input is f32 (the kernels of floats only).

@@ -1,6 +1,6 @@
 //! Whole GPU programs from the kernel description, in either language ([`Dialect`]): a map
 //! (one thread per output element, each input read through a [`View`] of offsets and strides,
-//! the value an [`Expr`]) and a reduction over axes. Everything the GPU kernels of the engine
+//! the value an [`Expr`]), a reduction over axes, and a sum of rows by segment. Everything the GPU kernels of the engine
 //! run, besides the matrix product, is one of these or a chain of them, so both languages get
 //! every kernel from this one file.
 //!
@@ -8,7 +8,7 @@
 //! then a word array of parameters. A program reads its element index as
 //! `(group.y * groups.x + group.x) * WORKGROUP_SIZE + thread`.
 
-use super::expr::{literal, Dialect, Expr, Scalar};
+use super::expr::{is_nan, literal, Dialect, Expr, Scalar};
 use crate::devices::gpu::WORKGROUP_SIZE;
 use crate::devices::GpuProgram;
 use crate::ops::ReduceKind;
@@ -196,7 +196,12 @@ impl ReduceProgram {
             // NaN wins over any number, as on the CPU.
             (ReduceKind::Max, Scalar::F32) => (
                 literal(dialect, Scalar::F32, f64::NEG_INFINITY),
-                select(dialect, "v > acc || v != v", "v", "acc"),
+                select(
+                    dialect,
+                    &format!("v > acc || {}", is_nan(dialect, "v")),
+                    "v",
+                    "acc",
+                ),
                 "acc".into(),
             ),
             (ReduceKind::Max, _) => (
@@ -264,6 +269,58 @@ impl ReduceProgram {
         line(&format!("out[i] = {finish};"));
         s.push_str("}\n");
         Ok(s)
+    }
+}
+
+/// Rows of `in0` summed by segment, the gradient of a gather: output row `r` (of `inner`
+/// elements) adds rows `in2[t]` of `in0` for `t` in `in1[r]..in1[r + 1]`, in that order, so
+/// it adds in the CPU's order. Inputs: the rows (f32), then the segments' offsets and the
+/// row numbers (i32); parameters `[outputs, inner]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSumProgram;
+
+impl SegmentSumProgram {
+    fn segment_source(&self, dialect: Dialect) -> String {
+        let word = |x: &str| match dialect {
+            Dialect::Wgsl => format!("u32({x})"),
+            Dialect::Cuda => format!("(unsigned int)({x})"),
+        };
+        let mut s = header(
+            dialect,
+            &[Scalar::F32, Scalar::I32, Scalar::I32],
+            Scalar::F32,
+        );
+        let mut line = |text: &str| {
+            let _ = writeln!(s, "    {text}");
+        };
+        line(&decl_u32(dialect, "inner", "params[1]"));
+        line(&decl_u32(dialect, "r", "i / inner"));
+        line(&decl_u32(dialect, "k", "i % inner"));
+        let zero = literal(dialect, Scalar::F32, 0.0);
+        line(&match dialect {
+            Dialect::Wgsl => format!("var acc: f32 = {zero};"),
+            Dialect::Cuda => format!("float acc = {zero};"),
+        });
+        line(&for_range(
+            dialect,
+            "t",
+            &word("in1[r]"),
+            &word("in1[r + 1u]"),
+        ));
+        line(&format!(
+            "    acc = acc + in0[{} * inner + k];",
+            word("in2[t]")
+        ));
+        line("}");
+        line("out[i] = acc;");
+        s.push_str("}\n");
+        s
+    }
+}
+
+impl GpuProgram for SegmentSumProgram {
+    fn source(&self, dialect: Dialect) -> Result<String, String> {
+        Ok(self.segment_source(dialect))
     }
 }
 
