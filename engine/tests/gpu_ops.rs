@@ -331,6 +331,20 @@ device_cases! {
         ],
         gradients: false,
     };
+    argmaxes: Case {
+        // Ties go to the first; a NaN never wins, and a NaN first is never beaten (the CPU's
+        // scan). The i64 indices come back to the host.
+        inputs: vec![
+            Tensor::new(
+                &[3, 4],
+                vec![1.0f32, 3.0, 3.0, -1.0, f32::NAN, 2.0, 5.0, 0.0, 0.5, f32::NAN, 0.25, 7.0],
+            )
+            .expect("scores"),
+            Tensor::new(&[2, 3, 2], vec![4i32, -1, 4, 9, 0, 9, -3, 2, 8, 2, 8, 1]).expect("ints"),
+        ],
+        build: |x| vec![argmax(x[0], 1), argmax(x[0], 0), argmax(x[1], 1), argmax(x[1], -1)],
+        gradients: false,
+    };
     numerics_checks: Case {
         inputs: vec![values(&[3, 5], 32)],
         build: |x| vec![check_numerics(x[0] * 2.0f32, "doubled")],

@@ -21,10 +21,15 @@ impl Value {
         }
     }
 
+    /// A GPU kernel's output: on the GPU, or on the host where the kernel left it there (an
+    /// i64 result, which GPUs do not hold).
     pub(crate) fn gpu(device: Arc<GpuDevice>, tensor: DeviceTensor) -> Value {
-        Value {
-            host: None,
-            gpu: Some((device, tensor)),
+        match tensor.storage {
+            crate::devices::Storage::Host(t) => Value::host(t),
+            _ => Value {
+                host: None,
+                gpu: Some((device, tensor)),
+            },
         }
     }
 

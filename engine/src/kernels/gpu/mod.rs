@@ -54,6 +54,7 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<Unary>();
     table.add_gpu::<Compare>();
     table.add_gpu::<Reduce>();
+    table.add_gpu::<ArgMax>();
     table.add_gpu::<BroadcastLike>();
     table.add_gpu::<SumToLike>();
     table.add_gpu::<MatMul>();

@@ -1,6 +1,6 @@
 //! Whole GPU programs from the kernel description, in either language ([`Dialect`]): a map
 //! (one thread per output element, each input read through a [`View`] of offsets and strides,
-//! the value an [`Expr`]), a reduction over axes, and a sum of rows by segment. Everything the GPU kernels of the engine
+//! the value an [`Expr`]), a reduction over axes, an argmax, and a sum of rows by segment. Everything the GPU kernels of the engine
 //! run, besides the matrix product, is one of these or a chain of them, so both languages get
 //! every kernel from this one file.
 //!
@@ -315,6 +315,67 @@ impl SegmentSumProgram {
         line("out[i] = acc;");
         s.push_str("}\n");
         s
+    }
+}
+
+/// The index of the first maximum along an axis, as the CPU scans for it: one thread per
+/// output walks the axis in order and takes an element only if it is greater, so a NaN never
+/// wins and a NaN first is never beaten. Parameters `[outputs, n, inner]`: output `i` scans
+/// `in0[(o * n + k) * inner + j]` for `o = i / inner`, `j = i % inner`; the result is i32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgMaxProgram {
+    pub scalar: Scalar,
+}
+
+impl ArgMaxProgram {
+    fn argmax_source(&self, dialect: Dialect) -> Result<String, String> {
+        let nan = |v: &str| match self.scalar {
+            Scalar::F32 => is_nan(dialect, v),
+            Scalar::I32 => "false".into(),
+            Scalar::Bool => String::new(),
+        };
+        if self.scalar == Scalar::Bool {
+            return Err("argmax of bools".into());
+        }
+        let mut s = header(dialect, &[self.scalar], Scalar::I32);
+        let mut line = |text: &str| {
+            let _ = writeln!(s, "    {text}");
+        };
+        line(&decl_u32(dialect, "n", "params[1]"));
+        line(&decl_u32(dialect, "inner", "params[2]"));
+        line(&decl_u32(
+            dialect,
+            "base",
+            "(i / inner) * n * inner + i % inner",
+        ));
+        line(&var(dialect, "best", "0u"));
+        line(&match dialect {
+            Dialect::Wgsl => "var top = in0[base];".to_string(),
+            Dialect::Cuda => format!("{} top = in0[base];", self.scalar.storage(dialect)),
+        });
+        line(&for_range(dialect, "k", "1u", "n"));
+        line(&format!(
+            "    {}",
+            decl(dialect, self.scalar, "v", "in0[base + k * inner]")
+        ));
+        line(&format!(
+            "    if (!{} && !{} && v > top) {{ best = k; top = v; }}",
+            nan("v"),
+            nan("top")
+        ));
+        line("}");
+        line(&match dialect {
+            Dialect::Wgsl => "out[i] = i32(best);".to_string(),
+            Dialect::Cuda => "out[i] = (int)best;".to_string(),
+        });
+        s.push_str("}\n");
+        Ok(s)
+    }
+}
+
+impl GpuProgram for ArgMaxProgram {
+    fn source(&self, dialect: Dialect) -> Result<String, String> {
+        self.argmax_source(dialect)
     }
 }
 

@@ -6,7 +6,7 @@ use super::elementwise::map_views;
 use super::expr::Expr;
 use super::expr::Scalar;
 use super::program::View;
-use super::program::{word, ReduceProgram};
+use super::program::{word, ArgMaxProgram, ReduceProgram};
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{DeviceTensor, Storage};
 use crate::graph::TypeShape;
@@ -15,11 +15,12 @@ use crate::kernels::cpu::indexing::row_major_strides;
 use crate::kernels::cpu::reduce::kept_shape;
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::reduce::normalize_axes;
-use crate::ops::{BroadcastLike, Reduce, ReduceKind, SumToLike};
+use crate::ops::{ArgMax, BroadcastLike, Reduce, ReduceKind, SumToLike};
+use crate::tensor::DType;
 
 /// The scalar a GPU reduces `dtype` in, where it computes `kind` as the CPU does (not bools,
 /// nor integer means, which the CPU takes in f64).
-fn reduced_scalar(kind: ReduceKind, dtype: crate::tensor::DType) -> Option<Scalar> {
+fn reduced_scalar(kind: ReduceKind, dtype: DType) -> Option<Scalar> {
     let scalar = Scalar::of(dtype)?;
     (scalar != Scalar::Bool && (kind != ReduceKind::Mean || scalar == Scalar::F32))
         .then_some(scalar)
@@ -280,5 +281,54 @@ impl GpuKernel for SumToLike {
         let out = reduce(gpu, &sum, g)
             .unwrap_or_else(|| Err(KernelError::Message(format!("no GPU sum of {}", g.dtype))))?;
         Ok(vec![reshaped(&out, like.shape.clone())?])
+    }
+}
+
+/// The first maximum's index, computed on the GPU in i32 and handed on as the i64 the op
+/// gives, on the host (GPUs hold no i64): the step waits here for the GPU, as it would to
+/// read the scores themselves, and reads back one word per row instead of the row.
+impl GpuKernel for ArgMax {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        inputs.len() == 1 && matches!(Scalar::of(inputs[0].dtype), Some(Scalar::F32 | Scalar::I32))
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
+        let x = inputs[0];
+        let scalar = Scalar::of(x.dtype)
+            .ok_or_else(|| KernelError::Message(format!("GPUs do not hold {}", x.dtype)))?;
+        let axis = normalize_axes(&[self.axis], x.shape.len())?[0];
+        let n = x.shape[axis];
+        if n == 0 {
+            return Err(KernelError::Message("argmax over an empty axis".into()));
+        }
+        let inner: usize = x.shape[axis + 1..].iter().product();
+        let mut dims = x.shape.clone();
+        dims.remove(axis);
+        let best = gpu.alloc(DType::I32, &dims)?;
+        if !best.is_empty() {
+            let (Storage::Gpu(xb), Storage::Gpu(bb)) = (&x.storage, &best.storage) else {
+                return Err(KernelError::Message(
+                    "a GPU argmax got a host tensor".into(),
+                ));
+            };
+            let params = [word(best.len())?, word(n)?, word(inner)?];
+            gpu.launch(&ArgMaxProgram { scalar }, &[xb, bb], &params, best.len())?;
+        }
+        let host = if best.is_empty() {
+            crate::tensor::Tensor::new(&dims, Vec::<i32>::new())?
+        } else {
+            crate::devices::Device::download(gpu, &best)?
+        };
+        gpu.recycle(best);
+        Ok(vec![DeviceTensor {
+            dtype: DType::I64,
+            shape: dims,
+            storage: Storage::Host(host.cast(DType::I64)),
+        }])
     }
 }
