@@ -115,6 +115,14 @@ pub enum TensorError {
     WrongDType { actual: DType, requested: DType },
     #[error("cannot reshape a tensor of shape {from:?} to {to:?}")]
     BadReshape { from: Vec<usize>, to: Vec<usize> },
+    #[error("shape {shape:?} has more elements than a tensor can hold")]
+    TooLarge { shape: Vec<usize> },
+}
+
+/// How many elements a tensor of `shape` holds; `None` where the count overflows (a shape
+/// from outside can claim any dimensions: its product is never trusted unchecked).
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// An n-dimensional array of one dtype. Cloning is cheap: the buffer is shared and copied
@@ -125,6 +133,14 @@ pub struct Tensor {
     buf: Arc<Buffer>,
 }
 
+/// `shape`'s element count, for the infallible constructors.
+fn counted(shape: &[usize]) -> usize {
+    match element_count(shape) {
+        Some(n) => n,
+        None => panic!("shape {shape:?} has more elements than a tensor can hold"),
+    }
+}
+
 impl Tensor {
     /// A tensor from a shape and its elements in row-major order.
     pub fn new<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Tensor, TensorError> {
@@ -132,7 +148,11 @@ impl Tensor {
     }
 
     pub fn from_buffer(shape: &[usize], buf: Buffer) -> Result<Tensor, TensorError> {
-        let expected: usize = shape.iter().product();
+        // Every tensor's shape counts exactly its buffer's elements: kernels (the unsafe
+        // matrix products among them) size their reads from shapes.
+        let expected = element_count(shape).ok_or_else(|| TensorError::TooLarge {
+            shape: shape.to_vec(),
+        })?;
         if expected != buf.len() {
             return Err(TensorError::LengthMismatch {
                 shape: shape.to_vec(),
@@ -162,18 +182,24 @@ impl Tensor {
         }
     }
 
+    /// # Panics
+    /// If `shape`'s element count overflows `usize` (rather than make a tensor whose shape
+    /// claims more elements than it holds).
     pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
         Tensor {
             shape: shape.to_vec(),
-            buf: Arc::new(Buffer::zeros(dtype, shape.iter().product())),
+            buf: Arc::new(Buffer::zeros(dtype, counted(shape))),
         }
     }
 
     /// A tensor of `shape` whose every element is `value`.
+    ///
+    /// # Panics
+    /// As [`Tensor::zeros`].
     pub fn full<T: Element>(shape: &[usize], value: T) -> Tensor {
         Tensor {
             shape: shape.to_vec(),
-            buf: Arc::new(T::wrap(vec![value; shape.iter().product()])),
+            buf: Arc::new(T::wrap(vec![value; counted(shape)])),
         }
     }
 
@@ -245,7 +271,7 @@ impl Tensor {
 
     /// The same elements under another shape of the same size.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor, TensorError> {
-        if shape.iter().product::<usize>() != self.len() {
+        if element_count(shape) != Some(self.len()) {
             return Err(TensorError::BadReshape {
                 from: self.shape.clone(),
                 to: shape.to_vec(),

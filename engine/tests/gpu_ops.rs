@@ -327,8 +327,38 @@ device_cases! {
             cast(x[0], DType::I32),
             pow(x[0], x[1]),
             maximum(x[0], 0.5f32),
+            maximum(x[1] * 0.0f32 + 0.5f32, x[0]),
+            minimum(x[0], 0.5f32),
+            minimum(x[1] * 0.0f32 + 0.5f32, x[0]),
             relu(x[0]),
         ],
+        gradients: false,
+    };
+    powers_at_the_edges: Case {
+        // C's table: zeros, infinities, -1 and NaN as bases and powers, -0's sign.
+        inputs: vec![
+            Tensor::new(
+                &[4, 6],
+                vec![
+                    -1.0f32, -1.0, -2.0, -0.5, f32::NEG_INFINITY, f32::NEG_INFINITY,
+                    -0.0, -0.0, 0.0, 0.0, f32::INFINITY, f32::INFINITY,
+                    1.0, f32::NAN, 0.5, 2.0, -3.0, -3.0,
+                    0.5, 2.0, -2.0, 1.5, -8.0, 10.0,
+                ],
+            )
+            .expect("bases"),
+            Tensor::new(
+                &[4, 6],
+                vec![
+                    f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY, 0.5, 3.0,
+                    -1.0, 3.0, -2.0, 0.5, -0.5, 2.0,
+                    f32::NAN, 0.0, f32::INFINITY, f32::NEG_INFINITY, 3.0, 1.0e9,
+                    f32::NEG_INFINITY, f32::INFINITY, 1.0e9 + 1.0, 7.0, 1.0 / 3.0, -3.0,
+                ],
+            )
+            .expect("powers"),
+        ],
+        build: |x| vec![pow(x[0], x[1])],
         gradients: false,
     };
     argmaxes: Case {

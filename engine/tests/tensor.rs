@@ -172,3 +172,19 @@ fn large_tensors_are_summarised() {
     let t = Tensor::new(&[1001], vec![1i64; 1001]).unwrap();
     assert!(t.to_string().contains("..."));
 }
+
+#[test]
+fn a_shape_whose_element_count_overflows_is_refused() {
+    // (2^62 + 1) x 4 wraps to 4: such a shape must not pass for four elements.
+    let huge = [(1usize << 62) + 1, 4];
+    let err = Tensor::new(&huge, vec![0.0f32; 4]).expect_err("2^64 + 4 elements");
+    assert!(
+        err.to_string()
+            .contains("more elements than a tensor can hold"),
+        "{err}"
+    );
+    let four = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0]);
+    assert!(four.reshape(&huge).is_err());
+    assert_eq!(sluice::tensor::element_count(&huge), None);
+    assert_eq!(sluice::tensor::element_count(&[2, 3]), Some(6));
+}

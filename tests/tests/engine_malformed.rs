@@ -342,3 +342,34 @@ fn the_engine_refuses_non_loopback_addresses_without_a_token() {
         .unwrap();
     assert!(err.contains("token"), "{err}");
 }
+
+#[test]
+fn a_one_hot_whose_size_overflows_is_an_error_not_a_crash() {
+    // A one_hot of depth 2^62 + 1 over four indices claims 4 x 4.6e18 elements: the count
+    // overflows, and once wrapped it used to pass for 4, so a product of it with itself read
+    // far outside its 16 bytes (SIGSEGV). Now the step fails, naming the node.
+    let mut engine = Engine::start(&[]).unwrap();
+    let g = Graph::new();
+    let i = g.placeholder("i", DType::I32, &[4]);
+    let hot = one_hot(i, (1usize << 62) + 1).named("hot");
+    let product = matmul_t(hot, hot, false, true).named("product");
+    let mut sess = RemoteSession::create(&engine.addr, &g).unwrap();
+    let feed = Tensor::from_vec(vec![-1i32; 4]);
+    let err = sess
+        .run(&[product], &[(i, feed)])
+        .expect_err("no tensor holds 2^64 elements");
+    let text = err.to_string();
+    assert!(
+        text.contains("'hot'") && text.contains("more elements than a tensor can hold"),
+        "{text}"
+    );
+    // Still up, and still right.
+    assert!(engine.is_running());
+    let small = one_hot(i, 3).named("small");
+    let mut sess = RemoteSession::create(&engine.addr, &g).unwrap();
+    let out = sess
+        .run(&[small], &[(i, Tensor::from_vec(vec![0i32, 2, -1, 1]))])
+        .unwrap();
+    assert_eq!(out[0].shape(), &[4, 3]);
+    assert_eq!(out[0].to_vec::<f32>().unwrap()[..3], [1.0, 0.0, 0.0]);
+}

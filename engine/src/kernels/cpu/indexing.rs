@@ -193,7 +193,13 @@ impl CpuKernel for OneHot {
         let indices = inputs[0];
         let values = index_values(indices)?;
         let depth = self.depth;
-        let mut out = ctx.pool.zeros::<f32>(values.len() * depth);
+        let count = values.len().checked_mul(depth).ok_or_else(|| {
+            KernelError::Message(format!(
+                "one_hot of {} indices at depth {depth} has more elements than a tensor can hold",
+                values.len()
+            ))
+        })?;
+        let mut out = ctx.pool.zeros::<f32>(count);
         for (j, &i) in values.iter().enumerate() {
             if let Some(i) = usize::try_from(i).ok().filter(|&i| i < depth) {
                 out[j * depth + i] = 1.0;

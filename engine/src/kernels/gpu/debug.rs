@@ -5,7 +5,7 @@
 use super::array::reshaped;
 use super::elementwise::map_views;
 use super::expr::{Expr, UnaryOp};
-use super::index::{int, sub};
+use super::index::sub;
 use super::program::View;
 use super::reduce::reduce;
 use crate::devices::gpu::GpuDevice;
@@ -16,6 +16,9 @@ use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::debug::CheckNumerics;
 use crate::ops::{Reduce, ReduceKind};
 use crate::tensor::DType;
+
+/// The mark of a finite element: below every `-i` of an index (`len <= i32::MAX`).
+const NONE: i32 = i32::MIN + 1;
 
 impl GpuKernel for CheckNumerics {
     fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
@@ -38,9 +41,10 @@ impl GpuKernel for CheckNumerics {
                 "{len} elements are too many for a GPU check"
             )));
         }
-        // `len - i` at a NaN or an infinity, 0 elsewhere: the largest marks the first.
+        // `-i` at a NaN or an infinity, NONE elsewhere: the largest marks the first. (Not
+        // `len - i`: the program would then be compiled again for every length.)
         let bad = Expr::unary(UnaryOp::NotFinite, Expr::input(0));
-        let mark = Expr::select(bad, sub(int(len), Expr::Coord(0)), Expr::i32(0));
+        let mark = Expr::select(bad, sub(Expr::i32(0), Expr::Coord(0)), Expr::i32(NONE));
         let flat = reshaped(x, vec![len])?;
         let view = View {
             offset: 0,
@@ -55,12 +59,12 @@ impl GpuKernel for CheckNumerics {
         let first = reduce(gpu, &first, &marks)
             .ok_or_else(|| KernelError::Message("no GPU maximum of i32".into()))??;
         gpu.recycle(marks);
-        let found = gpu.download(&first)?.get_f64(0) as usize;
+        let found = gpu.download(&first)?.get_f64(0);
         gpu.recycle(first);
-        if found == 0 {
+        if found == f64::from(NONE) {
             return Ok(vec![x.clone()]);
         }
         let host = gpu.download(x)?;
-        Err(non_finite(self, &host, len - found))
+        Err(non_finite(self, &host, -found as usize))
     }
 }

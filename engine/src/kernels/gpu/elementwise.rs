@@ -105,15 +105,14 @@ pub fn map_views(
         rank: (!plain).then_some(shape.len()),
     };
     let out_scalar = program.output().map_err(no_kernel)?;
-    // Loads compute indices in i32.
+    // Loads index their inputs in i32, and coordinates are i32: those inputs and such
+    // outputs must count in i32 (others, read at the output's own index, need not).
     let too_long = |len: usize| i32::try_from(len).is_err();
-    if expr.loads()
-        && (inputs.iter().any(|(t, _)| too_long(t.len()))
-            || shape
-                .iter()
-                .try_fold(1usize, |n, &d| n.checked_mul(d))
-                .is_none_or(too_long))
-    {
+    let loaded_too_long =
+        (inputs.iter().enumerate()).any(|(k, (t, _))| expr.loads_from(k) && too_long(t.len()));
+    let coords_too_long = (expr.loads() || expr.uses_coords())
+        && crate::tensor::element_count(shape).is_none_or(too_long);
+    if loaded_too_long || coords_too_long {
         return Err(KernelError::Message(format!(
             "tensors of more than {} elements are too large for this GPU kernel",
             i32::MAX

@@ -228,6 +228,17 @@ impl Expr {
         }
     }
 
+    /// Whether the expression loads elements of input `k` by index.
+    pub fn loads_from(&self, k: usize) -> bool {
+        match self {
+            Expr::Load(i, x) => *i == k || x.loads_from(k),
+            Expr::Input(_) | Expr::Coord(_) | Expr::Literal(..) => false,
+            Expr::Unary(_, x) | Expr::Cast(_, x) => x.loads_from(k),
+            Expr::Binary(_, a, b) => a.loads_from(k) || b.loads_from(k),
+            Expr::Select(c, a, b) => c.loads_from(k) || a.loads_from(k) || b.loads_from(k),
+        }
+    }
+
     /// Whether the expression loads elements by index.
     pub fn loads(&self) -> bool {
         match self {
@@ -432,12 +443,12 @@ fn binary(dialect: Dialect, op: BinaryOp, ty: Scalar, x: &str, y: &str) -> Strin
         };
     }
     match (op, ty, wgsl) {
-        (BinaryOp::Pow, _, true) => wgsl_pow(x, y),
+        (BinaryOp::Pow, _, true) => format!("sluice_pow({x}, {y})"),
         (BinaryOp::Pow, _, false) => format!("powf({x}, {y})"),
+        (BinaryOp::Max, Scalar::F32, _) => format!("sluice_max({x}, {y})"),
+        (BinaryOp::Min, Scalar::F32, _) => format!("sluice_min({x}, {y})"),
         (BinaryOp::Max, _, true) => format!("max({x}, {y})"),
         (BinaryOp::Min, _, true) => format!("min({x}, {y})"),
-        (BinaryOp::Max, Scalar::F32, false) => format!("fmaxf({x}, {y})"),
-        (BinaryOp::Min, Scalar::F32, false) => format!("fminf({x}, {y})"),
         (BinaryOp::Max, _, false) => format!("max({x}, {y})"),
         (BinaryOp::Min, _, false) => format!("min({x}, {y})"),
         // WGSL gives the dividend for a zero divisor; the engine gives 0.
@@ -455,26 +466,68 @@ fn binary(dialect: Dialect, op: BinaryOp, ty: Scalar, x: &str, y: &str) -> Strin
 }
 
 /// C's `pow(x, y)` in WGSL, whose own `pow` is `exp2(y * log2(x))`, undefined for `x <= 0`:
-/// the magnitude from `|x|`, the sign and NaN from whether `y` is an (odd) integer, and the
-/// exact cases first (`pow(x, 0) = pow(1, y) = 1`, even for NaN).
+/// the magnitude from `|x|` (zeros, infinities and infinite powers by C's table), the sign
+/// from `x`'s sign bit and whether `y` is an odd integer, NaN for a finite negative base to a
+/// non-integer power; and first the exact cases, `pow(x, 0) = pow(1, y) = 1` even for NaN.
+/// Infinities and NaN are tested from the bits (WGSL compilers may assume there are none).
+/// `exp2(y * log2(|x|))` is less accurate than CUDA's `powf` for bases near 1 and large
+/// powers: WGSL allows `log2` an absolute error of 2^-21.
 fn wgsl_pow(x: &str, y: &str) -> String {
     let f = |v: f64| literal(Dialect::Wgsl, Scalar::F32, v);
-    let (inf, nan, one) = (f(f64::INFINITY), f(f64::NAN), f(1.0));
+    let (inf, nan, one, zero) = (f(f64::INFINITY), f(f64::NAN), f(1.0), f(0.0));
+    let infinite = |v: &str| format!("((bitcast<u32>({v}) & 0x7fffffffu) == 0x7f800000u)");
     let a = format!("abs({x})");
-    let magnitude = format!(
-        "select(exp2({y} * log2({a})), select({inf}, {}, {y} > 0.0), {a} == 0.0)",
-        f(0.0)
-    );
+    let up = format!("({y} > 0.0)");
+    let (a_inf, y_inf) = (infinite(&a), infinite(y));
+    let mut m = format!("exp2({y} * log2({a}))");
+    m = format!("select({m}, select(select({inf}, {zero}, ({a} < 1.0) == {up}), {one}, {a} == 1.0), {y_inf})");
+    m = format!("select({m}, select({zero}, {inf}, {up}), {a_inf})");
+    m = format!("select({m}, select({inf}, {zero}, {up}), {a} == 0.0)");
+    let negative = format!("((bitcast<u32>({x}) >> 31u) == 1u)");
     let integer = format!("(floor({y}) == {y})");
-    let odd = format!("({integer} && fract({y} * 0.5) != 0.0)");
-    let signed = format!(
-        "select({magnitude}, select({nan}, select({magnitude}, -{magnitude}, {odd}), {integer}), {x} < 0.0)"
-    );
-    format!(
-        "select(select(select({signed}, {nan}, {} || {}), {one}, {x} == {one}), {one}, {y} == 0.0)",
+    let odd = format!("({integer} && abs({y}) < 16777216.0 && fract({y} * 0.5) != 0.0)");
+    let signed = format!("({m} * select(1.0, -1.0, {negative} && {odd}))");
+    let invalid = format!(
+        "({negative} && {a} != 0.0 && !{a_inf} && !{integer}) || {} || {}",
         is_nan(Dialect::Wgsl, x),
         is_nan(Dialect::Wgsl, y)
-    )
+    );
+    format!("select(select(select({signed}, {nan}, {invalid}), {one}, {x} == {one}), {one}, {y} == 0.0)")
+}
+
+/// The CPU's `maximum` (`x >= y ? x : y`) or `minimum` (`x <= y ? x : y`) of two f32s `x`
+/// and `y`: a NaN second operand wins, a NaN first one loses, in both languages (CUDA's
+/// `fmaxf` and WGSL's `max` treat NaN otherwise).
+fn float_extreme(dialect: Dialect, cmp: &str) -> String {
+    let nan = format!("{} || {}", is_nan(dialect, "x"), is_nan(dialect, "y"));
+    match dialect {
+        Dialect::Wgsl => format!("select(select(y, x, x {cmp} y), y, {nan})"),
+        Dialect::Cuda => format!("(({nan}) ? y : (x {cmp} y ? x : y))"),
+    }
+}
+
+/// The functions that emitted expressions call (`sluice_max`, `sluice_min`, and on WGSL
+/// `sluice_pow`), defined once before a program's entry point for those that `value` calls:
+/// each operand is then written once, however deep the expression (a max pool's window is a
+/// chain of maxima).
+pub(super) fn helpers(dialect: Dialect, value: &str) -> String {
+    let mut defined = String::new();
+    let mut define = |name: &str, body: String| {
+        if value.contains(&format!("{name}(")) {
+            defined.push_str(&match dialect {
+                Dialect::Wgsl => format!("fn {name}(x: f32, y: f32) -> f32 {{ return {body}; }}\n"),
+                Dialect::Cuda => format!(
+                    "__device__ __forceinline__ float {name}(float x, float y) {{ return {body}; }}\n"
+                ),
+            });
+        }
+    };
+    define("sluice_max", float_extreme(dialect, ">="));
+    define("sluice_min", float_extreme(dialect, "<="));
+    if dialect == Dialect::Wgsl {
+        define("sluice_pow", wgsl_pow("x", "y"));
+    }
+    defined
 }
 
 /// Whether the f32 `v` is NaN, from its bits: WGSL compilers may assume there are no NaNs
@@ -515,14 +568,14 @@ mod tests {
 
     #[test]
     fn float_literals_are_exact_bits() {
-        let e = Expr::binary(BinaryOp::Max, Expr::input(0), Expr::f32(f32::NEG_INFINITY));
+        let e = Expr::binary(BinaryOp::Add, Expr::input(0), Expr::f32(f32::NEG_INFINITY));
         assert_eq!(
-            e.wgsl(&[Scalar::F32]).expect("max"),
-            "max(x0, bitcast<f32>(0xff800000u))"
+            e.wgsl(&[Scalar::F32]).expect("add"),
+            "(x0 + bitcast<f32>(0xff800000u))"
         );
         assert_eq!(
-            e.emit(Dialect::Cuda, &[Scalar::F32]).expect("max"),
-            "fmaxf(x0, __int_as_float(0xff800000))"
+            e.emit(Dialect::Cuda, &[Scalar::F32]).expect("add"),
+            "(x0 + __int_as_float(0xff800000))"
         );
     }
 

@@ -81,6 +81,11 @@ impl GpuKernel for GatherGrad {
                 dy.shape
             )));
         }
+        let out = gpu.alloc(DType::F32, &params.shape)?;
+        if out.is_empty() {
+            // (Before any host vector sized by the rows: [2^40, 0] holds nothing.)
+            return Ok(vec![out]);
+        }
         // Row r of the result sums the rows of dy in segment r of `order`: the positions j
         // (ascending) whose index is r.
         let mut offsets = vec![0usize; n + 1];
@@ -95,10 +100,6 @@ impl GpuKernel for GatherGrad {
         for (j, &r) in rows.iter().enumerate() {
             order[next[r]] = j;
             next[r] += 1;
-        }
-        let out = gpu.alloc(DType::F32, &params.shape)?;
-        if out.is_empty() {
-            return Ok(vec![out]);
         }
         let offsets = upload_i32(gpu, offsets.into_iter())?;
         let order = upload_i32(gpu, order.into_iter())?;

@@ -8,7 +8,7 @@
 //! then a word array of parameters. A program reads its element index as
 //! `(group.y * groups.x + group.x) * WORKGROUP_SIZE + thread`.
 
-use super::expr::{is_nan, literal, Dialect, Expr, Scalar};
+use super::expr::{helpers, is_nan, literal, Dialect, Expr, Scalar};
 use crate::devices::gpu::WORKGROUP_SIZE;
 use crate::devices::GpuProgram;
 use crate::ops::ReduceKind;
@@ -95,7 +95,8 @@ impl MapProgram {
         let value = self.expr.emit(dialect, &self.inputs)?;
         let out = self.output()?;
         let n = self.inputs.len();
-        let mut s = header(dialect, &self.inputs, out);
+        let mut s = helpers(dialect, &value);
+        s.push_str(&header(dialect, &self.inputs, out));
         let mut line = |text: String| {
             let _ = writeln!(s, "    {text}");
         };

@@ -306,6 +306,11 @@ impl GpuKernel for ArgMax {
         if n == 0 {
             return Err(KernelError::Message("argmax over an empty axis".into()));
         }
+        if i32::try_from(n).is_err() {
+            return Err(KernelError::Message(format!(
+                "an argmax over {n} elements is too long for the GPU's i32 index"
+            )));
+        }
         let inner: usize = x.shape[axis + 1..].iter().product();
         let mut dims = x.shape.clone();
         dims.remove(axis);

@@ -1,7 +1,8 @@
 //! The portable GPU backend, wgpu over Vulkan: any GPU with a Vulkan driver, and Mesa's
 //! software device (lavapipe) for tests on machines without one. Kernels are WGSL programs,
-//! compiled once per device and cached by their source; a step's kernels are recorded into
-//! one command buffer and submitted together.
+//! compiled once per device and cached by their source. Kernels are recorded into one
+//! command buffer (shared by the sessions on the GPU, whose kernels interleave in it) and
+//! submitted together when something waits for them or a step ends.
 
 mod buffers;
 mod timestamps;

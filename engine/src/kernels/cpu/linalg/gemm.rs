@@ -132,9 +132,15 @@ impl<'a, T: 'static> Mat<'a, T> {
 
     /// Whether every element the strides address lies inside the slice.
     fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        // Checked: a wrapped offset would pass and send the unsafe product out of bounds.
+        let last = (self.rows - 1)
+            .checked_mul(self.rs)
+            .zip((self.cols - 1).checked_mul(self.cs))
+            .and_then(|(r, c)| r.checked_add(c));
+        last.is_some_and(|last| last < self.data.len())
     }
 }
 
@@ -153,7 +159,8 @@ pub(crate) fn gemm_into<T: Float>(
     accumulate: bool,
 ) -> Result<(), KernelError> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k || dst.len() < m * n || !lhs.in_bounds() || !rhs.in_bounds() {
+    let fits = m.checked_mul(n).is_some_and(|mn| mn <= dst.len());
+    if rhs.rows != k || !fits || !lhs.in_bounds() || !rhs.in_bounds() {
         return Err(KernelError::Message(format!(
             "internal: cannot multiply {m}x{k} by {}x{n} into {} elements",
             rhs.rows,
@@ -169,7 +176,7 @@ pub(crate) fn gemm_into<T: Float>(
         }
         return Ok(());
     }
-    let parallel = m * n * k >= PARALLEL_MIN_FLOPS;
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_FLOPS;
     if !parallel && n <= narrow::MAX_COLUMNS {
         if let (Some(dst), Some(lhs), Some(rhs)) = (as_f32_mut(dst), lhs.into_f32(), rhs.into_f32())
         {

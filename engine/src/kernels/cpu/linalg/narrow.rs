@@ -113,6 +113,20 @@ fn store<const N: usize>(dst: &mut [f32], values: &[f32; N], accumulate: bool) {
     }
 }
 
+/// The elements `lines` lines of `width`, `stride` apart, reach: checked, since a wrapped
+/// count would let the unsafe kernels read past the slice.
+fn span(lines: usize, stride: usize, width: usize) -> Option<usize> {
+    lines
+        .checked_sub(1)?
+        .checked_mul(stride)?
+        .checked_add(width)
+}
+
+/// Whether a slice of `len` elements holds the `need` ones (`None`: an overflowed count).
+fn holds(len: usize, need: Option<usize>) -> bool {
+    need.is_some_and(|need| need <= len)
+}
+
 /// `dst[i, j] (+)= dot(a row i, bt row j)`; `bt` is rhs transposed, `N x k`.
 fn rows_dot<const N: usize>(
     dst: &mut [f32],
@@ -122,7 +136,10 @@ fn rows_dot<const N: usize>(
     bt: &[f32],
     accumulate: bool,
 ) -> bool {
-    if a.data.len() < (m - 1) * a.stride + k || bt.len() < N * k || dst.len() < m * N {
+    if !holds(a.data.len(), span(m, a.stride, k))
+        || !holds(bt.len(), N.checked_mul(k))
+        || !holds(dst.len(), m.checked_mul(N))
+    {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -148,7 +165,10 @@ fn columns_axpy<const N: usize>(
     b: &[f32],
     accumulate: bool,
 ) -> bool {
-    if a.data.len() < (k - 1) * a.stride + m || b.len() < k * N || dst.len() < m * N {
+    if !holds(a.data.len(), span(k, a.stride, m))
+        || !holds(b.len(), k.checked_mul(N))
+        || !holds(dst.len(), m.checked_mul(N))
+    {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
