@@ -289,9 +289,10 @@ impl Plan {
                     let inputs: Vec<_> = (step.inputs.iter().enumerate())
                         .map(|(k, &s)| {
                             let value = input(&mut slots, s, &failed)?;
-                            match on_host.contains(&k) {
-                                true => value.as_host_input(),
-                                false => value.for_gpu(device),
+                            if on_host.contains(&k) {
+                                value.as_host_input()
+                            } else {
+                                value.for_gpu(device)
                             }
                             .map_err(&failed)
                         })

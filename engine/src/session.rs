@@ -147,7 +147,7 @@ impl Session {
                 ts.dtype,
                 &shape,
                 crate::training::variable_seed(seed, *node),
-            );
+            )?;
             self.variables.set(*node, value);
         }
         Ok(pending.len())

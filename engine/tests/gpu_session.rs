@@ -219,6 +219,18 @@ fn a_numerics_check_on_the_gpu_fails_as_on_the_cpu() {
     assert!(on_gpu.contains("scaled log: NaN"), "{on_gpu}");
 }
 
+/// Each optimizer the engine has, by name.
+fn every_optimizer() -> [(&'static str, Box<dyn Optimizer>); 4] {
+    let mut nesterov = Momentum::new(0.05, 0.9);
+    nesterov.nesterov = true;
+    [
+        ("gradient descent", Box::new(GradientDescent::new(0.1))),
+        ("momentum", Box::new(Momentum::new(0.05, 0.9))),
+        ("nesterov", Box::new(nesterov)),
+        ("adam", Box::new(Adam::new(0.01))),
+    ]
+}
+
 /// An MLP's variables after `steps` steps of `optimizer`, trained on `device`.
 fn train_mlp(
     device: &str,
@@ -258,17 +270,9 @@ fn variables_live_and_update_on_the_gpu_with_every_optimizer() {
     let Some(mut options) = with_software_gpu() else {
         return;
     };
-    let mut nesterov = Momentum::new(0.05, 0.9);
-    nesterov.nesterov = true;
-    let optimizers: [(&str, &dyn Optimizer); 4] = [
-        ("gradient descent", &GradientDescent::new(0.1)),
-        ("momentum", &Momentum::new(0.05, 0.9)),
-        ("nesterov", &nesterov),
-        ("adam", &Adam::new(0.01)),
-    ];
-    for (name, optimizer) in optimizers {
-        let cpu = train_mlp("", SessionOptions::from_env(), optimizer, 20);
-        let gpu = train_mlp("/device:GPU:0", options.clone(), optimizer, 20);
+    for (name, optimizer) in every_optimizer() {
+        let cpu = train_mlp("", SessionOptions::from_env(), &*optimizer, 20);
+        let gpu = train_mlp("/device:GPU:0", options.clone(), &*optimizer, 20);
         for (k, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
             let diff = c.max_abs_diff(g).expect("same shapes");
             assert!(diff < 1e-4, "{name}: variable {k} differs by {diff}");
@@ -366,16 +370,8 @@ fn repeated_training_steps_compile_no_new_gpu_programs() {
     };
     // A GPU of this test's own, so that other tests' programs are not counted.
     let devices = std::sync::Arc::new(sluice::devices::DeviceSet::new(options.gpu));
-    let mut nesterov = Momentum::new(0.05, 0.9);
-    nesterov.nesterov = true;
-    let optimizers: [(&str, &dyn Optimizer); 4] = [
-        ("gradient descent", &GradientDescent::new(0.1)),
-        ("momentum", &Momentum::new(0.05, 0.9)),
-        ("nesterov", &nesterov),
-        ("adam", &Adam::new(0.01)),
-    ];
     let batch = Tensor::new(&[2, 4], vec![0.5f32, -1.0, 2.0, 0.25, 1.0, 0.0, -0.5, 3.0]).unwrap();
-    for (name, optimizer) in optimizers {
+    for (name, optimizer) in every_optimizer() {
         let g = Graph::new();
         g.set_seed(3);
         let _on = g.device("/device:GPU:0");

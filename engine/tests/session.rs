@@ -399,3 +399,17 @@ fn traced_runs_time_each_node_that_ran() {
     assert!(trace.iter().all(|t| t.micros >= 0.0));
     assert_eq!(trace.iter().find(|t| t.node == "out").unwrap().op, "Relu");
 }
+
+#[test]
+fn a_variable_whose_shape_overflows_is_an_error_at_initialisation() {
+    let g = Graph::new();
+    let v = g.variable("v", &[(1usize << 62) + 1, 4], Initializer::Zeros);
+    let mut sess = Session::new(&g);
+    let err = sess.init_variables().expect_err("2^64 + 4 elements");
+    assert!(
+        err.to_string()
+            .contains("more elements than a tensor can hold"),
+        "{err}"
+    );
+    assert!(sess.variable(v).is_none());
+}

@@ -4,7 +4,7 @@ use super::{Graph, Output, Shape};
 use super::{GuardKind, ScopeGuard};
 use crate::error::GraphError;
 use crate::ops::Variable;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{element_count, DType, Tensor, TensorError};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -48,15 +48,23 @@ impl Initializer {
         Initializer::RandomNormal { mean: 0.0, stddev }
     }
 
-    /// The initial value for a variable of this shape and dtype.
-    pub fn generate(&self, dtype: DType, shape: &[usize], seed: u64) -> Tensor {
-        let len: usize = shape.iter().product();
+    /// The initial value for a variable of this shape and dtype; an error where the shape
+    /// counts more elements than a tensor can hold.
+    pub fn generate(
+        &self,
+        dtype: DType,
+        shape: &[usize],
+        seed: u64,
+    ) -> Result<Tensor, TensorError> {
+        let len = element_count(shape).ok_or_else(|| TensorError::TooLarge {
+            shape: shape.to_vec(),
+        })?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let values: Vec<f64> = match self {
             Initializer::Zeros => vec![0.0; len],
             Initializer::Ones => vec![1.0; len],
             Initializer::Fill(v) => vec![*v; len],
-            Initializer::Constant(t) => return t.cast(dtype),
+            Initializer::Constant(t) => return Ok(t.cast(dtype)),
             Initializer::RandomNormal { mean, stddev } => {
                 (0..len).map(|_| mean + stddev * normal(&mut rng)).collect()
             }
@@ -82,9 +90,7 @@ impl Initializer {
                     .collect()
             }
         };
-        Tensor::new(shape, values)
-            .map(|t| t.cast(dtype))
-            .unwrap_or_else(|_| Tensor::zeros(dtype, shape))
+        Ok(Tensor::new(shape, values)?.cast(dtype))
     }
 }
 

@@ -394,7 +394,7 @@ impl Runner for DistributedSession {
                 ts.dtype,
                 &shape,
                 crate::training::variable_seed(seed, var.node()),
-            );
+            )?;
             self.set_variable(*var, value)?;
             self.initialized.insert(var.node());
         }

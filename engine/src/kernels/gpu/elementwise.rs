@@ -12,8 +12,8 @@ use crate::kernels::{GpuContext, GpuKernel, KernelError};
 use crate::ops::{Binary, BinaryKind, Compare, CompareKind, Unary, UnaryKind};
 
 /// The GPU form of an arithmetic op.
-pub fn binary_op(kind: BinaryKind) -> Option<BinaryOp> {
-    Some(match kind {
+pub fn binary_op(kind: BinaryKind) -> BinaryOp {
+    match kind {
         BinaryKind::Add => BinaryOp::Add,
         BinaryKind::Sub => BinaryOp::Sub,
         BinaryKind::Mul => BinaryOp::Mul,
@@ -21,7 +21,7 @@ pub fn binary_op(kind: BinaryKind) -> Option<BinaryOp> {
         BinaryKind::Maximum => BinaryOp::Max,
         BinaryKind::Minimum => BinaryOp::Min,
         BinaryKind::Pow => BinaryOp::Pow,
-    })
+    }
 }
 
 pub fn compare_op(kind: CompareKind) -> BinaryOp {
@@ -151,12 +151,8 @@ fn runs(expr: &Expr, inputs: &[TypeShape]) -> bool {
     scalars.is_some_and(|s| expr.emit(Dialect::Wgsl, &s).is_ok())
 }
 
-fn binary_expr(kind: BinaryKind) -> Option<Expr> {
-    Some(Expr::binary(
-        binary_op(kind)?,
-        Expr::input(0),
-        Expr::input(1),
-    ))
+fn binary_expr(kind: BinaryKind) -> Expr {
+    Expr::binary(binary_op(kind), Expr::input(0), Expr::input(1))
 }
 
 fn compare_expr(kind: CompareKind) -> Expr {
@@ -165,7 +161,7 @@ fn compare_expr(kind: CompareKind) -> Expr {
 
 impl GpuKernel for Binary {
     fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
-        binary_expr(self.0).is_some_and(|e| runs(&e, inputs))
+        runs(&binary_expr(self.0), inputs)
     }
 
     fn compute_gpu(
@@ -174,13 +170,11 @@ impl GpuKernel for Binary {
         inputs: &[&DeviceTensor],
     ) -> Result<Vec<DeviceTensor>, KernelError> {
         let gpu: &GpuDevice = ctx.gpu;
-        let expr = binary_expr(self.0)
-            .ok_or_else(|| KernelError::Message(format!("no GPU kernel for {:?}", self.0)))?;
-        Ok(vec![map(gpu, &expr, inputs)?])
+        Ok(vec![map(gpu, &binary_expr(self.0), inputs)?])
     }
 
     fn elementwise(&self) -> Option<Expr> {
-        binary_expr(self.0)
+        Some(binary_expr(self.0))
     }
 }
 

@@ -5,11 +5,12 @@
 //! in gather order (the CPU's order), with no atomics.
 
 use super::array::reshaped;
+use super::buffer;
 use super::elementwise::map_views;
 use super::expr::{Expr, Scalar};
 use super::index::{add, int, mul};
 use super::program::{word, SegmentSumProgram, View};
-use crate::devices::gpu::{GpuBuffer, GpuDevice};
+use crate::devices::gpu::GpuDevice;
 use crate::devices::{Device, DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::indexing::{checked_rows, index_values};
@@ -149,13 +150,4 @@ fn upload_i32(
         })
         .collect::<Result<Vec<i32>, _>>()?;
     Ok(gpu.upload(&Tensor::new(&[len], words)?)?)
-}
-
-fn buffer(t: &DeviceTensor) -> Result<&GpuBuffer, KernelError> {
-    match &t.storage {
-        Storage::Gpu(b) => Ok(b),
-        Storage::Host(_) => Err(KernelError::Message(
-            "an input of a GPU gather is on the host".into(),
-        )),
-    }
 }

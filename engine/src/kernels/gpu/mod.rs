@@ -73,6 +73,18 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<crate::ops::debug::CheckNumerics>();
 }
 
+/// The GPU buffer of a tensor a kernel binds; an error for one left on the host.
+pub(crate) fn buffer(
+    t: &crate::devices::DeviceTensor,
+) -> Result<&crate::devices::gpu::GpuBuffer, super::KernelError> {
+    match &t.storage {
+        crate::devices::Storage::Gpu(b) => Ok(b),
+        crate::devices::Storage::Host(_) => Err(super::KernelError::Message(
+            "a tensor a GPU kernel binds is on the host".into(),
+        )),
+    }
+}
+
 /// Whether every input is f32 (the kernels of floats only).
 fn all_f32(inputs: &[TypeShape]) -> bool {
     inputs.iter().all(|t| t.dtype == DType::F32)

@@ -316,13 +316,9 @@ impl GpuKernel for ArgMax {
         dims.remove(axis);
         let best = gpu.alloc(DType::I32, &dims)?;
         if !best.is_empty() {
-            let (Storage::Gpu(xb), Storage::Gpu(bb)) = (&x.storage, &best.storage) else {
-                return Err(KernelError::Message(
-                    "a GPU argmax got a host tensor".into(),
-                ));
-            };
             let params = [word(best.len())?, word(n)?, word(inner)?];
-            gpu.launch(&ArgMaxProgram { scalar }, &[xb, bb], &params, best.len())?;
+            let buffers = [super::buffer(x)?, super::buffer(&best)?];
+            gpu.launch(&ArgMaxProgram { scalar }, &buffers, &params, best.len())?;
         }
         let host = if best.is_empty() {
             crate::tensor::Tensor::new(&dims, Vec::<i32>::new())?
