@@ -92,37 +92,45 @@ fn run_cluster(args: &cli::Cluster) -> anyhow::Result<()> {
     if args.ps > 0 {
         jobs.push(("ps", args.ps));
     }
-    let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
-    println!("{}", cluster.spec().to_tf_config(None));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(shutdown_signal());
+    let shutdown = {
+        let _inside = runtime.enter();
+        shutdown_signal()
+    };
+    let cluster = LocalCluster::start(&jobs).map_err(anyhow::Error::msg)?;
+    println!("{}", cluster.spec().to_tf_config(None));
+    runtime.block_on(shutdown);
     tracing::info!("stopping the cluster");
     drop(cluster);
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed by this call, not when the
+/// future is first polled: a SIGTERM sent as soon as the address is printed must find them.
+/// Call it inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 
@@ -153,13 +161,14 @@ fn run_engine(listen: &str, config: EngineConfig) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let shutdown = shutdown_signal();
         // On stdout, exactly this: launchers and tests read the address from it.
         println!("listening on {}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, config, async {
             let _ = stopped.await;
         }));
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(());
         // Give open requests a moment; connections left idle do not hold the exit.
