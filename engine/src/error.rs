@@ -115,6 +115,24 @@ pub enum SessionError {
         message: String,
         index: usize,
     },
+    /// A tensor the step would make is larger than the memory budget allows; nothing was
+    /// allocated for it.
+    #[error("node '{node}': {error}")]
+    OverBudget {
+        node: String,
+        error: crate::tensor::OverBudget,
+    },
+    /// A kernel failed in a way the engine did not foresee (a panic, caught): a bug to
+    /// report. The session stays usable.
+    #[error("node '{node}' ({op}) failed inside the engine (a bug, please report it): {message}")]
+    Internal {
+        node: String,
+        op: String,
+        message: String,
+    },
+    /// The step's deadline passed before it changed any variable; it was stopped there.
+    #[error("the step passed its deadline and was stopped before it changed any variable")]
+    DeadlineExceeded,
     #[error(transparent)]
     Tensor(#[from] TensorError),
     /// A node could not be placed on the cluster (an unknown job or task, a bad device).

@@ -11,9 +11,9 @@ use crate::devices::gpu::GpuDevice;
 use crate::devices::Device;
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
-use crate::kernels::{BufferPool, Context, GpuContext, KernelError, VariableStore};
+use crate::kernels::{BufferPool, Context, GpuContext, KernelError, StepControl, VariableStore};
 use crate::ops::{Effect, Op};
-use crate::tensor::Tensor;
+use crate::tensor::{MemoryBudget, Tensor};
 pub(crate) use placement::Placement;
 use placement::StepKernel;
 use std::collections::{HashMap, HashSet};
@@ -45,6 +45,18 @@ impl CancelToken {
 
 pub use crate::runner::NodeTiming;
 
+/// What bounds one step: its session's cancel token, its deadline, the memory budget, and
+/// the token its calls to other workers carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepLimits<'a> {
+    pub cancel: &'a CancelToken,
+    pub deadline: Option<Instant>,
+    pub budget: MemoryBudget,
+    pub peer_token: Option<&'a str>,
+    /// Fault injection for tests (see `session::PANIC_IN_NODE_ENV`).
+    pub panic_in: Option<&'a str>,
+}
+
 /// One node's work within a plan.
 struct Step {
     node: usize,
@@ -57,6 +69,9 @@ struct Step {
     outputs: Vec<usize>,
     /// Slots whose last reader is this step.
     release: Vec<usize>,
+    /// The outputs' dtypes and shapes where the graph knows them all (checked against the
+    /// memory budget without asking the op); `None`: asked of the op at each run.
+    known_outputs: Option<Vec<(crate::tensor::DType, Vec<usize>)>>,
 }
 
 /// What one (feeds, fetches, targets) signature runs; built once and cached.
@@ -162,7 +177,11 @@ impl Plan {
                 })
                 .collect();
             let kernel = placement.kernel(node, nodes)?;
+            let known_outputs = (node.outputs.iter())
+                .map(|ts| Some((ts.dtype, ts.shape.to_known()?)))
+                .collect();
             steps.push(Step {
+                known_outputs,
                 node: id,
                 name: node.name.clone(),
                 op: node.op.clone(),
@@ -230,7 +249,7 @@ impl Plan {
         variables: &mut VariableStore,
         pool: &mut BufferPool,
         graph: &Graph,
-        cancel: &CancelToken,
+        limits: StepLimits,
         mut trace: Option<&mut Vec<NodeTiming>>,
     ) -> Result<Vec<Tensor>, SessionError> {
         let mut slots: Vec<Option<Value>> = (0..self.slots).map(|_| None).collect();
@@ -246,16 +265,27 @@ impl Plan {
         let timing = trace.is_some().then(|| GpuTiming::begin(&self.gpus));
         for step in &self.steps {
             if !writes_started {
-                if cancel.is_cancelled() {
+                if limits.cancel.is_cancelled() {
                     return Err(SessionError::Cancelled);
+                }
+                if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(SessionError::DeadlineExceeded);
                 }
                 writes_started = step.side_effect;
             }
+            let control = StepControl {
+                cancel: (!writes_started).then_some(limits.cancel),
+                deadline: limits.deadline.filter(|_| !writes_started),
+                budget: limits.budget,
+                peer_token: limits.peer_token,
+            };
             let failed = |message: String| SessionError::Kernel {
                 node: step.name.clone(),
                 op: step.op.type_name().into(),
                 message,
             };
+            check_output_sizes(step, &slots, limits.budget)?;
+            let inject = limits.panic_in == Some(step.name.as_str());
             let started = trace.as_ref().map(|_| Instant::now());
             let traced_gpu = step.kernel.gpu().filter(|_| trace.is_some());
             if let Some(gpu) = traced_gpu {
@@ -272,8 +302,9 @@ impl Plan {
                         node: step.node,
                         pool,
                         variables,
+                        step: &control,
                     };
-                    let out = kernel(&*step.op, &mut ctx, &refs)
+                    let out = caught(step, inject, || kernel(&*step.op, &mut ctx, &refs))?
                         .map_err(|e| kernel_error(e, step, graph))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::host(t));
@@ -298,7 +329,7 @@ impl Plan {
                         })
                         .collect::<Result<_, _>>()?;
                     let refs: Vec<_> = inputs.iter().collect();
-                    let out = match gpu_kernel {
+                    let out = caught(step, inject, || match gpu_kernel {
                         StepKernel::Fused(fused) => fused.run(variables, &refs),
                         StepKernel::Gpu { kernel, .. } => {
                             let mut ctx = GpuContext {
@@ -309,7 +340,7 @@ impl Plan {
                             kernel(&*step.op, &mut ctx, &refs)
                         }
                         StepKernel::Cpu(_) => Err(KernelError::Message("a CPU kernel".into())),
-                    }
+                    })?
                     .map_err(|e| kernel_error(e, step, graph))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::gpu(device.clone(), t));
@@ -455,8 +486,72 @@ fn check_feed(name: &str, declared: &TypeShape, value: &Tensor) -> Result<(), Se
     Ok(())
 }
 
+/// Refuses, before its kernel runs, an output larger than the memory budget: the sizes an op
+/// computes from attributes and input shapes (a one_hot's depth, a product's rows times
+/// columns) are checked here, so no kernel allocates past the budget.
+fn check_output_sizes(
+    step: &Step,
+    slots: &[Option<Value>],
+    budget: MemoryBudget,
+) -> Result<(), SessionError> {
+    let over = |error| SessionError::OverBudget {
+        node: step.name.clone(),
+        error,
+    };
+    if let Some(known) = &step.known_outputs {
+        for (dtype, shape) in known {
+            budget.check(*dtype, shape).map_err(over)?;
+        }
+        return Ok(());
+    }
+    let inputs: Option<Vec<TypeShape>> = (step.inputs.iter())
+        .map(|&s| slots.get(s)?.as_ref()?.type_shape())
+        .collect();
+    // A fused step's op is one of several; inputs the op refuses are the kernel's to name.
+    let outputs = match (&step.kernel, inputs) {
+        (StepKernel::Fused(_), _) | (_, None) => return Ok(()),
+        (_, Some(inputs)) => match step.op.infer(&inputs) {
+            Ok(outputs) => outputs,
+            Err(_) => return Ok(()),
+        },
+    };
+    for out in outputs {
+        if let Some(shape) = out.shape.to_known() {
+            budget.check(out.dtype, &shape).map_err(over)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a kernel, turning a panic in it into an error that names the node: the session (and
+/// the engine serving it) stays usable.
+fn caught<T>(step: &Step, inject: bool, kernel: impl FnOnce() -> T) -> Result<T, SessionError> {
+    let run = || {
+        if inject {
+            panic!("a panic injected by {}", crate::session::PANIC_IN_NODE_ENV);
+        }
+        kernel()
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|payload| {
+        let message = (payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with no message".to_string());
+        SessionError::Internal {
+            node: step.name.clone(),
+            op: step.op.type_name().into(),
+            message,
+        }
+    })
+}
+
 fn kernel_error(e: KernelError, step: &Step, graph: &Graph) -> SessionError {
     match e {
+        KernelError::OverBudget(error) => SessionError::OverBudget {
+            node: step.name.clone(),
+            error,
+        },
+        KernelError::Cancelled => SessionError::Cancelled,
+        KernelError::DeadlineExceeded => SessionError::DeadlineExceeded,
         KernelError::Message(message) => SessionError::Kernel {
             node: step.name.clone(),
             op: step.op.type_name().into(),

@@ -6,12 +6,12 @@ mod fit_loop;
 use crate::devices::gpu::GpuOptions;
 use crate::devices::DeviceSet;
 use crate::error::SessionError;
-use crate::executor::{CancelToken, NodeTiming, Placement, Plan};
+use crate::executor::{CancelToken, NodeTiming, Placement, Plan, StepLimits};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::kernels::{BufferPool, VariableStore};
 use crate::service::RemoteSession;
-use crate::tensor::Tensor;
+use crate::tensor::{MemoryBudget, Tensor};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +32,26 @@ pub struct Session {
     soft_placement: bool,
     /// Fuse chains of elementwise GPU kernels (see `executor::fusion`).
     fuse: bool,
+    /// The most bytes one tensor of a step or a variable may take.
+    budget: MemoryBudget,
+    /// The token calls to other workers carry; `None`: the environment's, if any.
+    peer_token: Option<Arc<str>>,
+    /// Fault injection for tests: the kernel of the node of this name panics.
+    panic_in: Option<Arc<str>>,
+}
+
+/// Names a node whose kernel then panics, in every session this process creates: how tests
+/// check that a failing kernel costs its step only, never the engine.
+pub const PANIC_IN_NODE_ENV: &str = "SLUICE_PANIC_IN_NODE";
+
+/// How one step runs (see [`Session::run_step`]).
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// Stop the step if it has not finished by then (before it changes any variable; a step
+    /// that began its updates finishes them).
+    pub deadline: Option<Instant>,
+    /// Time each node's kernel.
+    pub trace: bool,
 }
 
 /// How a session places nodes on devices.
@@ -87,7 +107,27 @@ impl Session {
             fuse: !devices.options().no_fusion,
             devices,
             soft_placement,
+            budget: crate::devices::default_memory_budget(),
+            peer_token: None,
+            panic_in: std::env::var(PANIC_IN_NODE_ENV).ok().map(Arc::from),
         }
+    }
+
+    /// Sets the most bytes one tensor of a step, or one variable, may take (by default three
+    /// quarters of the machine's memory). Past it a step fails with
+    /// [`SessionError::OverBudget`] naming the node, before anything is allocated.
+    pub fn set_memory_budget(&mut self, budget: MemoryBudget) {
+        self.budget = budget;
+    }
+
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.budget
+    }
+
+    /// Sets the token this session's calls to other workers carry (a `_Recv` pulling a
+    /// tensor); without one, the environment's (`SLUICE_ENGINE_TOKEN`) is used.
+    pub fn set_peer_token(&mut self, token: Option<&str>) {
+        self.peer_token = token.map(Arc::from);
     }
 
     /// The devices this session places nodes on.
@@ -134,6 +174,12 @@ impl Session {
                 op: "Variable".into(),
                 message: format!("variable shape {} is not fully known", ts.shape),
             })?;
+            self.budget
+                .check(ts.dtype, &shape)
+                .map_err(|error| SessionError::OverBudget {
+                    node: var.name(),
+                    error,
+                })?;
             if let Initializer::Constant(t) = init {
                 if t.shape() != shape.as_slice() {
                     return Err(SessionError::FeedShape {
@@ -169,7 +215,27 @@ impl Session {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<Vec<Tensor>, SessionError> {
-        self.run_inner(fetches, feeds, targets, None)
+        self.run_inner(fetches, feeds, targets, None, None)
+    }
+
+    /// Runs one step as `options` say: fetches and targets, with a deadline, traced or not;
+    /// returns the fetched values and (if traced) each node's time.
+    pub fn run_step(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        options: &StepOptions,
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        let mut trace = Vec::new();
+        let values = self.run_inner(
+            fetches,
+            feeds,
+            targets,
+            options.trace.then_some(&mut trace),
+            options.deadline,
+        )?;
+        Ok((values, trace))
     }
 
     /// Like [`run`](Self::run), also returning how long each node's kernel took, in the
@@ -180,7 +246,7 @@ impl Session {
         feeds: &[(Output, Tensor)],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         let mut trace = Vec::new();
-        let values = self.run_inner(fetches, feeds, &[], Some(&mut trace))?;
+        let values = self.run_inner(fetches, feeds, &[], Some(&mut trace), None)?;
         Ok((values, trace))
     }
 
@@ -190,6 +256,7 @@ impl Session {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
         trace: Option<&mut Vec<NodeTiming>>,
+        deadline: Option<Instant>,
     ) -> Result<Vec<Tensor>, SessionError> {
         let mut order: Vec<usize> = (0..feeds.len()).collect();
         order.sort_by_key(|&i| feeds[i].0);
@@ -220,7 +287,13 @@ impl Session {
             &mut self.variables,
             &mut self.pool,
             &self.graph,
-            &self.cancel,
+            StepLimits {
+                cancel: &self.cancel,
+                deadline,
+                budget: self.budget,
+                peer_token: self.peer_token.as_deref(),
+                panic_in: self.panic_in.as_deref(),
+            },
             trace,
         )
     }

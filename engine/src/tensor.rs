@@ -1,8 +1,10 @@
 //! Values: a `Tensor` is a dtype, a shape and a shared, immutable-by-default buffer.
 
+mod budget;
 mod display;
 mod element;
 
+pub use budget::{MemoryBudget, OverBudget};
 pub use element::{Element, Float};
 
 use std::sync::Arc;
@@ -99,6 +101,32 @@ impl Buffer {
             DType::U8 => Buffer::U8(vec![0; len]),
             DType::Bool => Buffer::Bool(vec![false; len]),
         }
+    }
+}
+
+impl Buffer {
+    /// A buffer of `len` zeros, or an error where the memory cannot be had (rather than the
+    /// abort of a failed infallible allocation).
+    pub fn try_zeros(
+        dtype: DType,
+        len: usize,
+    ) -> Result<Buffer, std::collections::TryReserveError> {
+        fn zeros<T: Clone + Default>(
+            len: usize,
+        ) -> Result<Vec<T>, std::collections::TryReserveError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len)?;
+            v.resize(len, T::default());
+            Ok(v)
+        }
+        Ok(match dtype {
+            DType::F32 => Buffer::F32(zeros(len)?),
+            DType::F64 => Buffer::F64(zeros(len)?),
+            DType::I32 => Buffer::I32(zeros(len)?),
+            DType::I64 => Buffer::I64(zeros(len)?),
+            DType::U8 => Buffer::U8(zeros(len)?),
+            DType::Bool => Buffer::Bool(zeros(len)?),
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use sluice::devices::gpu::{discover, GpuDevice, GpuOptions};
 use sluice::devices::Device;
 use sluice::kernels::gpu::elementwise::{binary_op, compare_op, map, unary_expr};
 use sluice::kernels::gpu::expr::Expr;
-use sluice::kernels::{BufferPool, Context, DeviceKind, KernelTable, VariableStore};
+use sluice::kernels::{BufferPool, Context, DeviceKind, KernelTable, StepControl, VariableStore};
 use sluice::ops::{Binary, BinaryKind, Compare, CompareKind, Op, Unary, UnaryKind};
 use sluice::{DType, Tensor};
 
@@ -32,10 +32,12 @@ fn cpu(op: &dyn Op, inputs: &[&Tensor]) -> Tensor {
         .find(op, DeviceKind::Cpu)
         .expect("a CPU kernel");
     let (mut pool, mut variables) = (BufferPool::default(), VariableStore::default());
+    let step = StepControl::unlimited();
     let mut ctx = Context {
         node: 0,
         pool: &mut pool,
         variables: &mut variables,
+        step: &step,
     };
     kernel(op, &mut ctx, inputs).expect("CPU kernel").remove(0)
 }

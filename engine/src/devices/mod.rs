@@ -194,6 +194,13 @@ pub fn host_memory() -> u64 {
         .unwrap_or(0)
 }
 
+/// The memory budget sessions get unless told otherwise: three quarters of the machine's
+/// memory (read once).
+pub fn default_memory_budget() -> crate::tensor::MemoryBudget {
+    static BUDGET: OnceLock<crate::tensor::MemoryBudget> = OnceLock::new();
+    *BUDGET.get_or_init(|| crate::tensor::MemoryBudget::share_of(host_memory()))
+}
+
 /// The devices a session places nodes on: the CPU, and the GPUs, found when a node first asks
 /// for one (opening a GPU takes a moment, and most graphs never ask).
 #[derive(Debug)]

@@ -13,9 +13,7 @@
 use super::precision::{Decoder, Encoder};
 use crate::service::proto::WirePrecision;
 use crate::tensor::{Buffer, Tensor};
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -64,11 +62,9 @@ fn tickets() -> MutexGuard<'static, HashMap<u128, Waiting>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// A ticket nobody can guess: SipHash (a keyed pseudo-random function) of nothing under the
-/// standard library's hasher keys, which come from the system's random source.
+/// A ticket nobody can guess.
 fn new_ticket() -> u128 {
-    let half = || RandomState::new().build_hasher().finish();
-    (u128::from(half()) << 64) | u128::from(half())
+    crate::service::auth::random_u128()
 }
 
 /// The port this process serves bulk payloads on, bound on `ip` at first use.
@@ -273,7 +269,9 @@ mod tests {
             value.shape(),
             encoder.precision,
             encoder.scale,
-        );
+            crate::tensor::MemoryBudget::unlimited(),
+        )
+        .unwrap();
         let ticket = offer(encoder, "a;1;b;2;t");
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
         redeem(&[peer], ticket, decoder, Duration::from_secs(5)).unwrap()
@@ -296,7 +294,8 @@ mod tests {
     fn an_unknown_ticket_is_refused_and_the_connection_stays_usable() {
         let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
-        let decoder = Decoder::new(DType::F32, &[4], WirePrecision::WireF32, 1.0);
+        let budget = crate::tensor::MemoryBudget::unlimited();
+        let decoder = Decoder::new(DType::F32, &[4], WirePrecision::WireF32, 1.0, budget).unwrap();
         let err = redeem(&[peer], 12345, decoder, Duration::from_secs(5)).unwrap_err();
         assert!(err.contains("no longer holds"), "{err}");
         let t = Tensor::from_vec(vec![1.0f32, 2.0]);

@@ -42,6 +42,8 @@ type Children = Arc<Mutex<Vec<(TaskName, Child)>>>;
 /// Worker processes on loopback, one per task; dropping it kills them all.
 pub struct LocalCluster {
     spec: ClusterSpec,
+    /// Arguments every task gets besides its address and name (`--token-file F`).
+    args: Vec<String>,
     children: Children,
     supervisor: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
@@ -53,13 +55,20 @@ fn lock(children: &Children) -> MutexGuard<'_, Vec<(TaskName, Child)>> {
 impl LocalCluster {
     /// Starts `count` tasks of each job (`[("worker", 2), ("ps", 1)]`).
     pub fn start(jobs: &[(&str, usize)]) -> Result<LocalCluster, String> {
+        LocalCluster::start_with(jobs, &[])
+    }
+
+    /// As [`start`](Self::start), each task also given `args` (`--token-file F`,
+    /// `--max-memory 4GiB`).
+    pub fn start_with(jobs: &[(&str, usize)], args: &[&str]) -> Result<LocalCluster, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let exe = engine_binary()?;
         let mut spec = ClusterSpec::default();
         let mut children = Vec::new();
         for &(job, count) in jobs {
             for index in 0..count {
                 let task = TaskName::new(job, index);
-                let (child, addr) = match start_worker(&exe, &task, "127.0.0.1:0") {
+                let (child, addr) = match start_worker(&exe, &task, "127.0.0.1:0", &args) {
                     Ok(started) => started,
                     Err(e) => {
                         for (_, mut child) in children {
@@ -74,6 +83,7 @@ impl LocalCluster {
         }
         Ok(LocalCluster {
             spec,
+            args,
             children: Arc::new(Mutex::new(children)),
             supervisor: None,
         })
@@ -87,6 +97,7 @@ impl LocalCluster {
         let stop_flag = Arc::new(AtomicBool::new(false));
         let children = cluster.children.clone();
         let spec = cluster.spec.clone();
+        let args = cluster.args.clone();
         let flag = stop_flag.clone();
         let handle = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
@@ -97,7 +108,7 @@ impl LocalCluster {
                         continue;
                     }
                     let addr = spec.addr(task).unwrap_or_default().to_string();
-                    match start_worker(&exe, task, &addr) {
+                    match start_worker(&exe, task, &addr, &args) {
                         Ok((new, _)) => {
                             *child = new;
                             tracing::info!("restarted {task} on {addr}");
@@ -154,10 +165,16 @@ impl Drop for LocalCluster {
     }
 }
 
-fn start_worker(exe: &PathBuf, task: &TaskName, listen: &str) -> Result<(Child, String), String> {
+fn start_worker(
+    exe: &PathBuf,
+    task: &TaskName,
+    listen: &str,
+    args: &[String],
+) -> Result<(Child, String), String> {
     let mut child = Command::new(exe)
         .args(["worker", "--listen", listen, "--task"])
         .arg(format!("{}:{}", task.job, task.index))
+        .args(args)
         // The worker ends when this pipe closes: when the cluster is dropped, and also when
         // this process dies without dropping it (a notebook's cell process is killed).
         .env(EXIT_WITH_PARENT_ENV, "1")

@@ -35,18 +35,25 @@ pub(super) fn runtime() -> Result<&'static tokio::runtime::Handle, String> {
         .map_err(Clone::clone)
 }
 
-pub(super) fn client(peer: &str) -> Result<Client, String> {
-    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+/// The client for `peer`, whose calls carry `token` (`None`: the environment's, if any).
+/// Clients are kept per peer and token, so engines in one process (tests, an embedded
+/// engine) may hold different tokens.
+pub(super) fn client(peer: &str, token: Option<&str>) -> Result<Client, String> {
+    type Clients = HashMap<(String, Option<String>), Client>;
+    static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
+    let token = match token {
+        Some(t) => Some(t.to_string()),
+        None => token_from_env().map_err(|e| e.to_string())?,
+    };
+    let key = (peer.to_string(), token);
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = clients.get(peer) {
+    if let Some(c) = clients.get(&key) {
         return Ok(c.clone());
     }
-    let token = token_from_env()
-        .and_then(|t| SendToken::new(t.as_deref()))
-        .map_err(|e| e.to_string())?;
+    let token = SendToken::new(key.1.as_deref()).map_err(|e| e.to_string())?;
     let endpoint = Endpoint::from_shared(format!("http://{peer}"))
         .map_err(|e| format!("not an address: {e}"))?
         .connect_timeout(Duration::from_secs(5))
@@ -60,13 +67,13 @@ pub(super) fn client(peer: &str) -> Result<Client, String> {
     let channel = endpoint.connect_lazy();
     let c = WorkerServiceClient::with_interceptor(channel, token)
         .max_decoding_message_size(CHUNK_BYTES + (64 << 10));
-    clients.insert(peer.to_string(), c.clone());
+    clients.insert(key, c.clone());
     Ok(c)
 }
 
 /// Asks the worker at `peer` for its status: its task name and incarnation.
 pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
-    let mut c = client(peer)?;
+    let mut c = client(peer, None)?;
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {
         let answer = tokio::time::timeout(timeout, c.get_status(proto::GetStatusRequest {})).await;
@@ -93,7 +100,7 @@ pub fn abort_step(
     reason: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut c = client(peer)?;
+    let mut c = client(peer, None)?;
     let request = proto::AbortStepRequest {
         graph: graph.to_string(),
         step_id: step,

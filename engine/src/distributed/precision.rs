@@ -3,7 +3,7 @@
 
 use crate::service::proto::WirePrecision;
 use crate::service::wire::{decode_elements, encode_elements};
-use crate::tensor::{Buffer, DType, Tensor};
+use crate::tensor::{element_count, Buffer, DType, MemoryBudget, Tensor};
 use half::{bf16, f16};
 
 /// Parses the precision attribute of a `_Recv` node.
@@ -146,23 +146,37 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(dtype: DType, shape: &[usize], precision: WirePrecision, scale: f32) -> Decoder {
-        let count = shape.iter().product();
+    /// A decoder for a `dtype` tensor of `shape` (a peer's header says so: checked against
+    /// `budget` before any memory is set aside, and that memory is reserved fallibly).
+    pub fn new(
+        dtype: DType,
+        shape: &[usize],
+        precision: WirePrecision,
+        scale: f32,
+        budget: MemoryBudget,
+    ) -> Result<Decoder, String> {
+        budget.check(dtype, shape).map_err(|e| e.to_string())?;
+        let count = element_count(shape).ok_or("the shape's element count overflows")?;
         let buf = match (dtype, precision) {
             (
                 DType::F32,
                 WirePrecision::WireBf16 | WirePrecision::WireF16 | WirePrecision::WireInt8,
-            ) => Buffer::F32(Vec::with_capacity(count)),
+            ) => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(count)
+                    .map_err(|e| format!("cannot set aside {count} f32 elements: {e}"))?;
+                Buffer::F32(v)
+            }
             _ => Buffer::zeros(dtype, 0),
         };
-        Decoder {
+        Ok(Decoder {
             dtype,
             shape: shape.to_vec(),
             precision,
             scale,
             count,
             buf,
-        }
+        })
     }
 
     /// The payload's size in bytes, for checking the header.
@@ -209,7 +223,8 @@ impl Decoder {
             && self.dtype != DType::Bool
             && self.buf.is_empty();
         if direct {
-            let mut buf = Buffer::zeros(self.dtype, self.count);
+            let mut buf =
+                Buffer::try_zeros(self.dtype, self.count).map_err(std::io::Error::other)?;
             let bytes: &mut [u8] = match &mut buf {
                 Buffer::F32(v) => bytemuck::cast_slice_mut(v),
                 Buffer::F64(v) => bytemuck::cast_slice_mut(v),
@@ -249,6 +264,23 @@ impl Decoder {
 mod tests {
     use super::*;
 
+    const UNLIMITED: MemoryBudget = MemoryBudget::unlimited();
+
+    #[test]
+    fn a_header_past_the_budget_reserves_nothing() {
+        let budget = MemoryBudget::new(1 << 20);
+        let err = Decoder::new(DType::F32, &[1 << 38], WirePrecision::WireBf16, 1.0, budget);
+        assert!(err.is_err_and(|e| e.contains("memory budget")));
+        let wraps = Decoder::new(
+            DType::F64,
+            &[1 << 40, 1 << 40],
+            WirePrecision::WireF32,
+            1.0,
+            UNLIMITED,
+        );
+        assert!(wraps.is_err());
+    }
+
     #[test]
     fn each_precision_round_trips_within_its_resolution() {
         let values: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
@@ -262,7 +294,8 @@ mod tests {
             // Pieces of 300 bytes: whole elements in each, whatever the width.
             let e = Encoder::new(&t, p, 300);
             assert_eq!(e.wire_bytes(), bytes, "{}", name(p));
-            let mut d = Decoder::new(DType::F32, &[10, 100], e.precision, e.scale);
+            let mut d =
+                Decoder::new(DType::F32, &[10, 100], e.precision, e.scale, UNLIMITED).unwrap();
             let pieces: Vec<_> = e.collect();
             assert_eq!(pieces.iter().map(|b| b.len()).sum::<usize>(), bytes);
             for piece in &pieces {
@@ -280,13 +313,13 @@ mod tests {
         let ints = Tensor::from_vec(vec![1i64, -2, 3]);
         let e = Encoder::new(&ints, WirePrecision::WireInt8, 1 << 20);
         assert_eq!(e.precision, WirePrecision::WireF32);
-        let mut d = Decoder::new(DType::I64, &[3], e.precision, e.scale);
+        let mut d = Decoder::new(DType::I64, &[3], e.precision, e.scale, UNLIMITED).unwrap();
         for piece in e {
             d.push(&piece).unwrap();
         }
         assert_eq!(d.finish().unwrap(), ints);
         // A piece that splits an element, or one too many, is refused.
-        let mut d = Decoder::new(DType::F32, &[2], WirePrecision::WireF32, 1.0);
+        let mut d = Decoder::new(DType::F32, &[2], WirePrecision::WireF32, 1.0, UNLIMITED).unwrap();
         assert!(d.push(&[0, 0, 0]).is_err());
         assert!(d.push(&[0; 12]).is_err());
         assert!(parse("fp8").is_err());

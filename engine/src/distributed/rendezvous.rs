@@ -9,7 +9,7 @@ use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::recv_tensor_chunk::Part;
 use crate::service::proto::{self, WirePrecision};
 use crate::service::wire::dtype_from_proto;
-use crate::tensor::Tensor;
+use crate::tensor::{MemoryBudget, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Sta
                 "RecvTensor '{key}' step {step}: the step was aborted ({reason})"
             )));
         }
-        let notify = {
+        let notify: Arc<Notify> = {
             let mut slots = table();
             let slot = slots.entry(full.clone()).or_insert_with(|| Slot {
                 value: None,
@@ -155,6 +155,15 @@ pub async fn take(key: &str, step: u64, timeout: Duration) -> Result<Tensor, Sta
             continue;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // The slot goes unless a value arrived meanwhile or another call still waits on
+            // it (which holds the third reference to its notifier): a key nobody publishes
+            // leaves nothing behind.
+            let mut slots = table();
+            let unused = (slots.get(&full))
+                .is_some_and(|s| s.value.is_none() && Arc::strong_count(&s.notify) <= 2);
+            if unused {
+                slots.remove(&full);
+            }
             return Err(Status::deadline_exceeded(format!(
                 "RecvTensor '{key}' step {step}: not produced within {} ms",
                 timeout.as_millis()
@@ -234,6 +243,14 @@ pub fn chunks(
     }))
 }
 
+/// What bounds a fetch: the memory budget a peer's header is checked against before
+/// anything is reserved, and the token the call carries (`None`: the environment's).
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits<'a> {
+    pub budget: MemoryBudget,
+    pub token: Option<&'a str>,
+}
+
 /// Pulls the value published under `key` in `step` from the worker at `peer`, waiting up to
 /// `timeout`; returns it and the payload's size on the wire.
 pub fn fetch(
@@ -242,8 +259,10 @@ pub fn fetch(
     step: u64,
     precision: WirePrecision,
     timeout: Duration,
+    limits: FetchLimits,
 ) -> Result<(Tensor, u64), String> {
-    let mut c = client(peer)?;
+    let budget = limits.budget;
+    let mut c = client(peer, limits.token)?;
     let request = proto::RecvTensorRequest {
         key: key.to_string(),
         step_id: step,
@@ -273,7 +292,8 @@ pub fn fetch(
             .collect::<Result<Vec<_>, _>>()?;
         let wire_precision =
             WirePrecision::try_from(header.precision).map_err(|_| "unknown precision")?;
-        let mut decoder = precision::Decoder::new(dtype, &shape, wire_precision, header.scale);
+        let mut decoder =
+            precision::Decoder::new(dtype, &shape, wire_precision, header.scale, budget)?;
         if decoder.wire_bytes() as u64 != header.wire_bytes {
             return Err("the payload size does not match the header's shape".to_string());
         }

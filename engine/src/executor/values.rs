@@ -3,6 +3,7 @@
 
 use crate::devices::gpu::GpuDevice;
 use crate::devices::{Device, DeviceTensor};
+use crate::graph::{Shape, TypeShape};
 use crate::kernels::BufferPool;
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -31,6 +32,16 @@ impl Value {
                 gpu: Some((device, tensor)),
             },
         }
+    }
+
+    /// The value's dtype and shape, wherever it lives.
+    pub(crate) fn type_shape(&self) -> Option<TypeShape> {
+        let (dtype, shape) = match (&self.host, &self.gpu) {
+            (Some(t), _) => (t.dtype(), t.shape()),
+            (None, Some((_, t))) => (t.dtype, t.shape.as_slice()),
+            (None, None) => return None,
+        };
+        Some(TypeShape::new(dtype, Shape::known(shape)))
     }
 
     /// The value on the host, copied back from its GPU on first need.

@@ -269,6 +269,18 @@ pub enum KernelError {
         message: String,
         index: usize,
     },
+    /// A tensor the kernel was asked to make would take more than the memory budget.
+    OverBudget(crate::tensor::OverBudget),
+    /// The step was cancelled while the kernel ran (see [`StepControl::check`]).
+    Cancelled,
+    /// The step's deadline passed while the kernel ran.
+    DeadlineExceeded,
+}
+
+impl From<crate::tensor::OverBudget> for KernelError {
+    fn from(e: crate::tensor::OverBudget) -> KernelError {
+        KernelError::OverBudget(e)
+    }
 }
 
 impl From<String> for KernelError {
@@ -296,6 +308,51 @@ pub struct Context<'a> {
     pub pool: &'a mut BufferPool,
     /// Variable values by node id.
     pub variables: &'a mut VariableStore,
+    /// The step's cancellation, deadline, memory budget and credentials.
+    pub step: &'a StepControl<'a>,
+}
+
+/// What a step tells its kernels: whether to stop, how large a tensor they may make, and
+/// the token for calls to other workers. A kernel that loops long calls [`check`] every so
+/// often (a row of output, a block of a product), so a cancel or a deadline ends it within
+/// a bounded time.
+///
+/// [`check`]: StepControl::check
+#[derive(Debug, Clone)]
+pub struct StepControl<'a> {
+    /// The session's cancel token, while the step has written no variable yet: a step that
+    /// began its updates finishes them, so a variable is never half updated.
+    pub cancel: Option<&'a crate::executor::CancelToken>,
+    pub deadline: Option<std::time::Instant>,
+    pub budget: crate::tensor::MemoryBudget,
+    /// The token calls to other workers carry (`None`: the one in the environment, if any).
+    pub peer_token: Option<&'a str>,
+}
+
+impl StepControl<'_> {
+    /// A step with no cancel token, deadline or budget: for kernels run outside a session.
+    pub fn unlimited() -> StepControl<'static> {
+        StepControl {
+            cancel: None,
+            deadline: None,
+            budget: crate::tensor::MemoryBudget::unlimited(),
+            peer_token: None,
+        }
+    }
+
+    /// Whether the step must stop: cancelled, or past its deadline.
+    pub fn check(&self) -> Result<(), KernelError> {
+        if self.cancel.is_some_and(|c| c.is_cancelled()) {
+            return Err(KernelError::Cancelled);
+        }
+        if self
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(KernelError::DeadlineExceeded);
+        }
+        Ok(())
+    }
 }
 
 /// Variable values held by a session, indexed by the variable's node id. A variable lives
@@ -480,10 +537,12 @@ mod tests {
             .expect("Add has a CPU kernel");
         let mut pool = BufferPool::default();
         let mut variables = VariableStore::default();
+        let step = StepControl::unlimited();
         let mut ctx = Context {
             node: 0,
             pool: &mut pool,
             variables: &mut variables,
+            step: &step,
         };
         let (a, b) = (Tensor::scalar(2.0f32), Tensor::scalar(3.0f32));
         let out = kernel(&add, &mut ctx, &[&a, &b]).expect("2 + 3");

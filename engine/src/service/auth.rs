@@ -125,8 +125,48 @@ impl Interceptor for CheckToken {
     }
 }
 
-/// Compares in time that depends on the lengths only, not on where the bytes differ.
+/// Compares in time that depends on the longer length only, not on where the bytes differ
+/// nor on whether the lengths do.
 #[cfg(feature = "engine")]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let n = a.len().max(b.len());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..n {
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
+        diff |= usize::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// 128 bits nobody can guess (tickets, session handles): from the system's CSPRNG, or, where
+/// that fails, from the standard library's randomly keyed SipHash.
+pub fn random_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_ok() {
+        return u128::from_le_bytes(bytes);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let half = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    (u128::from(half()) << 64) | u128::from(half())
+}
+
+#[cfg(all(test, feature = "engine"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal_in_length_and_bytes() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret-and-more"));
+        assert!(!same(b"", b"x"));
+        assert_ne!(random_u128(), random_u128());
+    }
 }

@@ -52,6 +52,9 @@ pub(crate) fn session_status(e: &SessionError) -> Status {
         }
         SessionError::MissingFeed(node) => tagged(Code::InvalidArgument, text, MISSING_FEED, node),
         SessionError::Cancelled => Status::cancelled(text),
+        SessionError::OverBudget { .. } => Status::resource_exhausted(text),
+        SessionError::Internal { .. } => Status::internal(text),
+        SessionError::DeadlineExceeded => Status::deadline_exceeded(text),
         SessionError::Remote(RemoteError::Status { code, message }) => {
             Status::new(*code, message.clone())
         }

@@ -4,6 +4,7 @@
 
 use crate::distributed::rendezvous;
 use crate::graph::AttrValue;
+use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::master_service_server::MasterService;
 use crate::service::proto::worker_service_server::{WorkerService, WorkerServiceServer};
 use crate::service::proto::RunStepChunk;
@@ -18,6 +19,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// The longest a RecvTensor waits for its value.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// The longest rendezvous key RecvTensor accepts (real ones are a few hundred bytes).
+const MAX_KEY_BYTES: usize = 4096;
 
 type Chunks = Pin<Box<dyn Stream<Item = Result<proto::RecvTensorChunk, Status>> + Send>>;
 
@@ -44,8 +48,13 @@ impl WorkerServer {
         }
     }
 
-    pub fn into_service(self) -> WorkerServiceServer<WorkerServer> {
-        WorkerServiceServer::new(self).max_encoding_message_size(usize::MAX)
+    /// The tonic service, decoding messages (a registered graph, with its constants) up to
+    /// `max_message_bytes`, as the master service does.
+    pub fn into_service(self, max_message_bytes: usize) -> WorkerServiceServer<WorkerServer> {
+        let limit = max_message_bytes.max(CHUNK_BYTES + (64 << 10));
+        WorkerServiceServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX)
     }
 }
 
@@ -109,6 +118,12 @@ impl WorkerService for WorkerServer {
     ) -> Result<Response<Chunks>, Status> {
         let local_ip = request.local_addr().map(|a| a.ip());
         let req = request.into_inner();
+        if req.key.len() > MAX_KEY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "RecvTensor: a key of {} bytes, over the {MAX_KEY_BYTES} a key may have",
+                req.key.len()
+            )));
+        }
         let precision = WirePrecision::try_from(req.precision).map_err(|_| {
             Status::invalid_argument(format!("RecvTensor: unknown precision {}", req.precision))
         })?;

@@ -76,6 +76,48 @@ pub struct ServiceOptions {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub max_message_mib: u64,
+
+    /// The most memory one tensor may take (a step's value, a variable, a tensor from a
+    /// peer): bytes, or with a unit (512MiB, 8GiB); past it a step fails naming the node.
+    /// Default: three quarters of the machine's memory
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// The most sessions open at once (graphs registered by masters included)
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_sessions)]
+    pub max_sessions: usize,
+
+    /// The most calls waiting for one session; past it a call is refused
+    /// (RESOURCE_EXHAUSTED), so one busy session cannot pile up work
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_queued)]
+    pub max_queued: usize,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB, GiB or TiB (or K, M, G, T).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("'{text}' is not a size: use bytes or a number with KiB, MiB, GiB, TiB")
+    })?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" | "KB" => 10,
+        "M" | "MiB" | "MB" => 20,
+        "G" | "GiB" | "GB" => 30,
+        "T" | "TiB" | "TB" => 40,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("'{text}' is not a size between 1 byte and 2^64"))
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +149,16 @@ impl ServiceOptions {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

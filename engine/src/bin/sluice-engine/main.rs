@@ -22,6 +22,7 @@ use cli::{Cli, Command, ServiceOptions};
 use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
 use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
 use sluice::service::{serve, EngineConfig};
+use sluice::tensor::MemoryBudget;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// The engine's settings from the options `serve` and `worker` share; the token from the
@@ -31,10 +32,16 @@ fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
         Some(path) => Some(read_token_file(path)?),
         None => token_from_env()?,
     };
+    let defaults = EngineConfig::default();
     Ok(EngineConfig {
         max_message_bytes: options.max_message_bytes(),
         token,
-        ..EngineConfig::default()
+        memory_budget: options
+            .max_memory
+            .map_or(defaults.memory_budget, MemoryBudget::new),
+        max_sessions: options.max_sessions,
+        max_queued: options.max_queued,
+        ..defaults
     })
 }
 

@@ -52,10 +52,16 @@ fn conv_chunks<T: Float>(
     g: &Geometry,
     mut each: impl FnMut(usize, usize, &mut [T]) -> Result<(), KernelError>,
 ) -> Result<(), KernelError> {
-    let per_image = g.pixels() * g.patch();
+    let per_image = g.pixels().saturating_mul(g.patch());
     let per = (CHUNK_ELEMENTS / per_image.max(1)).clamp(1, g.n.max(1));
-    let mut col = ctx.pool.alloc::<T>(per * g.pixels() * g.patch());
+    // One image's patches can be far larger than the image (a huge window): the patch
+    // matrix is held to the memory budget like any tensor.
+    let step = ctx.step;
+    step.budget.check(T::DTYPE, &[per, g.pixels(), g.patch()])?;
+    let len = per * per_image;
+    let mut col = ctx.pool.alloc::<T>(len);
     for first in (0..g.n).step_by(per) {
+        step.check()?;
         let count = per.min(g.n - first);
         each(first, count, &mut col[..count * g.pixels() * g.patch()])?;
     }

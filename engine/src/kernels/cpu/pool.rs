@@ -1,7 +1,7 @@
 //! CPU kernels of [`crate::ops::pool`].
 
 use super::window::{check_dy, Geometry};
-use crate::kernels::{Context, CpuKernel, KernelError};
+use crate::kernels::{Context, CpuKernel, KernelError, StepControl};
 use crate::ops::pool::*;
 use crate::tensor::{Float, Tensor};
 
@@ -11,19 +11,28 @@ impl PoolWindow {
     }
 
     /// Calls `visit(output index, input index of the window's maximum)` for every output
-    /// element; ties go to the first element in row-major window order.
-    fn argmax<T: Float>(&self, g: &Geometry, xs: &[T], mut visit: impl FnMut(usize, usize)) {
+    /// element; ties go to the first element in row-major window order. Checks the step's
+    /// cancellation and deadline once per output row.
+    fn argmax<T: Float>(
+        &self,
+        g: &Geometry,
+        xs: &[T],
+        step: &StepControl,
+        mut visit: impl FnMut(usize, usize),
+    ) -> Result<(), KernelError> {
         let c = g.c;
         let mut best = vec![0usize; c];
         let mut out = 0;
         for b in 0..g.n {
             let image = b * g.h * g.w * c;
             for oy in 0..g.oh {
+                step.check()?;
+                let (top, bottom, iy0) = g.rows(oy);
                 for ox in 0..g.ow {
                     let (lo, hi, ix0) = g.columns(ox);
                     let mut first = true;
-                    for i in 0..g.kh {
-                        let Some(iy) = g.row(oy, i) else { continue };
+                    for i in top..bottom {
+                        let iy = (iy0 + i as isize) as usize;
                         for j in lo..hi {
                             let base = image + (iy * g.w + (ix0 + j as isize) as usize) * c;
                             if first {
@@ -48,6 +57,7 @@ impl PoolWindow {
                 }
             }
         }
+        Ok(())
     }
 
     /// The pooled tensor of `src` (shaped like `x`): each output element is `src` at its
@@ -61,8 +71,9 @@ impl PoolWindow {
     ) -> Result<Tensor, KernelError> {
         float_kernel!(x.dtype(), T => {
             let (xs, ss) = (x.as_slice::<T>()?, src.as_slice::<T>()?);
+            let step = ctx.step;
             let mut out = ctx.pool.zeros::<T>(g.n * g.pixels() * g.c);
-            self.argmax(g, xs, |o, i| out[o] = ss[i]);
+            self.argmax(g, xs, step, |o, i| out[o] = ss[i])?;
             Tensor::new(&g.out_shape(g.c), out).map_err(KernelError::from)
         })
     }
@@ -83,8 +94,9 @@ impl CpuKernel for MaxPoolGrad {
         check_dy(dy, &g, g.c)?;
         let out = float_kernel!(x.dtype(), T => {
             let (xs, ds) = (x.as_slice::<T>()?, dy.as_slice::<T>()?);
+            let step = ctx.step;
             let mut dx = ctx.pool.zeros::<T>(x.len());
-            self.0.argmax(&g, xs, |o, i| dx[i] += ds[o]);
+            self.0.argmax(&g, xs, step, |o, i| dx[i] += ds[o])?;
             Tensor::new(x.shape(), dx).map_err(KernelError::from)
         })?;
         Ok(vec![out])

@@ -21,12 +21,16 @@ impl CpuKernel for Send {
 }
 
 impl CpuKernel for Recv {
-    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
         use crate::distributed::{precision, rendezvous};
         let step = step_id(inputs[0])?;
         let wire = precision::parse(&self.precision)?;
         let timeout = std::time::Duration::from_millis(self.timeout_ms.max(1) as u64);
-        let (value, bytes) = rendezvous::fetch(&self.peer, &self.key, step, wire, timeout)
+        let limits = rendezvous::FetchLimits {
+            budget: ctx.step.budget,
+            token: ctx.step.peer_token,
+        };
+        let (value, bytes) = rendezvous::fetch(&self.peer, &self.key, step, wire, timeout, limits)
             .map_err(|e| KernelError::Message(format!("receiving '{}': {e}", self.key)))?;
         let fits = value.dtype() == self.dtype
             && value.rank() == self.shape.dims().len()

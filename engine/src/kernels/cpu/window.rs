@@ -84,6 +84,16 @@ impl Geometry {
         (lo, hi, ix0)
     }
 
+    /// For the windows of output row `oy`: the range `lo..hi` of window rows `i` that fall
+    /// inside the image, and `iy0`, where `iy0 + i` is the input row of `i`. A window far
+    /// larger than its image costs only the rows it covers.
+    pub(crate) fn rows(&self, oy: usize) -> (usize, usize, isize) {
+        let iy0 = (oy * self.sh) as isize - self.ph as isize;
+        let lo = (-iy0).clamp(0, self.kh as isize) as usize;
+        let hi = (self.h as isize - iy0).clamp(lo as isize, self.kh as isize) as usize;
+        (lo, hi, iy0)
+    }
+
     /// The input row under window row `i` of output row `oy`, if inside the image.
     pub(crate) fn row(&self, oy: usize, i: usize) -> Option<usize> {
         let iy = (oy * self.sh + i) as isize - self.ph as isize;

@@ -3,7 +3,7 @@
 
 use super::events::EventBus;
 use super::step::resolve;
-use super::{lock, Entry};
+use super::{lock, Entry, Held};
 use crate::data::{DataSource, Dataset};
 use crate::executor::CancelToken;
 use crate::fit::{FitConfig, FitProgress, LabelFormat};
@@ -197,13 +197,34 @@ pub(super) fn start_fit(
         ending: ending.clone(),
         cancel: entry.cancel.clone(),
     };
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
+        let held = entry.acquire().await;
+        // Not awaited: the fit ends the stream itself.
+        let _fit = tokio::task::spawn_blocking(move || {
+            run_fit(entry, held, cache, events, req, tx, ending)
+        });
+    });
+    stream
+}
+
+/// A fit's loop, on a blocking thread, once its call has the session (or was refused it).
+fn run_fit(
+    entry: Arc<Entry>,
+    held: Result<Held, Status>,
+    cache: DatasetCache,
+    events: EventBus,
+    req: proto::FitRequest,
+    tx: mpsc::UnboundedSender<Result<proto::FitProgressMsg, Status>>,
+    ending: Arc<Mutex<Ending>>,
+) {
+    {
         let handle = entry.handle.clone();
         let mut steps_done = 0;
         let run = || -> Result<(), Status> {
             let config = fit_config(&entry, &req)?;
             let data = cache.get(&req.dataset)?;
-            let mut session = lock(&entry.session);
+            let mut held = held?;
+            let session = &mut held.session;
             events.publish(
                 &handle,
                 Kind::FitStarted(proto::FitStarted {
@@ -237,8 +258,7 @@ pub(super) fn start_fit(
         if let Err(status) = result {
             let _ = tx.send(Err(status));
         }
-    });
-    stream
+    }
 }
 
 #[cfg(test)]

@@ -24,13 +24,14 @@ use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
 use crate::service::worker::WorkerServer;
 use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
+use crate::tensor::MemoryBudget;
 use events::EventBus;
 pub use events::WatchStream;
 pub use fit::FitStream;
 use proto::engine_event::Kind;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use step::ChunkStream;
@@ -53,6 +54,13 @@ pub struct EngineConfig {
     pub token: Option<String>,
     /// The cluster task this engine is (`/job:worker/task:0`), reported by GetStatus.
     pub task: Option<String>,
+    /// The most bytes one tensor (a step's value, a variable, a peer's tensor) may take.
+    pub memory_budget: MemoryBudget,
+    /// The most sessions (registered graphs included) open at once.
+    pub max_sessions: usize,
+    /// The most calls (steps, fits, variable reads and writes) waiting for one session; past
+    /// it a call is refused with RESOURCE_EXHAUSTED.
+    pub max_queued: usize,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +69,9 @@ impl Default for EngineConfig {
             max_message_bytes: 256 << 20,
             token: None,
             task: None,
+            memory_budget: crate::devices::default_memory_budget(),
+            max_sessions: 1024,
+            max_queued: 64,
         }
     }
 }
@@ -71,7 +82,12 @@ struct Entry {
     graph: Graph,
     /// Steps run so far (RunStep), for the step events.
     steps: AtomicI64,
-    session: Mutex<Session>,
+    /// Taken by each call that uses the session, in the order they came (tokio's mutex is
+    /// fair), waiting without a thread: see [`Entry::acquire`].
+    session: Arc<tokio::sync::Mutex<Session>>,
+    /// Calls waiting for (or holding) the session.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
     /// Held while the graph's version is checked and a delta imported.
     extend: Mutex<()>,
     cancel: CancelToken,
@@ -81,9 +97,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A call's place in a session's queue, given up however the call ends.
+struct InQueue(Arc<AtomicUsize>);
+
+impl Drop for InQueue {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The session, held by one call; its place in the queue goes with it.
+pub(super) struct Held {
+    pub(super) session: tokio::sync::OwnedMutexGuard<Session>,
+    _place: InQueue,
+}
+
+impl Entry {
+    /// Waits for the session behind the calls before this one, on no thread: a session busy
+    /// with a long step makes its own callers wait, never the engine's other sessions. Past
+    /// `max_queued` waiting calls, a call is refused at once.
+    pub(super) async fn acquire(&self) -> Result<Held, Status> {
+        let place = InQueue(self.queued.clone());
+        let before = self.queued.fetch_add(1, Ordering::SeqCst);
+        if before >= self.max_queued {
+            return Err(Status::resource_exhausted(format!(
+                "session '{}' has {before} calls waiting, the most it queues \
+                 (--max-queued {}); wait for them or cancel the running step",
+                self.handle, self.max_queued
+            )));
+        }
+        Ok(Held {
+            session: self.session.clone().lock_owned().await,
+            _place: place,
+        })
+    }
+}
+
 /// The master service. Clones share the sessions.
 #[derive(Clone)]
 pub struct MasterServer {
+    /// What sessions get and how many there may be (see [`EngineConfig`]).
+    limits: Arc<EngineConfig>,
     sessions: Arc<Mutex<HashMap<String, Arc<Entry>>>>,
     created: Arc<AtomicU64>,
     /// Data sets fits have loaded, by name.
@@ -96,6 +150,7 @@ pub struct MasterServer {
 impl Default for MasterServer {
     fn default() -> Self {
         MasterServer {
+            limits: Arc::new(EngineConfig::default()),
             sessions: Arc::default(),
             created: Arc::default(),
             datasets: fit::DatasetCache::default(),
@@ -109,6 +164,14 @@ impl Default for MasterServer {
 impl MasterServer {
     pub fn new() -> MasterServer {
         MasterServer::default()
+    }
+
+    /// A master service whose sessions get `config`'s memory budget, queue and peer token.
+    pub fn with_config(config: &EngineConfig) -> MasterServer {
+        MasterServer {
+            limits: Arc::new(config.clone()),
+            ..MasterServer::default()
+        }
     }
 
     /// The tonic service, with the message limit of `config`.
@@ -127,16 +190,11 @@ impl MasterServer {
             .ok_or_else(|| unknown_session(handle))
     }
 
-    /// A handle no other session of this process has had.
+    /// A handle no other session of this process has had, and nobody can guess.
     fn new_handle(&self) -> String {
         let n = self.created.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut z = nanos ^ u64::from(std::process::id()).rotate_left(32);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        format!("s{n}-{:012x}", (z ^ (z >> 31)) & 0xFFFF_FFFF_FFFF)
+        let secret = crate::service::auth::random_u128() & ((1 << 96) - 1);
+        format!("s{n}-{secret:024x}")
     }
 }
 
@@ -171,18 +229,33 @@ impl MasterService for MasterServer {
             }
         })
         .await?;
-        let session = Session::with_devices(&graph, self.devices.clone(), true);
+        let mut session = Session::with_devices(&graph, self.devices.clone(), true);
+        session.set_memory_budget(self.limits.memory_budget);
+        session.set_peer_token(self.limits.token.as_deref());
         let handle = self.new_handle();
         let entry = Arc::new(Entry {
             handle: handle.clone(),
             cancel: session.cancel_token(),
-            session: Mutex::new(session),
+            session: Arc::new(tokio::sync::Mutex::new(session)),
+            queued: Arc::default(),
+            max_queued: self.limits.max_queued,
             extend: Mutex::new(()),
             steps: AtomicI64::new(0),
             graph,
         });
         let version = entry.graph.len() as u64;
-        lock(&self.sessions).insert(handle.clone(), entry);
+        {
+            let mut sessions = lock(&self.sessions);
+            if sessions.len() >= self.limits.max_sessions {
+                entry.graph.forget();
+                return Err(Status::resource_exhausted(format!(
+                    "this engine has {} sessions open, the most it allows (--max-sessions); \
+                     close some first",
+                    sessions.len()
+                )));
+            }
+            sessions.insert(handle.clone(), entry);
+        }
         tracing::debug!("session {handle} created, {version} nodes");
         self.events.publish(
             &handle,
@@ -262,8 +335,9 @@ impl MasterService for MasterServer {
         request: Request<proto::InitVariablesRequest>,
     ) -> Result<Response<proto::InitVariablesResponse>, Status> {
         let entry = self.entry(&request.into_inner().session_handle)?;
+        let mut held = entry.acquire().await?;
         let count = blocking(move || {
-            lock(&entry.session)
+            held.session
                 .init_variables()
                 .map_err(|e| session_status(&e))
         })
@@ -294,11 +368,15 @@ impl MasterService for MasterServer {
             )));
         }
         let options = header.options.unwrap_or_default();
+        let deadline = (options.timeout_ms > 0)
+            .then(|| std::time::Instant::now() + Duration::from_millis(options.timeout_ms));
         let names = header.fetch.clone();
         let stepped = entry.clone();
         let step = async move {
             let feeds = read_tensors(&mut stream, header.feed_count as usize).await?;
-            let run = move || run_step_blocking(&entry, &header, feeds, options.trace);
+            let held = entry.acquire().await?;
+            let run =
+                move || run_step_blocking(&entry, held, &header, feeds, options.trace, deadline);
             // Without a deadline to watch, the step runs on this worker thread, which hands
             // its other tasks to another: no hop to a blocking thread and back, which is most
             // of a tiny step's round trip where idle CPUs sleep deeply. With a deadline (or on
@@ -354,9 +432,10 @@ impl MasterService for MasterServer {
             .pop()
             .map(|(_, t)| t)
             .ok_or_else(|| Status::invalid_argument("SetVariable: no value was sent"))?;
+        let mut held = entry.acquire().await?;
         blocking(move || {
             let var = resolve(&entry.graph, &header.variable, "variable")?;
-            lock(&entry.session)
+            held.session
                 .set_variable(var, value)
                 .map_err(|e| session_status(&e))
         })
@@ -457,7 +536,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let listen_ip = listener.local_addr().ok().map(|a| a.ip());
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let master = MasterServer::new();
+    let master = MasterServer::with_config(&config);
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
@@ -472,7 +551,7 @@ pub async fn serve(
                 master,
                 listen_ip,
             )
-            .into_service(),
+            .into_service(config.max_message_bytes),
             CheckToken::new(config.token.as_deref()),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)

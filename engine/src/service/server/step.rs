@@ -1,13 +1,14 @@
 //! The parts of a step on the engine's side: reading the feed tensors of a request stream,
 //! resolving names to outputs, running the step, and streaming the fetched values back.
 
-use super::{lock, Entry};
+use super::{Entry, Held};
 use crate::graph::{Graph, Output};
 use crate::service::chunks::{Assembler, TensorChunks};
 use crate::service::proto::run_step_chunk::Part;
 use crate::service::proto::{self, RunStepChunk};
 use crate::service::status::{session_status, wire_status};
 use crate::service::wire::WireError;
+use crate::session::StepOptions;
 use crate::tensor::Tensor;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -105,9 +106,11 @@ impl Stream for ChunkStream {
 /// Runs one step on a blocking thread: fetches, their values and, if traced, the timings.
 pub(super) fn run_step_blocking(
     entry: &Entry,
+    mut held: Held,
     header: &proto::RunStepHeader,
     feeds: Vec<(String, Tensor)>,
     trace: bool,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(Vec<Tensor>, Vec<proto::NodeTiming>), Status> {
     let graph = &entry.graph;
     let fetches = (header.fetch.iter())
@@ -126,12 +129,11 @@ pub(super) fn run_step_blocking(
         }
         fed.push((output, value));
     }
-    let mut session = lock(&entry.session);
-    let result = if trace {
-        // A traced run has no targets: run them as fetches and drop their values.
-        let all: Vec<Output> = fetches.iter().chain(&targets).copied().collect();
-        session.run_traced(&all, &fed).map(|(mut values, timings)| {
-            values.truncate(fetches.len());
+    let options = StepOptions { deadline, trace };
+    let result = held
+        .session
+        .run_step(&fetches, &fed, &targets, &options)
+        .map(|(values, timings)| {
             let timings = timings
                 .into_iter()
                 .map(|t| proto::NodeTiming {
@@ -141,11 +143,6 @@ pub(super) fn run_step_blocking(
                 })
                 .collect();
             (values, timings)
-        })
-    } else {
-        session
-            .run_with_targets(&fetches, &fed, &targets)
-            .map(|values| (values, Vec::new()))
-    };
+        });
     result.map_err(|e| session_status(&e))
 }
