@@ -52,7 +52,7 @@ pub(crate) struct StepLimits<'a> {
     pub cancel: &'a CancelToken,
     pub deadline: Option<Instant>,
     pub budget: MemoryBudget,
-    pub peer_token: Option<&'a str>,
+    pub peer: &'a crate::service::auth::PeerCredentials,
     /// Fault injection for tests (see `session::PANIC_IN_NODE_ENV`).
     pub panic_in: Option<&'a str>,
 }
@@ -277,7 +277,7 @@ impl Plan {
                 cancel: (!writes_started).then_some(limits.cancel),
                 deadline: limits.deadline.filter(|_| !writes_started),
                 budget: limits.budget,
-                peer_token: limits.peer_token,
+                peer: limits.peer,
             };
             let failed = |message: String| SessionError::Kernel {
                 node: step.name.clone(),

@@ -10,6 +10,7 @@ use crate::executor::{CancelToken, NodeTiming, Placement, Plan, StepLimits};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::kernels::{BufferPool, VariableStore};
+use crate::service::auth::PeerCredentials;
 use crate::service::RemoteSession;
 use crate::tensor::{MemoryBudget, Tensor};
 use std::collections::HashMap;
@@ -34,8 +35,9 @@ pub struct Session {
     fuse: bool,
     /// The most bytes one tensor of a step or a variable may take.
     budget: MemoryBudget,
-    /// The token calls to other workers carry; `None`: the environment's, if any.
-    peer_token: Option<Arc<str>>,
+    /// What calls to other workers carry (the environment's token and authority where this
+    /// has none).
+    peer: PeerCredentials,
     /// Fault injection for tests: the kernel of the node of this name panics.
     panic_in: Option<Arc<str>>,
 }
@@ -108,7 +110,7 @@ impl Session {
             devices,
             soft_placement,
             budget: crate::devices::default_memory_budget(),
-            peer_token: None,
+            peer: PeerCredentials::default(),
             panic_in: std::env::var(PANIC_IN_NODE_ENV).ok().map(Arc::from),
         }
     }
@@ -124,10 +126,11 @@ impl Session {
         self.budget
     }
 
-    /// Sets the token this session's calls to other workers carry (a `_Recv` pulling a
-    /// tensor); without one, the environment's (`SLUICE_ENGINE_TOKEN`) is used.
-    pub fn set_peer_token(&mut self, token: Option<&str>) {
-        self.peer_token = token.map(Arc::from);
+    /// Sets what this session's calls to other workers carry (a `_Recv` pulling a tensor):
+    /// a token and the authority their certificates are checked against; where these have
+    /// none, the environment's (`SLUICE_ENGINE_TOKEN`, `SLUICE_TLS_CA`).
+    pub fn set_peer_credentials(&mut self, credentials: PeerCredentials) {
+        self.peer = credentials;
     }
 
     /// The devices this session places nodes on.
@@ -291,7 +294,7 @@ impl Session {
                 cancel: &self.cancel,
                 deadline,
                 budget: self.budget,
-                peer_token: self.peer_token.as_deref(),
+                peer: &self.peer,
                 panic_in: self.panic_in.as_deref(),
             },
             trace,

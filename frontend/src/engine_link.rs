@@ -18,6 +18,32 @@ pub struct EngineLink {
     tokens: Mutex<HashMap<String, RemoteCancelToken>>,
 }
 
+/// The embedded engine's settings. It listens on loopback, which other users of the machine
+/// reach too: it requires a token nobody else knows, made now (or the one already in the
+/// environment) and put in this process's environment, which the cell process inherits and
+/// from which this frontend's own calls send it. It reads data sets from the engine's usual
+/// folders and the folder the frontend started in (the notebook's).
+fn embedded_config() -> Result<EngineConfig> {
+    use sluice::service::auth::{random_u128, token_from_env, TOKEN_ENV};
+    let token = match token_from_env() {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            let token = format!("{:032x}", random_u128());
+            std::env::set_var(TOKEN_ENV, &token);
+            token
+        }
+        Err(e) => return Err(FrontendError::Engine(e.to_string())),
+    };
+    let defaults = EngineConfig::default();
+    let here = std::env::current_dir().ok();
+    let roots = defaults.data_roots.roots().iter().cloned().chain(here);
+    Ok(EngineConfig {
+        tokens: vec![token],
+        data_roots: sluice::data::DataRoots::new(roots),
+        ..defaults
+    })
+}
+
 impl EngineLink {
     /// Uses the engine at `addr`, else the one `SLUICE_ENGINE` names, else starts one inside
     /// the frontend on loopback.
@@ -33,7 +59,7 @@ impl EngineLink {
                 tokens: Mutex::default(),
             });
         }
-        let engine = EmbeddedEngine::start("127.0.0.1:0", EngineConfig::default())
+        let engine = EmbeddedEngine::start("127.0.0.1:0", embedded_config()?)
             .map_err(|e| FrontendError::Engine(format!("cannot start the embedded engine: {e}")))?;
         Ok(EngineLink {
             addr: engine.addr().to_string(),

@@ -241,6 +241,19 @@ fn ctrl_c_cancels_a_fit_and_errors_bring_the_prompt_back() {
     let history = temp_history("interrupt");
     let mut repl = Repl::start(&history);
 
+    // The embedded engine listens on loopback, where other users reach it too: it requires
+    // a token of its own, which this process (another user, say) does not have.
+    repl.type_line(":engine");
+    let addr = repl.expect_regex(r"engine (127\.0\.0\.1:\d+) \(embedded");
+    repl.expect(PROMPT);
+    std::env::remove_var(sluice::service::auth::TOKEN_ENV);
+    std::env::remove_var(sluice::service::auth::TOKEN_FILE_ENV);
+    let outsider = sluice::service::RemoteSession::create(&addr, &sluice::Graph::new())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(outsider.contains("requires a token"), "{addr}: {outsider}");
+
     // Ctrl-C at the prompt drops the line.
     repl.send("let dropped = 1");
     repl.send("\x03");

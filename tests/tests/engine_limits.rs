@@ -261,3 +261,71 @@ fn the_worker_service_takes_graphs_up_to_the_engines_message_limit() {
     );
     still_right(&mut small);
 }
+
+#[test]
+fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
+    let dir = std::env::temp_dir().join(format!("sluice-data-roots-{}", std::process::id()));
+    let digits = dir.join("root/digits");
+    std::fs::create_dir_all(&digits).unwrap();
+    let embedded =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/data/mnist-digits-10k");
+    for file in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(embedded.join(file), digits.join(file)).unwrap();
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&embedded, dir.join("root/linked")).unwrap();
+    let root = dir.join("root");
+    let mut engine = Engine::start(&["--data-root", root.to_str().unwrap()]).unwrap();
+
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let w = g.variable("W", &[784, 10], Initializer::Zeros);
+    let loss = -reduce_sum(y_ * log(softmax(matmul(x, w))));
+    let train = GradientDescent::new(0.01).minimize(loss).unwrap();
+    let config = FitConfig {
+        steps: 20,
+        report_every: 10,
+        ..FitConfig::new(x, y_, loss, train)
+    };
+    let mut sess = RemoteSession::create(&engine.addr, &g).unwrap();
+    sess.init_variables().unwrap();
+    let mut fit = |name: &str| {
+        sess.fit(name, &config, &mut |_| {})
+            .map(|last| last.is_some())
+    };
+
+    // Under the root: read.
+    let inside = format!("idx:{}", digits.display());
+    assert!(fit(&inside).unwrap());
+    assert!(fit("mnist-digits").unwrap());
+    // Anywhere else, existing or not, by a link or by `..`: refused in the same words.
+    let mut refused = |name: &str| status_of(&fit(name).unwrap_err());
+    let (code, passwd) = refused("arrow:/etc/passwd?label=y");
+    assert_eq!(code, Code::PermissionDenied, "{passwd}");
+    assert!(
+        passwd.contains("not under the engine's data roots"),
+        "{passwd}"
+    );
+    let (_, missing) = refused("arrow:/etc/no-such-file?label=y");
+    assert_eq!(
+        passwd.replace("/etc/passwd", "X"),
+        missing.replace("/etc/no-such-file", "X")
+    );
+    let outside = format!("idx:{}", embedded.display());
+    assert_eq!(refused(&outside).0, Code::PermissionDenied);
+    let up = format!("idx:{}/../../..", digits.display());
+    assert_eq!(refused(&up).0, Code::PermissionDenied);
+    #[cfg(unix)]
+    {
+        let linked = format!("idx:{}", root.join("linked").display());
+        assert_eq!(refused(&linked).0, Code::PermissionDenied);
+    }
+    still_right(&mut engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,11 +26,13 @@ fn a_token_guards_an_engine_on_every_interface() {
         .err()
         .unwrap();
     assert!(err.contains("without a token"), "{err}");
+    // (Plain text: TLS is engine_tls.rs's subject.)
     let engine = Engine::start_with(&[
         "--listen",
         "0.0.0.0:0",
         "--token-file",
         token_file.to_str().unwrap(),
+        "--insecure-plaintext",
     ])
     .unwrap();
     let port = engine.addr.rsplit_once(':').unwrap().1;
@@ -67,5 +69,39 @@ fn a_token_guards_an_engine_on_every_interface() {
     let err = two_plus_two(&addr).unwrap_err().to_string();
     assert!(err.contains("missing"), "{err}");
     std::env::remove_var(TOKEN_FILE_ENV);
+
+    // One token per user: each one's sessions are unknown to the other, to use or to watch.
+    let users = dir.join("users");
+    std::fs::write(&users, "# one per user\nalice-t0ken\n\nbob-t0ken\n").unwrap();
+    let engine = Engine::start(&["--token-file", users.to_str().unwrap()]).unwrap();
+    std::env::set_var(TOKEN_ENV, "bob-t0ken");
+    let mut bobs_events = watch_events(&engine.addr, None).unwrap();
+    std::env::set_var(TOKEN_ENV, "alice-t0ken");
+    let g = Graph::new();
+    let four = g.scalar(2.0) + g.scalar(2.0);
+    let mut alices = RemoteSession::create(&engine.addr, &g).unwrap();
+    assert_eq!(alices.run(&[four], &[]).unwrap()[0].scalar_f64(), Some(4.0));
+    let handle = alices.handle().to_string();
+    std::env::set_var(TOKEN_ENV, "bob-t0ken");
+    let err = RemoteSession::attach(&engine.addr, &handle)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no session"), "{err}");
+    let err = watch_events(&engine.addr, Some(&handle))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no session"), "{err}");
+    // Bob's own session is the first thing Bob sees: none of Alice's events.
+    let mut bobs = RemoteSession::create(&engine.addr, &g).unwrap();
+    assert_eq!(bobs.run(&[four], &[]).unwrap()[0].scalar_f64(), Some(4.0));
+    match bobs_events.next() {
+        Some(Ok(sluice::service::EngineEvent::SessionCreated { session, .. })) => {
+            assert_eq!(session, bobs.handle())
+        }
+        other => panic!("Bob's watch saw {other:?} first"),
+    }
+    std::env::remove_var(TOKEN_ENV);
     let _ = std::fs::remove_dir_all(&dir);
 }

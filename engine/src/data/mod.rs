@@ -9,6 +9,7 @@ mod columnar;
 mod history;
 mod idx;
 mod mnist;
+mod roots;
 mod source;
 
 pub use batches::{Batch, Batches};
@@ -16,8 +17,9 @@ pub use batches::{Batch, Batches};
 pub use columnar::{load_table, load_table_split, Columns, TableFormat};
 #[cfg(feature = "engine")]
 pub use history::{write_history, HistoryFormat};
-pub use idx::{read_idx, IdxArray};
+pub use idx::{parse_idx, read_idx, IdxArray};
 pub use mnist::{fashion_mnist, load_idx_split, mnist_digits, Split, DEFAULT_FASHION_MNIST_DIR};
+pub use roots::{engine_data_dir, DataRoots, DATA_DIR_ENV};
 pub use source::DataSource;
 
 use crate::tensor::Tensor;

@@ -36,6 +36,20 @@ pub enum DataSource {
 }
 
 impl DataSource {
+    /// The files and folders loading the data set reads (none for the embedded digits).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            DataSource::MnistDigits => Vec::new(),
+            DataSource::FashionMnist(dir) => vec![dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(super::DEFAULT_FASHION_MNIST_DIR))],
+            DataSource::Idx(dir) => vec![dir.clone()],
+            DataSource::Arrow { path, test, .. } | DataSource::Parquet { path, test, .. } => {
+                std::iter::once(path.clone()).chain(test.clone()).collect()
+            }
+        }
+    }
+
     /// Reads the data set. A table without `test` is split in file order: the first 80% of
     /// its rows to train on, the last 20% (rounded down) to test on.
     pub fn load(&self) -> Result<Split, DataError> {

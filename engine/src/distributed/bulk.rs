@@ -16,7 +16,7 @@ use crate::tensor::{Buffer, Tensor};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Payloads at least this large go over the bulk channel; smaller ones stream over gRPC,
@@ -28,6 +28,11 @@ const STALE: Duration = Duration::from_secs(600);
 
 /// A connection that brings no ticket for this long is closed (receivers reconnect).
 const IDLE: Duration = Duration::from_secs(120);
+
+/// The most connections served at once (a thread each): past it a new connection waits in
+/// the listen queue until one closes, so connections cannot pile up threads. Receivers pool
+/// one connection per peer and concurrent transfer.
+const MAX_CONNECTIONS: usize = 64;
 
 /// Set to `off` (or `0`), receivers ask for every payload over gRPC: for networks where only
 /// the gRPC port is open.
@@ -83,6 +88,10 @@ fn start(ip: IpAddr) -> Result<u16, String> {
     std::thread::Builder::new()
         .name("sluice-bulk".into())
         .spawn(move || loop {
+            let places = Places::get();
+            // Wait for a free place before taking the next connection: it waits in the
+            // listen queue meanwhile, and the senders' threads stay bounded.
+            places.wait_for_one();
             let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -92,16 +101,58 @@ fn start(ip: IpAddr) -> Result<u16, String> {
                     continue;
                 }
             };
+            let place = places.take();
             let spawned = std::thread::Builder::new()
                 .name("sluice-bulk-send".into())
-                .spawn(move || serve(stream));
+                .spawn(move || {
+                    serve(stream);
+                    drop(place);
+                });
             if let Err(e) = spawned {
-                // The connection is dropped unserved.
+                // The connection is dropped unserved (and its place given back).
                 tracing::warn!("bulk channel: cannot start a sender: {e}");
             }
         })
         .map_err(|e| format!("cannot start the bulk channel: {e}"))?;
     Ok(port)
+}
+
+/// The connections being served, at most [`MAX_CONNECTIONS`].
+struct Places {
+    taken: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A connection's place, given back when it is dropped.
+struct Place(&'static Places);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl Places {
+    fn get() -> &'static Places {
+        static PLACES: Places = Places {
+            taken: Mutex::new(0),
+            freed: Condvar::new(),
+        };
+        &PLACES
+    }
+
+    fn wait_for_one(&'static self) {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken >= MAX_CONNECTIONS {
+            taken = self.freed.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn take(&'static self) -> Place {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Place(self)
+    }
 }
 
 /// Keeps the payload `encoder` makes (of a value published under the rendezvous `key`) for

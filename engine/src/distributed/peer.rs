@@ -2,15 +2,16 @@
 //! per peer, driven by a runtime of its own so that callers may block on it from any thread
 //! (a worker's kernels included).
 
-use crate::service::auth::{token_from_env, SendToken};
+use crate::service::auth::{PeerCredentials, SendToken};
 use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto;
 use crate::service::proto::worker_service_client::WorkerServiceClient;
+use crate::service::tls::{self, TrustedCa};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 type Client = WorkerServiceClient<InterceptedService<Channel, SendToken>>;
 
@@ -35,17 +36,14 @@ pub(super) fn runtime() -> Result<&'static tokio::runtime::Handle, String> {
         .map_err(Clone::clone)
 }
 
-/// The client for `peer`, whose calls carry `token` (`None`: the environment's, if any).
-/// Clients are kept per peer and token, so engines in one process (tests, an embedded
-/// engine) may hold different tokens.
-pub(super) fn client(peer: &str, token: Option<&str>) -> Result<Client, String> {
-    type Clients = HashMap<(String, Option<String>), Client>;
+/// The client for `peer`, whose calls carry `credentials` (their token, over TLS checked
+/// against their authority; the environment's where they have none). Clients are kept per
+/// peer and credentials, so engines in one process (tests, an embedded engine) may differ.
+pub(super) fn client(peer: &str, credentials: &PeerCredentials) -> Result<Client, String> {
+    type Clients = HashMap<(String, Option<String>, Option<TrustedCa>), Client>;
     static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
-    let token = match token {
-        Some(t) => Some(t.to_string()),
-        None => token_from_env().map_err(|e| e.to_string())?,
-    };
-    let key = (peer.to_string(), token);
+    let (token, ca) = credentials.resolve()?;
+    let key = (peer.to_string(), token, ca);
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
@@ -54,8 +52,8 @@ pub(super) fn client(peer: &str, token: Option<&str>) -> Result<Client, String> 
         return Ok(c.clone());
     }
     let token = SendToken::new(key.1.as_deref()).map_err(|e| e.to_string())?;
-    let endpoint = Endpoint::from_shared(format!("http://{peer}"))
-        .map_err(|e| format!("not an address: {e}"))?
+    let endpoint = tls::endpoint(peer, key.2.as_ref())
+        .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(crate::service::STREAM_WINDOW))
@@ -73,7 +71,7 @@ pub(super) fn client(peer: &str, token: Option<&str>) -> Result<Client, String> 
 
 /// Asks the worker at `peer` for its status: its task name and incarnation.
 pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
-    let mut c = client(peer, None)?;
+    let mut c = client(peer, &PeerCredentials::FROM_ENV)?;
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {
         let answer = tokio::time::timeout(timeout, c.get_status(proto::GetStatusRequest {})).await;
@@ -100,7 +98,7 @@ pub fn abort_step(
     reason: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut c = client(peer, None)?;
+    let mut c = client(peer, &PeerCredentials::FROM_ENV)?;
     let request = proto::AbortStepRequest {
         graph: graph.to_string(),
         step_id: step,

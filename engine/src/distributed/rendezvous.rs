@@ -5,6 +5,7 @@
 
 use super::peer::{client, runtime};
 use super::{bulk, precision};
+use crate::service::auth::PeerCredentials;
 use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::recv_tensor_chunk::Part;
 use crate::service::proto::{self, WirePrecision};
@@ -248,7 +249,7 @@ pub fn chunks(
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits<'a> {
     pub budget: MemoryBudget,
-    pub token: Option<&'a str>,
+    pub peer: &'a PeerCredentials,
 }
 
 /// Pulls the value published under `key` in `step` from the worker at `peer`, waiting up to
@@ -262,13 +263,15 @@ pub fn fetch(
     limits: FetchLimits,
 ) -> Result<(Tensor, u64), String> {
     let budget = limits.budget;
-    let mut c = client(peer, limits.token)?;
+    let mut c = client(peer, limits.peer)?;
     let request = proto::RecvTensorRequest {
         key: key.to_string(),
         step_id: step,
         timeout_ms: timeout.as_millis() as u64,
         precision: precision as i32,
-        accept_bulk: bulk::enabled(),
+        // The bulk channel has no TLS: a receiver that calls over TLS takes every payload
+        // over gRPC.
+        accept_bulk: bulk::enabled() && limits.peer.resolve()?.1.is_none(),
     };
     let call = async move {
         let mut stream = c

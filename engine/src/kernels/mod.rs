@@ -325,8 +325,9 @@ pub struct StepControl<'a> {
     pub cancel: Option<&'a crate::executor::CancelToken>,
     pub deadline: Option<std::time::Instant>,
     pub budget: crate::tensor::MemoryBudget,
-    /// The token calls to other workers carry (`None`: the one in the environment, if any).
-    pub peer_token: Option<&'a str>,
+    /// What calls to other workers carry (the environment's token and authority where
+    /// these have none).
+    pub peer: &'a crate::service::auth::PeerCredentials,
 }
 
 impl StepControl<'_> {
@@ -336,7 +337,7 @@ impl StepControl<'_> {
             cancel: None,
             deadline: None,
             budget: crate::tensor::MemoryBudget::unlimited(),
-            peer_token: None,
+            peer: &crate::service::auth::PeerCredentials::FROM_ENV,
         }
     }
 

@@ -465,4 +465,6 @@ fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule) -> Built 
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -62,6 +62,38 @@ pub fn token_from_env() -> Result<Option<String>, TokenError> {
     }
 }
 
+/// What an engine's own calls to other engines carry: its token, and the certificate
+/// authority it checks them against. Each left `None` is taken from the environment
+/// ([`TOKEN_ENV`], `SLUICE_TLS_CA`), as a client's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    pub token: Option<String>,
+    pub ca: Option<crate::service::tls::TrustedCa>,
+}
+
+impl PeerCredentials {
+    /// Nothing of its own: the environment's token and authority.
+    pub const FROM_ENV: PeerCredentials = PeerCredentials {
+        token: None,
+        ca: None,
+    };
+
+    /// The token and authority calls carry: these, else the environment's.
+    pub fn resolve(
+        &self,
+    ) -> Result<(Option<String>, Option<crate::service::tls::TrustedCa>), String> {
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => token_from_env().map_err(|e| e.to_string())?,
+        };
+        let ca = match &self.ca {
+            Some(ca) => Some(ca.clone()),
+            None => crate::service::tls::TrustedCa::from_env().map_err(|e| e.to_string())?,
+        };
+        Ok((token, ca))
+    }
+}
+
 /// Adds the token (if any) to each call a client makes.
 #[derive(Clone, Default)]
 pub struct SendToken(Option<MetadataValue<Ascii>>);
@@ -89,38 +121,87 @@ impl Interceptor for SendToken {
     }
 }
 
-/// Checks each call's token on the engine's side; with no token, lets every call through.
+/// Who made a call: the index of the token it carried among the engine's (each token is one
+/// user); absent when the engine takes calls without a token.
+#[cfg(feature = "engine")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Caller(pub u32);
+
+/// The caller of `request`, as [`CheckToken`] found it.
+#[cfg(feature = "engine")]
+pub fn caller_of<T>(request: &Request<T>) -> Option<Caller> {
+    request.extensions().get::<Caller>().copied()
+}
+
+/// Reads an engine's tokens: one per line (blank lines and `#` comments skipped), each a user
+/// of its own whose sessions the others cannot see.
+pub fn read_token_list(path: &std::path::Path) -> Result<Vec<String>, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let name = path.display().to_string();
+    let tokens = (text.lines().map(str::trim))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| check_token(l, &name))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tokens.is_empty() {
+        return Err(TokenError::Empty { source_name: name });
+    }
+    Ok(tokens)
+}
+
+/// Checks each call's token on the engine's side and marks the call with its [`Caller`];
+/// with no tokens, lets every call through unmarked.
 #[cfg(feature = "engine")]
 #[derive(Clone, Default)]
-pub struct CheckToken(Option<std::sync::Arc<str>>);
+pub struct CheckToken(std::sync::Arc<[std::sync::Arc<str>]>);
 
 #[cfg(feature = "engine")]
 impl CheckToken {
-    pub fn new(token: Option<&str>) -> CheckToken {
-        CheckToken(token.map(std::sync::Arc::from))
+    pub fn new(tokens: &[String]) -> CheckToken {
+        CheckToken(
+            tokens
+                .iter()
+                .map(|t| std::sync::Arc::from(t.as_str()))
+                .collect(),
+        )
     }
 }
 
 #[cfg(feature = "engine")]
 impl Interceptor for CheckToken {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.0 else {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if self.0.is_empty() {
             return Ok(request);
-        };
+        }
         let sent = request
             .metadata()
             .get(HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match sent {
-            Some(sent) if same(sent.as_bytes(), expected.as_bytes()) => Ok(request),
-            Some(_) => Err(Status::unauthenticated(
-                "the engine's token does not match the one sent",
-            )),
-            None => Err(Status::unauthenticated(format!(
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let Some(sent) = sent else {
+            return Err(Status::unauthenticated(format!(
                 "this engine requires a token: set {TOKEN_ENV} (or {TOKEN_FILE_ENV}) to the token \
                  it was started with"
-            ))),
+            )));
+        };
+        // Every token is compared, so the time taken does not say which one matched.
+        let mut found = None;
+        for (i, expected) in self.0.iter().enumerate() {
+            if same(sent.as_bytes(), expected.as_bytes()) && found.is_none() {
+                found = u32::try_from(i).ok();
+            }
+        }
+        match found {
+            Some(i) => {
+                request.extensions_mut().insert(Caller(i));
+                Ok(request)
+            }
+            None => Err(Status::unauthenticated(
+                "the engine's token does not match the one sent",
+            )),
         }
     }
 }

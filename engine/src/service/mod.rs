@@ -16,6 +16,7 @@ pub mod embedded;
 #[cfg(feature = "engine")]
 pub mod server;
 mod status;
+pub mod tls;
 pub mod wire;
 #[cfg(feature = "engine")]
 pub mod worker;

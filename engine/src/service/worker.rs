@@ -4,6 +4,7 @@
 
 use crate::distributed::rendezvous;
 use crate::graph::AttrValue;
+use crate::service::auth::caller_of;
 use crate::service::chunks::CHUNK_BYTES;
 use crate::service::proto::master_service_server::MasterService;
 use crate::service::proto::worker_service_server::{WorkerService, WorkerServiceServer};
@@ -33,6 +34,9 @@ pub struct WorkerServer {
     master: MasterServer,
     /// The address the engine listens on, for the bulk channel's port.
     listen_ip: Option<std::net::IpAddr>,
+    /// Whether large tensors may go over the bulk channel (which has no TLS: an engine that
+    /// serves TLS sends every payload over gRPC).
+    bulk: bool,
 }
 
 impl WorkerServer {
@@ -40,11 +44,13 @@ impl WorkerServer {
         task: &str,
         master: MasterServer,
         listen_ip: Option<std::net::IpAddr>,
+        bulk: bool,
     ) -> WorkerServer {
         WorkerServer {
             task: task.to_string(),
             master,
             listen_ip,
+            bulk,
         }
     }
 
@@ -95,14 +101,15 @@ impl WorkerService for WorkerServer {
         request: Request<proto::CloseSessionRequest>,
     ) -> Result<Response<proto::CloseSessionResponse>, Status> {
         let handle = request.get_ref().session_handle.clone();
-        let graph = self
-            .master
-            .get_graph(Request::new(proto::GetGraphRequest {
-                session_handle: handle,
-                from_version: 0,
-            }))
-            .await?
-            .into_inner();
+        // Asked as the caller, whose session it must be.
+        let mut ask = Request::new(proto::GetGraphRequest {
+            session_handle: handle,
+            from_version: 0,
+        });
+        if let Some(caller) = caller_of(&request) {
+            ask.extensions_mut().insert(caller);
+        }
+        let graph = self.master.get_graph(ask).await?.into_inner();
         let keys = match &graph.graph_def {
             Some(def) => send_keys(def)?,
             None => Vec::new(),
@@ -129,7 +136,7 @@ impl WorkerService for WorkerServer {
         })?;
         let wait = Duration::from_millis(req.timeout_ms).min(MAX_WAIT);
         let value = rendezvous::take(&req.key, req.step_id, wait).await?;
-        if let (true, Some(ip)) = (req.accept_bulk, local_ip) {
+        if let (true, Some(ip)) = (req.accept_bulk && self.bulk, local_ip) {
             // The bulk port listens where this service does (all addresses for 0.0.0.0).
             let ip = self.listen_ip.unwrap_or(ip);
             if let Some(header) = rendezvous::bulk_header(&value, precision, ip, &req.key) {

@@ -62,8 +62,10 @@ pub struct Worker {
 /// What an engine serving the master service takes, as `serve` and as `worker`.
 #[derive(Debug, Args)]
 pub struct ServiceOptions {
-    /// The token every call must carry (the file's first line); also taken from
-    /// SLUICE_ENGINE_TOKEN or SLUICE_ENGINE_TOKEN_FILE, from which clients send it
+    /// The tokens calls must carry, one per line, each a user whose sessions the others
+    /// cannot use or watch (the first is also what this engine's own calls to others carry);
+    /// else the token in SLUICE_ENGINE_TOKEN or SLUICE_ENGINE_TOKEN_FILE, from which clients
+    /// send theirs
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
@@ -91,6 +93,32 @@ pub struct ServiceOptions {
     /// (RESOURCE_EXHAUSTED), so one busy session cannot pile up work
     #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_queued)]
     pub max_queued: usize,
+
+    /// A folder whose data sets clients may name for a fit (repeat for several); other paths
+    /// are refused. Default: the engine's data folder (SLUICE_DATA_DIR, else
+    /// ~/.local/share/sluice) and /usr/share/datasets
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_roots: Vec<PathBuf>,
+
+    /// The engine's TLS certificate (PEM, its chain); with --tls-key the engine serves only
+    /// TLS. Also taken from SLUICE_TLS_CERT. Required beyond loopback
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM); also taken from SLUICE_TLS_KEY
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The certificate authority (PEM) other engines' certificates are checked against on
+    /// this engine's own calls to them; also taken from SLUICE_TLS_CA, from which clients
+    /// take it too
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Listen beyond loopback without TLS: the token and every tensor then cross the network
+    /// in clear text. Only for a network nobody else can read
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 /// A size in bytes: a number, optionally followed by KiB, MiB, GiB or TiB (or K, M, G, T).

@@ -19,8 +19,10 @@ mod cli;
 use anyhow::{bail, Context};
 use clap::Parser;
 use cli::{Cli, Command, ServiceOptions};
+use sluice::data::DataRoots;
 use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
-use sluice::service::auth::{read_token_file, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
+use sluice::service::auth::{read_token_list, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
+use sluice::service::tls::{ServerIdentity, TrustedCa, CERT_ENV, KEY_ENV};
 use sluice::service::{serve, EngineConfig};
 use sluice::tensor::MemoryBudget;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -28,25 +30,41 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// The engine's settings from the options `serve` and `worker` share; the token from the
 /// file given, else from the environment.
 fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
-    let token = match &options.token_file {
-        Some(path) => Some(read_token_file(path)?),
-        None => token_from_env()?,
+    let tokens = match &options.token_file {
+        Some(path) => read_token_list(path)?,
+        None => token_from_env()?.into_iter().collect(),
+    };
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerIdentity::read(cert, key)?),
+        _ => ServerIdentity::from_env()?,
+    };
+    let peer_ca = match &options.tls_ca {
+        Some(path) => Some(TrustedCa::read(path)?),
+        None => TrustedCa::from_env()?,
     };
     let defaults = EngineConfig::default();
     Ok(EngineConfig {
+        tls,
+        peer_ca,
         max_message_bytes: options.max_message_bytes(),
-        token,
+        tokens,
         memory_budget: options
             .max_memory
             .map_or(defaults.memory_budget, MemoryBudget::new),
         max_sessions: options.max_sessions,
         max_queued: options.max_queued,
+        data_roots: match options.data_roots.as_slice() {
+            [] => defaults.data_roots.clone(),
+            given => DataRoots::new(given.iter().cloned()),
+        },
         ..defaults
     })
 }
 
-/// The address to bind: it must resolve, and to a loopback address unless a token guards it.
-fn listen_addr(listen: &str, token: bool) -> anyhow::Result<SocketAddr> {
+/// The address to bind: it must resolve, and to a loopback address unless a token guards it
+/// and TLS hides the traffic (or plain text is asked for).
+fn listen_addr(listen: &str, config: &EngineConfig, plaintext: bool) -> anyhow::Result<SocketAddr> {
+    let token = !config.tokens.is_empty();
     let addr = listen
         .to_socket_addrs()
         .with_context(|| format!("--listen {listen}: not a HOST:PORT address"))?
@@ -57,6 +75,13 @@ fn listen_addr(listen: &str, token: bool) -> anyhow::Result<SocketAddr> {
             "refusing to listen on {addr} without a token: other machines can reach it. Pass \
              --token-file FILE (or set {TOKEN_ENV} or {TOKEN_FILE_ENV}), or listen on \
              127.0.0.1:PORT"
+        );
+    }
+    if !addr.ip().is_loopback() && config.tls.is_none() && !plaintext {
+        bail!(
+            "refusing to listen on {addr} without TLS: the token and every tensor would cross \
+             the network in clear text. Pass --tls-cert FILE --tls-key FILE (or set {CERT_ENV} \
+             and {KEY_ENV}), or --insecure-plaintext on a network nobody else can read"
         );
     }
     Ok(addr)
@@ -155,8 +180,8 @@ fn exit_when_parent_goes() {
 
 /// Serves the master service (and, for a worker, the worker service) at `listen` until
 /// SIGTERM or Ctrl-C.
-fn run_engine(listen: &str, config: EngineConfig) -> anyhow::Result<()> {
-    let addr = listen_addr(listen, config.token.is_some())?;
+fn run_engine(listen: &str, config: EngineConfig, plaintext: bool) -> anyhow::Result<()> {
+    let addr = listen_addr(listen, &config, plaintext)?;
     if std::env::var_os(sluice::distributed::launcher::EXIT_WITH_PARENT_ENV).is_some() {
         exit_when_parent_goes();
     }
@@ -196,14 +221,18 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     sluice::logging::init("info");
     match &cli.command {
-        Command::Serve(args) => run_engine(&args.listen, engine_config(&args.service)?),
+        Command::Serve(args) => run_engine(
+            &args.listen,
+            engine_config(&args.service)?,
+            args.service.insecure_plaintext,
+        ),
         Command::Worker(args) => {
             let (listen, task) = worker_listen(args)?;
             let config = EngineConfig {
                 task: task.map(|t| t.to_string()),
                 ..engine_config(&args.service)?
             };
-            run_engine(&listen, config)
+            run_engine(&listen, config, args.service.insecure_plaintext)
         }
         Command::Cluster(args) => run_cluster(args),
     }

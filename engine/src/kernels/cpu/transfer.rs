@@ -28,7 +28,7 @@ impl CpuKernel for Recv {
         let timeout = std::time::Duration::from_millis(self.timeout_ms.max(1) as u64);
         let limits = rendezvous::FetchLimits {
             budget: ctx.step.budget,
-            token: ctx.step.peer_token,
+            peer: ctx.step.peer,
         };
         let (value, bytes) = rendezvous::fetch(&self.peer, &self.key, step, wire, timeout, limits)
             .map_err(|e| KernelError::Message(format!("receiving '{}': {e}", self.key)))?;

@@ -11,13 +11,14 @@ use crate::service::proto::run_step_chunk::Part;
 use crate::service::proto::worker_service_client::WorkerServiceClient;
 use crate::service::proto::RunStepChunk;
 use crate::service::status::session_error;
+use crate::service::tls::{self, TrustedCa};
 use crate::service::wire::WireError;
 use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::tensor::Tensor;
 use std::future::Future;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A client of the master service that sends the engine's token, if one is set.
 pub(super) type Client = MasterServiceClient<InterceptedService<Channel, SendToken>>;
@@ -143,13 +144,9 @@ pub(super) fn connect_both(
         .build()
         .map_err(|e| failed(format!("cannot start the client runtime: {e}")))?;
     let runtime = ClientRuntime(Some(runtime));
-    let uri = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| failed(format!("not an address: {e}")))?
+    let ca = TrustedCa::from_env().map_err(|e| failed(e.to_string()))?;
+    let endpoint = tls::endpoint(addr, ca.as_ref())
+        .map_err(|e| failed(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(STREAM_WINDOW))

@@ -4,7 +4,7 @@
 use super::events::EventBus;
 use super::step::resolve;
 use super::{lock, Entry, Held};
-use crate::data::{DataSource, Dataset};
+use crate::data::{DataRoots, DataSource, Dataset};
 use crate::executor::CancelToken;
 use crate::fit::{FitConfig, FitProgress, LabelFormat};
 use crate::service::proto::{self, engine_event::Kind};
@@ -32,8 +32,9 @@ struct Cached {
 }
 
 impl DatasetCache {
-    /// The training split of the data set `name` names, loaded on first use.
-    fn get(&self, name: &str) -> Result<Arc<Dataset>, Status> {
+    /// The training split of the data set `name` names, loaded on first use; its files must
+    /// lie under `roots`.
+    fn get(&self, name: &str, roots: &DataRoots) -> Result<Arc<Dataset>, Status> {
         {
             let mut cached = lock(&self.0);
             cached.tick += 1;
@@ -46,6 +47,9 @@ impl DatasetCache {
         let source: DataSource = name
             .parse()
             .map_err(|e| Status::invalid_argument(format!("data set '{name}': {e}")))?;
+        roots
+            .allow(name, &source)
+            .map_err(|e| Status::permission_denied(format!("data set '{name}': {e}")))?;
         // Loaded without the lock held: another fit may load a different set meanwhile.
         let split = source
             .load()
@@ -187,6 +191,7 @@ fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Statu
 pub(super) fn start_fit(
     entry: Arc<Entry>,
     cache: DatasetCache,
+    roots: DataRoots,
     events: EventBus,
     req: proto::FitRequest,
 ) -> FitStream {
@@ -200,8 +205,9 @@ pub(super) fn start_fit(
     tokio::spawn(async move {
         let held = entry.acquire().await;
         // Not awaited: the fit ends the stream itself.
+        let data = (cache, roots);
         let _fit = tokio::task::spawn_blocking(move || {
-            run_fit(entry, held, cache, events, req, tx, ending)
+            run_fit(entry, held, data, events, req, tx, ending)
         });
     });
     stream
@@ -211,7 +217,7 @@ pub(super) fn start_fit(
 fn run_fit(
     entry: Arc<Entry>,
     held: Result<Held, Status>,
-    cache: DatasetCache,
+    (cache, roots): (DatasetCache, DataRoots),
     events: EventBus,
     req: proto::FitRequest,
     tx: mpsc::UnboundedSender<Result<proto::FitProgressMsg, Status>>,
@@ -222,7 +228,7 @@ fn run_fit(
         let mut steps_done = 0;
         let run = || -> Result<(), Status> {
             let config = fit_config(&entry, &req)?;
-            let data = cache.get(&req.dataset)?;
+            let data = cache.get(&req.dataset, &roots)?;
             let mut held = held?;
             let session = &mut held.session;
             events.publish(

@@ -9,10 +9,11 @@ mod events;
 mod fit;
 mod step;
 
+use crate::data::DataRoots;
 use crate::devices::DeviceSet;
 use crate::executor::CancelToken;
 use crate::graph::Graph;
-use crate::service::auth::CheckToken;
+use crate::service::auth::{caller_of, Caller, CheckToken, PeerCredentials};
 use crate::service::chunks::{TensorChunks, CHUNK_BYTES};
 use crate::service::proto::master_service_server::{MasterService, MasterServiceServer};
 use crate::service::proto::run_step_chunk::Part;
@@ -20,6 +21,7 @@ use crate::service::proto::{self, RunStepChunk};
 use crate::service::status::{
     graph_status, session_status, stale_version, unknown_session, wire_status,
 };
+use crate::service::tls::{ServerIdentity, TrustedCa};
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
 use crate::service::worker::WorkerServer;
 use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
@@ -49,9 +51,11 @@ pub struct EngineConfig {
     /// The largest message other than a tensor chunk (a graph definition, with its
     /// constants) that the engine decodes; larger ones are refused with OUT_OF_RANGE.
     pub max_message_bytes: usize,
-    /// The token every call must carry (`authorization: Bearer TOKEN`); `None`: no check,
-    /// which only a loopback engine may do.
-    pub token: Option<String>,
+    /// The tokens calls must carry (`authorization: Bearer TOKEN`), one per user: a
+    /// session belongs to the token that created it, and other tokens can neither use nor
+    /// watch it. The first is also what the engine's own calls to other engines carry.
+    /// Empty: no check, which only a loopback engine may do.
+    pub tokens: Vec<String>,
     /// The cluster task this engine is (`/job:worker/task:0`), reported by GetStatus.
     pub task: Option<String>,
     /// The most bytes one tensor (a step's value, a variable, a peer's tensor) may take.
@@ -61,17 +65,28 @@ pub struct EngineConfig {
     /// The most calls (steps, fits, variable reads and writes) waiting for one session; past
     /// it a call is refused with RESOURCE_EXHAUSTED.
     pub max_queued: usize,
+    /// Where the data sets clients name for a fit may be read from.
+    pub data_roots: DataRoots,
+    /// The engine's certificate and key: with them it serves only TLS (and its bulk channel
+    /// stays closed: large tensors travel over gRPC, encrypted).
+    pub tls: Option<ServerIdentity>,
+    /// The authority the engine checks other engines' certificates against on its own calls
+    /// (`None`: `SLUICE_TLS_CA`, if set).
+    pub peer_ca: Option<TrustedCa>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_message_bytes: 256 << 20,
-            token: None,
+            tokens: Vec::new(),
             task: None,
             memory_budget: crate::devices::default_memory_budget(),
             max_sessions: 1024,
             max_queued: 64,
+            data_roots: DataRoots::engine_default(),
+            tls: None,
+            peer_ca: None,
         }
     }
 }
@@ -91,6 +106,8 @@ struct Entry {
     /// Held while the graph's version is checked and a delta imported.
     extend: Mutex<()>,
     cancel: CancelToken,
+    /// The token that created the session, where the engine has tokens.
+    owner: Option<Caller>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -183,9 +200,12 @@ impl MasterServer {
             .max_encoding_message_size(usize::MAX)
     }
 
-    fn entry(&self, handle: &str) -> Result<Arc<Entry>, Status> {
+    /// The session `handle` names, if `caller` may use it: another user's session is as
+    /// unknown as one that never was.
+    fn entry(&self, handle: &str, caller: Option<Caller>) -> Result<Arc<Entry>, Status> {
         lock(&self.sessions)
             .get(handle)
+            .filter(|e| e.owner.is_none() || e.owner == caller)
             .cloned()
             .ok_or_else(|| unknown_session(handle))
     }
@@ -215,6 +235,7 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::CreateSessionRequest>,
     ) -> Result<Response<proto::CreateSessionResponse>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
         let def = graph_def_from_proto(&req.graph_def.unwrap_or_default(), "graph_def")
             .map_err(|e| wire_status(&e))?;
@@ -231,7 +252,10 @@ impl MasterService for MasterServer {
         .await?;
         let mut session = Session::with_devices(&graph, self.devices.clone(), true);
         session.set_memory_budget(self.limits.memory_budget);
-        session.set_peer_token(self.limits.token.as_deref());
+        session.set_peer_credentials(PeerCredentials {
+            token: self.limits.tokens.first().cloned(),
+            ca: self.limits.peer_ca.clone(),
+        });
         let handle = self.new_handle();
         let entry = Arc::new(Entry {
             handle: handle.clone(),
@@ -239,6 +263,7 @@ impl MasterService for MasterServer {
             session: Arc::new(tokio::sync::Mutex::new(session)),
             queued: Arc::default(),
             max_queued: self.limits.max_queued,
+            owner: caller,
             extend: Mutex::new(()),
             steps: AtomicI64::new(0),
             graph,
@@ -256,6 +281,7 @@ impl MasterService for MasterServer {
             }
             sessions.insert(handle.clone(), entry);
         }
+        self.events.set_owner(&handle, caller);
         tracing::debug!("session {handle} created, {version} nodes");
         self.events.publish(
             &handle,
@@ -273,8 +299,9 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::ExtendSessionRequest>,
     ) -> Result<Response<proto::ExtendSessionResponse>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
-        let entry = self.entry(&req.session_handle)?;
+        let entry = self.entry(&req.session_handle, caller)?;
         let def = graph_def_from_proto(&req.graph_def.unwrap_or_default(), "graph_def")
             .map_err(|e| wire_status(&e))?;
         let client = req.current_graph_version;
@@ -309,8 +336,9 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::GetGraphRequest>,
     ) -> Result<Response<proto::GetGraphResponse>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
-        let entry = self.entry(&req.session_handle)?;
+        let entry = self.entry(&req.session_handle, caller)?;
         let (def, version) = blocking(move || {
             let _serial = lock(&entry.extend);
             let version = entry.graph.len() as u64;
@@ -334,7 +362,8 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::InitVariablesRequest>,
     ) -> Result<Response<proto::InitVariablesResponse>, Status> {
-        let entry = self.entry(&request.into_inner().session_handle)?;
+        let caller = caller_of(&request);
+        let entry = self.entry(&request.into_inner().session_handle, caller)?;
         let mut held = entry.acquire().await?;
         let count = blocking(move || {
             held.session
@@ -350,6 +379,7 @@ impl MasterService for MasterServer {
     type RunStepStream = ChunkStream;
 
     async fn run_step(&self, request: Request<Streaming<RunStepChunk>>) -> ChunkResult {
+        let caller = caller_of(&request);
         let mut stream = request.into_inner();
         let header = match first_part(&mut stream, "RunStep").await? {
             Part::Header(h) => h,
@@ -360,7 +390,7 @@ impl MasterService for MasterServer {
                 )))
             }
         };
-        let entry = self.entry(&header.session_handle)?;
+        let entry = self.entry(&header.session_handle, caller)?;
         if header.feed_count > MAX_FEEDS {
             return Err(Status::invalid_argument(format!(
                 "RunStep: {} feeds declared, at most {MAX_FEEDS} allowed",
@@ -416,6 +446,7 @@ impl MasterService for MasterServer {
         &self,
         request: Request<Streaming<RunStepChunk>>,
     ) -> Result<Response<proto::SetVariableResponse>, Status> {
+        let caller = caller_of(&request);
         let mut stream = request.into_inner();
         let header = match first_part(&mut stream, "SetVariable").await? {
             Part::SetVariable(h) => h,
@@ -426,7 +457,7 @@ impl MasterService for MasterServer {
                 )))
             }
         };
-        let entry = self.entry(&header.session_handle)?;
+        let entry = self.entry(&header.session_handle, caller)?;
         let mut values = read_tensors(&mut stream, 1).await?;
         let value = values
             .pop()
@@ -447,8 +478,9 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::CancelRequest>,
     ) -> Result<Response<proto::CancelResponse>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
-        let entry = self.entry(&req.session_handle)?;
+        let entry = self.entry(&req.session_handle, caller)?;
         if req.reset {
             entry.cancel.reset();
         } else {
@@ -463,11 +495,13 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::FitRequest>,
     ) -> Result<Response<FitStream>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
-        let entry = self.entry(&req.session_handle)?;
+        let entry = self.entry(&req.session_handle, caller)?;
         Ok(Response::new(fit::start_fit(
             entry,
             self.datasets.clone(),
+            self.limits.data_roots.clone(),
             self.events.clone(),
             req,
         )))
@@ -477,10 +511,19 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::CloseSessionRequest>,
     ) -> Result<Response<proto::CloseSessionResponse>, Status> {
+        let caller = caller_of(&request);
         let handle = request.into_inner().session_handle;
-        let entry = lock(&self.sessions)
-            .remove(&handle)
-            .ok_or_else(|| unknown_session(&handle))?;
+        let entry = {
+            let mut sessions = lock(&self.sessions);
+            let theirs =
+                (sessions.get(&handle)).is_some_and(|e| e.owner.is_some() && e.owner != caller);
+            if theirs {
+                return Err(unknown_session(&handle));
+            }
+            sessions
+                .remove(&handle)
+                .ok_or_else(|| unknown_session(&handle))?
+        };
         // Steps still running end as soon as they can; the graph's memory goes with the last
         // of them.
         entry.cancel.cancel();
@@ -488,6 +531,7 @@ impl MasterService for MasterServer {
         tracing::debug!("session {handle} closed");
         self.events
             .publish(&handle, Kind::SessionClosed(proto::SessionClosed {}));
+        self.events.set_owner(&handle, None);
         Ok(Response::new(proto::CloseSessionResponse {}))
     }
 
@@ -520,11 +564,12 @@ impl MasterService for MasterServer {
         &self,
         request: Request<proto::WatchEventsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        let caller = caller_of(&request);
         let session = request.into_inner().session_handle;
         if !session.is_empty() {
-            self.entry(&session)?;
+            self.entry(&session, caller)?;
         }
-        Ok(Response::new(self.events.subscribe(session)))
+        Ok(Response::new(self.events.subscribe(session, caller)))
     }
 }
 
@@ -537,22 +582,27 @@ pub async fn serve(
     let listen_ip = listener.local_addr().ok().map(|a| a.ip());
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let master = MasterServer::with_config(&config);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(identity) = &config.tls {
+        server = server.tls_config(identity.server_config())?;
+    }
+    server
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_frame_size(Some(MAX_FRAME))
         .add_service(InterceptedService::new(
             master.clone().into_service(&config),
-            CheckToken::new(config.token.as_deref()),
+            CheckToken::new(&config.tokens),
         ))
         .add_service(InterceptedService::new(
             WorkerServer::new(
                 config.task.as_deref().unwrap_or_default(),
                 master,
                 listen_ip,
+                config.tls.is_none(),
             )
             .into_service(config.max_message_bytes),
-            CheckToken::new(config.token.as_deref()),
+            CheckToken::new(&config.tokens),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -1,0 +1,183 @@
+//! TLS on the engine's gRPC channels (rustls, through tonic's `tls-ring` feature; no
+//! OpenSSL). An engine given a certificate and its key (`--tls-cert`, `--tls-key`, or
+//! `SLUICE_TLS_CERT` / `SLUICE_TLS_KEY`) serves only TLS; clients, and engines calling each
+//! other, trust the certificate authority in `SLUICE_TLS_CA` (or the engine's `--tls-ca`) and
+//! then connect over TLS, checking the engine's certificate against it.
+
+use std::path::Path;
+use tonic::transport::Endpoint;
+
+/// The engine's certificate chain (PEM).
+pub const CERT_ENV: &str = "SLUICE_TLS_CERT";
+/// The engine certificate's private key (PEM).
+pub const KEY_ENV: &str = "SLUICE_TLS_KEY";
+/// The certificate authority (PEM) clients and engines check an engine's certificate against.
+pub const CA_ENV: &str = "SLUICE_TLS_CA";
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TlsError {
+    #[error("cannot read the {what} {path}: {message}")]
+    Unreadable {
+        what: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("the {what} {path} holds no PEM '{label}' block")]
+    NotPem {
+        what: &'static str,
+        path: String,
+        label: &'static str,
+    },
+    #[error("{addr}: {message}")]
+    Endpoint { addr: String, message: String },
+}
+
+fn read_pem(path: &Path, what: &'static str, labels: &[&'static str]) -> Result<Vec<u8>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| TlsError::Unreadable {
+        what,
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let has = |label: &str| text.contains(&format!("-----BEGIN {label}-----"));
+    if !labels.iter().any(|l| has(l)) {
+        return Err(TlsError::NotPem {
+            what,
+            path: path.display().to_string(),
+            label: labels.first().copied().unwrap_or("CERTIFICATE"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// A certificate authority a client trusts (PEM certificates).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrustedCa {
+    pem: Vec<u8>,
+}
+
+impl TrustedCa {
+    pub fn read(path: &Path) -> Result<TrustedCa, TlsError> {
+        let pem = read_pem(path, "certificate authority", &["CERTIFICATE"])?;
+        Ok(TrustedCa { pem })
+    }
+
+    /// The authority `SLUICE_TLS_CA` names, if set.
+    pub fn from_env() -> Result<Option<TrustedCa>, TlsError> {
+        match std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) {
+            Some(path) => TrustedCa::read(Path::new(&path)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+}
+
+/// An engine's certificate chain and private key (PEM).
+#[derive(Clone)]
+pub struct ServerIdentity {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ServerIdentity")
+            .field("cert_bytes", &self.cert.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerIdentity {
+    pub fn read(cert: &Path, key: &Path) -> Result<ServerIdentity, TlsError> {
+        Ok(ServerIdentity {
+            cert: read_pem(cert, "certificate", &["CERTIFICATE"])?,
+            key: read_pem(
+                key,
+                "private key",
+                &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+            )?,
+        })
+    }
+
+    /// The identity `SLUICE_TLS_CERT` and `SLUICE_TLS_KEY` name, if both are set.
+    pub fn from_env() -> Result<Option<ServerIdentity>, TlsError> {
+        let cert = std::env::var_os(CERT_ENV).filter(|p| !p.is_empty());
+        let key = std::env::var_os(KEY_ENV).filter(|p| !p.is_empty());
+        match (cert, key) {
+            (Some(c), Some(k)) => ServerIdentity::read(Path::new(&c), Path::new(&k)).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    #[cfg(feature = "engine")]
+    pub(crate) fn server_config(&self) -> tonic::transport::ServerTlsConfig {
+        let identity = tonic::transport::Identity::from_pem(&self.cert, &self.key);
+        tonic::transport::ServerTlsConfig::new().identity(identity)
+    }
+}
+
+/// The host of `host:port` (`[::1]:7070` gives `::1`): the name the certificate must hold.
+fn host_of(addr: &str) -> &str {
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => addr,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The endpoint of the engine at `addr` (`host:port`, or a URI): over TLS, checked against
+/// `ca`, when one is given; in clear text otherwise.
+pub(crate) fn endpoint(addr: &str, ca: Option<&TrustedCa>) -> Result<Endpoint, TlsError> {
+    let failed = |message: String| TlsError::Endpoint {
+        addr: addr.to_string(),
+        message,
+    };
+    let rest = addr.split_once("://").map_or(addr, |(_, rest)| rest);
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{rest}"))
+        .map_err(|e| failed(format!("not an address: {e}")))?;
+    let Some(ca) = ca else {
+        if addr.starts_with("https://") {
+            return Err(failed(format!(
+                "https needs the certificate authority to check the engine against: set {CA_ENV}"
+            )));
+        }
+        return Ok(endpoint);
+    };
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
+        .domain_name(host_of(rest));
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| failed(format!("TLS: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_named_without_their_port() {
+        assert_eq!(host_of("127.0.0.1:7070"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:7070"), "::1");
+        assert_eq!(host_of("engine.example:443"), "engine.example");
+        assert_eq!(host_of("engine.example"), "engine.example");
+    }
+
+    #[test]
+    fn files_that_hold_no_pem_are_named() {
+        let path = std::env::temp_dir().join(format!("sluice-not-pem-{}", std::process::id()));
+        std::fs::write(&path, b"hello").unwrap();
+        let err = TrustedCa::read(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("no PEM 'CERTIFICATE' block"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}
