@@ -1,3 +1,5 @@
+#![cfg(feature = "engine")]
+
 //! Property-based fuzzing of everything that decodes input from outside: graph definitions
 //! (protobuf bytes, and structured ones with any op and any attributes, then run; the
 //! registry's own tests mutate a graph of every op), tensor

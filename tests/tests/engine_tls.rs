@@ -6,7 +6,9 @@
 
 use sluice::data::mnist_digits;
 use sluice::distributed::replicas::{DataParallel, Tower};
-use sluice::distributed::{DistributedOptions, LocalCluster, Trainer, TrainerOptions};
+use sluice::distributed::{
+    DistributedOptions, DistributedSession, LocalCluster, Trainer, TrainerOptions,
+};
 use sluice::prelude::*;
 use sluice::service::auth::TOKEN_ENV;
 use sluice::service::tls::CA_ENV;
@@ -224,6 +226,24 @@ fn engines_beyond_loopback_speak_tls_and_a_cluster_trains_over_it() {
         .evaluate(&[test.inputs_tensor(), test.one_hot_tensor()])
         .unwrap();
     assert!(metrics[0].1 > 0.85, "accuracy {}", metrics[0].1);
+
+    // A large activation between two tasks takes the bulk channel, in TLS too.
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[256, 1024]);
+    let h = {
+        let _d = g.device("/job:worker/task:0");
+        x * g.scalar(2.0)
+    };
+    let y = {
+        let _d = g.device("/job:worker/task:1");
+        reduce_sum(h)
+    };
+    let mut dist =
+        DistributedSession::new(&g, cluster.spec(), DistributedOptions::default()).unwrap();
+    let ones = Tensor::full(&[256, 1024], 1.0f32);
+    let out = dist.run(&[y], &[(x, ones)]).unwrap();
+    assert_eq!(out[0].scalar_f64(), Some(2.0 * 256.0 * 1024.0));
+    assert!(dist.last_step_transfers().wire_bytes >= 1 << 20);
     std::env::remove_var(TOKEN_ENV);
     std::env::remove_var(CA_ENV);
     let _ = std::fs::remove_dir_all(&dir);

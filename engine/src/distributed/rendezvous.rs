@@ -207,11 +207,12 @@ pub fn bulk_header(
     precision: WirePrecision,
     ip: std::net::IpAddr,
     key: &str,
+    tls: Option<&std::sync::Arc<rustls::ServerConfig>>,
 ) -> Option<proto::RecvTensorHeader> {
     if precision::wire_bytes(value, precision) < bulk::BULK_MIN_BYTES {
         return None;
     }
-    let port = match bulk::port(ip) {
+    let port = match bulk::port(ip, tls) {
         Ok(port) => port,
         Err(e) => {
             // The port's failure is kept, so this comes with every large tensor: say it once.
@@ -264,14 +265,20 @@ pub fn fetch(
 ) -> Result<(Tensor, u64), String> {
     let budget = limits.budget;
     let mut c = client(peer, limits.peer)?;
+    // The bulk channel speaks TLS where gRPC does, checked against the same authority.
+    let bulk_tls = match limits.peer.resolve()?.1 {
+        Some(ca) => Some(bulk::ClientTls {
+            config: ca.rustls_client().map_err(|e| e.to_string())?,
+            name: crate::service::tls::server_name(peer)?,
+        }),
+        None => None,
+    };
     let request = proto::RecvTensorRequest {
         key: key.to_string(),
         step_id: step,
         timeout_ms: timeout.as_millis() as u64,
         precision: precision as i32,
-        // The bulk channel has no TLS: a receiver that calls over TLS takes every payload
-        // over gRPC.
-        accept_bulk: bulk::enabled() && limits.peer.resolve()?.1.is_none(),
+        accept_bulk: bulk::enabled(),
     };
     let call = async move {
         let mut stream = c
@@ -345,7 +352,11 @@ pub fn fetch(
             wire_bytes,
         } => {
             let addrs = bulk_addrs(peer, port)?;
-            Ok((bulk::redeem(&addrs, ticket, decoder, timeout)?, wire_bytes))
+            let tls = bulk_tls.as_ref();
+            Ok((
+                bulk::redeem(&addrs, ticket, decoder, timeout, tls)?,
+                wire_bytes,
+            ))
         }
     }
 }

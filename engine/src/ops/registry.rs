@@ -464,7 +464,7 @@ fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule) -> Built 
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "engine"))]
 mod fuzz;
 #[cfg(test)]
 pub(crate) mod tests;

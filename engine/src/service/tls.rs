@@ -5,6 +5,8 @@
 //! then connect over TLS, checking the engine's certificate against it.
 
 use std::path::Path;
+#[cfg(feature = "engine")]
+use std::sync::Arc;
 use tonic::transport::Endpoint;
 
 /// The engine's certificate chain (PEM).
@@ -77,12 +79,14 @@ impl TrustedCa {
 }
 
 /// An engine's certificate chain and private key (PEM).
+#[cfg(feature = "engine")]
 #[derive(Clone)]
 pub struct ServerIdentity {
     cert: Vec<u8>,
     key: Vec<u8>,
 }
 
+#[cfg(feature = "engine")]
 impl std::fmt::Debug for ServerIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
@@ -92,6 +96,7 @@ impl std::fmt::Debug for ServerIdentity {
     }
 }
 
+#[cfg(feature = "engine")]
 impl ServerIdentity {
     pub fn read(cert: &Path, key: &Path) -> Result<ServerIdentity, TlsError> {
         Ok(ServerIdentity {
@@ -119,6 +124,88 @@ impl ServerIdentity {
         let identity = tonic::transport::Identity::from_pem(&self.cert, &self.key);
         tonic::transport::ServerTlsConfig::new().identity(identity)
     }
+
+    /// The same identity for a TLS server of our own (the bulk channel).
+    #[cfg(feature = "engine")]
+    pub fn rustls_server(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |message: String| TlsError::Endpoint {
+            addr: "the bulk channel".into(),
+            message,
+        };
+        let certs = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("the certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key)
+            .map_err(|e| bad(format!("the private key: {e}")))?;
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// ring's provider, as tonic's `tls-ring` uses for the gRPC channels. (rustls now prefers
+/// aws-lc-rs for post-quantum key exchange; it needs cmake and a C toolchain of its own to
+/// build, which the machines we build on lack.)
+#[cfg(feature = "engine")]
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(feature = "engine")]
+impl TrustedCa {
+    /// A TLS client of our own (the bulk channel's receiver) that trusts this authority: one
+    /// per authority and process, so connections opened with it can be pooled and reused.
+    pub fn rustls_client(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        type Clients = std::collections::HashMap<TrustedCa, Arc<rustls::ClientConfig>>;
+        static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
+        let mut clients = CLIENTS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = clients.get(self) {
+            return Ok(config.clone());
+        }
+        let config = self.new_rustls_client()?;
+        clients.insert(self.clone(), config.clone());
+        Ok(config)
+    }
+
+    fn new_rustls_client(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let bad = |message: String| TlsError::Endpoint {
+            addr: "the bulk channel".into(),
+            message,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.pem) {
+            let cert = cert.map_err(|e| bad(format!("the certificate authority: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("the certificate authority: {e}")))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+}
+
+/// The name a peer's certificate must hold: the host of its address.
+#[cfg(feature = "engine")]
+pub(crate) fn server_name(addr: &str) -> Result<rustls::pki_types::ServerName<'static>, String> {
+    let host = host_of(addr.split_once("://").map_or(addr, |(_, rest)| rest));
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("'{host}' is not a name a certificate can hold: {e}"))
 }
 
 /// The host of `host:port` (`[::1]:7070` gives `::1`): the name the certificate must hold.

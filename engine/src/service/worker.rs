@@ -34,9 +34,17 @@ pub struct WorkerServer {
     master: MasterServer,
     /// The address the engine listens on, for the bulk channel's port.
     listen_ip: Option<std::net::IpAddr>,
-    /// Whether large tensors may go over the bulk channel (which has no TLS: an engine that
-    /// serves TLS sends every payload over gRPC).
-    bulk: bool,
+    /// How large tensors leave over the bulk channel.
+    bulk: Bulk,
+}
+
+/// The bulk channel of an engine: plain TCP, TLS with the engine's certificate, or none
+/// (an engine whose certificate rustls could not take sends every payload over gRPC).
+#[derive(Clone)]
+pub enum Bulk {
+    Plain,
+    Tls(std::sync::Arc<rustls::ServerConfig>),
+    Off,
 }
 
 impl WorkerServer {
@@ -44,7 +52,7 @@ impl WorkerServer {
         task: &str,
         master: MasterServer,
         listen_ip: Option<std::net::IpAddr>,
-        bulk: bool,
+        bulk: Bulk,
     ) -> WorkerServer {
         WorkerServer {
             task: task.to_string(),
@@ -136,10 +144,15 @@ impl WorkerService for WorkerServer {
         })?;
         let wait = Duration::from_millis(req.timeout_ms).min(MAX_WAIT);
         let value = rendezvous::take(&req.key, req.step_id, wait).await?;
-        if let (true, Some(ip)) = (req.accept_bulk && self.bulk, local_ip) {
+        let bulk_tls = match &self.bulk {
+            Bulk::Plain => Some(None),
+            Bulk::Tls(config) => Some(Some(config)),
+            Bulk::Off => None,
+        };
+        if let (true, Some(ip), Some(tls)) = (req.accept_bulk, local_ip, bulk_tls) {
             // The bulk port listens where this service does (all addresses for 0.0.0.0).
             let ip = self.listen_ip.unwrap_or(ip);
-            if let Some(header) = rendezvous::bulk_header(&value, precision, ip, &req.key) {
+            if let Some(header) = rendezvous::bulk_header(&value, precision, ip, &req.key, tls) {
                 let only = proto::RecvTensorChunk {
                     part: Some(proto::recv_tensor_chunk::Part::Header(header)),
                 };

@@ -23,7 +23,7 @@ use crate::service::status::{
 };
 use crate::service::tls::{ServerIdentity, TrustedCa};
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
-use crate::service::worker::WorkerServer;
+use crate::service::worker::{Bulk, WorkerServer};
 use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
 use crate::tensor::MemoryBudget;
@@ -573,6 +573,20 @@ impl MasterService for MasterServer {
     }
 }
 
+/// The bulk channel an engine with `config` serves: TLS with its certificate where it has one.
+fn bulk_channel(config: &EngineConfig) -> Bulk {
+    match &config.tls {
+        None => Bulk::Plain,
+        Some(identity) => match identity.rustls_server() {
+            Ok(tls) => Bulk::Tls(tls),
+            Err(e) => {
+                tracing::warn!("{e}; large tensors travel over gRPC");
+                Bulk::Off
+            }
+        },
+    }
+}
+
 /// Serves the master service on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -599,7 +613,7 @@ pub async fn serve(
                 config.task.as_deref().unwrap_or_default(),
                 master,
                 listen_ip,
-                config.tls.is_none(),
+                bulk_channel(&config),
             )
             .into_service(config.max_message_bytes),
             CheckToken::new(&config.tokens),

@@ -8,7 +8,13 @@
 //! Wire: the receiver writes the 16-byte ticket; the sender answers the payload's length
 //! (u64, little-endian; `u64::MAX` for an unknown or expired ticket) and the payload. A
 //! connection carries any number of tickets, one after another, and is pooled per peer.
-//! Tickets are random and handed out only through (authenticated) RecvTensor calls.
+//! Tickets are random and handed out only through (authenticated) RecvTensor calls. Engines
+//! that speak TLS speak it here too ([`conn`]): a port of its own, with their certificate.
+
+mod conn;
+
+pub use conn::ClientTls;
+use conn::Conn;
 
 use super::precision::{Decoder, Encoder};
 use crate::service::proto::WirePrecision;
@@ -16,7 +22,7 @@ use crate::tensor::{Buffer, Tensor};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Payloads at least this large go over the bulk channel; smaller ones stream over gRPC,
@@ -72,13 +78,19 @@ fn new_ticket() -> u128 {
     crate::service::auth::random_u128()
 }
 
-/// The port this process serves bulk payloads on, bound on `ip` at first use.
-pub fn port(ip: IpAddr) -> Result<u16, String> {
-    static PORT: OnceLock<Result<u16, String>> = OnceLock::new();
-    PORT.get_or_init(|| start(ip)).clone()
+/// The port this process serves bulk payloads on, bound on `ip` at first use: in TLS with
+/// `tls` (the engine's certificate; one TLS port per process, as one engine), in plain TCP
+/// without.
+pub fn port(ip: IpAddr, tls: Option<&Arc<rustls::ServerConfig>>) -> Result<u16, String> {
+    static PLAIN: OnceLock<Result<u16, String>> = OnceLock::new();
+    static TLS: OnceLock<Result<u16, String>> = OnceLock::new();
+    match tls {
+        None => PLAIN.get_or_init(|| start(ip, None)).clone(),
+        Some(config) => TLS.get_or_init(|| start(ip, Some(config.clone()))).clone(),
+    }
 }
 
-fn start(ip: IpAddr) -> Result<u16, String> {
+fn start(ip: IpAddr, tls: Option<Arc<rustls::ServerConfig>>) -> Result<u16, String> {
     let listener = TcpListener::bind(SocketAddr::new(ip, 0))
         .map_err(|e| format!("cannot open the bulk port on {ip}: {e}"))?;
     let port = listener
@@ -102,10 +114,11 @@ fn start(ip: IpAddr) -> Result<u16, String> {
                 }
             };
             let place = places.take();
+            let tls = tls.clone();
             let spawned = std::thread::Builder::new()
                 .name("sluice-bulk-send".into())
                 .spawn(move || {
-                    serve(stream);
+                    serve(stream, tls.as_ref());
                     drop(place);
                 });
             if let Err(e) = spawned {
@@ -181,10 +194,13 @@ pub fn forget_keys(keys: &std::collections::HashSet<&str>) {
 }
 
 /// Answers one connection's tickets until the receiver hangs up.
-fn serve(mut stream: TcpStream) {
+fn serve(stream: TcpStream, tls: Option<&Arc<rustls::ServerConfig>>) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IDLE));
     let _ = stream.set_write_timeout(Some(IDLE));
+    let Ok(mut stream) = Conn::accepted(stream, tls) else {
+        return;
+    };
     let mut ticket = [0u8; 16];
     while stream.read_exact(&mut ticket).is_ok() {
         let waiting = tickets().remove(&u128::from_le_bytes(ticket));
@@ -192,13 +208,13 @@ fn serve(mut stream: TcpStream) {
             Some(w) => send(&mut stream, w.encoder),
             None => stream.write_all(&UNKNOWN_TICKET.to_le_bytes()),
         };
-        if sent.is_err() {
+        if sent.and_then(|()| stream.flush()).is_err() {
             return;
         }
     }
 }
 
-fn send(stream: &mut TcpStream, encoder: Encoder) -> std::io::Result<()> {
+fn send(stream: &mut impl Write, encoder: Encoder) -> std::io::Result<()> {
     stream.write_all(&(encoder.wire_bytes() as u64).to_le_bytes())?;
     if let Some(bytes) = as_wire_bytes(encoder.tensor(), encoder.precision) {
         return stream.write_all(bytes);
@@ -224,31 +240,38 @@ fn as_wire_bytes(value: &Tensor, precision: WirePrecision) -> Option<&[u8]> {
     }
 }
 
-fn pool() -> MutexGuard<'static, HashMap<SocketAddr, Vec<TcpStream>>> {
-    static POOL: OnceLock<Mutex<HashMap<SocketAddr, Vec<TcpStream>>>> = OnceLock::new();
+/// Idle connections by sender and, for TLS ones, the trust and name they were opened with.
+type Pool = HashMap<(SocketAddr, Option<(usize, String)>), Vec<Conn>>;
+
+fn pool() -> MutexGuard<'static, Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
     POOL.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Redeems `ticket` at the bulk port (the first of `addrs` that answers) and decodes the
-/// payload `decoder` expects, waiting at most `timeout` for any read or write.
+/// Redeems `ticket` at the bulk port (the first of `addrs` that answers; over TLS with
+/// `tls`) and decodes the payload `decoder` expects, waiting at most `timeout` for any read
+/// or write.
 pub fn redeem(
     addrs: &[SocketAddr],
     ticket: u128,
     decoder: Decoder,
     timeout: Duration,
+    tls: Option<&ClientTls>,
 ) -> Result<Tensor, String> {
+    let trust = tls.map(ClientTls::pool_key);
     let pooled = {
         let mut pool = pool();
-        addrs
-            .iter()
-            .find_map(|a| pool.get_mut(a).and_then(Vec::pop).map(|s| (*a, s)))
+        (addrs.iter()).find_map(|a| {
+            let key = (*a, trust.clone());
+            pool.get_mut(&key).and_then(Vec::pop).map(|s| (*a, s))
+        })
     };
     let (peer, mut stream, reused) = match pooled {
         Some((peer, stream)) => (peer, stream, true),
         None => {
-            let (peer, stream) = connect(addrs, timeout)?;
+            let (peer, stream) = Conn::connect(addrs, timeout, tls)?;
             (peer, stream, false)
         }
     };
@@ -257,13 +280,16 @@ pub fn redeem(
     if reused && len.is_err() {
         // The sender closed the pooled connection while it sat idle, before reading the
         // ticket (which it therefore still holds): ask again on a new one.
-        let (_, fresh) = connect(&[peer], timeout)?;
+        let (_, fresh) = Conn::connect(&[peer], timeout, tls)?;
         stream = fresh;
         len = ask(&mut stream, ticket, timeout);
     }
     let len = len.map_err(io)?;
     if len == UNKNOWN_TICKET {
-        pool().entry(peer).or_default().push(stream);
+        pool()
+            .entry((peer, trust.clone()))
+            .or_default()
+            .push(stream);
         return Err(format!(
             "the worker at {peer} no longer holds the tensor (its ticket expired)"
         ));
@@ -275,33 +301,19 @@ pub fn redeem(
         ));
     }
     let value = decoder.read_from(&mut stream).map_err(io)?;
-    pool().entry(peer).or_default().push(stream);
+    pool()
+        .entry((peer, trust.clone()))
+        .or_default()
+        .push(stream);
     Ok(value)
 }
 
-/// A new connection to the first of `addrs` that accepts one.
-fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<(SocketAddr, TcpStream), String> {
-    let mut failures = Vec::new();
-    for &addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok((addr, s));
-            }
-            Err(e) => failures.push(format!("{addr}: {e}")),
-        }
-    }
-    Err(format!(
-        "cannot reach the bulk port ({}); set {BULK_ENV}=off to move tensors over gRPC only",
-        failures.join("; ")
-    ))
-}
-
 /// Sends the ticket; returns the payload length the sender answers.
-fn ask(stream: &mut TcpStream, ticket: u128, timeout: Duration) -> std::io::Result<u64> {
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+fn ask(stream: &mut Conn, ticket: u128, timeout: Duration) -> std::io::Result<u64> {
+    stream.tcp().set_read_timeout(Some(timeout))?;
+    stream.tcp().set_write_timeout(Some(timeout))?;
     stream.write_all(&ticket.to_le_bytes())?;
+    stream.flush()?;
     let mut len = [0u8; 8];
     stream.read_exact(&mut len)?;
     Ok(u64::from_le_bytes(len))
@@ -310,10 +322,11 @@ fn ask(stream: &mut TcpStream, ticket: u128, timeout: Duration) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::tls::{ServerIdentity, TrustedCa};
     use crate::tensor::DType;
 
     fn round_trip(value: &Tensor, precision: WirePrecision) -> Tensor {
-        let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let port = port(IpAddr::from([127, 0, 0, 1]), None).unwrap();
         let encoder = Encoder::new(value, precision, PIECE_BYTES);
         let decoder = Decoder::new(
             value.dtype(),
@@ -325,7 +338,7 @@ mod tests {
         .unwrap();
         let ticket = offer(encoder, "a;1;b;2;t");
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
-        redeem(&[peer], ticket, decoder, Duration::from_secs(5)).unwrap()
+        redeem(&[peer], ticket, decoder, Duration::from_secs(5), None).unwrap()
     }
 
     #[test]
@@ -341,13 +354,84 @@ mod tests {
         assert_eq!(round_trip(&flags, WirePrecision::WireF32), flags);
     }
 
+    /// A server identity and the authority that signed it, for 127.0.0.1.
+    fn certificates() -> (ServerIdentity, TrustedCa) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!("sluice-bulk-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+            .unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let identity = ServerIdentity::read(
+            &write("cert.pem", cert.pem()),
+            &write("key.pem", key.serialize_pem()),
+        )
+        .unwrap();
+        (
+            identity,
+            TrustedCa::read(&write("ca.pem", ca.pem())).unwrap(),
+        )
+    }
+
+    #[test]
+    fn payloads_cross_in_tls_to_receivers_that_trust_the_sender_only() {
+        let (identity, ca) = certificates();
+        let server = identity.rustls_server().unwrap();
+        let port = port(IpAddr::from([127, 0, 0, 1]), Some(&server)).unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], port));
+        let values: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+        let t = Tensor::new(&[100, 1000], values).unwrap();
+        let budget = crate::tensor::MemoryBudget::unlimited();
+        let offer_of = |t: &Tensor| {
+            let encoder = Encoder::new(t, WirePrecision::WireF32, PIECE_BYTES);
+            let decoder =
+                Decoder::new(t.dtype(), t.shape(), encoder.precision, 1.0, budget).unwrap();
+            (offer(encoder, "a;1;b;2;t"), decoder)
+        };
+        let tls = ClientTls {
+            config: ca.rustls_client().unwrap(),
+            name: crate::service::tls::server_name("127.0.0.1:1").unwrap(),
+        };
+        let (ticket, decoder) = offer_of(&t);
+        let got = redeem(&[peer], ticket, decoder, Duration::from_secs(5), Some(&tls)).unwrap();
+        assert_eq!(got, t);
+        // Plain text to the TLS port, or TLS that trusts another authority: no payload.
+        let (ticket, decoder) = offer_of(&t);
+        assert!(redeem(&[peer], ticket, decoder, Duration::from_secs(2), None).is_err());
+        let (_, stranger) = certificates();
+        let wrong = ClientTls {
+            config: stranger.rustls_client().unwrap(),
+            ..tls
+        };
+        let (ticket, decoder) = offer_of(&t);
+        let err = redeem(
+            &[peer],
+            ticket,
+            decoder,
+            Duration::from_secs(2),
+            Some(&wrong),
+        );
+        assert!(err.is_err());
+    }
+
     #[test]
     fn an_unknown_ticket_is_refused_and_the_connection_stays_usable() {
-        let port = port(IpAddr::from([127, 0, 0, 1])).unwrap();
+        let port = port(IpAddr::from([127, 0, 0, 1]), None).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
         let budget = crate::tensor::MemoryBudget::unlimited();
         let decoder = Decoder::new(DType::F32, &[4], WirePrecision::WireF32, 1.0, budget).unwrap();
-        let err = redeem(&[peer], 12345, decoder, Duration::from_secs(5)).unwrap_err();
+        let err = redeem(&[peer], 12345, decoder, Duration::from_secs(5), None).unwrap_err();
         assert!(err.contains("no longer holds"), "{err}");
         let t = Tensor::from_vec(vec![1.0f32, 2.0]);
         assert_eq!(round_trip(&t, WirePrecision::WireF32), t);
