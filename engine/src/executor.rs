@@ -3,7 +3,9 @@
 //! later node. Values cross between the host and a GPU where a node's input lives on the
 //! other side ([`values`]).
 
+mod checks;
 mod fusion;
+mod gpu_timing;
 mod placement;
 mod values;
 
@@ -14,6 +16,8 @@ use crate::graph::{Graph, Output, TypeShape};
 use crate::kernels::{BufferPool, Context, GpuContext, KernelError, StepControl, VariableStore};
 use crate::ops::{Effect, Op};
 use crate::tensor::{MemoryBudget, Tensor};
+use checks::{caught, check_feed, check_output_sizes, input, kernel_error};
+use gpu_timing::GpuTiming;
 pub(crate) use placement::Placement;
 use placement::StepKernel;
 use std::collections::{HashMap, HashSet};
@@ -397,176 +401,6 @@ impl Plan {
                 None => Ok(Tensor::zeros(crate::tensor::DType::F32, &[0])),
             })
             .collect()
-    }
-}
-
-/// Timing of a traced step's GPU kernels on the GPUs it could take (another session's traced
-/// step may hold one), stopped however the step ends.
-struct GpuTiming<'a> {
-    held: Vec<&'a Arc<GpuDevice>>,
-}
-
-impl<'a> GpuTiming<'a> {
-    fn begin(gpus: &'a [Arc<GpuDevice>]) -> GpuTiming<'a> {
-        GpuTiming {
-            held: gpus.iter().filter(|g| g.trace_begin()).collect(),
-        }
-    }
-
-    fn holds(&self, gpu: &Arc<GpuDevice>) -> bool {
-        self.held.iter().any(|g| Arc::ptr_eq(g, gpu))
-    }
-}
-
-impl Drop for GpuTiming<'_> {
-    fn drop(&mut self) {
-        // A step that failed before reading its times leaves no device timing the next.
-        for gpu in &self.held {
-            let _ = gpu.trace_end();
-        }
-    }
-}
-
-impl Plan {
-    /// Puts each GPU step's time on the GPU (the sum of its kernels') into its trace entry.
-    fn gpu_times(
-        &self,
-        trace: &mut [NodeTiming],
-        entries: &[(usize, usize, Arc<GpuDevice>)],
-    ) -> Result<(), SessionError> {
-        for gpu in &self.gpus {
-            let times = gpu.trace_end().map_err(|e| SessionError::Kernel {
-                node: gpu.info().name.clone(),
-                op: "GPU timestamps".into(),
-                message: e.to_string(),
-            })?;
-            let mut by_node: HashMap<usize, f64> = HashMap::new();
-            for (node, micros) in times {
-                *by_node.entry(node).or_default() += micros;
-            }
-            for (index, node, device) in entries {
-                if Arc::ptr_eq(device, gpu) {
-                    if let Some(entry) = trace.get_mut(*index) {
-                        // A step that launched nothing (a reshape) took no GPU time.
-                        entry.micros = by_node.get(node).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The value in `slot`, which an earlier step must have computed.
-fn input<'a>(
-    slots: &'a mut [Option<Value>],
-    slot: usize,
-    failed: &impl Fn(String) -> SessionError,
-) -> Result<&'a mut Value, SessionError> {
-    slots[slot]
-        .as_mut()
-        .ok_or_else(|| failed("an input was not computed".into()))
-}
-
-fn check_feed(name: &str, declared: &TypeShape, value: &Tensor) -> Result<(), SessionError> {
-    if value.dtype() != declared.dtype {
-        return Err(SessionError::FeedDType {
-            node: name.to_string(),
-            fed: value.dtype(),
-            declared: declared.dtype,
-        });
-    }
-    if !declared.shape.accepts(value.shape()) {
-        return Err(SessionError::FeedShape {
-            node: name.to_string(),
-            fed: value.shape().to_vec(),
-            declared: declared.shape.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Refuses, before its kernel runs, an output larger than the memory budget: the sizes an op
-/// computes from attributes and input shapes (a one_hot's depth, a product's rows times
-/// columns) are checked here, so no kernel allocates past the budget.
-fn check_output_sizes(
-    step: &Step,
-    slots: &[Option<Value>],
-    budget: MemoryBudget,
-) -> Result<(), SessionError> {
-    let over = |error| SessionError::OverBudget {
-        node: step.name.clone(),
-        error,
-    };
-    if let Some(known) = &step.known_outputs {
-        for (dtype, shape) in known {
-            budget.check(*dtype, shape).map_err(over)?;
-        }
-        return Ok(());
-    }
-    let inputs: Option<Vec<TypeShape>> = (step.inputs.iter())
-        .map(|&s| slots.get(s)?.as_ref()?.type_shape())
-        .collect();
-    // A fused step's op is one of several; inputs the op refuses are the kernel's to name.
-    let outputs = match (&step.kernel, inputs) {
-        (StepKernel::Fused(_), _) | (_, None) => return Ok(()),
-        (_, Some(inputs)) => match step.op.infer(&inputs) {
-            Ok(outputs) => outputs,
-            Err(_) => return Ok(()),
-        },
-    };
-    for out in outputs {
-        if let Some(shape) = out.shape.to_known() {
-            budget.check(out.dtype, &shape).map_err(over)?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs a kernel, turning a panic in it into an error that names the node: the session (and
-/// the engine serving it) stays usable.
-fn caught<T>(step: &Step, inject: bool, kernel: impl FnOnce() -> T) -> Result<T, SessionError> {
-    let run = || {
-        if inject {
-            panic!("a panic injected by {}", crate::session::PANIC_IN_NODE_ENV);
-        }
-        kernel()
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|payload| {
-        let message = (payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with no message".to_string());
-        SessionError::Internal {
-            node: step.name.clone(),
-            op: step.op.type_name().into(),
-            message,
-        }
-    })
-}
-
-fn kernel_error(e: KernelError, step: &Step, graph: &Graph) -> SessionError {
-    match e {
-        KernelError::OverBudget(error) => SessionError::OverBudget {
-            node: step.name.clone(),
-            error,
-        },
-        KernelError::Cancelled => SessionError::Cancelled,
-        KernelError::DeadlineExceeded => SessionError::DeadlineExceeded,
-        KernelError::Message(message) => SessionError::Kernel {
-            node: step.name.clone(),
-            op: step.op.type_name().into(),
-            message,
-        },
-        KernelError::Uninitialized(var) => SessionError::Uninitialized(
-            graph
-                .node(var)
-                .map_or_else(|| format!("<node {var}>"), |n| n.name),
-        ),
-        KernelError::NonFinite { message, index } => SessionError::NonFinite {
-            node: step.name.clone(),
-            message,
-            index,
-        },
     }
 }
 

@@ -6,6 +6,8 @@ mod optional;
 
 pub use optional::{fashion_mnist_dir, require, require_vulkan};
 
+use sluice::distributed::replicas::Tower;
+use sluice::prelude::*;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -191,4 +193,16 @@ impl Drop for Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The seed program's model: softmax regression, cross-entropy summed over the batch.
+pub fn softmax_tower(g: &Graph) -> Result<Tower, sluice::GraphError> {
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let w = g.variable("W", &[784, 10], Initializer::Zeros);
+    let b = g.variable("b", &[10], Initializer::Zeros);
+    let logits = matmul(x, w) + b;
+    let loss = -reduce_sum(y_ * log(softmax(logits)));
+    let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
+    Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
 }

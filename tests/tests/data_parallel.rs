@@ -10,19 +10,8 @@ use sluice::distributed::DistributedOptions;
 use sluice::distributed::{LocalCluster, TaskName, TrainEvent, Trainer, TrainerOptions};
 use sluice::prelude::*;
 use sluice::Session;
+use sluice_tests::softmax_tower;
 use std::time::{Duration, Instant};
-
-/// The seed program's model: softmax regression, cross-entropy summed over the batch.
-fn softmax_tower(g: &Graph) -> Result<Tower, sluice::GraphError> {
-    let x = g.placeholder("x", DType::F32, &[-1, 784]);
-    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
-    let w = g.variable("W", &[784, 10], Initializer::Zeros);
-    let b = g.variable("b", &[10], Initializer::Zeros);
-    let logits = matmul(x, w) + b;
-    let loss = -reduce_sum(y_ * log(softmax(logits)));
-    let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
-    Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
-}
 
 fn mlp_tower(g: &Graph) -> Result<Tower, sluice::GraphError> {
     let x = g.placeholder("x", DType::F32, &[-1, 784]);

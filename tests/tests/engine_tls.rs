@@ -5,14 +5,14 @@
 //! clients read the token and the authority from the environment.
 
 use sluice::data::mnist_digits;
-use sluice::distributed::replicas::{DataParallel, Tower};
+use sluice::distributed::replicas::DataParallel;
 use sluice::distributed::{
     DistributedOptions, DistributedSession, LocalCluster, Trainer, TrainerOptions,
 };
 use sluice::prelude::*;
 use sluice::service::auth::TOKEN_ENV;
 use sluice::service::tls::CA_ENV;
-use sluice_tests::Engine;
+use sluice_tests::{softmax_tower, Engine};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -96,17 +96,6 @@ fn echo(addr: &str) -> Result<Tensor, sluice::SessionError> {
     let y = x + x;
     let mut sess = RemoteSession::create(addr, &g)?;
     Ok(sess.run(&[y], &[(x, marked_tensor().0)])?.remove(0))
-}
-
-fn seed_program(g: &Graph) -> Result<Tower, sluice::GraphError> {
-    let x = g.placeholder("x", DType::F32, &[-1, 784]);
-    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
-    let w = g.variable("W", &[784, 10], Initializer::Zeros);
-    let b = g.variable("b", &[10], Initializer::Zeros);
-    let logits = matmul(x, w) + b;
-    let loss = -reduce_sum(y_ * log(softmax(logits)));
-    let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
-    Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
 }
 
 #[test]
@@ -200,7 +189,7 @@ fn engines_beyond_loopback_speak_tls_and_a_cluster_trains_over_it() {
     )
     .unwrap();
     let model = DataParallel::parameter_servers(2, 1)
-        .build(&Graph::new(), &GradientDescent::new(0.01), seed_program)
+        .build(&Graph::new(), &GradientDescent::new(0.01), softmax_tower)
         .unwrap();
     let options = TrainerOptions {
         steps: 200,

@@ -36,13 +36,15 @@ pub(super) fn runtime() -> Result<&'static tokio::runtime::Handle, String> {
         .map_err(Clone::clone)
 }
 
-/// The client for `peer`, whose calls carry `credentials` (their token, over TLS checked
-/// against their authority; the environment's where they have none). Clients are kept per
-/// peer and credentials, so engines in one process (tests, an embedded engine) may differ.
-pub(super) fn client(peer: &str, credentials: &PeerCredentials) -> Result<Client, String> {
+/// The client for `peer`, whose calls carry `token`, over TLS checked against `ca` when
+/// given (see [`PeerCredentials::resolve`]). Clients are kept per peer and credentials, so
+/// engines in one process (tests, an embedded engine) may differ.
+pub(super) fn client(
+    peer: &str,
+    (token, ca): (Option<String>, Option<TrustedCa>),
+) -> Result<Client, String> {
     type Clients = HashMap<(String, Option<String>, Option<TrustedCa>), Client>;
     static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
-    let (token, ca) = credentials.resolve()?;
     let key = (peer.to_string(), token, ca);
     let mut clients = CLIENTS
         .get_or_init(Default::default)
@@ -71,7 +73,7 @@ pub(super) fn client(peer: &str, credentials: &PeerCredentials) -> Result<Client
 
 /// Asks the worker at `peer` for its status: its task name and incarnation.
 pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
-    let mut c = client(peer, &PeerCredentials::FROM_ENV)?;
+    let mut c = client(peer, PeerCredentials::FROM_ENV.resolve()?)?;
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {
         let answer = tokio::time::timeout(timeout, c.get_status(proto::GetStatusRequest {})).await;
@@ -98,7 +100,7 @@ pub fn abort_step(
     reason: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut c = client(peer, &PeerCredentials::FROM_ENV)?;
+    let mut c = client(peer, PeerCredentials::FROM_ENV.resolve()?)?;
     let request = proto::AbortStepRequest {
         graph: graph.to_string(),
         step_id: step,

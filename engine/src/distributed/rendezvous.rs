@@ -264,15 +264,18 @@ pub fn fetch(
     limits: FetchLimits,
 ) -> Result<(Tensor, u64), String> {
     let budget = limits.budget;
-    let mut c = client(peer, limits.peer)?;
+    // Resolved once (the environment's token and authority are read here): the gRPC call and
+    // the bulk channel use the same.
+    let (token, ca) = limits.peer.resolve()?;
     // The bulk channel speaks TLS where gRPC does, checked against the same authority.
-    let bulk_tls = match limits.peer.resolve()?.1 {
+    let bulk_tls = match &ca {
         Some(ca) => Some(bulk::ClientTls {
             config: ca.rustls_client().map_err(|e| e.to_string())?,
             name: crate::service::tls::server_name(peer)?,
         }),
         None => None,
     };
+    let mut c = client(peer, (token, ca))?;
     let request = proto::RecvTensorRequest {
         key: key.to_string(),
         step_id: step,

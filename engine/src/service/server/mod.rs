@@ -1,19 +1,21 @@
 //! The master service: sessions on engine-side graphs, extended by deltas and run by steps.
 //!
 //! Sessions live in a map from handle to the session's graph and its in-process
-//! [`Session`]; any number of clients may use one handle. Steps run outside the async
-//! workers' work (`block_in_place`, or tokio's blocking threads), one at a time per session; graph changes are serialised per session too, and a
-//! change built on a stale version is refused.
+//! [`Session`]; any number of clients may use one handle. Calls wait for their session in a
+//! bounded queue that holds no thread ([`entry`]); steps run outside the async workers' work
+//! (`block_in_place`, or tokio's blocking threads), one at a time per session. Graph changes
+//! are serialised per session too, and a change built on a stale version is refused.
 
+mod config;
+mod entry;
 mod events;
 mod fit;
+mod serve;
 mod step;
 
-use crate::data::DataRoots;
 use crate::devices::DeviceSet;
-use crate::executor::CancelToken;
 use crate::graph::Graph;
-use crate::service::auth::{caller_of, Caller, CheckToken, PeerCredentials};
+use crate::service::auth::{caller_of, Caller, PeerCredentials};
 use crate::service::chunks::{TensorChunks, CHUNK_BYTES};
 use crate::service::proto::master_service_server::{MasterService, MasterServiceServer};
 use crate::service::proto::run_step_chunk::Part;
@@ -21,133 +23,28 @@ use crate::service::proto::{self, RunStepChunk};
 use crate::service::status::{
     graph_status, session_status, stale_version, unknown_session, wire_status,
 };
-use crate::service::tls::{ServerIdentity, TrustedCa};
 use crate::service::wire::{graph_def_from_proto, graph_def_to_proto};
-use crate::service::worker::{Bulk, WorkerServer};
-use crate::service::{CONNECTION_WINDOW, MAX_FRAME, STREAM_WINDOW};
 use crate::session::Session;
-use crate::tensor::MemoryBudget;
+pub use config::EngineConfig;
+use entry::{Entry, Held};
 use events::EventBus;
 pub use events::WatchStream;
 pub use fit::FitStream;
 use proto::engine_event::Kind;
+pub use serve::serve;
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use step::ChunkStream;
 use step::{first_part, part_name, read_tensors, resolve, run_step_blocking};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The most feeds one step may carry.
 pub const MAX_FEEDS: u32 = 65_536;
 
-/// How an engine serves.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// The largest message other than a tensor chunk (a graph definition, with its
-    /// constants) that the engine decodes; larger ones are refused with OUT_OF_RANGE.
-    pub max_message_bytes: usize,
-    /// The tokens calls must carry (`authorization: Bearer TOKEN`), one per user: a
-    /// session belongs to the token that created it, and other tokens can neither use nor
-    /// watch it. The first is also what the engine's own calls to other engines carry.
-    /// Empty: no check, which only a loopback engine may do.
-    pub tokens: Vec<String>,
-    /// The cluster task this engine is (`/job:worker/task:0`), reported by GetStatus.
-    pub task: Option<String>,
-    /// The most bytes one tensor (a step's value, a variable, a peer's tensor) may take.
-    pub memory_budget: MemoryBudget,
-    /// The most sessions (registered graphs included) open at once.
-    pub max_sessions: usize,
-    /// The most calls (steps, fits, variable reads and writes) waiting for one session; past
-    /// it a call is refused with RESOURCE_EXHAUSTED.
-    pub max_queued: usize,
-    /// Where the data sets clients name for a fit may be read from.
-    pub data_roots: DataRoots,
-    /// The engine's certificate and key: with them it serves only TLS (and its bulk channel
-    /// stays closed: large tensors travel over gRPC, encrypted).
-    pub tls: Option<ServerIdentity>,
-    /// The authority the engine checks other engines' certificates against on its own calls
-    /// (`None`: `SLUICE_TLS_CA`, if set).
-    pub peer_ca: Option<TrustedCa>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            max_message_bytes: 256 << 20,
-            tokens: Vec::new(),
-            task: None,
-            memory_budget: crate::devices::default_memory_budget(),
-            max_sessions: 1024,
-            max_queued: 64,
-            data_roots: DataRoots::engine_default(),
-            tls: None,
-            peer_ca: None,
-        }
-    }
-}
-
-/// One session: its graph, its variables and steps, and what serialises changes.
-struct Entry {
-    handle: String,
-    graph: Graph,
-    /// Steps run so far (RunStep), for the step events.
-    steps: AtomicI64,
-    /// Taken by each call that uses the session, in the order they came (tokio's mutex is
-    /// fair), waiting without a thread: see [`Entry::acquire`].
-    session: Arc<tokio::sync::Mutex<Session>>,
-    /// Calls waiting for (or holding) the session.
-    queued: Arc<AtomicUsize>,
-    max_queued: usize,
-    /// Held while the graph's version is checked and a delta imported.
-    extend: Mutex<()>,
-    cancel: CancelToken,
-    /// The token that created the session, where the engine has tokens.
-    owner: Option<Caller>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A call's place in a session's queue, given up however the call ends.
-struct InQueue(Arc<AtomicUsize>);
-
-impl Drop for InQueue {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The session, held by one call; its place in the queue goes with it.
-pub(super) struct Held {
-    pub(super) session: tokio::sync::OwnedMutexGuard<Session>,
-    _place: InQueue,
-}
-
-impl Entry {
-    /// Waits for the session behind the calls before this one, on no thread: a session busy
-    /// with a long step makes its own callers wait, never the engine's other sessions. Past
-    /// `max_queued` waiting calls, a call is refused at once.
-    pub(super) async fn acquire(&self) -> Result<Held, Status> {
-        let place = InQueue(self.queued.clone());
-        let before = self.queued.fetch_add(1, Ordering::SeqCst);
-        if before >= self.max_queued {
-            return Err(Status::resource_exhausted(format!(
-                "session '{}' has {before} calls waiting, the most it queues \
-                 (--max-queued {}); wait for them or cancel the running step",
-                self.handle, self.max_queued
-            )));
-        }
-        Ok(Held {
-            session: self.session.clone().lock_owned().await,
-            _place: place,
-        })
-    }
 }
 
 /// The master service. Clones share the sessions.
@@ -571,53 +468,4 @@ impl MasterService for MasterServer {
         }
         Ok(Response::new(self.events.subscribe(session, caller)))
     }
-}
-
-/// The bulk channel an engine with `config` serves: TLS with its certificate where it has one.
-fn bulk_channel(config: &EngineConfig) -> Bulk {
-    match &config.tls {
-        None => Bulk::Plain,
-        Some(identity) => match identity.rustls_server() {
-            Ok(tls) => Bulk::Tls(tls),
-            Err(e) => {
-                tracing::warn!("{e}; large tensors travel over gRPC");
-                Bulk::Off
-            }
-        },
-    }
-}
-
-/// Serves the master service on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    config: EngineConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let listen_ip = listener.local_addr().ok().map(|a| a.ip());
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let master = MasterServer::with_config(&config);
-    let mut server = tonic::transport::Server::builder();
-    if let Some(identity) = &config.tls {
-        server = server.tls_config(identity.server_config())?;
-    }
-    server
-        .initial_stream_window_size(Some(STREAM_WINDOW))
-        .initial_connection_window_size(Some(CONNECTION_WINDOW))
-        .max_frame_size(Some(MAX_FRAME))
-        .add_service(InterceptedService::new(
-            master.clone().into_service(&config),
-            CheckToken::new(&config.tokens),
-        ))
-        .add_service(InterceptedService::new(
-            WorkerServer::new(
-                config.task.as_deref().unwrap_or_default(),
-                master,
-                listen_ip,
-                bulk_channel(&config),
-            )
-            .into_service(config.max_message_bytes),
-            CheckToken::new(&config.tokens),
-        ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
 }
