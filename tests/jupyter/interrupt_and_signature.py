@@ -235,7 +235,8 @@ def restart_and_shutdown(km, kc):
     reply, outputs = run(kc, "let after_restart = 41; after_restart + 1")
     check(
         reply["status"] == "ok" and "42" in text_of(outputs),
-        f"the restarted kernel runs cells ({reply.get('evalue', '')}{text_of(outputs)!r})",
+        f"the restarted kernel runs cells ({reply['status']} {reply.get('evalue', '')}"
+        f"{text_of(outputs)!r}, outputs: {[m['msg_type'] for m in outputs]})",
     )
     reply, outputs = run(kc, "sess.handle().len() > 0")
     check(reply["status"] == "ok" and "true" in text_of(outputs), "the restarted kernel has a session")

@@ -206,3 +206,55 @@ pub fn softmax_tower(g: &Graph) -> Result<Tower, sluice::GraphError> {
     let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
     Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
 }
+
+/// Trains the seed program data-parallel on `cluster` (2 workers, 1 ps, synchronous) for
+/// `steps` steps, then moves a 1 MiB activation from worker 0 to worker 1 (the bulk
+/// channel's size); returns the test accuracy. What the TLS tests check a cluster can do.
+pub fn train_and_transfer(cluster: &sluice::distributed::ClusterSpec, steps: u64) -> f64 {
+    use sluice::distributed::replicas::DataParallel;
+    use sluice::distributed::{DistributedOptions, DistributedSession, Trainer, TrainerOptions};
+    let model = DataParallel::parameter_servers(2, 1)
+        .build(&Graph::new(), &GradientDescent::new(0.01), softmax_tower)
+        .unwrap();
+    let options = TrainerOptions {
+        steps,
+        report_every: 50,
+        session: DistributedOptions::default(),
+        ..TrainerOptions::default()
+    };
+    let mut trainer = Trainer::new(model, cluster, options).unwrap();
+    let digits = sluice::data::mnist_digits().unwrap();
+    let mut streams: Vec<_> = (0..2).map(|r| digits.train.batches(100, r)).collect();
+    let reached = trainer
+        .fit(
+            &mut |r| {
+                let b = streams[r].next().unwrap();
+                vec![b.inputs, b.one_hot]
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(reached, steps);
+    let test = &digits.test;
+    let metrics = trainer
+        .evaluate(&[test.inputs_tensor(), test.one_hot_tensor()])
+        .unwrap();
+
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[256, 1024]);
+    let h = {
+        let _d = g.device("/job:worker/task:0");
+        x * g.scalar(2.0)
+    };
+    let y = {
+        let _d = g.device("/job:worker/task:1");
+        reduce_sum(h)
+    };
+    let mut dist = DistributedSession::new(&g, cluster, DistributedOptions::default()).unwrap();
+    let out = dist
+        .run(&[y], &[(x, Tensor::full(&[256, 1024], 1.0f32))])
+        .unwrap();
+    assert_eq!(out[0].scalar_f64(), Some(2.0 * 256.0 * 1024.0));
+    assert!(dist.last_step_transfers().wire_bytes >= 1 << 20);
+    metrics[0].1
+}

@@ -262,11 +262,8 @@ fn the_worker_service_takes_graphs_up_to_the_engines_message_limit() {
     still_right(&mut small);
 }
 
-#[test]
-fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
-    let dir = std::env::temp_dir().join(format!("sluice-data-roots-{}", std::process::id()));
-    let digits = dir.join("root/digits");
-    std::fs::create_dir_all(&digits).unwrap();
+/// Copies the embedded digits' four IDX files into `dir`; returns their own folder.
+fn copy_digits(dir: &std::path::Path) -> std::path::PathBuf {
     let embedded =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/data/mnist-digits-10k");
     for file in [
@@ -275,13 +272,13 @@ fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ] {
-        std::fs::copy(embedded.join(file), digits.join(file)).unwrap();
+        std::fs::copy(embedded.join(file), dir.join(file)).unwrap();
     }
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(&embedded, dir.join("root/linked")).unwrap();
-    let root = dir.join("root");
-    let mut engine = Engine::start(&["--data-root", root.to_str().unwrap()]).unwrap();
+    embedded
+}
 
+/// A session on `engine` of a softmax regression, and a fit of `steps` steps for it.
+fn softmax_fit(engine: &Engine, steps: usize) -> (RemoteSession, FitConfig) {
     let g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
@@ -289,12 +286,27 @@ fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
     let loss = -reduce_sum(y_ * log(softmax(matmul(x, w))));
     let train = GradientDescent::new(0.01).minimize(loss).unwrap();
     let config = FitConfig {
-        steps: 20,
+        steps,
         report_every: 10,
         ..FitConfig::new(x, y_, loss, train)
     };
     let mut sess = RemoteSession::create(&engine.addr, &g).unwrap();
     sess.init_variables().unwrap();
+    (sess, config)
+}
+
+#[test]
+fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
+    let dir = std::env::temp_dir().join(format!("sluice-data-roots-{}", std::process::id()));
+    let digits = dir.join("root/digits");
+    std::fs::create_dir_all(&digits).unwrap();
+    let embedded = copy_digits(&digits);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&embedded, dir.join("root/linked")).unwrap();
+    let root = dir.join("root");
+    let mut engine = Engine::start(&["--data-root", root.to_str().unwrap()]).unwrap();
+
+    let (mut sess, config) = softmax_fit(&engine, 20);
     let mut fit = |name: &str| {
         sess.fit(name, &config, &mut |_| {})
             .map(|last| last.is_some())
@@ -326,6 +338,52 @@ fn a_fit_reads_data_sets_only_under_the_engines_data_roots() {
         let linked = format!("idx:{}", root.join("linked").display());
         assert_eq!(refused(&linked).0, Code::PermissionDenied);
     }
+    still_right(&mut engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_data_file_that_inflates_past_the_budget_is_refused_by_name() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("sluice-gzip-bomb-{}", std::process::id()));
+    let bomb = dir.join("bomb");
+    std::fs::create_dir_all(&bomb).unwrap();
+    copy_digits(&bomb);
+    // In place of the training images, 100,000 images of 28x28 zeros: 78 MB inflated from
+    // well under a megabyte.
+    let mut images = vec![0u8, 0, 8, 3];
+    for d in [100_000u32, 28, 28] {
+        images.extend(d.to_be_bytes());
+    }
+    images.resize(images.len() + 100_000 * 784, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&images).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 1 << 20);
+    std::fs::write(bomb.join("train-images-idx3-ubyte.gz"), gz).unwrap();
+
+    let mut engine = Engine::start(&[
+        "--max-memory",
+        "64MiB",
+        "--data-root",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    let (mut sess, config) = softmax_fit(&engine, 10);
+    let err = sess
+        .fit(&format!("idx:{}", bomb.display()), &config, &mut |_| {})
+        .unwrap_err();
+    let (code, message) = status_of(&err);
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(
+        message.contains("train-images-idx3-ubyte.gz") && message.contains("--max-memory"),
+        "{message}"
+    );
+    // The session and the engine go on.
+    assert!(sess
+        .fit("mnist-digits", &config, &mut |_| {})
+        .unwrap()
+        .is_some());
     still_right(&mut engine);
     let _ = std::fs::remove_dir_all(&dir);
 }

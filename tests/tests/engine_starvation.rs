@@ -148,6 +148,76 @@ fn a_busy_session_with_600_queued_steps_starves_no_other_session() {
 }
 
 #[test]
+fn a_huge_matrix_product_stops_at_its_deadline_within_a_block() {
+    let engine = Engine::start(&[]).unwrap();
+    // [16384, 4096] @ [4096, 4096] five times over: 275 billion multiply-adds each, seconds
+    // per product on two cores; the operands are broadcast from small constants so that the
+    // graph itself stays small.
+    let g = Graph::new();
+    let x = g.constant(Tensor::full(&[16384, 1], 0.002f32))
+        + g.constant(Tensor::full(&[1, 4096], 0.0f32));
+    let w = g.constant(Tensor::full(&[4096, 1], 0.002f32))
+        + g.constant(Tensor::full(&[1, 4096], 0.0f32));
+    let mut y = x;
+    for _ in 0..5 {
+        y = matmul(y, w);
+    }
+    let y = reduce_sum(y).named("products");
+    let two = (g.scalar(1.0) + g.scalar(1.0)).named("two");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = MasterServiceClient::connect(format!("http://{}", engine.addr))
+            .await
+            .unwrap();
+        let session = create(&mut client, &g).await;
+        let started = Instant::now();
+        let err = run(&mut client, &session, &y.name(), 300)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+        // The session is free again at once: checked between kernels only, the first
+        // product alone would hold it for seconds.
+        run(&mut client, &session, &two.name(), 0).await.unwrap();
+        let free = started.elapsed();
+        assert!(
+            free < Duration::from_millis(1500),
+            "the session was held {free:?} after a 300 ms deadline"
+        );
+    });
+}
+
+#[test]
+fn a_connection_carries_at_most_max_streams_calls_at_once() {
+    let engine = Engine::start(&["--max-streams", "2"]).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let addr = format!("http://{}", engine.addr);
+        let mut client = MasterServiceClient::connect(addr.clone()).await.unwrap();
+        let watch = || proto::WatchEventsRequest {
+            session_handle: String::new(),
+        };
+        let first = client.watch_events(watch()).await.unwrap().into_inner();
+        let _second = client.watch_events(watch()).await.unwrap().into_inner();
+        // Two streams stay open: a third call on the connection waits for one of them.
+        let devices = proto::ListDevicesRequest {};
+        let third = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.clone().list_devices(devices),
+        )
+        .await;
+        assert!(third.is_err(), "a third call ran beside two open streams");
+        // Another connection is served at once.
+        let mut other = MasterServiceClient::connect(addr).await.unwrap();
+        other.list_devices(devices).await.unwrap();
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), client.list_devices(devices))
+            .await
+            .expect("the call runs once a stream has ended")
+            .unwrap();
+    });
+}
+
+#[test]
 fn a_window_far_larger_than_its_image_costs_only_the_image() {
     let engine = Engine::start(&[]).unwrap();
     let g = Graph::new();

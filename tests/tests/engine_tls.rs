@@ -4,46 +4,17 @@
 //! seed program data-parallel with every channel over TLS. One test in its own process, since
 //! clients read the token and the authority from the environment.
 
-use sluice::data::mnist_digits;
-use sluice::distributed::replicas::DataParallel;
-use sluice::distributed::{
-    DistributedOptions, DistributedSession, LocalCluster, Trainer, TrainerOptions,
-};
+use sluice::distributed::LocalCluster;
 use sluice::prelude::*;
 use sluice::service::auth::TOKEN_ENV;
 use sluice::service::tls::CA_ENV;
-use sluice_tests::{softmax_tower, Engine};
+use sluice_tests::{train_and_transfer, Engine};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tls_certs::certificates;
 
-/// A certificate authority and an engine certificate it signed, for 127.0.0.1 and localhost,
-/// written as PEM files into `dir`: (ca, cert, key).
-fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test authority"));
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
-        dir.join(format!("{name}-cert.pem")),
-        dir.join(format!("{name}-key.pem")),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
-}
+mod tls_certs;
 
 /// Forwards connections from a loopback port to `target`, keeping every byte that passes.
 fn wiretap(target: String) -> (String, Arc<Mutex<Vec<u8>>>) {
@@ -173,7 +144,8 @@ fn engines_beyond_loopback_speak_tls_and_a_cluster_trains_over_it() {
         "the token crossed in clear text"
     );
 
-    // A cluster whose tasks serve TLS and call each other over it trains the seed program.
+    // A cluster whose tasks serve TLS and call each other over it trains the seed program,
+    // and moves a large activation over the bulk channel, in TLS too.
     let cluster = LocalCluster::start_with(
         &[("worker", 2), ("ps", 1)],
         &[
@@ -188,51 +160,8 @@ fn engines_beyond_loopback_speak_tls_and_a_cluster_trains_over_it() {
         ],
     )
     .unwrap();
-    let model = DataParallel::parameter_servers(2, 1)
-        .build(&Graph::new(), &GradientDescent::new(0.01), softmax_tower)
-        .unwrap();
-    let options = TrainerOptions {
-        steps: 200,
-        report_every: 50,
-        session: DistributedOptions::default(),
-        ..TrainerOptions::default()
-    };
-    let mut trainer = Trainer::new(model, cluster.spec(), options).unwrap();
-    let digits = mnist_digits().unwrap();
-    let mut streams: Vec<_> = (0..2).map(|r| digits.train.batches(100, r)).collect();
-    let reached = trainer
-        .fit(
-            &mut |r| {
-                let b = streams[r].next().unwrap();
-                vec![b.inputs, b.one_hot]
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-    assert_eq!(reached, 200);
-    let test = &digits.test;
-    let metrics = trainer
-        .evaluate(&[test.inputs_tensor(), test.one_hot_tensor()])
-        .unwrap();
-    assert!(metrics[0].1 > 0.85, "accuracy {}", metrics[0].1);
-
-    // A large activation between two tasks takes the bulk channel, in TLS too.
-    let g = Graph::new();
-    let x = g.placeholder("x", DType::F32, &[256, 1024]);
-    let h = {
-        let _d = g.device("/job:worker/task:0");
-        x * g.scalar(2.0)
-    };
-    let y = {
-        let _d = g.device("/job:worker/task:1");
-        reduce_sum(h)
-    };
-    let mut dist =
-        DistributedSession::new(&g, cluster.spec(), DistributedOptions::default()).unwrap();
-    let ones = Tensor::full(&[256, 1024], 1.0f32);
-    let out = dist.run(&[y], &[(x, ones)]).unwrap();
-    assert_eq!(out[0].scalar_f64(), Some(2.0 * 256.0 * 1024.0));
-    assert!(dist.last_step_transfers().wire_bytes >= 1 << 20);
+    let accuracy = train_and_transfer(cluster.spec(), 200);
+    assert!(accuracy > 0.85, "accuracy {accuracy}");
     std::env::remove_var(TOKEN_ENV);
     std::env::remove_var(CA_ENV);
     let _ = std::fs::remove_dir_all(&dir);

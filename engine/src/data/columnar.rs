@@ -6,7 +6,7 @@
 //! 784 pixels); each row's features are laid out row-major in that order, as f32.
 //! Rows are counted from 0 across the whole file in every error.
 
-use super::{DataError, Dataset, Split};
+use super::{DataError, Dataset, LoadLimits, Split};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
@@ -67,11 +67,31 @@ pub fn load_table(
     format: TableFormat,
     columns: Columns<'_>,
 ) -> Result<Dataset, DataError> {
+    load_table_within(path, format, columns, &LoadLimits::none())
+}
+
+/// [`load_table`] within `limits`: checked for a stop and counted batch by batch.
+pub fn load_table_within(
+    path: &Path,
+    format: TableFormat,
+    columns: Columns<'_>,
+    limits: &LoadLimits,
+) -> Result<Dataset, DataError> {
     let (plan, batches) = open(path, format, columns)?;
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
     for batch in batches {
+        limits.check()?;
         let batch = batch.map_err(|e| columnar_error(path, format, e))?;
+        let rows = batch.num_rows();
+        let floats = rows.saturating_mul(plan.stride);
+        let bytes = (floats as u64)
+            .saturating_mul(4)
+            .saturating_add(rows as u64);
+        limits.take(path, bytes)?;
+        let too_large = |_| limits.too_large(path, bytes);
+        inputs.try_reserve(floats).map_err(too_large)?;
+        labels.try_reserve(rows).map_err(too_large)?;
         append_batch(path, &plan, &batch, labels.len(), &mut inputs, &mut labels)?;
     }
     let classes = labels
@@ -96,11 +116,12 @@ pub fn load_table_split(
     format: TableFormat,
     columns: Columns<'_>,
     test: Option<&Path>,
+    limits: &LoadLimits,
 ) -> Result<Split, DataError> {
-    let all = load_table(path, format, columns)?;
+    let all = load_table_within(path, format, columns, limits)?;
     let (mut train, mut test) = match test {
         Some(test_path) => {
-            let test = load_table(test_path, format, columns)?;
+            let test = load_table_within(test_path, format, columns, limits)?;
             if test.features != all.features {
                 return Err(DataError::Mismatch(format!(
                     "{}: {} features per row, but {} has {}",

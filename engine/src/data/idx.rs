@@ -1,6 +1,6 @@
 //! The IDX format of the MNIST files, optionally gzip-compressed.
 
-use super::DataError;
+use super::{DataError, LoadLimits};
 use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::Path;
@@ -12,30 +12,62 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// Bytes inflated between two checks for a stop.
+const INFLATE_CHUNK: u64 = 64 << 20;
+
 /// Reads an IDX file (`.gz` or plain) of unsigned bytes.
 pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+    read_idx_within(path, &LoadLimits::none())
+}
+
+/// [`read_idx`] within `limits`: the file and what it inflates to count against them.
+pub fn read_idx_within(path: &Path, limits: &LoadLimits) -> Result<IdxArray, DataError> {
+    let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_idx(&raw, path)
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > limits.room() {
+        return Err(limits.too_large(path, size));
+    }
+    let raw = std::fs::read(path).map_err(io)?;
+    parse_idx_within(&raw, path, limits)
 }
 
 /// Parses IDX bytes; gzip is recognised by its magic number.
 pub fn parse_idx(raw: &[u8], path: &Path) -> Result<IdxArray, DataError> {
+    parse_idx_within(raw, path, &LoadLimits::none())
+}
+
+fn parse_idx_within(raw: &[u8], path: &Path, limits: &LoadLimits) -> Result<IdxArray, DataError> {
     let bad = |reason: String| DataError::Format {
         path: path.to_path_buf(),
         reason,
     };
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        // Inflated a chunk at a time, never past the room left: a small file may claim
+        // gigabytes.
+        let room = limits.room();
+        let mut inflate = GzDecoder::new(raw).take(room.saturating_add(1));
         let mut out = Vec::new();
-        GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(format!("gzip: {e}")))?;
+        loop {
+            limits.check()?;
+            let read = (&mut inflate)
+                .take(INFLATE_CHUNK)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("gzip: {e}")))?;
+            if read == 0 {
+                break;
+            }
+        }
+        if out.len() as u64 > room {
+            return Err(limits.too_large(path, (out.len() as u64).saturating_add(1)));
+        }
         out
     } else {
         raw.to_vec()
     };
+    limits.take(path, bytes.len() as u64)?;
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad("bad magic number".into()));
     }

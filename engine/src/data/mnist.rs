@@ -1,6 +1,7 @@
 //! MNIST-format data sets: the embedded digits and Fashion-MNIST from a folder.
 
-use super::idx::{parse_idx, read_idx, IdxArray};
+use super::idx::{parse_idx, read_idx_within, IdxArray};
+use super::LoadLimits;
 use super::{DataError, Dataset};
 use std::path::Path;
 
@@ -87,16 +88,38 @@ pub fn mnist_digits() -> Result<Split, DataError> {
 /// Reads a folder holding the four MNIST-style files
 /// (`train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`, `t10k-...`).
 pub fn load_idx_split(dir: &Path) -> Result<Split, DataError> {
+    load_idx_split_within(dir, &LoadLimits::none())
+}
+
+/// [`load_idx_split`] within `limits` (the files, and the images as floats, count).
+pub fn load_idx_split_within(dir: &Path, limits: &LoadLimits) -> Result<Split, DataError> {
     let [tri, trl, tei, tel] = FILES.map(|f| dir.join(f));
+    let images = |path: &Path| {
+        let read = read_idx_within(path, limits)?;
+        // Each byte becomes an f32 in the data set.
+        limits.take(path, (read.data.len() as u64).saturating_mul(4))?;
+        Ok::<_, DataError>(read)
+    };
     Ok(Split {
-        train: dataset(read_idx(&tri)?, read_idx(&trl)?, "training set")?,
-        test: dataset(read_idx(&tei)?, read_idx(&tel)?, "test set")?,
+        train: dataset(
+            images(&tri)?,
+            read_idx_within(&trl, limits)?,
+            "training set",
+        )?,
+        test: dataset(images(&tei)?, read_idx_within(&tel, limits)?, "test set")?,
     })
 }
 
 /// Fashion-MNIST from `dir` (default: Debian's location); a clear error names the package to
 /// install when the files are not there.
 pub fn fashion_mnist(dir: Option<&Path>) -> Result<Split, DataError> {
+    fashion_mnist_within(dir, &LoadLimits::none())
+}
+
+pub(crate) fn fashion_mnist_within(
+    dir: Option<&Path>,
+    limits: &LoadLimits,
+) -> Result<Split, DataError> {
     let dir = dir.unwrap_or(Path::new(DEFAULT_FASHION_MNIST_DIR));
     let missing: Vec<&str> = FILES
         .iter()
@@ -109,5 +132,5 @@ pub fn fashion_mnist(dir: Option<&Path>) -> Result<Split, DataError> {
             missing: missing.join(", "),
         });
     }
-    load_idx_split(dir)
+    load_idx_split_within(dir, limits)
 }

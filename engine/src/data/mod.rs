@@ -8,17 +8,22 @@ mod columnar;
 #[cfg(feature = "engine")]
 mod history;
 mod idx;
+mod limits;
 mod mnist;
 mod roots;
 mod source;
 
 pub use batches::{Batch, Batches};
 #[cfg(feature = "engine")]
-pub use columnar::{load_table, load_table_split, Columns, TableFormat};
+pub use columnar::{load_table, load_table_split, load_table_within, Columns, TableFormat};
 #[cfg(feature = "engine")]
 pub use history::{write_history, HistoryFormat};
-pub use idx::{parse_idx, read_idx, IdxArray};
-pub use mnist::{fashion_mnist, load_idx_split, mnist_digits, Split, DEFAULT_FASHION_MNIST_DIR};
+pub use idx::{parse_idx, read_idx, read_idx_within, IdxArray};
+pub use limits::LoadLimits;
+pub use mnist::{
+    fashion_mnist, load_idx_split, load_idx_split_within, mnist_digits, Split,
+    DEFAULT_FASHION_MNIST_DIR,
+};
 pub use roots::{engine_data_dir, DataRoots, DATA_DIR_ENV};
 pub use source::DataSource;
 
@@ -78,6 +83,14 @@ pub enum DataError {
         row: usize,
         value: i128,
     },
+    #[error("{path}: the data set would take {bytes} bytes, over the {limit} bytes a load may take (the engine's --max-memory)")]
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+    },
+    #[error("the load was cancelled")]
+    Cancelled,
     #[error("{path}: no numeric feature column besides the label '{label}'; the columns are: {available}")]
     NoFeatures {
         path: PathBuf,

@@ -2,7 +2,8 @@
 
 #[cfg(feature = "engine")]
 use super::columnar::{load_table_split, Columns, TableFormat};
-use super::{fashion_mnist, load_idx_split, mnist_digits, DataError, Split};
+use super::mnist::fashion_mnist_within;
+use super::{load_idx_split_within, mnist_digits, DataError, LoadLimits, Split};
 use std::path::PathBuf;
 
 /// A data set the engine can load by name (see [`DataSource::from_str`] for the names).
@@ -53,24 +54,30 @@ impl DataSource {
     /// Reads the data set. A table without `test` is split in file order: the first 80% of
     /// its rows to train on, the last 20% (rounded down) to test on.
     pub fn load(&self) -> Result<Split, DataError> {
+        self.load_within(&LoadLimits::none())
+    }
+
+    /// [`DataSource::load`] within `limits`: an engine loads what a client names within its
+    /// memory budget, and stops when the fit that asked is cancelled.
+    pub fn load_within(&self, limits: &LoadLimits) -> Result<Split, DataError> {
         match self {
             DataSource::MnistDigits => mnist_digits(),
-            DataSource::FashionMnist(dir) => fashion_mnist(dir.as_deref()),
-            DataSource::Idx(dir) => load_idx_split(dir),
+            DataSource::FashionMnist(dir) => fashion_mnist_within(dir.as_deref(), limits),
+            DataSource::Idx(dir) => load_idx_split_within(dir, limits),
             #[cfg(feature = "engine")]
             DataSource::Arrow {
                 path,
                 label,
                 features,
                 test,
-            } => load(TableFormat::ArrowIpc, path, label, features, test),
+            } => load(TableFormat::ArrowIpc, path, label, features, test, limits),
             #[cfg(feature = "engine")]
             DataSource::Parquet {
                 path,
                 label,
                 features,
                 test,
-            } => load(TableFormat::Parquet, path, label, features, test),
+            } => load(TableFormat::Parquet, path, label, features, test, limits),
             // The light client reads IDX files only; an engine reads tables.
             #[cfg(not(feature = "engine"))]
             DataSource::Arrow { path, .. } | DataSource::Parquet { path, .. } => {
@@ -92,12 +99,13 @@ fn load(
     label: &str,
     features: &Option<Vec<String>>,
     test: &Option<PathBuf>,
+    limits: &LoadLimits,
 ) -> Result<Split, DataError> {
     let columns = Columns {
         label,
         features: features.as_deref(),
     };
-    load_table_split(path, format, columns, test.as_deref())
+    load_table_split(path, format, columns, test.as_deref(), limits)
 }
 
 impl std::str::FromStr for DataSource {

@@ -3,6 +3,11 @@
 //! `SLUICE_TLS_CERT` / `SLUICE_TLS_KEY`) serves only TLS; clients, and engines calling each
 //! other, trust the certificate authority in `SLUICE_TLS_CA` (or the engine's `--tls-ca`) and
 //! then connect over TLS, checking the engine's certificate against it.
+//!
+//! Mutual TLS is optional: an engine given `--tls-client-ca` (or `SLUICE_TLS_CLIENT_CA`)
+//! accepts only callers with a certificate that authority signed. Engines present their own
+//! certificate on their calls to each other; clients present the one in
+//! `SLUICE_TLS_CLIENT_CERT` / `SLUICE_TLS_CLIENT_KEY`.
 
 use std::path::Path;
 #[cfg(feature = "engine")]
@@ -15,6 +20,12 @@ pub const CERT_ENV: &str = "SLUICE_TLS_CERT";
 pub const KEY_ENV: &str = "SLUICE_TLS_KEY";
 /// The certificate authority (PEM) clients and engines check an engine's certificate against.
 pub const CA_ENV: &str = "SLUICE_TLS_CA";
+/// A client's certificate chain (PEM), for engines that ask callers for one.
+pub const CLIENT_CERT_ENV: &str = "SLUICE_TLS_CLIENT_CERT";
+/// The private key of the client's certificate (PEM).
+pub const CLIENT_KEY_ENV: &str = "SLUICE_TLS_CLIENT_KEY";
+/// The authority (PEM) an engine checks its callers' certificates against (mutual TLS).
+pub const CLIENT_CA_ENV: &str = "SLUICE_TLS_CLIENT_CA";
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -53,23 +64,104 @@ fn read_pem(path: &Path, what: &'static str, labels: &[&'static str]) -> Result<
     Ok(bytes)
 }
 
-/// A certificate authority a client trusts (PEM certificates).
+/// A certificate chain and its private key (PEM): an engine's, or a client's for engines
+/// that ask callers for one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CertAndKey {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for CertAndKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("CertAndKey")
+            .field("cert_bytes", &self.cert.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertAndKey {
+    pub fn read(cert: &Path, key: &Path) -> Result<CertAndKey, TlsError> {
+        Ok(CertAndKey {
+            cert: read_pem(cert, "certificate", &["CERTIFICATE"])?,
+            key: read_pem(
+                key,
+                "private key",
+                &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+            )?,
+        })
+    }
+
+    /// The pair the environment variables `cert_env` and `key_env` name, if both are set.
+    fn from_env(cert_env: &str, key_env: &str) -> Result<Option<CertAndKey>, TlsError> {
+        let cert = std::env::var_os(cert_env).filter(|p| !p.is_empty());
+        let key = std::env::var_os(key_env).filter(|p| !p.is_empty());
+        match (cert, key) {
+            (Some(c), Some(k)) => CertAndKey::read(Path::new(&c), Path::new(&k)).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The chain and key as rustls takes them.
+    #[cfg(feature = "engine")]
+    fn rustls_parts(
+        &self,
+    ) -> Result<
+        (
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        String,
+    > {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(&self.cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the certificate: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key)
+            .map_err(|e| format!("the private key: {e}"))?;
+        Ok((certs, key))
+    }
+}
+
+/// A certificate authority a client trusts (PEM certificates), with the certificate the
+/// client presents to engines that ask for one (mutual TLS), if it has one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TrustedCa {
     pem: Vec<u8>,
+    identity: Option<CertAndKey>,
 }
 
 impl TrustedCa {
     pub fn read(path: &Path) -> Result<TrustedCa, TlsError> {
         let pem = read_pem(path, "certificate authority", &["CERTIFICATE"])?;
-        Ok(TrustedCa { pem })
+        Ok(TrustedCa {
+            pem,
+            identity: None,
+        })
     }
 
-    /// The authority `SLUICE_TLS_CA` names, if set.
+    /// The authority `SLUICE_TLS_CA` names, if set, with the client certificate of
+    /// `SLUICE_TLS_CLIENT_CERT` and `SLUICE_TLS_CLIENT_KEY` if both are set.
     pub fn from_env() -> Result<Option<TrustedCa>, TlsError> {
-        match std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) {
-            Some(path) => TrustedCa::read(Path::new(&path)).map(Some),
-            None => Ok(None),
+        let Some(path) = std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let ca = TrustedCa::read(Path::new(&path))?;
+        Ok(Some(
+            match CertAndKey::from_env(CLIENT_CERT_ENV, CLIENT_KEY_ENV)? {
+                Some(identity) => ca.presenting(identity),
+                None => ca,
+            },
+        ))
+    }
+
+    /// The same authority, presenting `identity` to engines that ask callers for one.
+    pub fn presenting(self, identity: CertAndKey) -> TrustedCa {
+        TrustedCa {
+            identity: Some(identity),
+            ..self
         }
     }
 
@@ -80,69 +172,67 @@ impl TrustedCa {
 
 /// An engine's certificate chain and private key (PEM).
 #[cfg(feature = "engine")]
-#[derive(Clone)]
-pub struct ServerIdentity {
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-#[cfg(feature = "engine")]
-impl std::fmt::Debug for ServerIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the key.
-        f.debug_struct("ServerIdentity")
-            .field("cert_bytes", &self.cert.len())
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Debug)]
+pub struct ServerIdentity(CertAndKey);
 
 #[cfg(feature = "engine")]
 impl ServerIdentity {
     pub fn read(cert: &Path, key: &Path) -> Result<ServerIdentity, TlsError> {
-        Ok(ServerIdentity {
-            cert: read_pem(cert, "certificate", &["CERTIFICATE"])?,
-            key: read_pem(
-                key,
-                "private key",
-                &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
-            )?,
-        })
+        CertAndKey::read(cert, key).map(ServerIdentity)
     }
 
     /// The identity `SLUICE_TLS_CERT` and `SLUICE_TLS_KEY` name, if both are set.
     pub fn from_env() -> Result<Option<ServerIdentity>, TlsError> {
-        let cert = std::env::var_os(CERT_ENV).filter(|p| !p.is_empty());
-        let key = std::env::var_os(KEY_ENV).filter(|p| !p.is_empty());
-        match (cert, key) {
-            (Some(c), Some(k)) => ServerIdentity::read(Path::new(&c), Path::new(&k)).map(Some),
-            _ => Ok(None),
+        Ok(CertAndKey::from_env(CERT_ENV, KEY_ENV)?.map(ServerIdentity))
+    }
+
+    /// The certificate and key, for the engine's own calls to engines that check callers.
+    pub fn as_client(&self) -> CertAndKey {
+        self.0.clone()
+    }
+
+    /// The gRPC server's TLS; with `clients`, only callers whose certificate that
+    /// authority signed are let in.
+    pub(crate) fn server_config(
+        &self,
+        clients: Option<&TrustedCa>,
+    ) -> tonic::transport::ServerTlsConfig {
+        let identity = tonic::transport::Identity::from_pem(&self.0.cert, &self.0.key);
+        let config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        match clients {
+            Some(ca) => config.client_ca_root(tonic::transport::Certificate::from_pem(ca.pem())),
+            None => config,
         }
     }
 
-    #[cfg(feature = "engine")]
-    pub(crate) fn server_config(&self) -> tonic::transport::ServerTlsConfig {
-        let identity = tonic::transport::Identity::from_pem(&self.cert, &self.key);
-        tonic::transport::ServerTlsConfig::new().identity(identity)
-    }
-
-    /// The same identity for a TLS server of our own (the bulk channel).
-    #[cfg(feature = "engine")]
-    pub fn rustls_server(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    /// The same identity for a TLS server of our own (the bulk channel), checking callers
+    /// against `clients` when given.
+    pub fn rustls_server(
+        &self,
+        clients: Option<&TrustedCa>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let bad = |message: String| TlsError::Endpoint {
             addr: "the bulk channel".into(),
             message,
         };
-        let certs = CertificateDer::pem_slice_iter(&self.cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(format!("the certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(&self.key)
-            .map_err(|e| bad(format!("the private key: {e}")))?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let (certs, key) = self.0.rustls_parts().map_err(bad)?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| bad(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| bad(e.to_string()))?;
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let roots = ca.root_store().map_err(bad)?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| bad(format!("the client authority: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
             .with_single_cert(certs, key)
             .map_err(|e| bad(e.to_string()))?;
         Ok(Arc::new(config))
@@ -177,25 +267,38 @@ impl TrustedCa {
         Ok(config)
     }
 
-    fn new_rustls_client(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    /// The authority's certificates as rustls trusts them.
+    fn root_store(&self) -> Result<rustls::RootCertStore, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::CertificateDer;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.pem) {
+            let cert = cert.map_err(|e| format!("the certificate authority: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the certificate authority: {e}"))?;
+        }
+        Ok(roots)
+    }
+
+    fn new_rustls_client(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let bad = |message: String| TlsError::Endpoint {
             addr: "the bulk channel".into(),
             message,
         };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&self.pem) {
-            let cert = cert.map_err(|e| bad(format!("the certificate authority: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("the certificate authority: {e}")))?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(provider())
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(self.root_store().map_err(bad)?);
+        let config = match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => {
+                let (certs, key) = identity.rustls_parts().map_err(bad)?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| bad(format!("the client certificate: {e}")))?
+            }
+        };
         Ok(Arc::new(config))
     }
 }
@@ -236,9 +339,12 @@ pub(crate) fn endpoint(addr: &str, ca: Option<&TrustedCa>) -> Result<Endpoint, T
         }
         return Ok(endpoint);
     };
-    let tls = tonic::transport::ClientTlsConfig::new()
+    let mut tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
         .domain_name(host_of(rest));
+    if let Some(id) = &ca.identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(&id.cert, &id.key));
+    }
     endpoint
         .tls_config(tls)
         .map_err(|e| failed(format!("TLS: {e}")))

@@ -94,6 +94,12 @@ pub struct ServiceOptions {
     #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_queued)]
     pub max_queued: usize,
 
+    /// The most calls in flight at once on one client connection (HTTP/2 streams); past it
+    /// a client's further calls wait for one to end
+    #[arg(long, value_name = "N", default_value_t = EngineConfig::default().max_streams,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
+
     /// A folder whose data sets clients may name for a fit (repeat for several); other paths
     /// are refused. Default: the engine's data folder (SLUICE_DATA_DIR, else
     /// ~/.local/share/sluice) and /usr/share/datasets
@@ -114,6 +120,12 @@ pub struct ServiceOptions {
     /// take it too
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+
+    /// Mutual TLS: accept only callers (clients and other engines) presenting a certificate
+    /// this authority (PEM) signed; clients name theirs in SLUICE_TLS_CLIENT_CERT and
+    /// SLUICE_TLS_CLIENT_KEY, engines present their own. Also taken from SLUICE_TLS_CLIENT_CA
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Listen beyond loopback without TLS: the token and every tensor then cross the network
     /// in clear text. Only for a network nobody else can read

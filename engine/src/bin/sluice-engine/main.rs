@@ -22,10 +22,11 @@ use cli::{Cli, Command, ServiceOptions};
 use sluice::data::DataRoots;
 use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
 use sluice::service::auth::{read_token_list, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
-use sluice::service::tls::{ServerIdentity, TrustedCa, CERT_ENV, KEY_ENV};
+use sluice::service::tls::{ServerIdentity, TrustedCa, CERT_ENV, CLIENT_CA_ENV, KEY_ENV};
 use sluice::service::{serve, EngineConfig};
 use sluice::tensor::MemoryBudget;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 
 /// The engine's settings from the options `serve` and `worker` share; the token from the
 /// file given, else from the environment.
@@ -42,10 +43,30 @@ fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
         Some(path) => Some(TrustedCa::read(path)?),
         None => TrustedCa::from_env()?,
     };
+    // The engine's calls to other engines present its own certificate, for those that
+    // check their callers.
+    let peer_ca = match (peer_ca, &tls) {
+        (Some(ca), Some(identity)) => Some(ca.presenting(identity.as_client())),
+        (ca, _) => ca,
+    };
+    let client_ca = match &options.tls_client_ca {
+        Some(path) => Some(TrustedCa::read(path)?),
+        None => match std::env::var_os(CLIENT_CA_ENV).filter(|p| !p.is_empty()) {
+            Some(path) => Some(TrustedCa::read(Path::new(&path))?),
+            None => None,
+        },
+    };
+    if client_ca.is_some() && tls.is_none() {
+        bail!(
+            "--tls-client-ca ({CLIENT_CA_ENV}) asks callers for certificates over TLS: give the \
+             engine its own with --tls-cert and --tls-key"
+        );
+    }
     let defaults = EngineConfig::default();
     Ok(EngineConfig {
         tls,
         peer_ca,
+        client_ca,
         max_message_bytes: options.max_message_bytes(),
         tokens,
         memory_budget: options
@@ -53,6 +74,7 @@ fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
             .map_or(defaults.memory_budget, MemoryBudget::new),
         max_sessions: options.max_sessions,
         max_queued: options.max_queued,
+        max_streams: options.max_streams,
         data_roots: match options.data_roots.as_slice() {
             [] => defaults.data_roots.clone(),
             given => DataRoots::new(given.iter().cloned()),

@@ -78,16 +78,26 @@ fn new_ticket() -> u128 {
     crate::service::auth::random_u128()
 }
 
-/// The port this process serves bulk payloads on, bound on `ip` at first use: in TLS with
-/// `tls` (the engine's certificate; one TLS port per process, as one engine), in plain TCP
-/// without.
+/// The port this process serves bulk payloads on, bound on `ip` at first use: in plain TCP
+/// without `tls`; with it, in TLS with that configuration (one port per configuration, so
+/// engines of one process with certificates of their own each serve theirs).
 pub fn port(ip: IpAddr, tls: Option<&Arc<rustls::ServerConfig>>) -> Result<u16, String> {
+    type TlsPorts = Vec<(Arc<rustls::ServerConfig>, Result<u16, String>)>;
     static PLAIN: OnceLock<Result<u16, String>> = OnceLock::new();
-    static TLS: OnceLock<Result<u16, String>> = OnceLock::new();
-    match tls {
-        None => PLAIN.get_or_init(|| start(ip, None)).clone(),
-        Some(config) => TLS.get_or_init(|| start(ip, Some(config.clone()))).clone(),
+    static TLS: OnceLock<Mutex<TlsPorts>> = OnceLock::new();
+    let Some(config) = tls else {
+        return PLAIN.get_or_init(|| start(ip, None)).clone();
+    };
+    let mut ports = TLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, port)) = ports.iter().find(|(c, _)| Arc::ptr_eq(c, config)) {
+        return port.clone();
     }
+    let port = start(ip, Some(config.clone()));
+    ports.push((config.clone(), port.clone()));
+    port
 }
 
 fn start(ip: IpAddr, tls: Option<Arc<rustls::ServerConfig>>) -> Result<u16, String> {
@@ -357,7 +367,9 @@ mod tests {
     /// A server identity and the authority that signed it, for 127.0.0.1.
     fn certificates() -> (ServerIdentity, TrustedCa) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("sluice-bulk-tls-{}", std::process::id()));
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("sluice-bulk-tls-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -384,25 +396,34 @@ mod tests {
         )
     }
 
+    /// A ticket for `t` and the decoder that receives it.
+    fn offer_of(t: &Tensor) -> (u128, Decoder) {
+        let budget = crate::tensor::MemoryBudget::unlimited();
+        let encoder = Encoder::new(t, WirePrecision::WireF32, PIECE_BYTES);
+        let decoder = Decoder::new(t.dtype(), t.shape(), encoder.precision, 1.0, budget).unwrap();
+        (offer(encoder, "a;1;b;2;t"), decoder)
+    }
+
+    fn client_tls(ca: &TrustedCa) -> ClientTls {
+        ClientTls {
+            config: ca.rustls_client().unwrap(),
+            name: crate::service::tls::server_name("127.0.0.1:1").unwrap(),
+        }
+    }
+
+    fn hundred_thousand() -> Tensor {
+        let values: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+        Tensor::new(&[100, 1000], values).unwrap()
+    }
+
     #[test]
     fn payloads_cross_in_tls_to_receivers_that_trust_the_sender_only() {
         let (identity, ca) = certificates();
-        let server = identity.rustls_server().unwrap();
+        let server = identity.rustls_server(None).unwrap();
         let port = port(IpAddr::from([127, 0, 0, 1]), Some(&server)).unwrap();
         let peer = SocketAddr::from(([127, 0, 0, 1], port));
-        let values: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
-        let t = Tensor::new(&[100, 1000], values).unwrap();
-        let budget = crate::tensor::MemoryBudget::unlimited();
-        let offer_of = |t: &Tensor| {
-            let encoder = Encoder::new(t, WirePrecision::WireF32, PIECE_BYTES);
-            let decoder =
-                Decoder::new(t.dtype(), t.shape(), encoder.precision, 1.0, budget).unwrap();
-            (offer(encoder, "a;1;b;2;t"), decoder)
-        };
-        let tls = ClientTls {
-            config: ca.rustls_client().unwrap(),
-            name: crate::service::tls::server_name("127.0.0.1:1").unwrap(),
-        };
+        let t = hundred_thousand();
+        let tls = client_tls(&ca);
         let (ticket, decoder) = offer_of(&t);
         let got = redeem(&[peer], ticket, decoder, Duration::from_secs(5), Some(&tls)).unwrap();
         assert_eq!(got, t);
@@ -423,6 +444,32 @@ mod tests {
             Some(&wrong),
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn with_mutual_tls_only_receivers_with_a_certificate_of_the_authority_get_payloads() {
+        let (identity, ca) = certificates();
+        let server = identity.rustls_server(Some(&ca)).unwrap();
+        let port = port(IpAddr::from([127, 0, 0, 1]), Some(&server)).unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], port));
+        let t = hundred_thousand();
+        let wait = Duration::from_secs(2);
+        // No certificate, or one another authority signed: refused.
+        let (ticket, decoder) = offer_of(&t);
+        let err = redeem(&[peer], ticket, decoder, wait, Some(&client_tls(&ca))).unwrap_err();
+        assert!(err.contains("CertificateRequired"), "{err}");
+        let (stranger, _) = certificates();
+        let forged = client_tls(&ca.clone().presenting(stranger.as_client()));
+        let (ticket, decoder) = offer_of(&t);
+        let err = redeem(&[peer], ticket, decoder, wait, Some(&forged)).unwrap_err();
+        assert!(err.contains("alert"), "{err}");
+        // An engine's own certificate, which the authority signed: the payload.
+        let signed = client_tls(&ca.presenting(identity.as_client()));
+        let (ticket, decoder) = offer_of(&t);
+        assert_eq!(
+            redeem(&[peer], ticket, decoder, wait, Some(&signed)).unwrap(),
+            t
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// The most calls (steps, fits, variable reads and writes) waiting for one session; past
     /// it a call is refused with RESOURCE_EXHAUSTED.
     pub max_queued: usize,
+    /// The most calls in flight at once on one client connection (HTTP/2 streams); a client
+    /// past it waits for one of its calls to end.
+    pub max_streams: u32,
     /// Where the data sets clients name for a fit may be read from.
     pub data_roots: DataRoots,
     /// The engine's certificate and key: with them it serves only TLS (and its bulk channel
@@ -32,6 +35,10 @@ pub struct EngineConfig {
     /// The authority the engine checks other engines' certificates against on its own calls
     /// (`None`: `SLUICE_TLS_CA`, if set).
     pub peer_ca: Option<TrustedCa>,
+    /// The authority callers' certificates must be signed by (mutual TLS, on the gRPC and
+    /// bulk channels): with it, a caller without such a certificate is refused at the
+    /// handshake, engines included. Needs `tls`.
+    pub client_ca: Option<TrustedCa>,
 }
 
 impl Default for EngineConfig {
@@ -43,9 +50,11 @@ impl Default for EngineConfig {
             memory_budget: crate::devices::default_memory_budget(),
             max_sessions: 1024,
             max_queued: 64,
+            max_streams: 200,
             data_roots: DataRoots::engine_default(),
             tls: None,
             peer_ca: None,
+            client_ca: None,
         }
     }
 }

@@ -4,11 +4,12 @@
 use super::events::EventBus;
 use super::step::resolve;
 use super::{lock, Entry, Held};
-use crate::data::{DataRoots, DataSource, Dataset};
+use crate::data::{DataError, DataRoots, DataSource, Dataset, LoadLimits};
 use crate::executor::CancelToken;
 use crate::fit::{FitConfig, FitProgress, LabelFormat};
 use crate::service::proto::{self, engine_event::Kind};
 use crate::service::status::session_status;
+use crate::tensor::MemoryBudget;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,12 @@ struct Cached {
 impl DatasetCache {
     /// The training split of the data set `name` names, loaded on first use; its files must
     /// lie under `roots`.
-    fn get(&self, name: &str, roots: &DataRoots) -> Result<Arc<Dataset>, Status> {
+    fn get(
+        &self,
+        name: &str,
+        roots: &DataRoots,
+        limits: &LoadLimits,
+    ) -> Result<Arc<Dataset>, Status> {
         {
             let mut cached = lock(&self.0);
             cached.tick += 1;
@@ -51,9 +57,14 @@ impl DatasetCache {
             .allow(name, &source)
             .map_err(|e| Status::permission_denied(format!("data set '{name}': {e}")))?;
         // Loaded without the lock held: another fit may load a different set meanwhile.
-        let split = source
-            .load()
-            .map_err(|e| Status::invalid_argument(format!("data set '{name}': {e}")))?;
+        let split = source.load_within(limits).map_err(|e| {
+            let message = format!("data set '{name}': {e}");
+            match e {
+                DataError::Cancelled => Status::cancelled(message),
+                DataError::TooLarge { .. } => Status::resource_exhausted(message),
+                _ => Status::invalid_argument(message),
+            }
+        })?;
         let data = Arc::new(split.train);
         let mut cached = lock(&self.0);
         let tick = cached.tick;
@@ -191,7 +202,7 @@ fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Statu
 pub(super) fn start_fit(
     entry: Arc<Entry>,
     cache: DatasetCache,
-    roots: DataRoots,
+    (roots, budget): (DataRoots, MemoryBudget),
     events: EventBus,
     req: proto::FitRequest,
 ) -> FitStream {
@@ -205,7 +216,7 @@ pub(super) fn start_fit(
     tokio::spawn(async move {
         let held = entry.acquire().await;
         // Not awaited: the fit ends the stream itself.
-        let data = (cache, roots);
+        let data = (cache, roots, budget);
         let _fit = tokio::task::spawn_blocking(move || {
             run_fit(entry, held, data, events, req, tx, ending)
         });
@@ -217,7 +228,7 @@ pub(super) fn start_fit(
 fn run_fit(
     entry: Arc<Entry>,
     held: Result<Held, Status>,
-    (cache, roots): (DatasetCache, DataRoots),
+    (cache, roots, budget): (DatasetCache, DataRoots, MemoryBudget),
     events: EventBus,
     req: proto::FitRequest,
     tx: mpsc::UnboundedSender<Result<proto::FitProgressMsg, Status>>,
@@ -228,7 +239,10 @@ fn run_fit(
         let mut steps_done = 0;
         let run = || -> Result<(), Status> {
             let config = fit_config(&entry, &req)?;
-            let data = cache.get(&req.dataset, &roots)?;
+            // The load stops when the fit is cancelled or its client goes away.
+            let stop = || entry.cancel.is_cancelled();
+            let limits = LoadLimits::new(&stop, budget.limit());
+            let data = cache.get(&req.dataset, &roots, &limits)?;
             let mut held = held?;
             let session = &mut held.session;
             events.publish(

@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 fn bulk_channel(config: &EngineConfig) -> Bulk {
     match &config.tls {
         None => Bulk::Plain,
-        Some(identity) => match identity.rustls_server() {
+        Some(identity) => match identity.rustls_server(config.client_ca.as_ref()) {
             Ok(tls) => Bulk::Tls(tls),
             Err(e) => {
                 tracing::warn!("{e}; large tensors travel over gRPC");
@@ -34,12 +34,13 @@ pub async fn serve(
     let master = MasterServer::with_config(&config);
     let mut server = tonic::transport::Server::builder();
     if let Some(identity) = &config.tls {
-        server = server.tls_config(identity.server_config())?;
+        server = server.tls_config(identity.server_config(config.client_ca.as_ref()))?;
     }
     server
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_frame_size(Some(MAX_FRAME))
+        .max_concurrent_streams(Some(config.max_streams))
         .add_service(InterceptedService::new(
             master.clone().into_service(&config),
             CheckToken::new(&config.tokens),

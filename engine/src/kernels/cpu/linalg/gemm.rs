@@ -2,13 +2,19 @@
 //! that calls it. Narrow products (logits) take the hand-written kernels of [`super::narrow`].
 
 use super::narrow;
-use crate::kernels::{Context, KernelError};
+use crate::kernels::{Context, KernelError, StepControl};
 use crate::tensor::{Float, Tensor};
 use std::any::TypeId;
 
 /// Products smaller than this many multiply-adds run on one thread: below it, waking a thread
 /// pool costs more than it saves.
 const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+
+/// Multiply-adds between two checks of the step's cancel and deadline (about 0.2 s on the
+/// project's two-core machines, at 95 billion a second): a huge product stops soon after a
+/// cancel, and products of ordinary size, below this, still run as one call. Smaller blocks
+/// cost products of 4096^3 and more a few percent of their speed; these cost none measurable.
+const BLOCK_FLOPS: usize = 1 << 34;
 
 /// The sizes of `op(a) @ op(b)` for operands of shapes `sa` and `sb`, where `op` transposes
 /// the last two axes when its flag is set; the CPU and GPU kernels share the checks.
@@ -61,7 +67,14 @@ pub(super) fn matmul_kernel<T: Float>(
     let MatmulDims { batch, m, k, n } = matmul_dims(a.shape(), b.shape(), ta, tb)?;
     let (xs, ys) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = ctx.pool.alloc::<T>(batch * m * n);
+    let mut since_check = 0usize;
     for i in 0..batch {
+        // Many small products: the step is checked once per block of work as well.
+        since_check = since_check.saturating_add(m.saturating_mul(k).saturating_mul(n));
+        if since_check >= BLOCK_FLOPS {
+            since_check = 0;
+            ctx.step.check()?;
+        }
         let dst = &mut out[i * m * n..(i + 1) * m * n];
         let lhs = &xs[i * m * k..(i + 1) * m * k];
         let rhs = &ys[i * k * n..(i + 1) * k * n];
@@ -76,11 +89,52 @@ pub(super) fn matmul_kernel<T: Float>(
         } else {
             Mat::new(rhs, k, n)
         };
-        gemm_into(dst, lhs, rhs, false)?;
+        gemm_in_blocks(ctx.step, dst, lhs, rhs)?;
     }
     let mut shape = a.shape()[..a.rank() - 2].to_vec();
     shape.extend([m, n]);
     Ok(Tensor::new(&shape, out)?)
+}
+
+/// `dst = lhs @ rhs` in blocks of at most about [`BLOCK_FLOPS`] multiply-adds, checking the
+/// step between them; a product below one block is a single call. Blocks slice the inner
+/// dimension, in multiples of the depth the `gemm` crate packs at a time, so that each call
+/// stays as wide as the whole product (slicing rows into small blocks cost large products a
+/// tenth to a half of their speed on two cores); only an output too large for that is also
+/// sliced into blocks of many rows.
+fn gemm_in_blocks<T: Float>(
+    step: &StepControl,
+    dst: &mut [T],
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+) -> Result<(), KernelError> {
+    const DEPTH_STEP: usize = 256;
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if m.saturating_mul(k).saturating_mul(n) <= BLOCK_FLOPS {
+        return gemm_into(dst, lhs, rhs, false);
+    }
+    let rows = (BLOCK_FLOPS / n.saturating_mul(DEPTH_STEP).max(1)).clamp(1, m.max(1));
+    let depth = (BLOCK_FLOPS / rows.saturating_mul(n).max(1))
+        .max(1)
+        .next_multiple_of(DEPTH_STEP);
+    let len = dst.len();
+    for top in (0..m).step_by(rows) {
+        let count = rows.min(m - top);
+        let block = dst.get_mut(top * n..(top + count) * n).ok_or_else(|| {
+            KernelError::Message(format!("internal: a {m}x{n} product into {len} elements"))
+        })?;
+        let a = lhs.rows_from(top, count)?;
+        for first in (0..k).step_by(depth) {
+            step.check()?;
+            let inner = depth.min(k - first);
+            let (a, b) = (
+                a.t().rows_from(first, inner)?.t(),
+                rhs.rows_from(first, inner)?,
+            );
+            gemm_into(block, a, b, first > 0)?;
+        }
+    }
+    Ok(())
 }
 
 /// A matrix view of a slice: `rows x cols` with a column stride and a row stride.
@@ -114,6 +168,27 @@ impl<'a, T: 'static> Mat<'a, T> {
             cs: self.rs,
             rs: self.cs,
         }
+    }
+
+    /// The `count` rows from row `first`, over the same elements.
+    fn rows_from(self, first: usize, count: usize) -> Result<Self, KernelError> {
+        let data = first
+            .checked_mul(self.rs)
+            .and_then(|start| self.data.get(start..))
+            .filter(|_| first.saturating_add(count) <= self.rows)
+            .ok_or_else(|| {
+                KernelError::Message(format!(
+                    "internal: rows {first}..{} of a {}x{} matrix",
+                    first.saturating_add(count),
+                    self.rows,
+                    self.cols
+                ))
+            })?;
+        Ok(Mat {
+            data,
+            rows: count,
+            ..self
+        })
     }
 
     /// The same view with f32 elements, if `T` is f32.
