@@ -145,16 +145,23 @@ impl TrustedCa {
     /// The authority `SLUICE_TLS_CA` names, if set, with the client certificate of
     /// `SLUICE_TLS_CLIENT_CERT` and `SLUICE_TLS_CLIENT_KEY` if both are set.
     pub fn from_env() -> Result<Option<TrustedCa>, TlsError> {
-        let Some(path) = std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) else {
+        let Some(ca) = TrustedCa::from_env_var(CA_ENV)? else {
             return Ok(None);
         };
-        let ca = TrustedCa::read(Path::new(&path))?;
         Ok(Some(
             match CertAndKey::from_env(CLIENT_CERT_ENV, CLIENT_KEY_ENV)? {
                 Some(identity) => ca.presenting(identity),
                 None => ca,
             },
         ))
+    }
+
+    /// The authority the environment variable `var` names, if set (no client certificate).
+    pub fn from_env_var(var: &str) -> Result<Option<TrustedCa>, TlsError> {
+        match std::env::var_os(var).filter(|p| !p.is_empty()) {
+            Some(path) => TrustedCa::read(Path::new(&path)).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The same authority, presenting `identity` to engines that ask callers for one.

@@ -26,7 +26,6 @@ use sluice::service::tls::{ServerIdentity, TrustedCa, CERT_ENV, CLIENT_CA_ENV, K
 use sluice::service::{serve, EngineConfig};
 use sluice::tensor::MemoryBudget;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
 
 /// The engine's settings from the options `serve` and `worker` share; the token from the
 /// file given, else from the environment.
@@ -51,10 +50,7 @@ fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
     };
     let client_ca = match &options.tls_client_ca {
         Some(path) => Some(TrustedCa::read(path)?),
-        None => match std::env::var_os(CLIENT_CA_ENV).filter(|p| !p.is_empty()) {
-            Some(path) => Some(TrustedCa::read(Path::new(&path))?),
-            None => None,
-        },
+        None => TrustedCa::from_env_var(CLIENT_CA_ENV)?,
     };
     if client_ca.is_some() && tls.is_none() {
         bail!(

@@ -9,7 +9,7 @@ use crate::executor::CancelToken;
 use crate::fit::{FitConfig, FitProgress, LabelFormat};
 use crate::service::proto::{self, engine_event::Kind};
 use crate::service::status::session_status;
-use crate::tensor::MemoryBudget;
+use crate::service::EngineConfig;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -202,7 +202,7 @@ fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Statu
 pub(super) fn start_fit(
     entry: Arc<Entry>,
     cache: DatasetCache,
-    (roots, budget): (DataRoots, MemoryBudget),
+    config: Arc<EngineConfig>,
     events: EventBus,
     req: proto::FitRequest,
 ) -> FitStream {
@@ -216,7 +216,7 @@ pub(super) fn start_fit(
     tokio::spawn(async move {
         let held = entry.acquire().await;
         // Not awaited: the fit ends the stream itself.
-        let data = (cache, roots, budget);
+        let data = (cache, config);
         let _fit = tokio::task::spawn_blocking(move || {
             run_fit(entry, held, data, events, req, tx, ending)
         });
@@ -228,7 +228,7 @@ pub(super) fn start_fit(
 fn run_fit(
     entry: Arc<Entry>,
     held: Result<Held, Status>,
-    (cache, roots, budget): (DatasetCache, DataRoots, MemoryBudget),
+    (cache, engine): (DatasetCache, Arc<EngineConfig>),
     events: EventBus,
     req: proto::FitRequest,
     tx: mpsc::UnboundedSender<Result<proto::FitProgressMsg, Status>>,
@@ -241,8 +241,8 @@ fn run_fit(
             let config = fit_config(&entry, &req)?;
             // The load stops when the fit is cancelled or its client goes away.
             let stop = || entry.cancel.is_cancelled();
-            let limits = LoadLimits::new(&stop, budget.limit());
-            let data = cache.get(&req.dataset, &roots, &limits)?;
+            let limits = LoadLimits::new(&stop, engine.memory_budget.limit());
+            let data = cache.get(&req.dataset, &engine.data_roots, &limits)?;
             let mut held = held?;
             let session = &mut held.session;
             events.publish(

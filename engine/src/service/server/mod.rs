@@ -398,7 +398,7 @@ impl MasterService for MasterServer {
         Ok(Response::new(fit::start_fit(
             entry,
             self.datasets.clone(),
-            (self.limits.data_roots.clone(), self.limits.memory_budget),
+            self.limits.clone(),
             self.events.clone(),
             req,
         )))
