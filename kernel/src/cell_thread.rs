@@ -141,14 +141,21 @@ impl CellThread {
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         self.execute(&message)
                     }));
-                    let failed = ran.unwrap_or_else(|_| {
+                    let Some((finish, failed)) = ran.unwrap_or_else(|_| {
                         self.shared.busy.store(false, Ordering::SeqCst);
-                        self.reply_broken(&message);
-                        true
-                    });
-                    if failed && stops_on_error(&message) {
-                        self.abort_queued(&jobs);
-                    }
+                        Some((self.broken_reply(&message), true))
+                    }) else {
+                        continue;
+                    };
+                    // The cells to skip are those queued before the failed cell's reply goes
+                    // out: one sent after the client saw that reply is a new request and runs.
+                    let skipped: Vec<Job> = if failed && stops_on_error(&message) {
+                        jobs.try_iter().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    self.cells.send_to_sink(finish);
+                    self.abort(skipped);
                 }
                 other => self.answer(other),
             }
@@ -156,7 +163,7 @@ impl CellThread {
     }
 
     /// The reply to a cell the kernel failed to run (it panicked on the cell thread).
-    fn reply_broken(&mut self, message: &JupyterMessage) {
+    fn broken_reply(&mut self, message: &JupyterMessage) -> IopubCommand {
         tracing::error!("the cell thread panicked while running a cell");
         let error = ReplyError {
             ename: "KernelError".into(),
@@ -170,10 +177,10 @@ impl CellThread {
             user_expressions: Some(HashMap::new()),
             error: Some(Box::new(error)),
         };
-        self.cells.send_to_sink(IopubCommand::Finish {
+        IopubCommand::Finish {
             iopub: Vec::new(),
             reply: Some(Box::new(JupyterMessage::new(reply, Some(message)))),
-        });
+        }
     }
 
     fn answer(&mut self, job: Job) {
@@ -194,8 +201,7 @@ impl CellThread {
 
     /// Queued cells after a failed one are not run (as Jupyter's kernels do). Their replies go
     /// through the iopub sink, after the failed cell's.
-    fn abort_queued(&mut self, jobs: &Receiver<Job>) {
-        let queued: Vec<Job> = jobs.try_iter().collect();
+    fn abort(&mut self, queued: Vec<Job>) {
         for job in queued {
             match job {
                 Job::Execute(message) => {
@@ -222,10 +228,11 @@ impl CellThread {
         self.shared.execution_count.load(Ordering::SeqCst)
     }
 
-    /// Runs one cell; true when it failed.
-    fn execute(&mut self, message: &JupyterMessage) -> bool {
+    /// Runs one cell; gives the command that sends its outputs and reply, and whether it
+    /// failed (None for a message that is no execute request).
+    fn execute(&mut self, message: &JupyterMessage) -> Option<(IopubCommand, bool)> {
         let JupyterMessageContent::ExecuteRequest(request) = &message.content else {
-            return false;
+            return None;
         };
         let silent = request.silent;
         let store = request.store_history && !silent;
@@ -309,11 +316,11 @@ impl CellThread {
                 .unwrap_or_else(|e| e.into_inner())
                 .record(count, &request.code, &output_text);
         }
-        self.cells.send_to_sink(IopubCommand::Finish {
+        let finish = IopubCommand::Finish {
             iopub,
             reply: Some(Box::new(JupyterMessage::new(reply, Some(message)))),
-        });
-        error.is_some()
+        };
+        Some((finish, error.is_some()))
     }
 
     fn after_cell(&mut self) {

@@ -28,7 +28,7 @@ import time
 from jupyter_client.manager import start_new_kernel
 
 WARMUP_TIMEOUT = 900
-from client import check, run, summary, wait
+from client import check, iopub_of, run, summary, text_of, wait
 
 
 def kinds(outputs):
@@ -62,6 +62,19 @@ def question_mark(kc):
     check(any(m["msg_type"] == "error" for m in outputs), "an error output is shown")
     reply, _ = wait(kc, queued)
     check(reply["status"] == "aborted", f"the queued cell after it was aborted ({reply['status']})")
+    # A cell sent the moment the client sees the error reply is a new request: it runs.
+    ran = []
+    for _ in range(5):
+        failing = kc.execute("let q = sess.run(&[p], &[])?;", allow_stdin=False, stop_on_error=True)
+        reply = kc.get_shell_msg(timeout=180)
+        while reply["parent_header"].get("msg_id") != failing:
+            reply = kc.get_shell_msg(timeout=180)
+        reply = reply["content"]
+        sent_after = kc.execute("40 + 2", allow_stdin=False)
+        iopub_of(kc, failing)
+        after, outputs = wait(kc, sent_after)
+        ran.append(reply["status"] == "error" and after["status"] == "ok" and "42" in text_of(outputs))
+    check(all(ran), f"a cell sent right after an error reply runs ({ran})")
 
 
 PNG_1X1 = base64.b64decode(
