@@ -1,4 +1,5 @@
-//! Generates the gRPC code of the engine's master service from `proto/sluice.proto`, with
+//! Generates the gRPC code of the engine's master service from `proto/sluice.proto`, and
+//! TensorFlow's event-file messages from `proto/tensorboard.proto`, with
 //! protox (a protobuf compiler in Rust), so that building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,5 +14,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         .codec_path("crate::service::codec::Codec")
         .compile_fds(fds)?;
+
+    // TensorFlow's event-file messages, for the TensorBoard writer (messages only).
+    println!("cargo:rerun-if-changed=proto/tensorboard.proto");
+    let events = protox::compile(["tensorboard.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_fds(events)?;
     Ok(())
 }

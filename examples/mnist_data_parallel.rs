@@ -11,10 +11,10 @@
 //! Other flags: `--steps N` (global steps, 1000), `--batch B` (per worker, 100),
 //! `--model softmax|mlp`, `--staleness S` (with --async), `--aggregate K` (synchronous
 //! steps wait for K replicas; the rest are backups), `--checkpoint-dir D`
-//! `--checkpoint-steps N`, `--allreduce`, `--quiet`, and `--cluster-from-env`: train on the
-//! cluster that TF_CONFIG (or Slurm's variables) describes instead of starting one; the
-//! numbers of workers and parameter servers are then the cluster's (see
-//! examples/kubernetes and examples/slurm). `--help` describes them all.
+//! `--checkpoint-steps N`, `--allreduce`, `--quiet`, `--logdir D` (a TensorBoard run), and
+//! `--cluster-from-env`: train on the cluster that TF_CONFIG (or Slurm's variables)
+//! describes instead of starting one; the numbers of workers and parameter servers are then
+//! the cluster's (see examples/kubernetes and examples/slurm). `--help` describes them all.
 
 use clap::{Parser, ValueEnum};
 use sluice::data::mnist_digits;
@@ -91,6 +91,11 @@ struct Args {
     /// Print only the results, not the steps and the workers' reports
     #[arg(long)]
     quiet: bool,
+
+    /// Writes a TensorBoard run to D (`tensorboard --logdir D`): the graph as placed, the
+    /// loss of every step, each worker's examples/s, staleness and dropped gradients
+    #[arg(long, value_name = "D")]
+    logdir: Option<PathBuf>,
 
     /// Train on the cluster that TF_CONFIG (or Slurm's variables) describes, with its
     /// numbers of workers and parameter servers, instead of starting one
@@ -182,6 +187,7 @@ fn main() -> anyhow::Result<()> {
         checkpoint_dir: a.checkpoint_dir.clone(),
         checkpoint_steps: a.checkpoint_steps,
         report_every: (a.steps / 4).max(1),
+        logdir: a.logdir.clone(),
         ..TrainerOptions::default()
     };
     let mut trainer = Trainer::new(model, &spec, options)?;
@@ -219,6 +225,11 @@ fn main() -> anyhow::Result<()> {
     let examples = (reached - from) as f64 * per_step * a.batch as f64;
     println!("test accuracy: {accuracy:.4}");
     println!("examples/s: {:.0}", examples / seconds);
+    if let Some(summaries) = trainer.summary_writer() {
+        summaries.scalar("test_accuracy", reached as i64, accuracy)?;
+        summaries.flush()?;
+        println!("TensorBoard run: {}", summaries.path().display());
+    }
     if a.allreduce {
         let bytes = trainer.last_step_transfers().wire_bytes;
         println!(

@@ -1,7 +1,7 @@
 //! The seed program: softmax regression on the embedded MNIST digits, trained by gradient
 //! descent on the cross-entropy, 1000 steps of 100 examples.
 //!
-//!     cargo run --release --example mnist_softmax [-- --seed S]
+//!     cargo run --release --example mnist_softmax [-- --seed S] [--logdir DIR]
 
 use anyhow::Context;
 use clap::Parser;
@@ -28,10 +28,18 @@ struct Args {
     /// with SLUICE_GPU_ALLOW_SOFTWARE=1.
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     device: String,
+    /// Writes a TensorBoard run to DIR (`tensorboard --logdir DIR`): the graph, the loss of
+    /// every step, histograms of W and b every 100 steps, the test accuracy
+    #[arg(long, value_name = "DIR")]
+    logdir: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { seed, device } = Args::parse();
+    let Args {
+        seed,
+        device,
+        logdir,
+    } = Args::parse();
     sluice::logging::init("warn");
     let digits = mnist_digits()?;
     let g = Graph::new();
@@ -53,13 +61,36 @@ fn main() -> anyhow::Result<()> {
     let mut sess = connect_or_local(&g)?;
     println!("running {}", sess.location());
     sess.init_variables()?;
-    // A step's time includes drawing its batch, as the TensorFlow peer's does.
+    let summaries = logdir.map(SummaryWriter::new).transpose()?;
+    if let Some(summaries) = &summaries {
+        summaries.graph(&g)?;
+        println!("TensorBoard run: {}", summaries.path().display());
+    }
+    // A step's time includes drawing its batch (and writing its summaries), as the
+    // TensorFlow peer's does.
     let mut batches = digits.train.batches(100, seed);
     let mut step_micros = Vec::with_capacity(1000);
-    for _ in 0..1000 {
+    for step in 1..=1000 {
         let start = Instant::now();
         let batch = batches.next().context("the training set is empty")?;
-        sess.run(&[train], &[(x, batch.inputs), (y_, batch.one_hot)])?;
+        let feeds = [(x, batch.inputs), (y_, batch.one_hot)];
+        match &summaries {
+            None => {
+                sess.run(&[train], &feeds)?;
+            }
+            Some(summaries) => {
+                let loss = sess.run_with_targets(&[xent], &feeds, &[train])?;
+                let loss = loss.first().and_then(Tensor::scalar_f64);
+                summaries.scalar("loss", step, loss.unwrap_or(f64::NAN))?;
+                if step % 100 == 0 {
+                    for (name, var) in [("W", w), ("b", b)] {
+                        if let Some(value) = sess.variable(var)? {
+                            summaries.histogram(name, step, &value)?;
+                        }
+                    }
+                }
+            }
+        }
         step_micros.push(start.elapsed().as_secs_f64() * 1e6);
     }
     let test = &digits.test;
@@ -68,10 +99,12 @@ fn main() -> anyhow::Result<()> {
         &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())],
     )?;
     step_micros.sort_by(f64::total_cmp);
-    println!(
-        "test accuracy: {:.4}",
-        acc[0].scalar_f64().unwrap_or(f64::NAN)
-    );
+    let acc = acc[0].scalar_f64().unwrap_or(f64::NAN);
+    println!("test accuracy: {acc:.4}");
+    if let Some(summaries) = &summaries {
+        summaries.scalar("test_accuracy", 1000, acc)?;
+        summaries.flush()?;
+    }
     println!("us/step: {:.1}", step_micros[step_micros.len() / 2]);
     Ok(())
 }

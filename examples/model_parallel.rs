@@ -4,7 +4,7 @@
 //! embedded MNIST digits and prints the test accuracy and the throughput.
 //!
 //!     cargo build --release --bin sluice-engine
-//!     cargo run --release --example model_parallel [-- --steps N] [--wire bf16]
+//!     cargo run --release --example model_parallel [-- --steps N] [--wire bf16] [--logdir DIR]
 
 use clap::Parser;
 use sluice::data::mnist_digits;
@@ -33,10 +33,20 @@ struct Args {
         value_parser = ["f32", "bf16", "f16", "int8"]
     )]
     wire: String,
+
+    /// Writes a TensorBoard run to DIR (`tensorboard --logdir DIR`): the graph as placed
+    /// (each node on its worker), the loss and the bytes between workers of every step,
+    /// histograms of the weights every 100 steps, the test accuracy
+    #[arg(long, value_name = "DIR")]
+    logdir: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Args { steps, wire } = Args::parse();
+    let Args {
+        steps,
+        wire,
+        logdir,
+    } = Args::parse();
     sluice::logging::init("warn");
     let cluster = LocalCluster::start(&[("worker", 2)])?;
     println!("cluster: {}", cluster.spec().to_tf_config(None));
@@ -44,19 +54,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
-    let hidden = {
+    let (w1, hidden) = {
         let _device = g.device("/job:worker/task:0");
         let _scope = g.name_scope("layer1");
         let w = g.variable("W", &[784, 256], Initializer::GlorotUniform);
         let b = g.variable("b", &[256], Initializer::Zeros);
-        relu(matmul(x, w) + b)
+        (w, relu(matmul(x, w) + b))
     };
-    let logits = {
+    let (w2, logits) = {
         let _device = g.device("/job:worker/task:1");
         let _scope = g.name_scope("layer2");
         let w = g.variable("W", &[256, 10], Initializer::GlorotUniform);
         let b = g.variable("b", &[10], Initializer::Zeros);
-        matmul(hidden, w) + b
+        (w, matmul(hidden, w) + b)
     };
     let loss = reduce_mean(softmax_cross_entropy_with_logits(logits, y_));
     let train = GradientDescent::new(0.1).minimize(loss)?;
@@ -73,13 +83,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{node:>16} on {device}");
         }
     }
+    let summaries = logdir.map(SummaryWriter::new).transpose()?;
+    if let Some(summaries) = &summaries {
+        summaries.graph(&sess.placed_graph()?)?;
+        println!("TensorBoard run: {}", summaries.path().display());
+    }
     let digits = mnist_digits()?;
     let started = Instant::now();
     let mut bytes = 0;
     for (i, batch) in digits.train.batches(100, 0).take(steps).enumerate() {
         let l =
             sess.run_with_targets(&[loss], &[(x, batch.inputs), (y_, batch.one_hot)], &[train])?;
-        bytes += sess.last_step_transfers().wire_bytes;
+        let moved = sess.last_step_transfers().wire_bytes;
+        bytes += moved;
+        if let Some(summaries) = &summaries {
+            let step = i as i64 + 1;
+            let loss = l[0].scalar_f64().unwrap_or(f64::NAN);
+            summaries.scalars(
+                step,
+                &[("loss", loss), ("bytes_between_workers", moved as f64)],
+            )?;
+            if step % 100 == 0 {
+                for (name, var) in [("layer1/W", w1), ("layer2/W", w2)] {
+                    if let Some(value) = sess.variable(var)? {
+                        summaries.histogram(name, step, &value)?;
+                    }
+                }
+            }
+        }
         if (i + 1) % 200 == 0 {
             println!(
                 "step {:5}  loss {:.4}",
@@ -98,6 +129,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(f64::NAN);
     println!("test accuracy: {acc:.4}");
     println!("examples/s: {:.0}", (steps * 100) as f64 / seconds);
+    if let Some(summaries) = &summaries {
+        summaries.scalar("test_accuracy", steps as i64, acc)?;
+        summaries.flush()?;
+    }
     println!(
         "bytes between workers per step: {:.0}",
         bytes as f64 / steps.max(1) as f64

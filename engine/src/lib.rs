@@ -35,6 +35,7 @@ pub mod service;
 #[cfg(feature = "engine")]
 pub mod session;
 pub mod tensor;
+pub mod tensorboard;
 pub mod training;
 
 pub use autodiff::{gradient, gradients};
@@ -50,6 +51,7 @@ pub use service::RemoteSession;
 #[cfg(feature = "engine")]
 pub use session::{Session, SessionOptions};
 pub use tensor::{DType, Tensor, TensorError};
+pub use tensorboard::SummaryWriter;
 
 /// Everything a program or a notebook cell needs, in one `use`.
 pub mod prelude {
@@ -64,4 +66,5 @@ pub mod prelude {
     #[cfg(feature = "engine")]
     pub use crate::session::Session;
     pub use crate::tensor::{DType, Tensor};
+    pub use crate::tensorboard::SummaryWriter;
 }

@@ -6,6 +6,7 @@ mod coordinate;
 mod replica;
 mod ring;
 mod strategy;
+mod summaries;
 mod trainer;
 
 pub use ring::ring_all_reduce;

@@ -7,6 +7,7 @@
 
 use super::coordinate::{self, Outcome};
 use super::strategy::{Phases, Replicated};
+use super::summaries::TrainSummaries;
 use crate::checkpoint::{self, CheckpointError};
 use crate::distributed::cluster::ClusterSpec;
 use crate::distributed::peer;
@@ -14,6 +15,7 @@ use crate::distributed::{DistributedOptions, DistributedSession};
 use crate::error::{GraphError, SessionError};
 use crate::runner::Runner;
 use crate::tensor::Tensor;
+use crate::tensorboard::{SummaryError, SummaryWriter};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +30,9 @@ pub enum TrainError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The TensorBoard run (`logdir`) could not be started.
+    #[error(transparent)]
+    Summaries(#[from] SummaryError),
     /// Tasks stayed unreachable past the recovery time.
     #[error("training stalled: no answer from {} for {seconds:.1} s", missing.join(", "))]
     Stalled { missing: Vec<String>, seconds: f64 },
@@ -66,6 +71,10 @@ pub struct TrainerOptions {
     pub report_every: u64,
     /// The distributed session's options (its RPC deadline above all).
     pub session: DistributedOptions,
+    /// Where to write a TensorBoard run (none: no summaries): the placed graph, the loss of
+    /// every step, each worker's examples/s, staleness and dropped gradients, and the job's
+    /// events (checkpoints, lost tasks) as text.
+    pub logdir: Option<PathBuf>,
 }
 
 impl Default for TrainerOptions {
@@ -80,6 +89,7 @@ impl Default for TrainerOptions {
             recovery_timeout: Duration::from_secs(60),
             report_every: 100,
             session: DistributedOptions::default(),
+            logdir: None,
         }
     }
 }
@@ -137,6 +147,7 @@ pub struct Trainer {
     pub(crate) last_transfers: crate::distributed::StepTransfers,
     last_checkpoint: (u64, Instant),
     restored_from: Option<PathBuf>,
+    summaries: Option<TrainSummaries>,
 }
 
 fn no_session() -> TrainError {
@@ -151,6 +162,10 @@ impl Trainer {
         cluster: &ClusterSpec,
         options: TrainerOptions,
     ) -> Result<Trainer, TrainError> {
+        let summaries = match &options.logdir {
+            Some(dir) => Some(TrainSummaries::new(SummaryWriter::new(dir)?)),
+            None => None,
+        };
         let mut trainer = Trainer {
             model,
             cluster: cluster.clone(),
@@ -160,6 +175,7 @@ impl Trainer {
             last_transfers: Default::default(),
             last_checkpoint: (0, Instant::now()),
             restored_from: None,
+            summaries,
         };
         // Tasks that are still starting (pods, srun) are waited for, up to the recovery time.
         trainer.recover(&mut |_| {}, None)?;
@@ -191,6 +207,12 @@ impl Trainer {
             .as_mut()
             .and_then(Arc::get_mut)
             .ok_or_else(no_session)
+    }
+
+    /// The TensorBoard run the trainer writes (`logdir`), for a program's own summaries
+    /// (test accuracy, say).
+    pub fn summary_writer(&self) -> Option<&SummaryWriter> {
+        self.summaries.as_ref().map(TrainSummaries::writer)
     }
 
     /// What the last all-reduce step moved between the workers.
@@ -240,6 +262,9 @@ impl Trainer {
             }
         }
         sess.prepare_graph()?;
+        if let Some(summaries) = &mut self.summaries {
+            summaries.graph(&mut sess);
+        }
         self.session = Some(Arc::new(sess));
         self.last_checkpoint = (self.step, Instant::now());
         Ok(())
@@ -249,6 +274,24 @@ impl Trainer {
     /// replica's next batch: one tensor per input of its tower, in order. Failed tasks are
     /// waited for and the job goes on from the newest checkpoint.
     pub fn fit(
+        &mut self,
+        batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<u64, TrainError> {
+        // The summaries see every event the caller sees; they stay with the trainer after.
+        let Some(mut summaries) = self.summaries.take() else {
+            return self.fit_events(batches, on_event);
+        };
+        let reached = self.fit_events(batches, &mut |event| {
+            summaries.record(event);
+            on_event(event);
+        });
+        summaries.flush();
+        self.summaries = Some(summaries);
+        reached
+    }
+
+    fn fit_events(
         &mut self,
         batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
         on_event: &mut dyn FnMut(&TrainEvent),

@@ -263,9 +263,13 @@ impl DistributedSession {
     pub fn placed_graph(&mut self) -> Result<Graph, SessionError> {
         self.prepare()?;
         let mut def = self.graph.to_graph_def(0);
-        for (id, node) in def.nodes.iter_mut().enumerate() {
-            if let Some(device) = self.placer.device_of(id) {
-                node.device = device;
+        // By name: the def leaves out invalid nodes, so its positions are not node ids.
+        let devices: std::collections::HashMap<String, String> = (0..self.placer.placed().len())
+            .filter_map(|id| Some((self.graph.node(id)?.name, self.placer.device_of(id)?)))
+            .collect();
+        for node in &mut def.nodes {
+            if let Some(device) = devices.get(&node.name) {
+                node.device = device.clone();
             }
         }
         let placed = Graph::new();

@@ -1,0 +1,303 @@
+//! [`SummaryWriter`]: one TensorBoard run, an event file in a log folder. Events are framed
+//! into a buffer at once and written to the file by a flusher thread on a timer (and when the
+//! buffer grows large, on `flush`, and when the writer is dropped), so a summary costs a
+//! step an encode and a copy, not a system call.
+
+use super::graph_def::{shape, tensorflow_graph_def};
+use super::histogram::histogram;
+use super::proto::{self, event::What, summary, Event, Summary, SummaryMetadata};
+use super::records::{append_record, read_records};
+use super::SummaryError;
+use crate::graph::{Graph, Shape};
+use crate::tensor::Tensor;
+use prost::Message;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often buffered events reach the file unless said otherwise.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A buffer this large is written out at once rather than at the next tick.
+const EAGER_WRITE_BYTES: usize = 1 << 20;
+
+/// Writes one TensorBoard run: scalars, histograms, text and graphs, each at a step.
+/// `tensorboard --logdir DIR` shows every run under DIR.
+pub struct SummaryWriter {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    tick: Condvar,
+    path: PathBuf,
+}
+
+struct State {
+    file: File,
+    /// Framed records not yet written.
+    pending: Vec<u8>,
+    /// The last write's failure, reported by the next call.
+    failed: Option<std::io::Error>,
+    closing: bool,
+}
+
+impl SummaryWriter {
+    /// A new run in `logdir` (made if missing): an event file named as TensorFlow names them
+    /// (`events.out.tfevents.<seconds>.<host>.<pid>.<n>`), flushed every 2 seconds.
+    pub fn new(logdir: impl AsRef<Path>) -> Result<SummaryWriter, SummaryError> {
+        SummaryWriter::with_flush_interval(logdir, DEFAULT_FLUSH_INTERVAL)
+    }
+
+    /// As [`SummaryWriter::new`], flushing every `interval`.
+    pub fn with_flush_interval(
+        logdir: impl AsRef<Path>,
+        interval: Duration,
+    ) -> Result<SummaryWriter, SummaryError> {
+        let logdir = logdir.as_ref();
+        std::fs::create_dir_all(logdir).map_err(|e| SummaryError::io(logdir, e))?;
+        let path = logdir.join(event_file_name());
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| SummaryError::io(&path, e))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                file,
+                pending: Vec::new(),
+                failed: None,
+                closing: false,
+            }),
+            tick: Condvar::new(),
+            path,
+        });
+        let first = Event {
+            wall_time: wall_time(),
+            step: 0,
+            what: Some(What::FileVersion("brain.Event:2".into())),
+        };
+        shared.push(&first)?;
+        shared.write_pending()?;
+        let ticking = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("sluice-summaries".into())
+            .spawn(move || ticking.flush_every(interval))
+            .map_err(|e| SummaryError::io(&shared.path, e))?;
+        Ok(SummaryWriter {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// The event file this writer writes.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// A scalar (TensorBoard's Scalars tab) at `step`.
+    pub fn scalar(&self, tag: &str, step: i64, value: f64) -> Result<(), SummaryError> {
+        self.scalars(step, &[(tag, value)])
+    }
+
+    /// Several scalars at one step, in one event.
+    pub fn scalars(&self, step: i64, values: &[(&str, f64)]) -> Result<(), SummaryError> {
+        let value = values
+            .iter()
+            .map(|&(tag, v)| summary::Value {
+                tag: tag.to_string(),
+                value: Some(summary::value::Value::SimpleValue(v as f32)),
+                ..Default::default()
+            })
+            .collect();
+        self.summary(step, value)
+    }
+
+    /// The histogram of `values`' finite elements (the Histograms and Distributions tabs);
+    /// nothing is written for a tensor with none.
+    pub fn histogram(&self, tag: &str, step: i64, values: &Tensor) -> Result<(), SummaryError> {
+        let Some(histo) = histogram(values) else {
+            return Ok(());
+        };
+        let value = summary::Value {
+            tag: tag.to_string(),
+            value: Some(summary::value::Value::Histo(histo)),
+            ..Default::default()
+        };
+        self.summary(step, vec![value])
+    }
+
+    /// Text (the Text tab, which renders Markdown).
+    pub fn text(&self, tag: &str, step: i64, text: &str) -> Result<(), SummaryError> {
+        let tensor = proto::TensorProto {
+            dtype: proto::DataType::DtString as i32,
+            tensor_shape: Some(shape(&Shape::scalar())),
+            string_val: vec![text.as_bytes().to_vec()],
+            ..Default::default()
+        };
+        let value = summary::Value {
+            tag: tag.to_string(),
+            metadata: Some(SummaryMetadata {
+                plugin_data: Some(summary_metadata_plugin("text")),
+                ..Default::default()
+            }),
+            value: Some(summary::value::Value::Tensor(tensor)),
+            ..Default::default()
+        };
+        self.summary(step, vec![value])
+    }
+
+    /// The graph (the Graphs tab), each node on the device its constraint names.
+    pub fn graph(&self, graph: &Graph) -> Result<(), SummaryError> {
+        self.graph_def(&tensorflow_graph_def(graph, &HashMap::new()))
+    }
+
+    /// A graph already in TensorFlow's form (a placed graph, say).
+    pub fn graph_def(&self, def: &proto::GraphDef) -> Result<(), SummaryError> {
+        self.shared.push(&Event {
+            wall_time: wall_time(),
+            step: 0,
+            what: Some(What::GraphDef(def.encode_to_vec())),
+        })
+    }
+
+    /// Writes what is buffered to the file now.
+    pub fn flush(&self) -> Result<(), SummaryError> {
+        self.shared.write_pending()
+    }
+
+    fn summary(&self, step: i64, value: Vec<summary::Value>) -> Result<(), SummaryError> {
+        self.shared.push(&Event {
+            wall_time: wall_time(),
+            step,
+            what: Some(What::Summary(Summary { value })),
+        })
+    }
+}
+
+impl Drop for SummaryWriter {
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.tick.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        if let Err(e) = self.shared.write_pending() {
+            tracing::warn!("summaries not written: {e}");
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Frames `event` into the buffer (writing the buffer out once it is large).
+    fn push(&self, event: &Event) -> Result<(), SummaryError> {
+        let data = event.encode_to_vec();
+        let mut state = self.lock();
+        if let Some(e) = state.failed.take() {
+            return Err(SummaryError::io(&self.path, e));
+        }
+        append_record(&mut state.pending, &data);
+        if state.pending.len() >= EAGER_WRITE_BYTES {
+            return self.write_locked(&mut state);
+        }
+        Ok(())
+    }
+
+    fn write_pending(&self) -> Result<(), SummaryError> {
+        let mut state = self.lock();
+        if let Some(e) = state.failed.take() {
+            return Err(SummaryError::io(&self.path, e));
+        }
+        self.write_locked(&mut state)
+    }
+
+    fn write_locked(&self, state: &mut State) -> Result<(), SummaryError> {
+        if state.pending.is_empty() {
+            return Ok(());
+        }
+        let State { file, pending, .. } = state;
+        let written = file.write_all(pending);
+        pending.clear();
+        written.map_err(|e| SummaryError::io(&self.path, e))
+    }
+
+    fn flush_every(&self, interval: Duration) {
+        let mut state = self.lock();
+        while !state.closing {
+            state = self
+                .tick
+                .wait_timeout(state, interval)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if let Err(SummaryError::Io { source, .. }) = self.write_locked(&mut state) {
+                tracing::warn!(
+                    "cannot write summaries to {}: {source}",
+                    self.path.display()
+                );
+                state.failed = Some(source);
+            }
+        }
+    }
+}
+
+fn summary_metadata_plugin(name: &str) -> proto::summary_metadata::PluginData {
+    proto::summary_metadata::PluginData {
+        plugin_name: name.to_string(),
+        content: Vec::new(),
+    }
+}
+
+fn wall_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// TensorFlow's event file name; the last part tells apart writers of one process.
+fn event_file_name() -> String {
+    static WRITERS: AtomicU64 = AtomicU64::new(0);
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '\\']))
+        .unwrap_or_else(|| "localhost".into());
+    let n = WRITERS.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "events.out.tfevents.{seconds:010}.{host}.{}.{n}",
+        std::process::id()
+    )
+}
+
+/// The events of one event file, in order (a record cut short at its end is left out).
+pub fn read_event_file(path: impl AsRef<Path>) -> Result<Vec<Event>, SummaryError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| SummaryError::io(path, e))?;
+    let records = read_records(&bytes).map_err(|source| SummaryError::Record {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, data)| {
+            Event::decode(data).map_err(|source| SummaryError::Decode {
+                path: path.to_path_buf(),
+                index,
+                source,
+            })
+        })
+        .collect()
+}
