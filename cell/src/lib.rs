@@ -1,13 +1,15 @@
 //! What Sluice's notebook and REPL cells link besides Sluice itself, compiled once and shared
 //! by every cell: rich output ([`display_html`], [`display_svg`], [`display_png`],
 //! [`display_markdown`], [`display_image`], tensors and graph summaries as tables), live charts ([`plot`]),
-//! questions to the person ([`input`]), graph drawings ([`ShowGraph::show_graph`]), and panics
+//! questions to the person ([`input`]), graph drawings ([`ShowGraph::show_graph`]), TensorBoard
+//! runs ([`logdir`]), and panics
 //! reported to the frontend. The cell's process talks to its frontend by printing directive
 //! lines on stdout (see [`protocol`]), which the frontend takes out of the stream.
 
 mod chart;
 mod display;
 mod input;
+mod logdir;
 mod panic;
 pub mod protocol;
 mod session;
@@ -19,6 +21,7 @@ pub use display::{
     Html, Markdown, Png, SluiceDisplay, Svg,
 };
 pub use input::{input, password};
+pub use logdir::logdir;
 pub use panic::install_panic_hook;
 pub use session::{
     announce_cluster_session, announce_session, use_default_device, DeviceChoiceError, ShowGraph,

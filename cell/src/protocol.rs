@@ -27,6 +27,8 @@ pub fn prefix() -> &'static str {
 pub const SESSION: &str = "session";
 /// `show_graph ADDR HANDLE`: draw that session's graph.
 pub const SHOW_GRAPH: &str = "show_graph";
+/// `logdir DIR`: write TensorBoard runs of the cells' sessions and charts under DIR.
+pub const LOGDIR: &str = "logdir";
 /// `panic FILE LINE MESSAGE`: the cell panicked (LINE 0 when unknown).
 pub const PANIC: &str = "panic";
 /// `curve NAME STEP SERIES VALUE [SERIES VALUE ...]`: a point of each series of the live

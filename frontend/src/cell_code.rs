@@ -25,15 +25,18 @@ pub fn types_toggles(code: &str) -> usize {
 }
 
 /// The frontends' own commands among a cell's leading command lines: `:graph` draws the
-/// session's graph, `:summary` shows the graph's summary. Their code goes where the cell's
+/// session's graph, `:summary` shows the graph's summary, `:logdir DIR` writes TensorBoard
+/// runs under DIR. Their code goes where the cell's
 /// code starts, after evcxr's commands (evcxr takes commands only before any code).
 pub fn rewrite_commands(code: &str) -> String {
     let start = code_start(code);
     let (commands, rest) = code.split_at(start);
     let ours = |l: &str| match l.trim() {
-        ":graph" => Some("sess.show_graph();"),
-        ":summary" => Some("sluice_cell::SluiceDisplay::evcxr_display(&graph.summary());"),
-        _ => None,
+        ":graph" => Some("sess.show_graph();".to_string()),
+        ":summary" => {
+            Some("sluice_cell::SluiceDisplay::evcxr_display(&graph.summary());".to_string())
+        }
+        line => logdir_command(line),
     };
     if !commands.lines().any(|l| ours(l).is_some()) {
         return code.to_string();
@@ -43,7 +46,7 @@ pub fn rewrite_commands(code: &str) -> String {
     for line in commands.split_inclusive('\n') {
         match ours(line) {
             Some(replacement) => {
-                added.push_str(replacement);
+                added.push_str(&replacement);
                 added.push('\n');
             }
             None => kept.push_str(line),
@@ -53,6 +56,21 @@ pub fn rewrite_commands(code: &str) -> String {
         kept.push('\n');
     }
     format!("{kept}{added}{rest}")
+}
+
+/// `:logdir DIR` as code: the folder as a string literal (Debug quoting escapes anything).
+fn logdir_command(line: &str) -> Option<String> {
+    let dir = line.strip_prefix(":logdir")?;
+    if !dir.is_empty() && !dir.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let dir = dir.trim();
+    if dir.is_empty() {
+        return Some(
+            "eprintln!(\"`:logdir DIR` names the folder for TensorBoard runs\");".to_string(),
+        );
+    }
+    Some(format!("sluice_cell::logdir({dir:?});"))
 }
 
 /// Wraps the cell's final expression `e` (its last statement, without a semicolon) as
@@ -166,6 +184,11 @@ mod tests {
             ":dep x = \"1\"\nsess.show_graph();\nlet a = 1;"
         );
         assert_eq!(rewrite_commands(":graph"), "sess.show_graph();\n");
+        assert_eq!(
+            rewrite_commands(":logdir runs/my \"model\"\nlet a = 1;"),
+            "sluice_cell::logdir(\"runs/my \\\"model\\\"\");\nlet a = 1;"
+        );
+        assert_eq!(rewrite_commands(":logdirx"), ":logdirx");
         assert_eq!(rewrite_commands("let a = 1;"), "let a = 1;");
         assert!(prepare(":summary", true).contains("graph.summary()"));
         assert_eq!(prepare("1 + 1", false), "1 + 1");

@@ -5,7 +5,7 @@
 //! directives: text a cell prints that looks like one is text.
 
 use sluice_cell::protocol::{
-    decode_word, encode_word, prefix_with, BUNDLE, CURVE, DISPLAY, NOTE, PANIC, PANICKED,
+    decode_word, encode_word, prefix_with, BUNDLE, CURVE, DISPLAY, LOGDIR, NOTE, PANIC, PANICKED,
     QUESTION_MARK, RELAY, RESULT, SESSION, SHOW_GRAPH,
 };
 
@@ -69,6 +69,8 @@ pub enum Directive {
     Session { addr: String, handle: String },
     /// Draw this session's graph.
     ShowGraph { addr: String, handle: String },
+    /// Write TensorBoard runs of the cells' sessions and charts under this folder.
+    Logdir(String),
     /// The cell panicked; `line` 0 when the place is unknown.
     Panic {
         message: String,
@@ -141,6 +143,7 @@ fn parse(rest: &str) -> Option<Directive> {
             addr: addr.clone(),
             handle: handle.clone(),
         }),
+        (LOGDIR, [dir]) => Some(Directive::Logdir(dir.clone())),
         (PANIC, [file, line, message]) => Some(Directive::Panic {
             message: message.clone(),
             file: file.clone(),

@@ -8,7 +8,7 @@ use crate::directives::{Directive, Directives};
 use crate::engine_link::EngineLink;
 use crate::live::LiveEvent;
 use crossbeam_channel::{Receiver, Select, Sender};
-use sluice::service::EngineEvent;
+use sluice::service::{EngineEvent, SessionRuns};
 use sluice::Graph;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +108,7 @@ pub fn spawn<S: Sink>(
         stdout,
         stderr,
         events,
+        runs: None,
     };
     std::thread::Builder::new()
         .name("sluice-output".into())
@@ -127,6 +128,8 @@ struct Router<S: Sink> {
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     events: Receiver<EngineEvent>,
+    /// TensorBoard runs of the cells' sessions and charts, once `:logdir` asked for them.
+    runs: Option<SessionRuns>,
 }
 
 /// What the output thread received.
@@ -348,7 +351,11 @@ impl<S: Sink> Router<S> {
                 self.release_blank();
                 self.sink.display(forms);
             }
+            Directive::Logdir(dir) => self.start_runs(&dir),
             Directive::Curve { name, step, points } => {
+                if let Some(runs) = &mut self.runs {
+                    runs.chart(&name, step, &points);
+                }
                 let event = LiveEvent::Chart { name, step, points };
                 self.sink.live(event, Instant::now());
             }
@@ -364,12 +371,44 @@ impl<S: Sink> Router<S> {
             if self.engine.is_embedded() {
                 let addr = self.engine.addr().to_string();
                 self.engine.register(&addr, session);
+                self.record(&event);
             }
             return;
         }
         let ours = event.session().is_some_and(|s| self.engine.is_ours(s));
         if ours {
+            self.record(&event);
             self.sink.live(LiveEvent::Engine(event), Instant::now());
         }
+    }
+
+    /// `:logdir DIR`: the cells' sessions and charts are written under DIR from now on.
+    fn start_runs(&mut self, dir: &str) {
+        match SessionRuns::new(dir) {
+            Ok(runs) => {
+                let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.into());
+                self.sink.note(&format!(
+                    "TensorBoard runs go to {} (see them with `tensorboard --logdir {dir}`)",
+                    shown.display()
+                ));
+                if let Some(old) = self.runs.replace(runs) {
+                    old.flush();
+                }
+            }
+            Err(e) => self
+                .sink
+                .note(&format!("no TensorBoard runs in {dir}: {e}")),
+        }
+    }
+
+    /// Writes an event of the cells' sessions into their runs, if `:logdir` asked for them.
+    fn record(&mut self, event: &EngineEvent) {
+        let Some(runs) = &mut self.runs else {
+            return;
+        };
+        let engine = &self.engine;
+        runs.record(event, &mut |handle| {
+            engine.fetch_graph(engine.addr(), handle).ok()
+        });
     }
 }

@@ -64,6 +64,7 @@ An entry with open brackets continues on the next line.
   :devices            the engine's devices
   :vars               the variables kept between entries, with their types
   :engine             which engine, and this REPL's sessions on it
+  :logdir DIR         write TensorBoard runs (graph, step scalars, fits, charts) under DIR
   :quit               leave (or Ctrl-D)
 
 Ctrl-C while a cell runs cancels its engine work (twice: stops the cell's process);

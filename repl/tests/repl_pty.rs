@@ -146,6 +146,43 @@ fn temp_history(name: &str) -> PathBuf {
     path
 }
 
+/// The session's TensorBoard run that `:logdir` asked for: the fit's loss and the graph.
+fn check_tensorboard_run(runs: &Path) {
+    use sluice::tensorboard::{proto::event::What, proto::summary::value::Value, read_event_file};
+    let files: Vec<PathBuf> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|run| {
+            std::fs::read_dir(run.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|file| file.path())
+        .collect();
+    let events: Vec<_> = files
+        .iter()
+        .flat_map(|f| read_event_file(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let losses = events
+        .iter()
+        .filter_map(|e| match &e.what {
+            Some(What::Summary(s)) => Some(s),
+            _ => None,
+        })
+        .flat_map(|s| &s.value)
+        .filter(|v| v.tag == "loss" && matches!(v.value, Some(Value::SimpleValue(_))))
+        .count();
+    let graphs = (events.iter())
+        .filter(|e| matches!(e.what, Some(What::GraphDef(_))))
+        .count();
+    assert!(
+        losses >= 10 && graphs >= 1,
+        "{losses} losses and {graphs} graphs in {files:?}"
+    );
+}
+
 /// The seed program's graph, one line per entry, as the README writes it.
 const SEED_GRAPH: &[&str] = &[
     "let test = mnist_digits()?.test;",
@@ -169,6 +206,10 @@ fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let history = temp_history("seed");
     let mut repl = Repl::start(&history);
+    let runs = history.with_file_name("runs");
+    let _ = std::fs::remove_dir_all(&runs);
+    let out = repl.run(&format!(":logdir {}", runs.display()));
+    assert!(out.contains("TensorBoard runs go to"), ":logdir: {out}");
     for line in SEED_GRAPH {
         repl.run(line);
     }
@@ -199,6 +240,7 @@ fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
 
     let out = repl.run(":loss");
     assert!(out.contains("loss, fit of 1000 steps"), ":loss: {out}");
+    check_tensorboard_run(&runs);
     let out = repl.run(":graph");
     assert!(out.contains("graph:") && out.contains("W"), ":graph: {out}");
     let svg = history.with_file_name("graph.svg");

@@ -287,3 +287,77 @@ fn the_model_parallel_example_writes_a_placed_run_tensorboard_reads() {
         "{graph:?}"
     );
 }
+
+#[test]
+fn an_engine_with_a_logdir_writes_a_run_per_session() {
+    let Some(python) = python_with_tensorboard() else {
+        return;
+    };
+    let dir = TempDir::new("engine");
+    let logdir = dir.0.join("engine-runs");
+    let logdir_arg = logdir.to_string_lossy().to_string();
+    let engine = sluice_tests::Engine::start(&["--logdir", &logdir_arg]).expect("engine");
+    let g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 784]);
+    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+    let w = g.variable("W", &[784, 10], Initializer::Zeros);
+    let b = g.variable("b", &[10], Initializer::Zeros);
+    let loss = -reduce_sum(y_ * log(softmax(matmul(x, w) + b)));
+    let train = GradientDescent::new(0.01).minimize(loss).expect("minimize");
+    let mut sess = RemoteSession::create(&engine.addr, &g).expect("session");
+    sess.init_variables().expect("init");
+    let digits = sluice::data::mnist_digits().expect("digits");
+    let mut losses = Vec::new();
+    for batch in digits.train.batches(100, 0).take(30) {
+        let feeds = [(x, batch.inputs), (y_, batch.one_hot)];
+        let out = sess
+            .run_with_targets(&[loss], &feeds, &[train])
+            .expect("step");
+        losses.push(out[0].scalar_f64().expect("a scalar loss"));
+    }
+    let mut config = FitConfig::new(x, y_, loss, train);
+    config.steps = 100;
+    sess.fit("mnist-digits", &config, &mut |_| {}).expect("fit");
+    sess.close().expect("close");
+    // The run is flushed when its session closes; the engine writes it on a thread.
+    let run = logdir.join("session-0");
+    let started = std::time::Instant::now();
+    let mut expected = Value::Null;
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if run.is_dir() {
+            expected = expected_from_file(&event_file(&run));
+            if expected["scalars"].get("loss").is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let scalars = expected["scalars"].as_object().expect("scalars in the run");
+    // The steps' scalar fetch (the loss node, by its name) and the fit's loss.
+    let stepped: Vec<f64> = scalars
+        .iter()
+        .find(|(tag, _)| tag.as_str() != "loss" && tag.as_str() != "examples_per_second")
+        .and_then(|(_, rows)| rows.as_array())
+        .map(|rows| rows.iter().filter_map(|r| r[1].as_f64()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        stepped.len(),
+        losses.len(),
+        "a scalar per step: {scalars:?}"
+    );
+    for (written, fetched) in stepped.iter().zip(&losses) {
+        assert!(
+            (written - fetched).abs() <= 1e-4 * fetched.abs().max(1.0),
+            "{written} vs {fetched}"
+        );
+    }
+    assert!(scalars.contains_key("examples_per_second"), "{scalars:?}");
+    let graph = expected["graph"].as_object().expect("a graph");
+    assert_eq!(
+        graph.len(),
+        g.len(),
+        "the engine's graph is the client's: {graph:?}"
+    );
+    check_with_tensorboard(&python, &run, &expected, false);
+    check_with_tensorboard(&python, &run, &expected, true);
+}

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod embedded;
 #[cfg(feature = "engine")]
 pub mod server;
+pub mod session_runs;
 mod status;
 pub mod tls;
 pub mod wire;
@@ -33,6 +34,7 @@ pub use client::{Device, RemoteCancelToken, RemoteSession};
 pub use embedded::EmbeddedEngine;
 #[cfg(feature = "engine")]
 pub use server::{serve, EngineConfig, MasterServer};
+pub use session_runs::SessionRuns;
 
 /// HTTP/2 flow-control windows: large enough that a big tensor streams at memory speed.
 pub(crate) const STREAM_WINDOW: u32 = 32 << 20;

@@ -60,7 +60,16 @@ impl SummaryWriter {
         logdir: impl AsRef<Path>,
         interval: Duration,
     ) -> Result<SummaryWriter, SummaryError> {
-        let logdir = logdir.as_ref();
+        SummaryWriter::open(logdir.as_ref(), Some(interval))
+    }
+
+    /// A writer whose buffer reaches the file only on [`SummaryWriter::flush`] (and at a
+    /// large size, and on drop): for owners of many runs that flush them all on one timer.
+    pub fn without_timer(logdir: impl AsRef<Path>) -> Result<SummaryWriter, SummaryError> {
+        SummaryWriter::open(logdir.as_ref(), None)
+    }
+
+    fn open(logdir: &Path, interval: Option<Duration>) -> Result<SummaryWriter, SummaryError> {
         std::fs::create_dir_all(logdir).map_err(|e| SummaryError::io(logdir, e))?;
         let path = logdir.join(event_file_name());
         let file = File::options()
@@ -85,15 +94,18 @@ impl SummaryWriter {
         };
         shared.push(&first)?;
         shared.write_pending()?;
-        let ticking = shared.clone();
-        let flusher = std::thread::Builder::new()
-            .name("sluice-summaries".into())
-            .spawn(move || ticking.flush_every(interval))
-            .map_err(|e| SummaryError::io(&shared.path, e))?;
-        Ok(SummaryWriter {
-            shared,
-            flusher: Some(flusher),
-        })
+        let flusher = match interval {
+            Some(interval) => {
+                let ticking = shared.clone();
+                let flusher = std::thread::Builder::new()
+                    .name("sluice-summaries".into())
+                    .spawn(move || ticking.flush_every(interval))
+                    .map_err(|e| SummaryError::io(&shared.path, e))?;
+                Some(flusher)
+            }
+            None => None,
+        };
+        Ok(SummaryWriter { shared, flusher })
     }
 
     /// The event file this writer writes.

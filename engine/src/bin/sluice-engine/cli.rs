@@ -127,6 +127,11 @@ pub struct ServiceOptions {
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Writes one TensorBoard run per session under DIR (`tensorboard --logdir DIR`): its
+    /// graph, the scalars its steps fetch, its fits' loss and examples/s
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
+
     /// Listen beyond loopback without TLS: the token and every tensor then cross the network
     /// in clear text. Only for a network nobody else can read
     #[arg(long)]

@@ -58,8 +58,13 @@ fn engine_config(options: &ServiceOptions) -> anyhow::Result<EngineConfig> {
              engine its own with --tls-cert and --tls-key"
         );
     }
+    if let Some(logdir) = &options.logdir {
+        std::fs::create_dir_all(logdir)
+            .with_context(|| format!("--logdir {}: cannot make the folder", logdir.display()))?;
+    }
     let defaults = EngineConfig::default();
     Ok(EngineConfig {
+        logdir: options.logdir.clone(),
         tls,
         peer_ca,
         client_ca,

@@ -65,7 +65,7 @@ impl EngineEvent {
         }
     }
 
-    fn from_proto(event: proto::EngineEvent) -> Result<EngineEvent, SessionError> {
+    pub(crate) fn from_proto(event: proto::EngineEvent) -> Result<EngineEvent, SessionError> {
         let session = event.session_handle;
         Ok(match event.kind {
             Some(Kind::SessionCreated(e)) => EngineEvent::SessionCreated {

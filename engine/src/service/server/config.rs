@@ -39,6 +39,9 @@ pub struct EngineConfig {
     /// bulk channels): with it, a caller without such a certificate is refused at the
     /// handshake, engines included. Needs `tls`.
     pub client_ca: Option<TrustedCa>,
+    /// Where to write one TensorBoard run per session (its graph, the scalars of its steps,
+    /// its fits); none: no runs.
+    pub logdir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             tls: None,
             peer_ca: None,
             client_ca: None,
+            logdir: None,
         }
     }
 }

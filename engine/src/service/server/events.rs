@@ -104,6 +104,11 @@ impl EventBus {
         );
     }
 
+    /// Every event from now on, with the user whose session it concerns.
+    pub(crate) fn receiver(&self) -> broadcast::Receiver<Owned> {
+        self.tx.subscribe()
+    }
+
     /// The events from now on: of one session, or of all `caller`'s when `session` is empty
     /// (every session's, on an engine without tokens).
     pub(crate) fn subscribe(&self, session: String, caller: Option<Caller>) -> WatchStream {

@@ -10,6 +10,7 @@ mod config;
 mod entry;
 mod events;
 mod fit;
+mod runs;
 mod serve;
 mod step;
 
@@ -80,12 +81,20 @@ impl MasterServer {
         MasterServer::default()
     }
 
-    /// A master service whose sessions get `config`'s memory budget, queue and peer token.
+    /// A master service whose sessions get `config`'s memory budget, queue and peer token;
+    /// with `config.logdir`, it writes one TensorBoard run per session there.
     pub fn with_config(config: &EngineConfig) -> MasterServer {
-        MasterServer {
+        let server = MasterServer {
             limits: Arc::new(config.clone()),
             ..MasterServer::default()
+        };
+        if let Some(logdir) = &config.logdir {
+            let sessions = Arc::downgrade(&server.sessions);
+            if let Err(e) = runs::spawn(logdir.clone(), &server.events, sessions) {
+                tracing::error!("no TensorBoard runs in {}: {e}", logdir.display());
+            }
         }
+        server
     }
 
     /// The tonic service, with the message limit of `config`.
