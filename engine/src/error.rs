@@ -145,6 +145,9 @@ pub enum SessionError {
     /// keeps what its earlier steps trained.
     #[error("cancelled: the step in flight was stopped before it changed any variable; what earlier steps trained stays (reset the session's cancel token to run again)")]
     Cancelled,
+    /// A TensorBoard run asked for (a fit's `logdir`) could not be started.
+    #[error("{0}")]
+    Summaries(String),
     /// A remote session could not reach its engine, or the engine refused the request.
     #[error(transparent)]
     Remote(#[from] RemoteError),

@@ -1,7 +1,10 @@
 //! What a training loop is asked to do and what it reports: shared by the in-process loop
 //! (`Session::fit`, in session/fit_loop.rs) and the remote one (`RemoteSession::fit`).
 
+use crate::error::SessionError;
 use crate::graph::Output;
+use crate::tensorboard::SummaryWriter;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How a data set's labels are fed to the labels placeholder.
@@ -31,6 +34,9 @@ pub struct FitConfig {
     pub seed: u64,
     /// Steps between progress reports (the last step is always reported).
     pub report_every: usize,
+    /// Where to write the fit's TensorBoard run (none: no run): each report's loss and
+    /// examples/s at its global step. The caller's side writes it, for a remote fit too.
+    pub logdir: Option<PathBuf>,
 }
 
 impl FitConfig {
@@ -46,6 +52,7 @@ impl FitConfig {
             steps: 1000,
             seed: 0,
             report_every: 50,
+            logdir: None,
         }
     }
 }
@@ -81,4 +88,45 @@ pub struct FitSummary {
     /// The loss of every step, in order.
     pub losses: Vec<f64>,
     pub elapsed: Duration,
+}
+
+/// `on_progress`, writing each report into the fit's TensorBoard run first when
+/// `config.logdir` asks for one (at the global step, or the fit's own steps without one).
+/// A report that cannot be written is logged once; the fit goes on.
+pub(crate) fn with_summaries<'a>(
+    config: &FitConfig,
+    on_progress: &'a mut dyn FnMut(&FitProgress),
+) -> Result<impl FnMut(&FitProgress) + 'a, SessionError> {
+    let writer = match &config.logdir {
+        Some(dir) => Some(
+            SummaryWriter::new(dir)
+                .map_err(|e| SessionError::Summaries(format!("the fit's TensorBoard run: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut warned = false;
+    Ok(move |p: &FitProgress| {
+        if let Some(writer) = &writer {
+            let step = if p.global_step >= 0 {
+                p.global_step
+            } else {
+                i64::try_from(p.steps_done).unwrap_or(i64::MAX)
+            };
+            let values = [
+                ("loss", p.loss),
+                ("examples_per_second", p.examples_per_second),
+            ];
+            let written = writer.scalars(step, &values);
+            let written = match written {
+                Ok(()) if p.steps_done == p.steps_total => writer.flush(),
+                other => other,
+            };
+            if let Err(e) = written {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!("the fit goes on without its TensorBoard run: {e}");
+                }
+            }
+        }
+        on_progress(p);
+    })
 }

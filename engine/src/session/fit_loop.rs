@@ -18,7 +18,8 @@ impl Session {
         config: &FitConfig,
         on_progress: &mut dyn FnMut(&FitProgress),
     ) -> Result<FitSummary, SessionError> {
-        fit_loop(data, config, on_progress, &mut |feeds| {
+        let mut on_progress = crate::fit::with_summaries(config, on_progress)?;
+        fit_loop(data, config, &mut on_progress, &mut |feeds| {
             let values = self.run(&[config.loss, config.train], feeds)?;
             let loss = values[0].scalar_f64().unwrap_or(f64::NAN);
             let global_step = values[1].scalar_f64().map_or(-1, |s| s as i64);

@@ -268,6 +268,7 @@ impl RemoteSession {
             seed: config.seed,
             report_every: config.report_every as u64,
         };
+        let mut on_progress = crate::fit::with_summaries(config, on_progress)?;
         let mut c = self.client.clone();
         self.block(async move {
             let mut reports = c.fit(request).await.map_err(session_error)?.into_inner();

@@ -194,6 +194,8 @@ fn fit_config(entry: &Entry, req: &proto::FitRequest) -> Result<FitConfig, Statu
         steps: count(req.steps, "steps")?,
         seed: req.seed,
         report_every: count(req.report_every, "report_every")?,
+        // The caller writes a fit's run from the reports it gets.
+        logdir: None,
     })
 }
 
