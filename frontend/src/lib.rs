@@ -29,6 +29,7 @@ pub mod failure;
 pub mod graph_view;
 pub mod is_complete;
 pub mod live;
+pub mod logdir;
 pub mod output;
 pub mod prelude;
 pub mod relay;

@@ -7,8 +7,9 @@
 use crate::directives::{Directive, Directives};
 use crate::engine_link::EngineLink;
 use crate::live::LiveEvent;
+use crate::logdir::LogdirWriter;
 use crossbeam_channel::{Receiver, Select, Sender};
-use sluice::service::{EngineEvent, SessionRuns};
+use sluice::service::EngineEvent;
 use sluice::Graph;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,7 +130,7 @@ struct Router<S: Sink> {
     stderr: Receiver<String>,
     events: Receiver<EngineEvent>,
     /// TensorBoard runs of the cells' sessions and charts, once `:logdir` asked for them.
-    runs: Option<SessionRuns>,
+    runs: Option<LogdirWriter>,
 }
 
 /// What the output thread received.
@@ -384,16 +385,13 @@ impl<S: Sink> Router<S> {
 
     /// `:logdir DIR`: the cells' sessions and charts are written under DIR from now on.
     fn start_runs(&mut self, dir: &str) {
-        match SessionRuns::new(dir) {
-            Ok(runs) => {
-                let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.into());
+        match LogdirWriter::start(dir, self.engine.clone()) {
+            Ok((runs, shown)) => {
                 self.sink.note(&format!(
                     "TensorBoard runs go to {} (see them with `tensorboard --logdir {dir}`)",
                     shown.display()
                 ));
-                if let Some(old) = self.runs.replace(runs) {
-                    old.flush();
-                }
+                self.runs = Some(runs);
             }
             Err(e) => self
                 .sink
@@ -401,14 +399,10 @@ impl<S: Sink> Router<S> {
         }
     }
 
-    /// Writes an event of the cells' sessions into their runs, if `:logdir` asked for them.
+    /// Hands an event of the cells' sessions to their runs, if `:logdir` asked for them.
     fn record(&mut self, event: &EngineEvent) {
-        let Some(runs) = &mut self.runs else {
-            return;
-        };
-        let engine = &self.engine;
-        runs.record(event, &mut |handle| {
-            engine.fetch_graph(engine.addr(), handle).ok()
-        });
+        if let Some(runs) = &mut self.runs {
+            runs.event(event);
+        }
     }
 }

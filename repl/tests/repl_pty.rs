@@ -146,8 +146,25 @@ fn temp_history(name: &str) -> PathBuf {
     path
 }
 
-/// The session's TensorBoard run that `:logdir` asked for: the fit's loss and the graph.
+/// The session's TensorBoard run that `:logdir` asked for: the fit's loss and the graph
+/// (written on the frontend's own thread: given a few seconds).
 fn check_tensorboard_run(runs: &Path) {
+    let started = std::time::Instant::now();
+    loop {
+        let (losses, graphs, files) = tensorboard_run(runs);
+        if losses >= 10 && graphs >= 1 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{losses} losses and {graphs} graphs in {files:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `fit/loss` scalars and graphs in the event files under `runs`, and the files.
+fn tensorboard_run(runs: &Path) -> (usize, usize, Vec<PathBuf>) {
     use sluice::tensorboard::{proto::event::What, proto::summary::value::Value, read_event_file};
     let files: Vec<PathBuf> = std::fs::read_dir(runs)
         .into_iter()
@@ -172,15 +189,12 @@ fn check_tensorboard_run(runs: &Path) {
             _ => None,
         })
         .flat_map(|s| &s.value)
-        .filter(|v| v.tag == "loss" && matches!(v.value, Some(Value::SimpleValue(_))))
+        .filter(|v| v.tag == "fit/loss" && matches!(v.value, Some(Value::SimpleValue(_))))
         .count();
     let graphs = (events.iter())
         .filter(|e| matches!(e.what, Some(What::GraphDef(_))))
         .count();
-    assert!(
-        losses >= 10 && graphs >= 1,
-        "{losses} losses and {graphs} graphs in {files:?}"
-    );
+    (losses, graphs, files)
 }
 
 /// The seed program's graph, one line per entry, as the README writes it.

@@ -253,7 +253,7 @@ fn the_data_parallel_example_writes_a_placed_run_tensorboard_reads() {
     let loss = expected["scalars"]["loss"].as_array().expect("loss");
     assert_eq!(loss.len(), 200, "a loss per global step");
     for tag in [
-        "worker0/examples_per_sec",
+        "worker0/examples_per_second",
         "worker1/staleness",
         "test_accuracy",
     ] {
@@ -356,17 +356,17 @@ fn an_engine_with_a_logdir_writes_a_run_per_session() {
     while started.elapsed() < std::time::Duration::from_secs(20) {
         if run.is_dir() {
             expected = expected_from_file(&event_file(&run));
-            if expected["scalars"].get("loss").is_some() {
+            if expected["scalars"].get("fit/loss").is_some() {
                 break;
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let scalars = expected["scalars"].as_object().expect("scalars in the run");
-    // The steps' scalar fetch (the loss node, by its name) and the fit's loss.
+    // The steps' scalar fetch (the loss node, by its name) and the fit's (`fit/...`).
     let stepped: Vec<f64> = scalars
         .iter()
-        .find(|(tag, _)| tag.as_str() != "loss" && tag.as_str() != "examples_per_second")
+        .find(|(tag, _)| !tag.starts_with("fit/"))
         .and_then(|(_, rows)| rows.as_array())
         .map(|rows| rows.iter().filter_map(|r| r[1].as_f64()).collect())
         .unwrap_or_default();
@@ -381,7 +381,10 @@ fn an_engine_with_a_logdir_writes_a_run_per_session() {
             "{written} vs {fetched}"
         );
     }
-    assert!(scalars.contains_key("examples_per_second"), "{scalars:?}");
+    assert!(
+        scalars.contains_key("fit/examples_per_second"),
+        "{scalars:?}"
+    );
     let graph = expected["graph"].as_object().expect("a graph");
     assert_eq!(
         graph.len(),

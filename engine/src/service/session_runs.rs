@@ -2,35 +2,47 @@
 //! (`LOGDIR/session-3`), written from the engine's events: what `sluice-engine serve
 //! --logdir` writes for every session, and what the notebook's and the REPL's `:logdir`
 //! write for the cells' sessions. Each run holds the session's graph (written again when it
-//! grows), the scalars of every step (a RunStep's scalar fetches by name; a fit's loss and
-//! examples/s at the global step) and the fits' starts and ends as text.
+//! grows), the scalars of its steps (a RunStep's scalar fetches by name, at the session's
+//! step count) and of its fits (`fit/loss`, `fit/examples_per_second`, at the global step),
+//! and the fits' starts and ends as text.
 
 use crate::graph::Graph;
 use crate::service::EngineEvent;
 use crate::tensorboard::{SummaryError, SummaryWriter, DEFAULT_FLUSH_INTERVAL};
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The key of the charts' run among the sessions' (no handle looks like it).
 const CHARTS_KEY: &str = " charts";
 
-type Runs = Arc<Mutex<HashMap<String, Arc<SummaryWriter>>>>;
+/// One session's run.
+struct Run {
+    writer: SummaryWriter,
+    /// Text notes so far: their steps.
+    notes: AtomicI64,
+}
+
+type Runs = Arc<Mutex<HashMap<String, Arc<Run>>>>;
 
 /// Writes [`EngineEvent`]s into one run per session; one thread writes every run's buffered
 /// events out every 2 seconds.
 pub struct SessionRuns {
     logdir: PathBuf,
     runs: Runs,
+    /// The folder each session's run took, kept after the run closes: a session whose run
+    /// was closed early (see [`EngineEvent::Lagged`]) goes on in the same folder.
+    folders: HashMap<String, PathBuf>,
     /// Written once: a full disk should not flood the log.
     warned: bool,
-    notes: i64,
 }
 
 impl SessionRuns {
-    /// Runs under `logdir` (made when the first run starts).
+    /// Runs under `logdir`, which is made now.
     pub fn new(logdir: impl Into<PathBuf>) -> std::io::Result<SessionRuns> {
+        let logdir = logdir.into();
+        std::fs::create_dir_all(&logdir)?;
         let runs = Runs::default();
         let ticking = Arc::downgrade(&runs);
         std::thread::Builder::new()
@@ -43,10 +55,10 @@ impl SessionRuns {
                 flush_all(&runs);
             })?;
         Ok(SessionRuns {
-            logdir: logdir.into(),
+            logdir,
             runs,
+            folders: HashMap::new(),
             warned: false,
-            notes: 0,
         })
     }
 
@@ -54,9 +66,10 @@ impl SessionRuns {
         &self.logdir
     }
 
-    /// Records `event`. `graph_of(session)` gives a session's graph when it is new or has
-    /// grown. A summary that cannot be written is reported (once) on the log, not to the
-    /// session, whose work goes on.
+    /// Records `event`. `graph_of(session)` gives a session's graph (None: the session is
+    /// gone, and no run is started for it); it is asked when a run starts and when the graph
+    /// grows, never while a lock is held. A summary that cannot be written is reported
+    /// (once) on the log, not to the session, whose work goes on.
     pub fn record(&mut self, event: &EngineEvent, graph_of: &mut dyn FnMut(&str) -> Option<Graph>) {
         let written = self.write(event, graph_of);
         self.check(written);
@@ -67,64 +80,71 @@ impl SessionRuns {
         flush_all(&self.runs);
     }
 
-    /// The run of `session`, started (with the session's graph) if it is new.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Run>>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn existing(&self, key: &str) -> Option<Arc<Run>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// The run of `session`, started with the session's graph if it is new; None when the
+    /// session is unknown to `graph_of` (an event that came after its session closed).
     fn run(
         &mut self,
         session: &str,
         graph_of: &mut dyn FnMut(&str) -> Option<Graph>,
-    ) -> Result<Arc<SummaryWriter>, SummaryError> {
-        let name = run_name(session);
-        self.run_named(session, &name, &mut || graph_of(session))
+    ) -> Result<Option<Arc<Run>>, SummaryError> {
+        if let Some(run) = self.existing(session) {
+            return Ok(Some(run));
+        }
+        let Some(graph) = graph_of(session) else {
+            return Ok(None);
+        };
+        let run = self.start(session, &run_name(session))?;
+        run.writer.graph(&graph)?;
+        Ok(Some(run))
     }
 
-    fn run_named(
-        &mut self,
-        key: &str,
-        name: &str,
-        graph: &mut dyn FnMut() -> Option<Graph>,
-    ) -> Result<Arc<SummaryWriter>, SummaryError> {
-        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        match runs.entry(key.to_string()) {
-            Entry::Occupied(run) => Ok(run.get().clone()),
-            Entry::Vacant(slot) => {
-                // A folder an earlier engine's session left (after a restart, numbers
-                // start again) is not reused: its steps would mix with the new ones.
-                let dir = (1..)
-                    .map(|n| match n {
-                        1 => self.logdir.join(name),
-                        n => self.logdir.join(format!("{name}-{n}")),
-                    })
-                    .find(|dir| !dir.exists())
-                    .unwrap_or_else(|| self.logdir.join(name));
-                let run = Arc::new(SummaryWriter::without_timer(dir)?);
-                if let Some(graph) = graph() {
-                    run.graph(&graph)?;
-                }
-                Ok(slot.insert(run).clone())
-            }
-        }
+    /// Starts the run `key` in a folder of its own: one a session had before, else `name`,
+    /// or `name-2`, ... where an earlier engine's session left `name` (after a restart,
+    /// numbers start again, and steps must not mix).
+    fn start(&mut self, key: &str, name: &str) -> Result<Arc<Run>, SummaryError> {
+        let dir = match self.folders.get(key) {
+            Some(dir) => dir.clone(),
+            None => (1..)
+                .map(|n| match n {
+                    1 => self.logdir.join(name),
+                    n => self.logdir.join(format!("{name}-{n}")),
+                })
+                .find(|dir| !dir.exists())
+                .unwrap_or_else(|| self.logdir.join(name)),
+        };
+        let run = Arc::new(Run {
+            writer: SummaryWriter::without_timer(&dir)?,
+            notes: AtomicI64::new(0),
+        });
+        self.folders.insert(key.to_string(), dir);
+        self.lock().insert(key.to_string(), run.clone());
+        Ok(run)
     }
 
     /// Points a cell plotted for its chart `name` (`sluice_cell::plot`): the run `charts`,
     /// one tag per chart and series (`name/series`).
     pub fn chart(&mut self, name: &str, step: i64, points: &[(String, f64)]) {
-        let written = self
-            .run_named(CHARTS_KEY, "charts", &mut || None)
-            .and_then(|run| {
-                let tags: Vec<(String, f64)> = points
-                    .iter()
-                    .map(|(series, v)| (format!("{name}/{series}"), *v))
-                    .collect();
-                let values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-                run.scalars(step, &values)
-            });
+        let run = match self.existing(CHARTS_KEY) {
+            Some(run) => Ok(run),
+            None => self.start(CHARTS_KEY, "charts"),
+        };
+        let written = run.and_then(|run| {
+            let tags: Vec<(String, f64)> = points
+                .iter()
+                .map(|(series, v)| (format!("{name}/{series}"), *v))
+                .collect();
+            let values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+            run.writer.scalars(step, &values)
+        });
         self.check(written);
-    }
-
-    /// Text notes' steps: in the order they were written.
-    fn next_note(&mut self) -> i64 {
-        self.notes += 1;
-        self.notes
     }
 
     fn check(&mut self, result: Result<(), SummaryError>) {
@@ -146,42 +166,49 @@ impl SessionRuns {
                 Ok(())
             }
             EngineEvent::GraphChanged { session, .. } => {
-                let run = self.run(session, &mut |_| None)?;
-                match graph_of(session) {
-                    Some(graph) => run.graph(&graph),
-                    None => Ok(()),
+                // A new run starts with the graph as it is now; a known one gets it anew.
+                if let Some(run) = self.existing(session) {
+                    if let Some(graph) = graph_of(session) {
+                        run.writer.graph(&graph)?;
+                    }
+                    return Ok(());
                 }
+                self.run(session, graph_of)?;
+                Ok(())
             }
             EngineEvent::Step {
                 session,
                 step,
                 scalars,
                 examples_per_second,
+                from_fit,
                 ..
             } => {
+                let Some(run) = self.run(session, graph_of)? else {
+                    return Ok(());
+                };
                 let mut values: Vec<(String, f64)> = scalars
                     .iter()
-                    .map(|(name, v)| (tag_of(name).to_string(), *v))
+                    .map(|(name, v)| match from_fit {
+                        true => (format!("fit/{name}"), *v),
+                        false => (tag_of(name).to_string(), *v),
+                    })
                     .collect();
                 if let Some(rate) = examples_per_second {
-                    values.push(("examples_per_second".into(), *rate));
+                    values.push(("fit/examples_per_second".into(), *rate));
                 }
                 let values: Vec<(&str, f64)> =
                     values.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-                self.run(session, graph_of)?.scalars(*step, &values)
+                run.writer.scalars(*step, &values)
             }
             EngineEvent::FitStarted {
                 session,
                 steps,
                 dataset,
-            } => {
-                let note = self.next_note();
-                self.run(session, graph_of)?.text(
-                    "fits",
-                    note,
-                    &format!("a fit of {steps} steps on `{dataset}` started"),
-                )
-            }
+            } => match self.run(session, graph_of)? {
+                Some(run) => run.note(&format!("a fit of {steps} steps on `{dataset}` started")),
+                None => Ok(()),
+            },
             EngineEvent::FitEnded {
                 session,
                 steps_done,
@@ -191,33 +218,56 @@ impl SessionRuns {
                     None => format!("a fit ended: {steps_done} steps done"),
                     Some(e) => format!("a fit stopped after {steps_done} steps: {e}"),
                 };
-                let note = self.next_note();
-                let run = self.run(session, graph_of)?;
-                run.text("fits", note, &how)?;
-                run.flush()
+                match self.run(session, graph_of)? {
+                    Some(run) => {
+                        run.note(&how)?;
+                        run.writer.flush()
+                    }
+                    None => Ok(()),
+                }
             }
             EngineEvent::SessionClosed { session } => {
-                let closed = (self.runs.lock().unwrap_or_else(|e| e.into_inner())).remove(session);
+                let closed = self.lock().remove(session);
                 match closed {
-                    Some(run) => run.flush(),
+                    Some(run) => run.writer.flush(),
                     None => Ok(()),
                 }
             }
             EngineEvent::Lagged { missed } => {
                 tracing::warn!("session summaries missed {missed} events (written too slowly)");
+                // A SessionClosed may be among them: close the runs of sessions gone.
+                let open: Vec<String> = (self.lock().keys())
+                    .filter(|k| k.as_str() != CHARTS_KEY)
+                    .cloned()
+                    .collect();
+                for session in open {
+                    if graph_of(&session).is_none() {
+                        if let Some(run) = self.lock().remove(&session) {
+                            run.writer.flush()?;
+                        }
+                    }
+                }
                 Ok(())
             }
         }
     }
 }
 
+impl Run {
+    /// A line of text in the run's `fits` notes, at the next note's step.
+    fn note(&self, text: &str) -> Result<(), SummaryError> {
+        let step = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.writer.text("fits", step, text)
+    }
+}
+
 fn flush_all(runs: &Runs) {
-    let runs: Vec<Arc<SummaryWriter>> = (runs.lock().unwrap_or_else(|e| e.into_inner()))
+    let runs: Vec<Arc<Run>> = (runs.lock().unwrap_or_else(|e| e.into_inner()))
         .values()
         .cloned()
         .collect();
     for run in runs {
-        if let Err(e) = run.flush() {
+        if let Err(e) = run.writer.flush() {
             tracing::warn!("session summaries are not written: {e}");
         }
     }

@@ -10,7 +10,8 @@ use crate::tensor::{Buffer, DType, Tensor};
 use std::collections::HashMap;
 
 /// Constants and tensor attributes above this many bytes are written with their dtype and
-/// shape only: the Graphs tab shows no more than that, and graphs stay small.
+/// shape only: the Graphs tab shows no more than that, and graphs stay small. (TensorFlow
+/// would read such a constant as zeros: these graphs are for looking at, not importing.)
 const TENSOR_CONTENT_LIMIT: usize = 1024;
 
 /// TensorFlow's GraphDef producer version that matches the ops' meaning here (TensorBoard
@@ -44,13 +45,19 @@ pub fn tensorflow_graph_def(graph: &Graph, placed: &HashMap<String, String>) -> 
                         ..Default::default()
                     }),
                 );
-                // TensorFlow names a node's element type `T` (or `dtype` on sources).
-                if let (Some(first), false) = (types.first(), attr.contains_key("dtype")) {
-                    attr.insert(
-                        "T".into(),
-                        value(proto::attr_value::Value::Type(data_type(first.dtype) as i32)),
-                    );
-                }
+            }
+            // TensorFlow names the element type of an op's inputs `T` (sources say `dtype`).
+            let first_input = n.inputs.iter().find(|i| !i.starts_with('^'));
+            let input_type = first_input.and_then(|input| {
+                let (name, index) = match input.rsplit_once(':') {
+                    Some((name, index)) => (name, index.parse::<usize>().ok()?),
+                    None => (input.as_str(), 0),
+                };
+                outputs.get(name)?.get(index).map(|t| t.dtype)
+            });
+            if let (Some(dtype), false) = (input_type, attr.contains_key("dtype")) {
+                let dtype = proto::attr_value::Value::Type(data_type(dtype) as i32);
+                attr.insert("T".into(), value(dtype));
             }
             let device = placed.get(&n.name).cloned().unwrap_or(n.device);
             proto::NodeDef {

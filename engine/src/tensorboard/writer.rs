@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 use prost::Message;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -33,20 +33,34 @@ pub struct SummaryWriter {
     flusher: Option<JoinHandle<()>>,
 }
 
+/// Two locks, always taken in this order when both are: `file` (held by whoever writes,
+/// so buffers reach the file in the order they were filled) then `state` (held briefly by
+/// every summary). A summary never waits for the disk.
 struct Shared {
+    file: Mutex<EventFile>,
     state: Mutex<State>,
     tick: Condvar,
     path: PathBuf,
 }
 
-struct State {
+struct EventFile {
     file: File,
+    /// The length of the whole records written: a failed write is cut back to it, so a
+    /// torn record never sits before later ones.
+    good_len: u64,
+}
+
+struct State {
     /// Framed records not yet written.
     pending: Vec<u8>,
-    /// The last write's failure, reported by the next call.
+    /// The last background write's failure, reported by the next call.
     failed: Option<std::io::Error>,
     closing: bool,
 }
+
+/// Records kept for a retry while the file cannot be written; past this, the oldest
+/// unwritten ones are dropped (and said so).
+const RETRY_LIMIT_BYTES: usize = 64 << 20;
 
 impl SummaryWriter {
     /// A new run in `logdir` (made if missing): an event file named as TensorFlow names them
@@ -78,8 +92,8 @@ impl SummaryWriter {
             .open(&path)
             .map_err(|e| SummaryError::io(&path, e))?;
         let shared = Arc::new(Shared {
+            file: Mutex::new(EventFile { file, good_len: 0 }),
             state: Mutex::new(State {
-                file,
                 pending: Vec::new(),
                 failed: None,
                 closing: false,
@@ -211,52 +225,85 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Frames `event` into the buffer (writing the buffer out once it is large).
+    /// Frames `event` into the buffer (writing the buffer out once it is large). A failure
+    /// of an earlier background write is reported here, after the event is kept.
     fn push(&self, event: &Event) -> Result<(), SummaryError> {
         let data = event.encode_to_vec();
-        let mut state = self.lock();
-        if let Some(e) = state.failed.take() {
+        let (failed, large) = {
+            let mut state = self.lock();
+            append_record(&mut state.pending, &data);
+            (
+                state.failed.take(),
+                state.pending.len() >= EAGER_WRITE_BYTES,
+            )
+        };
+        if let Some(e) = failed {
             return Err(SummaryError::io(&self.path, e));
         }
-        append_record(&mut state.pending, &data);
-        if state.pending.len() >= EAGER_WRITE_BYTES {
-            return self.write_locked(&mut state);
+        if large {
+            return self.write_pending();
         }
         Ok(())
     }
 
+    /// Writes the buffer out. On failure the file is cut back to its last whole record and
+    /// the records stay buffered for the next try (up to [`RETRY_LIMIT_BYTES`]).
     fn write_pending(&self) -> Result<(), SummaryError> {
-        let mut state = self.lock();
-        if let Some(e) = state.failed.take() {
-            return Err(SummaryError::io(&self.path, e));
+        let mut out = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let (pending, failed) = {
+            let mut state = self.lock();
+            (std::mem::take(&mut state.pending), state.failed.take())
+        };
+        if pending.is_empty() {
+            return failed.map_or(Ok(()), |e| Err(SummaryError::io(&self.path, e)));
         }
-        self.write_locked(&mut state)
-    }
-
-    fn write_locked(&self, state: &mut State) -> Result<(), SummaryError> {
-        if state.pending.is_empty() {
-            return Ok(());
+        let EventFile { file, good_len } = &mut *out;
+        match file.write_all(&pending) {
+            Ok(()) => {
+                *good_len += pending.len() as u64;
+                failed.map_or(Ok(()), |e| Err(SummaryError::io(&self.path, e)))
+            }
+            Err(e) => {
+                let _ = file.set_len(*good_len);
+                let _ = file.seek(SeekFrom::Start(*good_len));
+                let mut state = self.lock();
+                let mut kept = pending;
+                kept.append(&mut state.pending);
+                if kept.len() > RETRY_LIMIT_BYTES {
+                    tracing::warn!(
+                        "dropped {} bytes of summaries that {} could not take",
+                        kept.len(),
+                        self.path.display()
+                    );
+                    kept.clear();
+                }
+                state.pending = kept;
+                Err(SummaryError::io(&self.path, e))
+            }
         }
-        let State { file, pending, .. } = state;
-        let written = file.write_all(pending);
-        pending.clear();
-        written.map_err(|e| SummaryError::io(&self.path, e))
     }
 
     fn flush_every(&self, interval: Duration) {
-        let mut state = self.lock();
-        while !state.closing {
-            state = self
-                .tick
-                .wait_timeout(state, interval)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if let Err(SummaryError::Io { source, .. }) = self.write_locked(&mut state) {
+        loop {
+            {
+                let state = self.lock();
+                if state.closing {
+                    return;
+                }
+                let (state, _) = self
+                    .tick
+                    .wait_timeout(state, interval)
+                    .unwrap_or_else(|e| e.into_inner());
+                if state.closing {
+                    return;
+                }
+            }
+            if let Err(SummaryError::Io { source, .. }) = self.write_pending() {
                 tracing::warn!(
                     "cannot write summaries to {}: {source}",
                     self.path.display()
                 );
-                state.failed = Some(source);
+                self.lock().failed = Some(source);
             }
         }
     }

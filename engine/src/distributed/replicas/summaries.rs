@@ -80,7 +80,7 @@ impl TrainSummaries {
                 self.step,
                 &[
                     (
-                        &format!("worker{replica}/examples_per_sec"),
+                        &format!("worker{replica}/examples_per_second"),
                         *examples_per_sec,
                     ),
                     (&format!("worker{replica}/staleness"), *mean_staleness),
