@@ -116,11 +116,14 @@ pub(crate) fn with_summaries<'a>(
                 ("loss", p.loss),
                 ("examples_per_second", p.examples_per_second),
             ];
-            let written = writer.scalars(step, &values);
-            let written = match written {
-                Ok(()) if p.steps_done == p.steps_total => writer.flush(),
-                other => other,
-            };
+            let last = p.steps_done == p.steps_total;
+            let written = (writer.scalars(step, &values)).and_then(|()| {
+                if last {
+                    writer.flush()
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = written {
                 if !std::mem::replace(&mut warned, true) {
                     tracing::warn!("the fit goes on without its TensorBoard run: {e}");

@@ -10,7 +10,7 @@ use crate::graph::Graph;
 use crate::service::EngineEvent;
 use crate::tensorboard::{SummaryError, SummaryWriter, DEFAULT_FLUSH_INTERVAL};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -60,10 +60,6 @@ impl SessionRuns {
             folders: HashMap::new(),
             warned: false,
         })
-    }
-
-    pub fn logdir(&self) -> &Path {
-        &self.logdir
     }
 
     /// Records `event`. `graph_of(session)` gives a session's graph (None: the session is

@@ -6,7 +6,8 @@
 
 use super::proto;
 use crate::graph::{AttrValue, Graph, Shape, TypeShape};
-use crate::tensor::{Buffer, DType, Tensor};
+use crate::service::wire::encode_elements;
+use crate::tensor::{DType, Tensor};
 use std::collections::HashMap;
 
 /// Constants and tensor attributes above this many bytes are written with their dtype and
@@ -18,9 +19,9 @@ const TENSOR_CONTENT_LIMIT: usize = 1024;
 /// shows it; nothing depends on it).
 const PRODUCER: i32 = 22;
 
-/// `graph` as TensorFlow's GraphDef. `placed` gives a node's device where a session placed
-/// it (a distributed session knows task and device); other nodes keep their constraint.
-pub fn tensorflow_graph_def(graph: &Graph, placed: &HashMap<String, String>) -> proto::GraphDef {
+/// `graph` as TensorFlow's GraphDef, each node on the device it names (a distributed
+/// session's `placed_graph` names the task and device it placed the node on).
+pub fn tensorflow_graph_def(graph: &Graph) -> proto::GraphDef {
     let def = graph.to_graph_def(0);
     let outputs: HashMap<String, Vec<TypeShape>> = graph
         .nodes()
@@ -59,12 +60,11 @@ pub fn tensorflow_graph_def(graph: &Graph, placed: &HashMap<String, String>) -> 
                 let dtype = proto::attr_value::Value::Type(data_type(dtype) as i32);
                 attr.insert("T".into(), value(dtype));
             }
-            let device = placed.get(&n.name).cloned().unwrap_or(n.device);
             proto::NodeDef {
                 name: n.name,
                 op: n.op,
                 input: n.inputs,
-                device,
+                device: n.device,
                 attr,
             }
         })
@@ -144,29 +144,14 @@ pub fn shape(shape: &Shape) -> proto::TensorShapeProto {
 /// (TensorFlow's `tensor_content`), left out above `limit` bytes.
 pub fn tensor(t: &Tensor, limit: usize) -> proto::TensorProto {
     let bytes = t.len().saturating_mul(t.dtype().size());
-    let tensor_content = if bytes <= limit {
-        raw_bytes(t.buffer())
-    } else {
-        Vec::new()
-    };
+    let mut tensor_content = Vec::new();
+    if bytes <= limit {
+        encode_elements(t.buffer(), 0, t.len(), &mut tensor_content);
+    }
     proto::TensorProto {
         dtype: data_type(t.dtype()) as i32,
         tensor_shape: Some(shape(&Shape::known(t.shape()))),
         tensor_content,
         ..Default::default()
-    }
-}
-
-fn raw_bytes(buffer: &Buffer) -> Vec<u8> {
-    fn le<T: Copy, const N: usize>(values: &[T], to: fn(T) -> [u8; N]) -> Vec<u8> {
-        values.iter().flat_map(|&v| to(v)).collect()
-    }
-    match buffer {
-        Buffer::F32(v) => le(v, f32::to_le_bytes),
-        Buffer::F64(v) => le(v, f64::to_le_bytes),
-        Buffer::I32(v) => le(v, i32::to_le_bytes),
-        Buffer::I64(v) => le(v, i64::to_le_bytes),
-        Buffer::U8(v) => v.clone(),
-        Buffer::Bool(v) => v.iter().map(|&b| u8::from(b)).collect(),
     }
 }

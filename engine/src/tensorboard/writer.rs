@@ -11,7 +11,6 @@ use super::SummaryError;
 use crate::graph::{Graph, Shape};
 use crate::tensor::Tensor;
 use prost::Message;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -181,7 +180,7 @@ impl SummaryWriter {
 
     /// The graph (the Graphs tab), each node on the device its constraint names.
     pub fn graph(&self, graph: &Graph) -> Result<(), SummaryError> {
-        self.graph_def(&tensorflow_graph_def(graph, &HashMap::new()))
+        self.graph_def(&tensorflow_graph_def(graph))
     }
 
     /// A graph already in TensorFlow's form (a placed graph, say).
