@@ -1,12 +1,13 @@
 //! The seed program: softmax regression on the embedded MNIST digits, trained by gradient
 //! descent on the cross-entropy, 1000 steps of 100 examples.
 //!
-//!     cargo run --release --example mnist_softmax [-- --seed S] [--logdir DIR]
+//!     cargo run --release --example mnist_softmax [-- --seed S] [--logdir DIR] [--trace FILE]
 
 use anyhow::Context;
 use clap::Parser;
 use sluice::data::mnist_digits;
 use sluice::prelude::*;
+use sluice::timeline::StepTimeline;
 use std::time::Instant;
 
 /// The seed program: softmax regression on the embedded MNIST digits, trained by gradient
@@ -29,9 +30,14 @@ struct Args {
     #[arg(long, value_name = "DEVICE", default_value = "cpu")]
     device: String,
     /// Writes a TensorBoard run to DIR (`tensorboard --logdir DIR`): the graph, the loss of
-    /// every step, histograms of W and b every 100 steps, the test accuracy
+    /// every step, histograms of W and b every 100 steps, the last step's kernel times (the
+    /// Graphs tab's "Session runs"), the test accuracy
     #[arg(long, value_name = "DIR")]
     logdir: Option<std::path::PathBuf>,
+    /// Traces the last training step and writes its timeline to FILE as Chrome trace JSON
+    /// (open it in ui.perfetto.dev or chrome://tracing)
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         seed,
         device,
         logdir,
+        trace,
     } = Args::parse();
     sluice::logging::init("warn");
     let digits = mnist_digits()?;
@@ -74,18 +81,40 @@ fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         let batch = batches.next().context("the training set is empty")?;
         let feeds = [(x, batch.inputs), (y_, batch.one_hot)];
+        // The last step is traced when a timeline or a run asks for its kernel times.
+        let traced = step == 1000 && (trace.is_some() || summaries.is_some());
         match &summaries {
-            None => {
+            None if !traced => {
                 sess.run(&[train], &feeds)?;
             }
-            Some(summaries) => {
-                let loss = sess.run_with_targets(&[xent], &feeds, &[train])?;
-                let loss = loss.first().and_then(Tensor::scalar_f64);
-                summaries.scalar("loss", step, loss.unwrap_or(f64::NAN))?;
-                if step % 100 == 0 {
-                    for (name, var) in [("W", w), ("b", b)] {
-                        if let Some(value) = sess.variable(var)? {
-                            summaries.histogram(name, step, &value)?;
+            _ => {
+                let (loss, timings) = if traced {
+                    sess.run_traced_with_targets(&[xent], &feeds, &[train])?
+                } else {
+                    (
+                        sess.run_with_targets(&[xent], &feeds, &[train])?,
+                        Vec::new(),
+                    )
+                };
+                if let Some(path) = trace.as_ref().filter(|_| traced) {
+                    StepTimeline::from_timings(&timings).write_chrome_trace(path)?;
+                    println!(
+                        "Chrome trace: {} ({} kernels)",
+                        path.display(),
+                        timings.len()
+                    );
+                }
+                if let Some(summaries) = &summaries {
+                    let loss = loss.first().and_then(Tensor::scalar_f64);
+                    summaries.scalar("loss", step, loss.unwrap_or(f64::NAN))?;
+                    if traced {
+                        summaries.run_metadata(&format!("step {step}"), step, &timings)?;
+                    }
+                    if step % 100 == 0 {
+                        for (name, var) in [("W", w), ("b", b)] {
+                            if let Some(value) = sess.variable(var)? {
+                                summaries.histogram(name, step, &value)?;
+                            }
                         }
                     }
                 }

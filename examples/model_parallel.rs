@@ -5,11 +5,13 @@
 //!
 //!     cargo build --release --bin sluice-engine
 //!     cargo run --release --example model_parallel [-- --steps N] [--wire bf16] [--logdir DIR]
+//!         [--trace FILE]
 
 use clap::Parser;
 use sluice::data::mnist_digits;
 use sluice::distributed::{DistributedOptions, DistributedSession, LocalCluster};
 use sluice::prelude::*;
+use sluice::timeline::StepTimeline;
 use std::time::Instant;
 
 /// Model parallelism: an MLP 784-256-10 split over two local worker processes (needs the
@@ -36,9 +38,16 @@ struct Args {
 
     /// Writes a TensorBoard run to DIR (`tensorboard --logdir DIR`): the graph as placed
     /// (each node on its worker), the loss and the bytes between workers of every step,
-    /// histograms of the weights every 100 steps, the test accuracy
+    /// histograms of the weights every 100 steps, a traced step's kernel times (the Graphs
+    /// tab's "Session runs"), the test accuracy
     #[arg(long, value_name = "DIR")]
     logdir: Option<std::path::PathBuf>,
+
+    /// After training, runs one more step traced and writes its timeline to FILE as Chrome
+    /// trace JSON (open it in ui.perfetto.dev or chrome://tracing): each worker's kernels,
+    /// and each tensor between them with its wait and transfer
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps,
         wire,
         logdir,
+        trace,
     } = Args::parse();
     sluice::logging::init("warn");
     let cluster = LocalCluster::start(&[("worker", 2)])?;
@@ -129,6 +139,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(f64::NAN);
     println!("test accuracy: {acc:.4}");
     println!("examples/s: {:.0}", (steps * 100) as f64 / seconds);
+    // One more step, traced (after the figures above), for its timeline and the run's
+    // kernel times.
+    if trace.is_some() || summaries.is_some() {
+        let batch = digits
+            .train
+            .batches(100, 1)
+            .next()
+            .ok_or("no training batch")?;
+        let feeds = [(x, batch.inputs), (y_, batch.one_hot)];
+        let (_, timings) = sess.run_traced_with_targets(&[loss], &feeds, &[train])?;
+        if let Some(summaries) = &summaries {
+            summaries.run_metadata("traced step", steps as i64 + 1, &timings)?;
+        }
+        if let Some(path) = &trace {
+            let timeline = StepTimeline::from_timings(&timings);
+            timeline.write_chrome_trace(path)?;
+            println!(
+                "Chrome trace: {} ({} kernels on {} lanes, {} transfers)",
+                path.display(),
+                timeline.spans.len(),
+                timeline.lanes.len(),
+                timeline.flows.len()
+            );
+        }
+    }
     if let Some(summaries) = &summaries {
         summaries.scalar("test_accuracy", steps as i64, acc)?;
         summaries.flush()?;

@@ -2,7 +2,7 @@
 //! by every cell: rich output ([`display_html`], [`display_svg`], [`display_png`],
 //! [`display_markdown`], [`display_image`], tensors and graph summaries as tables), live charts ([`plot`]),
 //! questions to the person ([`input`]), graph drawings ([`ShowGraph::show_graph`]), TensorBoard
-//! runs ([`logdir`]), and panics
+//! runs ([`logdir`]), step timelines ([`trace`]), and panics
 //! reported to the frontend. The cell's process talks to its frontend by printing directive
 //! lines on stdout (see [`protocol`]), which the frontend takes out of the stream.
 
@@ -14,6 +14,7 @@ mod panic;
 pub mod protocol;
 mod session;
 mod tables;
+mod trace;
 
 pub use chart::{plot, plot_training};
 pub use display::{
@@ -28,6 +29,7 @@ pub use session::{
     DEVICE_ENV,
 };
 pub use tables::{summary_html, tensor_html};
+pub use trace::trace;
 
 /// What cells get with `use sluice_cell::prelude::*` (the frontends' prelude does it).
 pub mod prelude {

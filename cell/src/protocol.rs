@@ -29,6 +29,8 @@ pub const SESSION: &str = "session";
 pub const SHOW_GRAPH: &str = "show_graph";
 /// `logdir DIR`: write TensorBoard runs of the cells' sessions and charts under DIR.
 pub const LOGDIR: &str = "logdir";
+/// `timeline PATH`: draw the traced step whose Chrome trace is in that file.
+pub const TIMELINE: &str = "timeline";
 /// `panic FILE LINE MESSAGE`: the cell panicked (LINE 0 when unknown).
 pub const PANIC: &str = "panic";
 /// `curve NAME STEP SERIES VALUE [SERIES VALUE ...]`: a point of each series of the live

@@ -109,11 +109,16 @@ pub enum SessionError {
         op: String,
         message: String,
     },
-    #[error("check_numerics: {message} in '{node}' (first bad value at flat index {index})")]
+    #[error(
+        "check_numerics: {message} in '{node}' (first bad value at flat index {index}){}",
+        dump_note(.dump)
+    )]
     NonFinite {
         node: String,
         message: String,
         index: usize,
+        /// The folder the checked values were written to (`input0.npy`), where they were.
+        dump: Option<std::path::PathBuf>,
     },
     /// A tensor the step would make is larger than the memory budget allows; nothing was
     /// allocated for it.
@@ -171,4 +176,11 @@ pub enum RemoteError {
     /// The light client build (without the `engine` feature) has no in-process session.
     #[error("no engine to run on: set SLUICE_ENGINE=HOST:PORT (this build of sluice is the light client, without the `engine` feature)")]
     NoEngine,
+}
+
+/// Where a failed check's inputs went, for its message.
+fn dump_note(dump: &Option<std::path::PathBuf>) -> String {
+    dump.as_ref().map_or_else(String::new, |dir| {
+        format!("; the checked values are in {} (numpy.load)", dir.display())
+    })
 }

@@ -10,13 +10,14 @@ mod placement;
 mod values;
 
 use crate::devices::gpu::GpuDevice;
-use crate::devices::Device;
+use crate::devices::{Device, HOST_DEVICE};
+use crate::dump::{FailureDumps, StepDump};
 use crate::error::{GraphError, SessionError};
 use crate::graph::{Graph, Output, TypeShape};
 use crate::kernels::{BufferPool, Context, GpuContext, KernelError, StepControl, VariableStore};
 use crate::ops::{Effect, Op};
 use crate::tensor::{MemoryBudget, Tensor};
-use checks::{caught, check_feed, check_output_sizes, input, kernel_error};
+use checks::{caught, check_feed, check_output_sizes, failed_kernel, input};
 use gpu_timing::GpuTiming;
 pub(crate) use placement::Placement;
 use placement::StepKernel;
@@ -47,7 +48,7 @@ impl CancelToken {
     }
 }
 
-pub use crate::runner::NodeTiming;
+pub use crate::timeline::NodeTiming;
 
 /// What bounds one step: its session's cancel token, its deadline, the memory budget, and
 /// the token its calls to other workers carry.
@@ -59,6 +60,15 @@ pub(crate) struct StepLimits<'a> {
     pub peer: &'a crate::service::auth::PeerCredentials,
     /// Fault injection for tests (see `session::PANIC_IN_NODE_ENV`).
     pub panic_in: Option<&'a str>,
+}
+
+/// What a step records besides its values: each kernel's time, the tensors it dumps, and
+/// where a failed check writes its node's inputs.
+#[derive(Default)]
+pub(crate) struct StepRecord<'a> {
+    pub trace: Option<&'a mut Vec<NodeTiming>>,
+    pub dump: Option<&'a mut StepDump>,
+    pub failures: Option<&'a FailureDumps>,
 }
 
 /// One node's work within a plan.
@@ -254,8 +264,13 @@ impl Plan {
         pool: &mut BufferPool,
         graph: &Graph,
         limits: StepLimits,
-        mut trace: Option<&mut Vec<NodeTiming>>,
+        record: StepRecord,
     ) -> Result<Vec<Tensor>, SessionError> {
+        let StepRecord {
+            mut trace,
+            mut dump,
+            failures,
+        } = record;
         let mut slots: Vec<Option<Value>> = (0..self.slots).map(|_| None).collect();
         // A step is cancelled only before its first write to a variable, so a cancelled step
         // leaves every variable as it was and a finished one has applied all its updates.
@@ -267,6 +282,7 @@ impl Plan {
         // A traced step times its GPU kernels on the GPU: (entry in the trace, node, GPU).
         let mut gpu_entries: Vec<(usize, usize, Arc<GpuDevice>)> = Vec::new();
         let timing = trace.is_some().then(|| GpuTiming::begin(&self.gpus));
+        let step_started = Instant::now();
         for step in &self.steps {
             if !writes_started {
                 if limits.cancel.is_cancelled() {
@@ -295,6 +311,7 @@ impl Plan {
             if let Some(gpu) = traced_gpu {
                 gpu.trace_node(step.node);
             }
+            let mut received = None;
             // Outputs go straight to their slots: no vector of them per node and step.
             match &step.kernel {
                 StepKernel::Cpu(kernel) => {
@@ -307,9 +324,11 @@ impl Plan {
                         pool,
                         variables,
                         step: &control,
+                        received: None,
                     };
                     let out = caught(step, inject, || kernel(&*step.op, &mut ctx, &refs))?
-                        .map_err(|e| kernel_error(e, step, graph))?;
+                        .map_err(|e| failed_kernel(e, step, graph, &mut slots, failures))?;
+                    received = ctx.received.take();
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::host(t));
                     }
@@ -345,7 +364,7 @@ impl Plan {
                         }
                         StepKernel::Cpu(_) => Err(KernelError::Message("a CPU kernel".into())),
                     })?
-                    .map_err(|e| kernel_error(e, step, graph))?;
+                    .map_err(|e| failed_kernel(e, step, graph, &mut slots, failures))?;
                     for (&slot, t) in step.outputs.iter().zip(out) {
                         slots[slot] = Some(Value::gpu(device.clone(), t));
                     }
@@ -365,11 +384,26 @@ impl Plan {
                 if let Some(gpu) = traced_gpu.filter(|g| timed(g)) {
                     gpu_entries.push((trace.len(), step.node, gpu.clone()));
                 }
+                let device = traced_gpu.map_or(HOST_DEVICE, |gpu| gpu.info().name.as_str());
                 trace.push(NodeTiming {
                     node: step.name.clone(),
                     op: step.op.type_name(),
+                    family: Some(step.op.family()),
+                    start_micros: started.duration_since(step_started).as_secs_f64() * 1e6,
                     micros: started.elapsed().as_secs_f64() * 1e6,
+                    device: device.to_string(),
+                    estimate_micros: None,
+                    transfer: received,
                 });
+            }
+            if let Some(dump) = dump.as_deref_mut().filter(|d| d.wants(&step.name)) {
+                for (k, &slot) in step.outputs.iter().enumerate() {
+                    match slots[slot].as_mut().map(Value::on_host) {
+                        Some(Ok(t)) => dump.write(&step.name, step.op.type_name(), k, &t),
+                        Some(Err(e)) => dump.failed(&step.name, k, &e),
+                        None => {}
+                    }
+                }
             }
             for &slot in &step.release {
                 // Fed values go back to the allocator, not the pool: the caller allocates the

@@ -19,6 +19,8 @@ pub mod data;
 #[cfg(feature = "engine")]
 pub mod devices;
 pub mod distributed;
+#[cfg(feature = "engine")]
+pub mod dump;
 pub mod error;
 #[cfg(feature = "engine")]
 pub mod executor;
@@ -36,6 +38,7 @@ pub mod service;
 pub mod session;
 pub mod tensor;
 pub mod tensorboard;
+pub mod timeline;
 pub mod training;
 
 pub use autodiff::{gradient, gradients};
@@ -46,7 +49,7 @@ pub use fit::{FitConfig, FitProgress, FitSummary, LabelFormat, MetricPoint};
 pub use graph::{AttrValue, Graph, GraphDef, GraphSummary, Initializer, NodeDef, Output};
 pub use ops::*;
 pub use optimizers::{Adam, GradientDescent, Momentum, Optimizer};
-pub use runner::{connect_or_local, NodeTiming, Runner};
+pub use runner::{connect_or_local, NodeTiming, Runner, TransferTiming};
 pub use service::RemoteSession;
 #[cfg(feature = "engine")]
 pub use session::{Session, SessionOptions};

@@ -9,14 +9,7 @@ use crate::service::RemoteSession;
 #[cfg(feature = "engine")]
 use crate::session::Session;
 use crate::tensor::Tensor;
-
-/// How long one node's kernel took in a traced run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeTiming {
-    pub node: String,
-    pub op: &'static str,
-    pub micros: f64,
-}
+pub use crate::timeline::{NodeTiming, TransferTiming};
 
 /// The environment variable naming a standalone engine (`host:port`) to run against.
 pub const ENGINE_ENV: &str = "SLUICE_ENGINE";
@@ -44,6 +37,16 @@ pub trait Runner {
         &mut self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
+    ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
+        self.run_traced_with_targets(fetches, feeds, &[])
+    }
+
+    /// A traced step that also runs `targets` (a training step's updates).
+    fn run_traced_with_targets(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError>;
 
     /// The current value of a variable, `None` if it has none yet (a remote session may also
@@ -81,12 +84,17 @@ impl Runner for Session {
         Session::run_with_targets(self, fetches, feeds, targets)
     }
 
-    fn run_traced(
+    fn run_traced_with_targets(
         &mut self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
+        targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
-        Session::run_traced(self, fetches, feeds)
+        let options = crate::session::StepOptions {
+            deadline: None,
+            trace: true,
+        };
+        Session::run_step(self, fetches, feeds, targets, &options)
     }
 
     fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {
@@ -131,12 +139,13 @@ impl Runner for RemoteSession {
         RemoteSession::run_with_targets(self, fetches, feeds, targets)
     }
 
-    fn run_traced(
+    fn run_traced_with_targets(
         &mut self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
+        targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
-        RemoteSession::run_traced(self, fetches, feeds)
+        RemoteSession::run_traced_with_targets(self, fetches, feeds, targets)
     }
 
     fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {

@@ -5,8 +5,9 @@ mod fit_loop;
 
 use crate::devices::gpu::GpuOptions;
 use crate::devices::DeviceSet;
+use crate::dump::{DumpReport, FailureDumps, StepDump, TensorDump};
 use crate::error::SessionError;
-use crate::executor::{CancelToken, NodeTiming, Placement, Plan, StepLimits};
+use crate::executor::{CancelToken, NodeTiming, Placement, Plan, StepLimits, StepRecord};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
 use crate::kernels::{BufferPool, VariableStore};
@@ -40,7 +41,17 @@ pub struct Session {
     peer: PeerCredentials,
     /// Fault injection for tests: the kernel of the node of this name panics.
     panic_in: Option<Arc<str>>,
+    /// Where a `check_numerics` that fails writes the values it checked, if anywhere.
+    failure_dumps: Option<FailureDumps>,
 }
+
+/// The folder under which sessions write what a failed `check_numerics` checked (a folder
+/// per process in it). Without it, a program's own sessions ([`Session::new`]) write under
+/// the system's temporary folder and an engine's sessions write nothing.
+pub const DUMP_DIR_ENV: &str = "SLUICE_DUMP_DIR";
+
+/// At most this many failed checks of one session are dumped.
+const FAILURE_DUMPS: usize = 16;
 
 /// Names a node whose kernel then panics, in every session this process creates: how tests
 /// check that a failing kernel costs its step only, never the engine.
@@ -92,6 +103,8 @@ impl Session {
         );
         // The shared devices may have come with other fusion options.
         session.fuse = fuse;
+        // A program's own session: a failed check leaves its values in the program's reach.
+        session.failure_dumps = Some(FailureDumps::new(default_dump_dir(), FAILURE_DUMPS));
         session
     }
 
@@ -112,7 +125,34 @@ impl Session {
             budget: crate::devices::default_memory_budget(),
             peer: PeerCredentials::default(),
             panic_in: std::env::var(PANIC_IN_NODE_ENV).ok().map(Arc::from),
+            failure_dumps: configured_dump_dir().map(|d| FailureDumps::new(d, FAILURE_DUMPS)),
         }
+    }
+
+    /// Sets the folder that a failed `check_numerics` writes the values it checked to
+    /// (`FOLDER/NODE-TIME-N/input0.npy`; by default [`DUMP_DIR_ENV`] or the system's
+    /// temporary folder).
+    pub fn set_dump_dir(&mut self, dir: impl Into<std::path::PathBuf>) {
+        self.failure_dumps = Some(FailureDumps::new(dir.into(), FAILURE_DUMPS));
+    }
+
+    /// Runs one step and writes the tensors it computed that `dump` asks for as `.npy`
+    /// files (nodes as they are in the graph: no kernels fused, so every node's value is
+    /// there). A file that cannot be written does not fail the step: the report says so.
+    pub fn run_dumped(
+        &mut self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        dump: &TensorDump,
+    ) -> Result<(Vec<Tensor>, DumpReport), SessionError> {
+        let mut writer = StepDump::new(dump);
+        let record = StepRecord {
+            dump: Some(&mut writer),
+            ..StepRecord::default()
+        };
+        let values = self.run_inner(fetches, feeds, targets, record, None, false)?;
+        Ok((values, writer.finish()))
     }
 
     /// Sets the most bytes one tensor of a step, or one variable, may take (by default three
@@ -218,7 +258,7 @@ impl Session {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<Vec<Tensor>, SessionError> {
-        self.run_inner(fetches, feeds, targets, None, None)
+        self.run_inner(fetches, feeds, targets, StepRecord::default(), None, true)
     }
 
     /// Runs one step as `options` say: fetches and targets, with a deadline, traced or not;
@@ -231,13 +271,11 @@ impl Session {
         options: &StepOptions,
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         let mut trace = Vec::new();
-        let values = self.run_inner(
-            fetches,
-            feeds,
-            targets,
-            options.trace.then_some(&mut trace),
-            options.deadline,
-        )?;
+        let record = StepRecord {
+            trace: options.trace.then_some(&mut trace),
+            ..StepRecord::default()
+        };
+        let values = self.run_inner(fetches, feeds, targets, record, options.deadline, true)?;
         Ok((values, trace))
     }
 
@@ -249,7 +287,11 @@ impl Session {
         feeds: &[(Output, Tensor)],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         let mut trace = Vec::new();
-        let values = self.run_inner(fetches, feeds, &[], Some(&mut trace), None)?;
+        let record = StepRecord {
+            trace: Some(&mut trace),
+            ..StepRecord::default()
+        };
+        let values = self.run_inner(fetches, feeds, &[], record, None, true)?;
         Ok((values, trace))
     }
 
@@ -258,20 +300,22 @@ impl Session {
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
         targets: &[Output],
-        trace: Option<&mut Vec<NodeTiming>>,
+        record: StepRecord,
         deadline: Option<Instant>,
+        cached_plan: bool,
     ) -> Result<Vec<Tensor>, SessionError> {
+        // A dumped step gets an unfused plan of its own: every node's value is there.
         let mut order: Vec<usize> = (0..feeds.len()).collect();
         order.sort_by_key(|&i| feeds[i].0);
         let feed_keys: Vec<Output> = order.iter().map(|&i| feeds[i].0).collect();
         let key = (feed_keys, fetches.to_vec(), targets.to_vec());
-        let plan = match self.plans.get(&key) {
+        let plan = match self.plans.get(&key).filter(|_| cached_plan) {
             Some(plan) => plan.clone(),
             None => {
                 let placement = Placement {
                     devices: &self.devices,
                     soft: self.soft_placement,
-                    fuse: self.fuse,
+                    fuse: self.fuse && cached_plan,
                 };
                 let plan = Arc::new(Plan::build(
                     &self.graph,
@@ -280,7 +324,9 @@ impl Session {
                     targets,
                     &placement,
                 )?);
-                self.plans.insert(key, plan.clone());
+                if cached_plan {
+                    self.plans.insert(key, plan.clone());
+                }
                 plan
             }
         };
@@ -297,7 +343,10 @@ impl Session {
                 peer: &self.peer,
                 panic_in: self.panic_in.as_deref(),
             },
-            trace,
+            StepRecord {
+                failures: self.failure_dumps.as_ref(),
+                ..record
+            },
         )
     }
 
@@ -354,4 +403,18 @@ impl Session {
         self.variables.set(var.node(), value);
         Ok(())
     }
+}
+
+/// This process's folder under [`DUMP_DIR_ENV`], if that is set.
+fn configured_dump_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os(DUMP_DIR_ENV).filter(|d| !d.is_empty())?;
+    Some(std::path::PathBuf::from(base).join(std::process::id().to_string()))
+}
+
+/// [`configured_dump_dir`], else `sluice-dumps-PID` in the system's temporary folder (a
+/// folder of the process's own: no folder shared with other users' processes).
+fn default_dump_dir() -> std::path::PathBuf {
+    configured_dump_dir().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sluice-dumps-{}", std::process::id()))
+    })
 }

@@ -22,6 +22,16 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype the engine has.
+    pub const ALL: [DType; 6] = [
+        DType::F32,
+        DType::F64,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::Bool,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",

@@ -38,6 +38,7 @@ fn cpu(op: &dyn Op, inputs: &[&Tensor]) -> Tensor {
         pool: &mut pool,
         variables: &mut variables,
         step: &step,
+        received: None,
     };
     kernel(op, &mut ctx, inputs).expect("CPU kernel").remove(0)
 }

@@ -396,25 +396,37 @@ fn check_numerics_names_the_node_that_made_an_infinity() {
     let err = sess
         .run(&[y], &[(x, Tensor::from_vec(vec![1.0f32, 0.0, 2.0]))])
         .unwrap_err();
-    match &err {
+    let dumped = match &err {
         SessionError::NonFinite {
             node,
             message,
             index,
+            dump,
         } => {
             assert_eq!(node, "CheckNumerics");
             assert_eq!(message, "log of x: Inf in the output of 'Log'");
             assert_eq!(*index, 1);
+            dump.clone().expect("the checked values are dumped")
         }
         other => panic!("expected NonFinite, got {other:?}"),
-    }
+    };
+    // The values the check saw, as NumPy reads them.
+    let checked = sluice::dump::npy::read_npy(&dumped.join("input0.npy")).expect("read");
+    assert_eq!(
+        checked.to_vec::<f32>().unwrap(),
+        [0.0, f32::NEG_INFINITY, 2.0f32.ln()]
+    );
     let text = err.to_string();
     assert!(text.contains("'Log'"), "{text}");
     assert_eq!(
         text,
-        "check_numerics: log of x: Inf in the output of 'Log' in 'CheckNumerics' \
-         (first bad value at flat index 1)"
+        format!(
+            "check_numerics: log of x: Inf in the output of 'Log' in 'CheckNumerics' \
+             (first bad value at flat index 1); the checked values are in {} (numpy.load)",
+            dumped.display()
+        )
     );
+    std::fs::remove_dir_all(&dumped).ok();
 
     // NaN is named as such; finite values pass through unchanged.
     let err = sess
@@ -439,14 +451,30 @@ fn check_numerics_without_message_and_in_a_scope() {
         let _scope = g.name_scope("layer");
         check_numerics(log(x), "")
     };
-    let err = Session::new(&g)
+    let dir = std::env::temp_dir().join(format!("sluice-check-dumps-{}", std::process::id()));
+    let mut sess = Session::new(&g);
+    sess.set_dump_dir(&dir);
+    let err = sess
         .run(&[y], &[(x, Tensor::from_vec(vec![0.0f64, 1.0]))])
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "check_numerics: Inf in the output of 'layer/Log' in 'layer/CheckNumerics' \
-         (first bad value at flat index 0)"
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "check_numerics: Inf in the output of 'layer/Log' in 'layer/CheckNumerics' \
+             (first bad value at flat index 0); the checked values are in "
+        ),
+        "{text}"
     );
+    let SessionError::NonFinite {
+        dump: Some(dumped), ..
+    } = err
+    else {
+        panic!("no dump: {text}");
+    };
+    assert!(dumped.starts_with(&dir) && dumped.join("input0.npy").is_file());
+    let manifest = std::fs::read_to_string(dumped.join("dump.json")).expect("manifest");
+    assert!(manifest.contains("\"dtype\":\"f64\""), "{manifest}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -467,6 +495,12 @@ fn check_numerics_passes_gradients_and_checks_them() {
         .unwrap_err();
     assert!(matches!(err, SessionError::NonFinite { .. }), "{err:?}");
     assert!(err.to_string().contains("gradient of x"), "{err}");
+    if let SessionError::NonFinite {
+        dump: Some(dir), ..
+    } = &err
+    {
+        std::fs::remove_dir_all(dir).ok();
+    }
     check_gradient(&[positive_sample()], |x| {
         check_numerics(x[0] * x[0], "square")
     });

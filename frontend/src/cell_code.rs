@@ -26,7 +26,8 @@ pub fn types_toggles(code: &str) -> usize {
 
 /// The frontends' own commands among a cell's leading command lines: `:graph` draws the
 /// session's graph, `:summary` shows the graph's summary, `:logdir DIR` writes TensorBoard
-/// runs under DIR. Their code goes where the cell's
+/// runs under DIR, `:trace ARGS` runs one step traced and draws its timeline. Their code
+/// goes where the cell's
 /// code starts, after evcxr's commands (evcxr takes commands only before any code).
 pub fn rewrite_commands(code: &str) -> String {
     let start = code_start(code);
@@ -36,7 +37,7 @@ pub fn rewrite_commands(code: &str) -> String {
         ":summary" => {
             Some("sluice_cell::SluiceDisplay::evcxr_display(&graph.summary());".to_string())
         }
-        line => logdir_command(line),
+        line => logdir_command(line).or_else(|| trace_command(line)),
     };
     if !commands.lines().any(|l| ours(l).is_some()) {
         return code.to_string();
@@ -71,6 +72,25 @@ fn logdir_command(line: &str) -> Option<String> {
         );
     }
     Some(format!("sluice_cell::logdir({dir:?});"))
+}
+
+/// `:trace SESSION, FETCHES, FEEDS, TARGETS` as code: one step run traced and drawn as a
+/// timeline (`:trace &mut sess, &[loss], &[(x, xs), (y, ys)], &[train]`); the arguments are
+/// Rust, as `sluice_cell::trace` takes them.
+fn trace_command(line: &str) -> Option<String> {
+    let args = line.strip_prefix(":trace")?;
+    if !args.is_empty() && !args.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let args = args.trim();
+    if args.is_empty() {
+        return Some(
+            "eprintln!(\"`:trace &mut SESSION, &[FETCHES], &[FEEDS], &[TARGETS]` runs one step \
+             traced and draws its timeline\");"
+                .to_string(),
+        );
+    }
+    Some(format!("sluice_cell::trace({args})?;"))
 }
 
 /// Wraps the cell's final expression `e` (its last statement, without a semicolon) as
@@ -189,6 +209,12 @@ mod tests {
             "sluice_cell::logdir(\"runs/my \\\"model\\\"\");\nlet a = 1;"
         );
         assert_eq!(rewrite_commands(":logdirx"), ":logdirx");
+        assert_eq!(
+            rewrite_commands(":trace &mut s, &[loss], &[(x, xs.clone())], &[]\nlet a = 1;"),
+            "sluice_cell::trace(&mut s, &[loss], &[(x, xs.clone())], &[])?;\nlet a = 1;"
+        );
+        assert!(rewrite_commands(":trace").starts_with("eprintln!"));
+        assert_eq!(rewrite_commands(":tracer"), ":tracer");
         assert_eq!(rewrite_commands("let a = 1;"), "let a = 1;");
         assert!(prepare(":summary", true).contains("graph.summary()"));
         assert_eq!(prepare("1 + 1", false), "1 + 1");

@@ -6,7 +6,7 @@
 
 use sluice_cell::protocol::{
     decode_word, encode_word, prefix_with, BUNDLE, CURVE, DISPLAY, LOGDIR, NOTE, PANIC, PANICKED,
-    QUESTION_MARK, RELAY, RESULT, SESSION, SHOW_GRAPH,
+    QUESTION_MARK, RELAY, RESULT, SESSION, SHOW_GRAPH, TIMELINE,
 };
 
 /// The directive lines of one cell process: those that carry its token.
@@ -71,6 +71,8 @@ pub enum Directive {
     ShowGraph { addr: String, handle: String },
     /// Write TensorBoard runs of the cells' sessions and charts under this folder.
     Logdir(String),
+    /// Draw the traced step whose Chrome trace is in this file.
+    Timeline(std::path::PathBuf),
     /// The cell panicked; `line` 0 when the place is unknown.
     Panic {
         message: String,
@@ -144,6 +146,7 @@ fn parse(rest: &str) -> Option<Directive> {
             handle: handle.clone(),
         }),
         (LOGDIR, [dir]) => Some(Directive::Logdir(dir.clone())),
+        (TIMELINE, [path]) => Some(Directive::Timeline(path.into())),
         (PANIC, [file, line, message]) => Some(Directive::Panic {
             message: message.clone(),
             file: file.clone(),
@@ -235,6 +238,12 @@ mod tests {
         });
         assert!(!line.contains('\n'));
         assert_eq!(d.parse(&line), Some(Directive::Display(forms)));
+        let path = encode_word("/tmp/a b/step-1.trace.json");
+        let line = format!("{}timeline {path}", d.prefix);
+        assert_eq!(
+            d.parse(&line),
+            Some(Directive::Timeline("/tmp/a b/step-1.trace.json".into()))
+        );
         let panic = format!(
             "SLUICE_CELL t0k panic {} 134 {}",
             encode_word("src/lib.rs"),

@@ -16,6 +16,12 @@ pub enum FrontendError {
     /// No build folder could be had.
     #[error("build folder: {0}")]
     BuildDir(String),
+    /// A traced step's trace file could not be read back.
+    #[error("cannot draw the trace {path}: {source}")]
+    Trace {
+        path: String,
+        source: sluice::timeline::TimelineError,
+    },
     #[error("drawing: {0}")]
     Draw(#[from] sluice_visualizer::VisualizerError),
     #[error("{0}")]

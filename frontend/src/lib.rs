@@ -35,6 +35,7 @@ pub mod prelude;
 pub mod relay;
 pub mod shared_linking;
 pub mod std_sources;
+pub mod timeline_view;
 
 pub use error::{FrontendError, Result};
 

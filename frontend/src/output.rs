@@ -353,6 +353,13 @@ impl<S: Sink> Router<S> {
                 self.sink.display(forms);
             }
             Directive::Logdir(dir) => self.start_runs(&dir),
+            Directive::Timeline(path) => {
+                self.release_blank();
+                match crate::timeline_view::draw(&path) {
+                    Ok(forms) => self.sink.display(forms),
+                    Err(e) => self.sink.note(&e.to_string()),
+                }
+            }
             Directive::Curve { name, step, points } => {
                 if let Some(runs) = &mut self.runs {
                     runs.chart(&name, step, &points);

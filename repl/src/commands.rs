@@ -65,6 +65,8 @@ An entry with open brackets continues on the next line.
   :vars               the variables kept between entries, with their types
   :engine             which engine, and this REPL's sessions on it
   :logdir DIR         write TensorBoard runs (graph, step scalars, fits, charts) under DIR
+  :trace &mut sess, &[FETCHES], &[FEEDS], &[TARGETS]
+                      run one step traced: where its time went, per device and task
   :quit               leave (or Ctrl-D)
 
 Ctrl-C while a cell runs cancels its engine work (twice: stops the cell's process);

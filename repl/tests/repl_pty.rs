@@ -254,6 +254,14 @@ fn seed_program_trains_with_a_progress_bar_and_history_survives_a_restart() {
 
     let out = repl.run(":loss");
     assert!(out.contains("loss, fit of 1000 steps"), ":loss: {out}");
+    // One step traced on the engine: its lane, its longest kernels, its trace file.
+    let out = repl.run(
+        ":trace &mut sess, &[xent], &[(x, test.inputs_tensor()), (y_, test.one_hot_tensor())], &[]",
+    );
+    assert!(
+        out.contains("engine at") && out.contains("MatMul") && out.contains("Chrome trace: "),
+        ":trace: {out}"
+    );
     check_tensorboard_run(&runs);
     let out = repl.run(":graph");
     assert!(out.contains("graph:") && out.contains("W"), ":graph: {out}");

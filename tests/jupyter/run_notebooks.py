@@ -143,6 +143,18 @@ def main():
         svgs = [o["data"]["image/svg+xml"] for o in outputs(parallel) if "image/svg+xml" in o.get("data", {})]
         svg = "".join("".join(s) if isinstance(s, list) else s for s in svgs)
         check("task:0" in svg and "task:1" in svg, "model-parallel notebook: the drawing colours both tasks")
+        # `:trace`: the step's timeline, a lane per worker and an arrow per tensor between them.
+        timelines = [s for s in ("".join(x) if isinstance(x, list) else x for x in svgs) if "sluice-timeline" in s]
+        check(len(timelines) == 1, f"model-parallel notebook: one step timeline ({len(timelines)})")
+        timeline = timelines[0] if timelines else ""
+        lanes = re.findall(r'<text[^>]*class="lane"[^>]*>([^<]*)<', timeline)
+        check(len(lanes) == 2 and "task:0" in lanes[0] and "task:1" in lanes[1], f"model-parallel notebook: a lane per worker ({lanes})")
+        arrows = timeline.count('class="arrow"')
+        check(arrows >= 2, f"model-parallel notebook: the tensors between the workers as arrows ({arrows})")
+        check("layer1/MatMul" in timeline and "placement estimated" in timeline, "model-parallel notebook: kernels with the cost model's estimate")
+        found = re.search(r"Chrome trace: (\S+)", said)
+        trace_file = found.group(1) if found else None
+        check(trace_file is not None and Path(trace_file).is_file(), f"model-parallel notebook: its Chrome trace file ({trace_file})")
         # The notebook's workers end with its kernel (whose cell process never dropped them).
         spec = next((line for line in said.splitlines() if line.startswith('{"cluster"')), "")
         addrs = re.findall(r"127\.0\.0\.1:([0-9]+)", spec)

@@ -4,8 +4,8 @@ wrote.
     check_tensorboard.py LOGDIR EXPECTED.json [--http]
 
 EXPECTED.json holds {"scalars": {tag: [[step, value], ...]}, "histograms": {tag: [[step,
-count, min, max], ...]}, "text": {tag: [[step, text], ...]}, "graph": {name: device}}; a
-missing key is not checked. Without --http the run is read by TensorBoard's
+count, min, max], ...]}, "text": {tag: [[step, text], ...]}, "graph": {name: device},
+"run_metadata": {tag: {device: node count}}}; a missing key is not checked. Without --http the run is read by TensorBoard's
 EventAccumulator; with --http, `tensorboard --logdir LOGDIR` is started on loopback and the
 scalars and the graph are read through its HTTP API. Prints one line per check and exits 1
 if one failed.
@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 failures = []
@@ -89,6 +90,16 @@ def by_accumulator(logdir, expected):
         if tags["graph"]:
             graph = acc.Graph()
             check_graph(expected["graph"], {n.name: n.device for n in graph.node})
+    for tag, want in expected.get("run_metadata", {}).items():
+        check(tag in tags["run_metadata"], f"run metadata {tag!r} is there ({tags['run_metadata']})")
+        if tag in tags["run_metadata"]:
+            stats = acc.RunMetadata(tag).step_stats.dev_stats
+            got = {d.device: len(d.node_stats) for d in stats}
+            check(got == want, f"run metadata {tag!r}: kernels per device {got}")
+            if "graph" in expected:
+                timed = {n.node_name for d in stats for n in d.node_stats}
+                known = timed & set(expected["graph"])
+                check(len(known) > len(timed) / 2, f"run metadata {tag!r} times the graph's nodes ({len(known)} of {len(timed)})")
 
 
 def get(port, path):
@@ -131,6 +142,11 @@ def by_http(logdir, expected):
                 if name:
                     nodes[name.group(1)] = device.group(1) if device else ""
             check_graph(expected["graph"], nodes)
+        for tag, want in expected.get("run_metadata", {}).items():
+            quoted = urllib.parse.quote(tag)
+            text = get(port, f"/data/plugin/graphs/run_metadata?run=.&tag={quoted}")
+            timed = text.count("node_name:")
+            check(timed == sum(want.values()), f"run metadata {tag!r} over HTTP: {timed} kernels")
     finally:
         server.terminate()
         server.wait(timeout=30)

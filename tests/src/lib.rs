@@ -4,7 +4,9 @@
 
 mod optional;
 
-pub use optional::{fashion_mnist_dir, python_with_tensorboard, require, require_vulkan};
+pub use optional::{
+    fashion_mnist_dir, python_with, python_with_tensorboard, require, require_vulkan,
+};
 
 use sluice::distributed::replicas::Tower;
 use sluice::prelude::*;

@@ -41,19 +41,27 @@ pub fn require_vulkan() -> bool {
 /// The Python that SLUICE_PY names, if it has TensorBoard (`.ci/run` installs it into that
 /// venv from PyPI).
 pub fn python_with_tensorboard() -> Option<std::ffi::OsString> {
+    python_with("tensorboard")
+}
+
+/// The Python that SLUICE_PY names, if it can import `module` (`.ci/run` installs what the
+/// tests import into that venv from PyPI).
+pub fn python_with(module: &str) -> Option<std::ffi::OsString> {
     let python = std::env::var_os("SLUICE_PY");
-    let has_tensorboard = python.as_ref().is_some_and(|python| {
+    let has_module = python.as_ref().is_some_and(|python| {
         std::process::Command::new(python)
-            .args(["-c", "import tensorboard"])
+            .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|out| out.status.success())
     });
     require(
-        has_tensorboard,
-        "SLUICE_PY (a Python with TensorBoard) is unset or lacks tensorboard",
-        "run .ci/run, which makes one, or: python3 -m venv ~/.cache/sluice-py-venv && \
-         ~/.cache/sluice-py-venv/bin/pip install tensorboard && \
-         export SLUICE_PY=~/.cache/sluice-py-venv/bin/python",
+        has_module,
+        &format!("SLUICE_PY (a Python with {module}) is unset or lacks {module}"),
+        &format!(
+            "run .ci/run, which makes one, or: python3 -m venv ~/.cache/sluice-py-venv && \
+             ~/.cache/sluice-py-venv/bin/pip install {module} && \
+             export SLUICE_PY=~/.cache/sluice-py-venv/bin/python"
+        ),
     )
     .then_some(python)
     .flatten()

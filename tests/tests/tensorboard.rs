@@ -56,6 +56,7 @@ fn expected_from_file(path: &Path) -> Value {
     let mut scalars: Map<String, Value> = Map::new();
     let mut histograms: Map<String, Value> = Map::new();
     let mut graph = Map::new();
+    let mut run_metadata = Map::new();
     for event in read_event_file(path).expect("read the event file") {
         match event.what {
             Some(proto::event::What::Summary(summary)) => {
@@ -73,6 +74,16 @@ fn expected_from_file(path: &Path) -> Value {
                     }
                 }
             }
+            Some(proto::event::What::TaggedRunMetadata(tagged)) => {
+                use prost::Message;
+                let meta =
+                    proto::RunMetadata::decode(&tagged.run_metadata[..]).expect("RunMetadata");
+                let devices: Map<String, Value> = (meta.step_stats.into_iter())
+                    .flat_map(|s| s.dev_stats)
+                    .map(|d| (d.device, json!(d.node_stats.len())))
+                    .collect();
+                run_metadata.insert(tagged.tag, Value::Object(devices));
+            }
             Some(proto::event::What::GraphDef(bytes)) => {
                 use prost::Message;
                 let def = proto::GraphDef::decode(bytes.as_slice()).expect("a GraphDef");
@@ -88,6 +99,9 @@ fn expected_from_file(path: &Path) -> Value {
     let mut expected = json!({"scalars": scalars, "histograms": histograms});
     if !graph.is_empty() {
         expected["graph"] = Value::Object(graph);
+    }
+    if !run_metadata.is_empty() {
+        expected["run_metadata"] = Value::Object(run_metadata);
     }
     expected
 }
@@ -207,6 +221,9 @@ fn the_seed_program_writes_a_run_tensorboard_reads() {
     for name in ["x", "W", "b", "y_"] {
         assert!(graph.contains_key(name), "{name} in {graph:?}");
     }
+    // The last step's kernel times, for the Graphs tab.
+    let timed = &expected["run_metadata"]["step 1000"]["/device:CPU:0"];
+    assert!(timed.as_u64().is_some_and(|n| n >= 10), "{expected}");
     check_with_tensorboard(&python, &logdir, &expected, false);
 }
 
@@ -279,6 +296,15 @@ fn the_model_parallel_example_writes_a_placed_run_tensorboard_reads() {
     assert_eq!(
         expected["histograms"]["layer1/W"].as_array().map(Vec::len),
         Some(2)
+    );
+    let traced = expected["run_metadata"]["traced step"].as_object();
+    let traced_devices: Vec<&String> = traced.into_iter().flat_map(|d| d.keys()).collect();
+    assert!(
+        traced_devices.len() == 2
+            && traced_devices
+                .iter()
+                .all(|d| on_task(d, "worker", 0) || on_task(d, "worker", 1)),
+        "a traced step's kernel times on both workers: {traced_devices:?}"
     );
     let graph = expected["graph"].as_object().expect("a graph");
     let device_of = |name: &str| graph.get(name).and_then(Value::as_str).unwrap_or("");

@@ -25,6 +25,9 @@ pub enum VisualizerError {
     /// An edge names a node id that the graph view does not hold.
     #[error("edge {from} -> {to} names an unknown node id")]
     UnknownEdgeEndpoint { from: usize, to: usize },
+    /// A span or arrow of a timeline view is malformed: which one (with its label) and why.
+    #[error("invalid timeline {item}: {reason}")]
+    InvalidTimeline { item: String, reason: String },
     /// The embedded font could not be loaded.
     #[error("font error: {0}")]
     Font(String),

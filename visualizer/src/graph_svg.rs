@@ -85,7 +85,7 @@ const ARROW_LENGTH: f64 = 7.0;
 const ARROW_HALF_WIDTH: f64 = 3.5;
 
 /// The arrowhead at the end of `points`: a triangle pointing along the last segment.
-fn arrowhead(points: &[(f64, f64)]) -> Option<String> {
+pub(crate) fn arrowhead(points: &[(f64, f64)]) -> Option<String> {
     let [.., (x1, y1), (x2, y2)] = points else {
         return None;
     };

@@ -1,9 +1,11 @@
 //! Pictures from plain data for Sluice's frontends: loss curves (SVG for notebooks, PNG
-//! for files, braille text for terminals) and graph drawings (SVG or PNG with a layered
-//! layout, nodes coloured by device, name scopes as collapsible boxes; a text outline).
+//! for files, braille text for terminals), graph drawings (SVG or PNG with a layered
+//! layout, nodes coloured by device, name scopes as collapsible boxes; a text outline) and
+//! step timelines (kernels per device over time, transfers as arrows; SVG or text).
 //!
-//! The inputs are this crate's own small types, [`Series`] and [`GraphView`]; the
-//! frontends convert the engine's data to them, so nothing here depends on the engine.
+//! The inputs are this crate's own small types, [`Series`], [`GraphView`] and
+//! [`TimelineView`]; the frontends convert the engine's data to them, so nothing here
+//! depends on the engine.
 //!
 //! ```
 //! use sluice_visualizer::{render_curve_svg, CurveOptions, Series};
@@ -22,6 +24,7 @@ pub mod outline;
 pub mod scopes;
 pub mod series;
 pub mod text_chart;
+pub mod timeline;
 
 mod font;
 mod hierarchy;
@@ -45,3 +48,7 @@ pub use outline::render_outline;
 pub use scopes::{CollapseOptions, TRAINING_SCOPES};
 pub use series::{Point, Series};
 pub use text_chart::{render_text_chart, TextChartOptions, TextChartStyle};
+pub use timeline::{
+    render_timeline_svg, render_timeline_text, ArrowView, LaneView, SpanView, TimelineOptions,
+    TimelineView,
+};

@@ -26,9 +26,29 @@ pub(crate) fn compact(value: f64) -> String {
     }
 }
 
+/// A time given in microseconds, in the unit that suits it: `850 µs`, `1.25 ms`, `3.5 s`.
+pub(crate) fn duration_us(us: f64) -> String {
+    let magnitude = us.abs();
+    if magnitude < 1e3 {
+        format!("{} µs", compact(us))
+    } else if magnitude < 1e6 {
+        format!("{} ms", compact(us / 1e3))
+    } else {
+        format!("{} s", compact(us / 1e6))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::compact;
+    use super::{compact, duration_us};
+
+    #[test]
+    fn durations_pick_their_unit() {
+        assert_eq!(duration_us(0.0), "0 µs");
+        assert_eq!(duration_us(850.0), "850 µs");
+        assert_eq!(duration_us(1250.0), "1.25 ms");
+        assert_eq!(duration_us(3.5e6), "3.5 s");
+    }
 
     #[test]
     fn labels_are_short() {

@@ -129,6 +129,9 @@ pub trait Device: Send + Sync {
     fn synchronize(&self) -> Result<(), DeviceError>;
 }
 
+/// The host's device name, as a process's own steps name it.
+pub const HOST_DEVICE: &str = "/device:CPU:0";
+
 /// The host: tensors stay where they are.
 #[derive(Debug)]
 pub struct CpuDevice {
@@ -139,7 +142,7 @@ impl Default for CpuDevice {
     fn default() -> CpuDevice {
         CpuDevice {
             info: DeviceInfo {
-                name: "/device:CPU:0".into(),
+                name: HOST_DEVICE.into(),
                 kind: DeviceKind::Cpu,
                 description: format!(
                     "{} cores",

@@ -253,8 +253,19 @@ pub struct FetchLimits<'a> {
     pub peer: &'a PeerCredentials,
 }
 
+/// How a fetched value came: its payload's size on the wire, the wait until the sender
+/// answered (mostly for the value to be produced) and the time the payload then took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fetch {
+    pub wire_bytes: u64,
+    pub wait: Duration,
+    pub transfer: Duration,
+    /// Over the bulk channel rather than the gRPC stream.
+    pub bulk: bool,
+}
+
 /// Pulls the value published under `key` in `step` from the worker at `peer`, waiting up to
-/// `timeout`; returns it and the payload's size on the wire.
+/// `timeout`; returns it and how it came.
 pub fn fetch(
     peer: &str,
     key: &str,
@@ -262,7 +273,8 @@ pub fn fetch(
     precision: WirePrecision,
     timeout: Duration,
     limits: FetchLimits,
-) -> Result<(Tensor, u64), String> {
+) -> Result<(Tensor, Fetch), String> {
+    let asked = Instant::now();
     let budget = limits.budget;
     // Resolved once (the environment's token and authority are read here): the gRPC call and
     // the bulk channel use the same.
@@ -299,6 +311,7 @@ pub fn fetch(
             }) => h,
             _ => return Err("the answer did not start with a header".to_string()),
         };
+        let answered = Instant::now();
         let dtype = dtype_from_proto(header.dtype, "dtype").map_err(|e| e.to_string())?;
         let shape = (header.dims.iter())
             .map(|&d| usize::try_from(d).map_err(|_| format!("dimension {d} is too large")))
@@ -319,6 +332,7 @@ pub fn fetch(
                 ticket: u128::from_le_bytes(ticket),
                 decoder,
                 wire_bytes: header.wire_bytes,
+                answered,
             });
         }
         while let Some(chunk) = stream
@@ -331,7 +345,11 @@ pub fn fetch(
                 _ => return Err("a second header in the payload".to_string()),
             }
         }
-        Ok(Fetched::Whole(decoder.finish()?, header.wire_bytes))
+        Ok(Fetched::Whole(
+            decoder.finish()?,
+            header.wire_bytes,
+            answered,
+        ))
     };
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {
@@ -346,32 +364,41 @@ pub fn fetch(
             ))
         }
     };
+    let came = |wire_bytes, answered: Instant, bulk| Fetch {
+        wire_bytes,
+        wait: answered.duration_since(asked),
+        transfer: answered.elapsed(),
+        bulk,
+    };
     match fetched {
-        Fetched::Whole(value, wire_bytes) => Ok((value, wire_bytes)),
+        Fetched::Whole(value, wire_bytes, answered) => {
+            Ok((value, came(wire_bytes, answered, false)))
+        }
         Fetched::Bulk {
             port,
             ticket,
             decoder,
             wire_bytes,
+            answered,
         } => {
             let addrs = bulk_addrs(peer, port)?;
             let tls = bulk_tls.as_ref();
-            Ok((
-                bulk::redeem(&addrs, ticket, decoder, timeout, tls)?,
-                wire_bytes,
-            ))
+            let value = bulk::redeem(&addrs, ticket, decoder, timeout, tls)?;
+            Ok((value, came(wire_bytes, answered, true)))
         }
     }
 }
 
-/// What RecvTensor answered: the value, or where to fetch its payload.
+/// What RecvTensor answered (and when its header came): the value, or where to fetch its
+/// payload.
 enum Fetched {
-    Whole(Tensor, u64),
+    Whole(Tensor, u64, Instant),
     Bulk {
         port: u16,
         ticket: u128,
         decoder: precision::Decoder,
         wire_bytes: u64,
+        answered: Instant,
     },
 }
 

@@ -3,6 +3,7 @@
 
 use super::values::Value;
 use super::{Step, StepKernel};
+use crate::dump::FailureDumps;
 use crate::error::SessionError;
 use crate::graph::{Graph, TypeShape};
 use crate::kernels::KernelError;
@@ -125,6 +126,31 @@ pub(super) fn kernel_error(e: KernelError, step: &Step, graph: &Graph) -> Sessio
             node: step.name.clone(),
             message,
             index,
+            dump: None,
         },
     }
+}
+
+/// A kernel's error; a failed check's also says where its node's inputs were written.
+pub(super) fn failed_kernel(
+    e: KernelError,
+    step: &Step,
+    graph: &Graph,
+    slots: &mut [Option<Value>],
+    failures: Option<&FailureDumps>,
+) -> SessionError {
+    let mut error = kernel_error(e, step, graph);
+    if let (SessionError::NonFinite { dump, .. }, Some(failures)) = (&mut error, failures) {
+        let inputs: Result<Vec<Tensor>, String> = (step.inputs.iter())
+            .map(|&s| match slots.get_mut(s).and_then(Option::as_mut) {
+                Some(value) => value.on_host(),
+                None => Err("an input is gone".to_string()),
+            })
+            .collect();
+        match inputs.and_then(|inputs| failures.write(&step.name, step.op.type_name(), &inputs)) {
+            Ok(dir) => *dump = Some(dir),
+            Err(why) => tracing::warn!("the inputs of '{}' were not dumped: {why}", step.name),
+        }
+    }
+    error
 }

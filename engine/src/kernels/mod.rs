@@ -310,6 +310,8 @@ pub struct Context<'a> {
     pub variables: &'a mut VariableStore,
     /// The step's cancellation, deadline, memory budget and credentials.
     pub step: &'a StepControl<'a>,
+    /// Where a receive says how its value came, for a traced step's timeline.
+    pub received: Option<crate::timeline::TransferTiming>,
 }
 
 /// What a step tells its kernels: whether to stop, how large a tensor they may make, and
@@ -544,6 +546,7 @@ mod tests {
             pool: &mut pool,
             variables: &mut variables,
             step: &step,
+            received: None,
         };
         let (a, b) = (Tensor::scalar(2.0f32), Tensor::scalar(3.0f32));
         let out = kernel(&add, &mut ctx, &[&a, &b]).expect("2 + 3");

@@ -65,6 +65,89 @@ pub trait Op: std::any::Any + Send + Sync + Debug {
     fn effect(&self) -> Effect {
         Effect::Pure
     }
+
+    /// The family the op belongs to: the file of this module that defines it (one family per
+    /// file), read from the implementing type's path so no op can be filed under another.
+    fn family(&self) -> OpFamily {
+        OpFamily::of_type_path(std::any::type_name::<Self>())
+    }
+}
+
+/// An op's family: what timelines colour kernels by and profiles group them by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpFamily {
+    Array,
+    Broadcast,
+    Conv,
+    Debug,
+    Indexing,
+    Linalg,
+    Math,
+    Nn,
+    Optimizer,
+    Pool,
+    Reduce,
+    State,
+    Transfer,
+    Window,
+    /// An op defined outside this module (a fused kernel's, a program's own).
+    Other,
+}
+
+impl OpFamily {
+    pub const ALL: [OpFamily; 15] = [
+        OpFamily::Array,
+        OpFamily::Broadcast,
+        OpFamily::Conv,
+        OpFamily::Debug,
+        OpFamily::Indexing,
+        OpFamily::Linalg,
+        OpFamily::Math,
+        OpFamily::Nn,
+        OpFamily::Optimizer,
+        OpFamily::Pool,
+        OpFamily::Reduce,
+        OpFamily::State,
+        OpFamily::Transfer,
+        OpFamily::Window,
+        OpFamily::Other,
+    ];
+
+    /// The family's name: its file's (`linalg`, `math`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            OpFamily::Array => "array",
+            OpFamily::Broadcast => "broadcast",
+            OpFamily::Conv => "conv",
+            OpFamily::Debug => "debug",
+            OpFamily::Indexing => "indexing",
+            OpFamily::Linalg => "linalg",
+            OpFamily::Math => "math",
+            OpFamily::Nn => "nn",
+            OpFamily::Optimizer => "optimizer",
+            OpFamily::Pool => "pool",
+            OpFamily::Reduce => "reduce",
+            OpFamily::State => "state",
+            OpFamily::Transfer => "transfer",
+            OpFamily::Window => "window",
+            OpFamily::Other => "other",
+        }
+    }
+
+    /// The family named `name` ([`OpFamily::Other`] for a name no family has).
+    pub fn from_name(name: &str) -> OpFamily {
+        (OpFamily::ALL.into_iter())
+            .find(|f| f.name() == name)
+            .unwrap_or(OpFamily::Other)
+    }
+
+    /// The family of the type at `path` (`sluice::ops::linalg::MatMul`): the file of this
+    /// module that holds it (a type of another crate is [`OpFamily::Other`]).
+    fn of_type_path(path: &str) -> OpFamily {
+        let file = (path.strip_prefix(concat!(module_path!(), "::")))
+            .and_then(|rest| rest.split("::").next());
+        file.map_or(OpFamily::Other, OpFamily::from_name)
+    }
 }
 
 /// What an op does besides computing its outputs from its inputs: a typed property that the

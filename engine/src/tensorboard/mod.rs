@@ -7,10 +7,12 @@
 mod graph_def;
 mod histogram;
 pub mod records;
+mod step_stats;
 mod writer;
 
 pub use graph_def::{data_type, tensorflow_graph_def};
 pub use histogram::histogram;
+pub use step_stats::run_metadata;
 pub use writer::{read_event_file, SummaryWriter, DEFAULT_FLUSH_INTERVAL};
 
 use std::path::{Path, PathBuf};

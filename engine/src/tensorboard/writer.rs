@@ -192,6 +192,30 @@ impl SummaryWriter {
         })
     }
 
+    /// A traced step's kernel times as `RunMetadata` under `tag` (TensorBoard's Graphs tab
+    /// then offers it under "Session runs" and colours nodes by compute time).
+    pub fn run_metadata(
+        &self,
+        tag: &str,
+        step: i64,
+        timings: &[crate::timeline::NodeTiming],
+    ) -> Result<(), SummaryError> {
+        let now = wall_time();
+        let took = (timings.iter())
+            .map(|t| t.start_micros + t.micros)
+            .fold(0.0, f64::max);
+        let start = (now * 1e6 - took) as i64;
+        let tagged = proto::TaggedRunMetadata {
+            tag: tag.to_string(),
+            run_metadata: super::run_metadata(timings, start).encode_to_vec(),
+        };
+        self.shared.push(&Event {
+            wall_time: now,
+            step,
+            what: Some(What::TaggedRunMetadata(tagged)),
+        })
+    }
+
     /// Writes what is buffered to the file now.
     pub fn flush(&self) -> Result<(), SummaryError> {
         self.shared.write_pending()

@@ -107,6 +107,7 @@ impl DistributedSession {
         }
         drop(data);
         let aborting = std::sync::atomic::AtomicBool::new(false);
+        let step_started = Instant::now();
         let results: Vec<Result<Traced, SessionError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (self.tasks.iter())
                 .zip(&work)
@@ -123,7 +124,13 @@ impl DistributedSession {
                         feed.push((graph.get(STEP)?, step));
                         let started = Instant::now();
                         let result = if trace {
-                            task.session.run_traced_with_targets(fetch, &feed, target)
+                            let dispatched = started.duration_since(step_started);
+                            (task.session.run_traced_with_targets(fetch, &feed, target)).map(
+                                |(values, times)| {
+                                    let times = on_coordinator_clock(times, task, dispatched);
+                                    (values, times)
+                                },
+                            )
                         } else {
                             task.session
                                 .run_with_targets(fetch, &feed, target)
@@ -181,6 +188,12 @@ impl DistributedSession {
                 Err(e) => errors.push(e),
             }
         }
+        for t in &mut timings {
+            if let Some(received) = &mut t.transfer {
+                let transfer = self.parts.transfers.iter().find(|x| x.recv == t.node);
+                received.sender = transfer.map(|x| x.send.clone()).unwrap_or_default();
+            }
+        }
         if !errors.is_empty() {
             // The failure that caused the abort, not one of the waits it ended.
             let cause = errors.iter().position(|e| !e.to_string().contains(ABORTED));
@@ -217,4 +230,20 @@ impl DistributedSession {
             }
         });
     }
+}
+
+/// A task's timings on the coordinator's clock: shifted by when its part was sent, their
+/// devices named as the placed graph names them (`/job:worker/replica:0/task:1/device:CPU:0`).
+fn on_coordinator_clock(
+    mut times: Vec<NodeTiming>,
+    task: &super::Task,
+    dispatched: Duration,
+) -> Vec<NodeTiming> {
+    let offset = dispatched.as_secs_f64() * 1e6;
+    for t in &mut times {
+        t.start_micros += offset;
+        let gpu = (t.device.strip_prefix("/device:GPU:")).and_then(|i| i.parse().ok());
+        t.device = task.info.name.device(gpu);
+    }
+    times
 }

@@ -309,9 +309,9 @@ impl DistributedSession {
         let every = self.options.trace_every;
         let step = self.step.load(Ordering::Relaxed) + 1;
         let trace = every == 1 || (every > 1 && step % every == 1);
-        let (values, timings, transfers) = self.execute(fetches, feeds, targets, trace)?;
+        let (values, mut timings, transfers) = self.execute(fetches, feeds, targets, trace)?;
         if trace {
-            self.refine(&timings);
+            self.refine(&mut timings);
         }
         self.last = transfers;
         Ok((values, timings))
@@ -346,10 +346,12 @@ impl DistributedSession {
         Ok((values, transfers))
     }
 
-    /// Folds a traced step's kernel times into the placer's cost model.
-    fn refine(&mut self, timings: &[NodeTiming]) {
+    /// Puts beside each traced node what the placer's cost model expected of it, then folds
+    /// the measured times into the model.
+    fn refine(&mut self, timings: &mut [NodeTiming]) {
         let data = self.graph.read();
-        for t in timings {
+        let mut observed = Vec::with_capacity(timings.len());
+        for t in timings.iter_mut() {
             let Ok(out) = self.graph.get(&t.node) else {
                 continue;
             };
@@ -367,9 +369,15 @@ impl DistributedSession {
                 .copied()
                 .flatten()
                 .is_some();
+            let op = node.op_name();
+            let costs = &self.placer.costs;
+            t.estimate_micros = Some(costs.estimate(op, gpu, &inputs, &node.outputs));
+            observed.push((op, gpu, inputs, node.outputs.clone(), t.micros));
+        }
+        for (op, gpu, inputs, outputs, micros) in observed {
             self.placer
                 .costs
-                .observe(node.op_name(), gpu, &inputs, &node.outputs, t.micros);
+                .observe(op, gpu, &inputs, &outputs, micros);
         }
     }
 }
@@ -414,13 +422,14 @@ impl Runner for DistributedSession {
         self.step(fetches, feeds, targets).map(|(v, _)| v)
     }
 
-    fn run_traced(
+    fn run_traced_with_targets(
         &mut self,
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
+        targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         let every = std::mem::replace(&mut self.options.trace_every, 1);
-        let result = self.step(fetches, feeds, &[]);
+        let result = self.step(fetches, feeds, targets);
         self.options.trace_every = every;
         result
     }

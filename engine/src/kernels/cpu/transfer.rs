@@ -3,6 +3,7 @@
 use crate::kernels::{Context, CpuKernel, KernelError};
 use crate::ops::transfer::*;
 use crate::tensor::Tensor;
+use crate::timeline::TransferTiming;
 
 fn step_id(t: &Tensor) -> Result<u64, KernelError> {
     t.as_slice::<i64>()
@@ -30,8 +31,9 @@ impl CpuKernel for Recv {
             budget: ctx.step.budget,
             peer: ctx.step.peer,
         };
-        let (value, bytes) = rendezvous::fetch(&self.peer, &self.key, step, wire, timeout, limits)
-            .map_err(|e| KernelError::Message(format!("receiving '{}': {e}", self.key)))?;
+        let (value, came) =
+            rendezvous::fetch(&self.peer, &self.key, step, wire, timeout, limits)
+                .map_err(|e| KernelError::Message(format!("receiving '{}': {e}", self.key)))?;
         let fits = value.dtype() == self.dtype
             && value.rank() == self.shape.dims().len()
             && (value.shape().iter())
@@ -47,6 +49,23 @@ impl CpuKernel for Recv {
                 self.shape
             )));
         }
-        Ok(vec![value, Tensor::scalar(bytes as i64)])
+        // The key is `SRC;INCARNATION;DST;GRAPH;TENSOR`.
+        let field = |i| {
+            self.key
+                .splitn(5, ';')
+                .nth(i)
+                .unwrap_or_default()
+                .to_string()
+        };
+        ctx.received = Some(TransferTiming {
+            tensor: field(4),
+            from_task: field(0),
+            sender: String::new(),
+            wait_micros: came.wait.as_secs_f64() * 1e6,
+            transfer_micros: came.transfer.as_secs_f64() * 1e6,
+            wire_bytes: came.wire_bytes,
+            bulk: came.bulk,
+        });
+        Ok(vec![value, Tensor::scalar(came.wire_bytes as i64)])
     }
 }

@@ -35,14 +35,7 @@ fn dim() -> impl Strategy<Value = i64> {
 }
 
 fn dtype() -> impl Strategy<Value = DType> {
-    proptest::sample::select(vec![
-        DType::F32,
-        DType::F64,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::Bool,
-    ])
+    proptest::sample::select(DType::ALL.to_vec())
 }
 
 fn tensor() -> impl Strategy<Value = Tensor> {

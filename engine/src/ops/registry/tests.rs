@@ -171,6 +171,33 @@ fn every_op_type_round_trips() {
     assert!(original.global_step.is_some());
 }
 
+#[test]
+fn every_op_has_the_family_of_its_file() {
+    use crate::ops::OpFamily;
+    let g = every_op_graph();
+    let data = g.read();
+    let family = |op: &str| {
+        let node = data.nodes.iter().find(|n| n.op.type_name() == op);
+        node.map(|n| n.op.family())
+    };
+    for node in &data.nodes {
+        assert_ne!(
+            node.op.family(),
+            OpFamily::Other,
+            "'{}' ({})",
+            node.name,
+            node.op_name()
+        );
+    }
+    assert_eq!(family("MatMul"), Some(OpFamily::Linalg));
+    assert_eq!(family("Conv2D"), Some(OpFamily::Conv));
+    assert_eq!(family("_Recv"), Some(OpFamily::Transfer));
+    assert_eq!(family("CheckNumerics"), Some(OpFamily::Debug));
+    for f in OpFamily::ALL {
+        assert_eq!(OpFamily::from_name(f.name()), f);
+    }
+}
+
 /// The string literals of every `type_name` in the op files: the crate's op type names.
 fn type_names_in(dir: &Path, names: &mut BTreeSet<String>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)

@@ -3,7 +3,8 @@
 
 use crate::error::{RemoteError, SessionError};
 use crate::ops::registry::OP_TYPES;
-use crate::runner::NodeTiming;
+use crate::ops::OpFamily;
+use crate::runner::{NodeTiming, TransferTiming};
 use crate::service::auth::{token_from_env, SendToken};
 use crate::service::chunks::Assembler;
 use crate::service::proto::master_service_client::MasterServiceClient;
@@ -67,9 +68,22 @@ pub(super) async fn read_answer(
                     .timing
                     .into_iter()
                     .map(|t| NodeTiming {
-                        node: t.node,
                         op: op_name(&t.op),
+                        family: (!t.family.is_empty()).then(|| OpFamily::from_name(&t.family)),
+                        start_micros: t.start_micros,
                         micros: t.micros,
+                        device: t.device,
+                        estimate_micros: None,
+                        transfer: t.transfer.map(|r| TransferTiming {
+                            tensor: r.tensor,
+                            from_task: r.from_task,
+                            sender: String::new(),
+                            wait_micros: r.wait_micros,
+                            transfer_micros: r.transfer_micros,
+                            wire_bytes: r.wire_bytes,
+                            bulk: r.bulk,
+                        }),
+                        node: t.node,
                     })
                     .collect();
                 return Ok((values, timings));

@@ -140,6 +140,17 @@ pub(super) fn run_step_blocking(
                     node: t.node,
                     op: t.op.to_string(),
                     micros: t.micros,
+                    start_micros: t.start_micros,
+                    device: t.device,
+                    family: t.family.map(|f| f.name().to_string()).unwrap_or_default(),
+                    transfer: t.transfer.map(|r| proto::TransferTiming {
+                        tensor: r.tensor,
+                        from_task: r.from_task,
+                        wait_micros: r.wait_micros,
+                        transfer_micros: r.transfer_micros,
+                        wire_bytes: r.wire_bytes,
+                        bulk: r.bulk,
+                    }),
                 })
                 .collect();
             (values, timings)
