@@ -252,13 +252,15 @@ impl StepTimeline {
                 (lane.map_or(0, pid), s.lane)
             };
             let ((fp, ft), (tp, tt)) = (end(from), end(to));
-            let args = json!({"wire_bytes": flow.wire_bytes});
+            // Each end names its node too: a reader binds it without searching by time.
+            let args = json!({"wire_bytes": flow.wire_bytes, "node": from.node});
             events.push(
                 json!({"ph": "s", "id": id, "name": flow.tensor, "cat": "transfer",
                 "pid": fp, "tid": ft, "ts": inside(from), "args": args}),
             );
             events.push(json!({"ph": "f", "bp": "e", "id": id, "name": flow.tensor,
-                "cat": "transfer", "pid": tp, "tid": tt, "ts": inside(to)}));
+                "cat": "transfer", "pid": tp, "tid": tt, "ts": inside(to),
+                "args": {"node": to.node}}));
         }
         json!({"traceEvents": events, "displayTimeUnit": "ms"})
     }
@@ -324,7 +326,8 @@ impl StepTimeline {
             })
             .collect();
         let lane_of = |tid: Option<u64>| tid.and_then(|t| tids.binary_search(&t).ok());
-        let mut spans = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut span_of: HashMap<String, usize> = HashMap::new();
         let mut flow_ends: HashMap<u64, (Option<usize>, Option<usize>, String, u64)> =
             HashMap::new();
         for (index, event) in events.iter().enumerate() {
@@ -361,20 +364,26 @@ impl StepTimeline {
                         estimate_micros: arg_f64("estimate_us"),
                         transfer,
                     });
+                    span_of.insert(text(event, "name").to_string(), spans.len() - 1);
                 }
                 ph @ ("s" | "f") => {
                     let id = uint(event, "id").ok_or_else(|| bad("a flow without an id"))?;
                     let entry = flow_ends.entry(id).or_default();
-                    // A flow end binds to the span last begun on its lane before it.
+                    // A flow end binds to the span of the node it names, else to the span
+                    // that holds its time on its lane.
                     let ts = event.get("ts").and_then(Value::as_f64).unwrap_or(f64::NAN);
                     let lane = lane_of(uint(event, "tid"));
-                    let span = (spans.iter().enumerate().rev())
-                        .find(|(_, s)| {
-                            Some(s.lane) == lane
-                                && s.start_micros <= ts
-                                && ts <= s.start_micros + s.micros
-                        })
-                        .map(|(i, _)| i);
+                    let named = event.pointer("/args/node").and_then(Value::as_str);
+                    let span = match named.and_then(|n| span_of.get(n)) {
+                        Some(&i) => Some(i),
+                        None => (spans.iter().enumerate().rev())
+                            .find(|(_, s)| {
+                                Some(s.lane) == lane
+                                    && s.start_micros <= ts
+                                    && ts <= s.start_micros + s.micros
+                            })
+                            .map(|(i, _)| i),
+                    };
                     if ph == "s" {
                         entry.0 = span;
                         entry.2 = text(event, "name").to_string();

@@ -141,6 +141,17 @@ fn the_chrome_trace_names_processes_and_threads_and_reads_back_the_same() {
         StepTimeline::from_chrome_trace(&back).expect("read"),
         timeline
     );
+    // A flow end without the node it binds to is bound by its time on its lane.
+    let mut anonymous = back.clone();
+    for event in anonymous["traceEvents"].as_array_mut().expect("events") {
+        if let Some(args) = event.get_mut("args").and_then(Value::as_object_mut) {
+            args.remove("node");
+        }
+    }
+    assert_eq!(
+        StepTimeline::from_chrome_trace(&anonymous).expect("read"),
+        timeline
+    );
 }
 
 #[test]
