@@ -20,31 +20,8 @@ use sluice::data::{
 use sluice::prelude::*;
 use sluice::MetricPoint;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-/// A fresh, empty folder under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("sluice-columnar-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Rows `rows` of a data set as a batch: the features as one FixedSizeList column `image`
 /// (`wide == false`) or as columns `p0`, `p1`, ... (`wide == true`), then an int64 `label`.
@@ -115,10 +92,13 @@ macro_rules! assert_err {
 #[test]
 fn digits_round_trip_through_both_formats_and_both_layouts() {
     let digits = mnist_digits().unwrap().train;
-    let dir = TempDir::new("round-trip");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-round-trip-")
+        .tempdir()
+        .expect("a temporary folder");
     for ext in ["arrow", "parquet"] {
         for wide in [false, true] {
-            let path = dir.join(&format!("digits-{wide}.{ext}"));
+            let path = dir.path().join(format!("digits-{wide}.{ext}"));
             // Two batches, so rows are gathered across them.
             write_table(
                 &path,
@@ -156,8 +136,11 @@ fn digits_round_trip_through_both_formats_and_both_layouts() {
 
 #[test]
 fn numeric_columns_of_every_type_become_f32_and_strings_are_skipped_by_default() {
-    let dir = TempDir::new("types");
-    let path = dir.join("mixed.feather");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-types-")
+        .tempdir()
+        .expect("a temporary folder");
+    let path = dir.path().join("mixed.feather");
     write_table(
         &path,
         &[batch(vec![
@@ -181,7 +164,7 @@ fn numeric_columns_of_every_type_become_f32_and_strings_are_skipped_by_default()
     let first_rows = [-3.0, 255.0, 0.5, 0.0, 0.0, -1.25, 7.0, 1.0, 3.0];
     assert_eq!(data.inputs[..9], first_rows);
     // The IPC stream format (polars' write_ipc_stream) reads the same.
-    let stream = dir.join("mixed-stream.arrow");
+    let stream = dir.path().join("mixed-stream.arrow");
     let table = arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&path).unwrap(), None)
         .unwrap()
         .next()
@@ -195,7 +178,7 @@ fn numeric_columns_of_every_type_become_f32_and_strings_are_skipped_by_default()
     assert!(same_rows(&streamed, &data, 0..5));
 
     // One class only still makes two, so one-hot rows and softmax stay well formed.
-    let path = dir.join("one-class.parquet");
+    let path = dir.path().join("one-class.parquet");
     write_table(
         &path,
         &[batch(vec![
@@ -210,8 +193,14 @@ fn numeric_columns_of_every_type_become_f32_and_strings_are_skipped_by_default()
 #[test]
 fn softmax_regression_fits_a_parquet_file_of_the_training_digits() {
     let digits = mnist_digits().unwrap();
-    let dir = TempDir::new("fit");
-    let (train_path, test_path) = (dir.join("train.parquet"), dir.join("test.parquet"));
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-fit-")
+        .tempdir()
+        .expect("a temporary folder");
+    let (train_path, test_path) = (
+        dir.path().join("train.parquet"),
+        dir.path().join("test.parquet"),
+    );
     write_table(&train_path, &[digits_batch(&digits.train, 0..8000, false)]);
     write_table(&test_path, &[digits_batch(&digits.test, 0..2000, false)]);
     let (train_path, test_path) = (train_path.display(), test_path.display());
@@ -257,11 +246,14 @@ fn load_error(path: &Path, features: Option<&[String]>) -> DataError {
 
 #[test]
 fn bad_tables_get_errors_that_name_the_column_and_row() {
-    let dir = TempDir::new("errors");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-errors-")
+        .tempdir()
+        .expect("a temporary folder");
     let x = || f32s(&[1.0, 2.0, 3.0]);
     let y = || i64s(&[Some(0), Some(1), Some(1)]);
     let table = |name: &str, columns: Vec<(&str, ArrayRef)>| {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         write_table(&path, &[batch(columns)]);
         path
     };
@@ -274,7 +266,7 @@ fn bad_tables_get_errors_that_name_the_column_and_row() {
     assert_err!(load_error(&path, Some(&named)), DataError::MissingColumn { column, .. } if column == "z");
 
     // A null in the second batch: rows count across batches.
-    let path = dir.join("null.parquet");
+    let path = dir.path().join("null.parquet");
     let nulls: ArrayRef = Arc::new(Float32Array::from(vec![Some(1.0), None, Some(3.0)]));
     let batches = [
         batch(vec![("x", x()), ("y", y())]),
@@ -316,12 +308,12 @@ fn bad_tables_get_errors_that_name_the_column_and_row() {
         ("garbage.parquet", "Parquet"),
         ("garbage.arrow", "Arrow IPC"),
     ] {
-        let garbage = dir.join(name);
+        let garbage = dir.path().join(name);
         std::fs::write(&garbage, b"not a table at all").unwrap();
         assert_err!(load_error(&garbage, None), DataError::Columnar { format: f, .. } if *f == format);
     }
     assert_err!(
-        load_error(&dir.join("missing.arrow"), None),
+        load_error(&dir.path().join("missing.arrow"), None),
         DataError::Io { .. }
     );
     assert_err!(
@@ -397,9 +389,12 @@ fn read_history(path: &Path) -> Vec<RecordBatch> {
 #[test]
 fn a_history_written_as_arrow_or_parquet_reads_back_exactly() {
     let points = history();
-    let dir = TempDir::new("history");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-history-")
+        .tempdir()
+        .expect("a temporary folder");
     for name in ["h.arrow", "h.feather", "h.parquet"] {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         let format = HistoryFormat::from_path(&path).unwrap();
         std::fs::write(&path, b"an older file, replaced whole").unwrap();
         write_history(&points, &path, format).unwrap();
@@ -430,7 +425,7 @@ fn a_history_written_as_arrow_or_parquet_reads_back_exactly() {
         assert!(read_history(&path).iter().all(|b| b.num_rows() == 0));
     }
     // Nothing but the files themselves: no temporary file is left behind.
-    let mut names: Vec<_> = std::fs::read_dir(&dir.0)
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -438,7 +433,7 @@ fn a_history_written_as_arrow_or_parquet_reads_back_exactly() {
     assert_eq!(names, ["h.arrow", "h.feather", "h.parquet"]);
 
     // A folder that does not exist: an error, and no file.
-    let nowhere = dir.join("no/such/folder/h.parquet");
+    let nowhere = dir.path().join("no/such/folder/h.parquet");
     let err = write_history(&points, &nowhere, HistoryFormat::Parquet).unwrap_err();
     assert_err!(err, DataError::Io { .. });
     assert!(!nowhere.exists());
@@ -470,15 +465,18 @@ fn pandas_and_polars_read_an_exported_history() {
         return;
     };
     let points = history();
-    let dir = TempDir::new("python-read");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-python-read-")
+        .tempdir()
+        .expect("a temporary folder");
     let mut csv = String::from("step,loss,wall_time\n");
     for p in &points {
         // `{:?}` writes the shortest text that reads back as the same f64 (and NaN as NaN).
         csv.push_str(&format!("{},{:?},{:?}\n", p.step, p.loss, p.wall_time));
     }
-    let expected = dir.join("expected.csv");
+    let expected = dir.path().join("expected.csv");
     std::fs::write(&expected, csv).unwrap();
-    let (arrow, parquet) = (dir.join("h.arrow"), dir.join("h.parquet"));
+    let (arrow, parquet) = (dir.path().join("h.arrow"), dir.path().join("h.parquet"));
     write_history(&points, &arrow, HistoryFormat::ArrowIpc).unwrap();
     write_history(&points, &parquet, HistoryFormat::Parquet).unwrap();
     let stdout = run_python(&python, "check_history.py", &[&expected, &arrow, &parquet]);
@@ -492,15 +490,18 @@ fn tables_written_by_pandas_and_polars_load() {
     let Some(python) = python_with_pandas() else {
         return;
     };
-    let dir = TempDir::new("python-write");
-    run_python(&python, "write_tables.py", &[&dir.0]);
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-columnar-python-write-")
+        .tempdir()
+        .expect("a temporary folder");
+    run_python(&python, "write_tables.py", &[dir.path()]);
     for (file, polars) in [
         ("pandas.feather", false),
         ("pandas.parquet", false),
         ("polars.arrow", true),
         ("polars.parquet", true),
     ] {
-        let path = dir.join(file);
+        let path = dir.path().join(file);
         let format = ["arrow", "parquet"][file.ends_with("parquet") as usize];
         let spec = format!("{format}:{}?label=label", path.display());
         let split = spec.parse::<DataSource>().unwrap().load().unwrap();

@@ -6,29 +6,6 @@ use common::*;
 use sluice::data::{fashion_mnist, load_idx_split, mnist_digits, read_idx, DataError};
 use sluice::prelude::*;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-
-/// A fresh, empty folder under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("sluice-data-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// IDX bytes: zero, zero, type 0x08 (u8), rank, big-endian dims, then the data.
 fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -194,7 +171,10 @@ fn batch_size_is_clamped_to_the_data() {
 
 #[test]
 fn idx_files_are_read_plain_and_gzipped() {
-    let dir = TempDir::new("idx-ok");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-data-idx-ok-")
+        .tempdir()
+        .expect("a temporary folder");
     let bytes = idx_bytes(&[2, 3], &[1, 2, 3, 4, 5, 6]);
     let plain = dir.path().join("plain-idx");
     std::fs::write(&plain, &bytes).unwrap();
@@ -209,7 +189,10 @@ fn idx_files_are_read_plain_and_gzipped() {
 
 #[test]
 fn corrupt_idx_files_give_errors_naming_the_file() {
-    let dir = TempDir::new("idx-bad");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-data-idx-bad-")
+        .tempdir()
+        .expect("a temporary folder");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "bad-magic",
@@ -272,7 +255,10 @@ fn corrupt_idx_files_give_errors_naming_the_file() {
 
 #[test]
 fn a_split_with_one_corrupt_file_names_that_file() {
-    let dir = TempDir::new("split-bad");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-data-split-bad-")
+        .tempdir()
+        .expect("a temporary folder");
     let write =
         |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join(name), gzip(&bytes)).unwrap();
     write(
@@ -301,7 +287,10 @@ fn a_split_with_one_corrupt_file_names_that_file() {
 
 #[test]
 fn fashion_mnist_missing_names_the_debian_package() {
-    let dir = TempDir::new("fashion-empty");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-data-fashion-empty-")
+        .tempdir()
+        .expect("a temporary folder");
     let err = fashion_mnist(Some(dir.path())).unwrap_err();
     assert!(matches!(err, DataError::FashionMissing { .. }), "{err:?}");
     let text = err.to_string();

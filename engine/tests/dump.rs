@@ -8,24 +8,7 @@ mod common;
 use common::python_with_pandas;
 use sluice::dump::{dumped_file, npy::read_npy, TensorDump};
 use sluice::prelude::*;
-use std::path::{Path, PathBuf};
-
-/// A fresh folder under the system's temporary folder, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("sluice-dump-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 /// A layer and its training step; the fed batch.
 fn layer() -> (Graph, Output, Output, Output, Vec<(Output, Tensor)>) {
@@ -51,8 +34,11 @@ fn a_dumped_step_writes_the_nodes_that_match_and_their_values() {
     let (g, h, loss, train, feeds) = layer();
     let mut sess = Session::new(&g);
     sess.init_variables().expect("init");
-    let dir = TempDir::new("pattern");
-    let spec = TensorDump::matching(&dir.0, "layer1/*");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-dump-pattern-")
+        .tempdir()
+        .expect("a temporary folder");
+    let spec = TensorDump::matching(dir.path(), "layer1/*");
     let (values, report) = sess
         .run_dumped(&[h, loss], &feeds, &[train], &spec)
         .expect("dumped step");
@@ -69,7 +55,7 @@ fn a_dumped_step_writes_the_nodes_that_match_and_their_values() {
     );
     assert!(names.contains(&"layer1/Relu.npy".to_string()), "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("layer1/")), "{names:?}");
-    let relu = read_npy(&dumped_file(&dir.0, "layer1/Relu", 0)).expect("read");
+    let relu = read_npy(&dumped_file(dir.path(), "layer1/Relu", 0)).expect("read");
     assert_eq!(relu, values[0]);
     // The step trained: the dumped step is a whole step.
     let again = sess.run(&[loss], &feeds).expect("run");
@@ -81,9 +67,12 @@ fn a_whole_step_dump_reads_in_numpy_as_sluice_computed_it() {
     let (g, h, loss, train, feeds) = layer();
     let mut sess = Session::new(&g);
     sess.init_variables().expect("init");
-    let dir = TempDir::new("all");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-dump-all-")
+        .tempdir()
+        .expect("a temporary folder");
     let (values, report) = sess
-        .run_dumped(&[h, loss], &feeds, &[train], &TensorDump::all(&dir.0))
+        .run_dumped(&[h, loss], &feeds, &[train], &TensorDump::all(dir.path()))
         .expect("dumped step");
     assert!(report.files.len() >= 8, "{:?}", report.files);
     assert!(report.bytes > 0 && report.error.is_none(), "{report:?}");
@@ -93,7 +82,7 @@ fn a_whole_step_dump_reads_in_numpy_as_sluice_computed_it() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/check_npy.py");
     let out = std::process::Command::new(python)
         .arg(&script)
-        .arg(&dir.0)
+        .arg(dir.path())
         .output()
         .expect("run check_npy.py");
     assert!(
@@ -115,14 +104,17 @@ fn a_dump_that_cannot_be_written_does_not_lose_the_step() {
     let (g, h, _loss, _train, feeds) = layer();
     let mut sess = Session::new(&g);
     sess.init_variables().expect("init");
-    let file = TempDir::new("blocked");
-    std::fs::write(&file.0, b"a file where the folder would go").expect("write");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-dump-")
+        .tempdir()
+        .expect("a temporary folder");
+    let file = dir.path().join("sluice-dump-blocked");
+    std::fs::write(&file, b"a file where the folder would go").expect("write");
     let (values, report) = sess
-        .run_dumped(&[h], &feeds, &[], &TensorDump::all(&file.0))
+        .run_dumped(&[h], &feeds, &[], &TensorDump::all(&file))
         .expect("the step still runs");
     assert_eq!(values[0].shape(), [2, 2]);
     let error = report.error.expect("the failure is reported");
     assert!(error.contains("sluice-dump-blocked"), "{error}");
     assert!(!report.skipped.is_empty());
-    let _ = std::fs::remove_file(&file.0);
 }

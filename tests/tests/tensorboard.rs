@@ -10,24 +10,6 @@ use sluice_tests::{python_with_tensorboard, run_example};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-/// A fresh folder under the system's temporary folder, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("sluice-tb-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs check_tensorboard.py on `logdir` against `expected`; panics with its output if a
 /// check failed.
 fn check_with_tensorboard(python: &OsStr, logdir: &Path, expected: &Value, http: bool) {
@@ -134,8 +116,11 @@ fn tensorboard_reads_scalars_histograms_text_and_the_graph_of_a_sluice_run() {
     let Some(python) = python_with_tensorboard() else {
         return;
     };
-    let dir = TempDir::new("run");
-    let logdir = dir.0.join("softmax");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-tb-")
+        .tempdir()
+        .expect("a temporary folder");
+    let logdir = dir.path().join("softmax");
     let g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[-1, 784]);
     let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
@@ -205,8 +190,11 @@ fn the_seed_program_writes_a_run_tensorboard_reads() {
     let Some(python) = python_with_tensorboard() else {
         return;
     };
-    let dir = TempDir::new("seed");
-    let logdir = dir.0.join("seed");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-tb-")
+        .tempdir()
+        .expect("a temporary folder");
+    let logdir = dir.path().join("seed");
     let logdir_arg = logdir.to_string_lossy().to_string();
     let out = run_example("mnist_softmax", &["--logdir", &logdir_arg]).expect("seed program");
     assert!(out.contains("TensorBoard run:"), "{out}");
@@ -230,8 +218,11 @@ fn the_seed_program_writes_a_run_tensorboard_reads() {
 /// Runs `example` with `--logdir` and checks its run with TensorBoard's reader and server;
 /// gives what it wrote.
 fn example_run_passes(python: &OsStr, example: &str, args: &[&str]) -> Value {
-    let dir = TempDir::new(example);
-    let logdir = dir.0.join(example);
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-tb-")
+        .tempdir()
+        .expect("a temporary folder");
+    let logdir = dir.path().join(example);
     let logdir_arg = logdir.to_string_lossy().to_string();
     let mut args = args.to_vec();
     args.extend(["--logdir", &logdir_arg]);
@@ -323,8 +314,11 @@ fn an_engine_with_a_logdir_writes_a_run_per_session() {
     let Some(python) = python_with_tensorboard() else {
         return;
     };
-    let dir = TempDir::new("engine");
-    let logdir = dir.0.join("engine-runs");
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-tb-")
+        .tempdir()
+        .expect("a temporary folder");
+    let logdir = dir.path().join("engine-runs");
     let logdir_arg = logdir.to_string_lossy().to_string();
     let engine = sluice_tests::Engine::start(&["--logdir", &logdir_arg]).expect("engine");
     let g = Graph::new();
@@ -348,7 +342,7 @@ fn an_engine_with_a_logdir_writes_a_run_per_session() {
     let mut config = FitConfig::new(x, y_, loss, train);
     config.steps = 100;
     // The fit's own run, which this side writes from the reports it gets.
-    let fit_run = dir.0.join("fit");
+    let fit_run = dir.path().join("fit");
     config.logdir = Some(fit_run.clone());
     let mut reports = Vec::new();
     sess.fit("mnist-digits", &config, &mut |p| reports.push(p.clone()))

@@ -8,23 +8,24 @@ use sluice::OpFamily;
 use sluice_tests::{python_with, run_example, run_example_with_env, Engine};
 use std::path::{Path, PathBuf};
 
-/// A trace file under the system's temporary folder, removed at the end.
-struct TraceFile(PathBuf);
+/// A trace file in a temporary folder of its own, removed with it.
+struct TraceFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl TraceFile {
     fn new(name: &str) -> TraceFile {
-        let file = format!("sluice-trace-{name}-{}.json", std::process::id());
-        TraceFile(std::env::temp_dir().join(file))
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-trace-")
+            .tempdir()
+            .expect("a temporary folder");
+        let path = dir.path().join(format!("{name}.json"));
+        TraceFile { _dir: dir, path }
     }
 
     fn arg(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temporary path")
-    }
-}
-
-impl Drop for TraceFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.path.to_str().expect("a UTF-8 temporary path")
     }
 }
 
@@ -86,8 +87,8 @@ fn the_seed_programs_last_step_in_process_is_a_trace_perfetto_reads() {
     let trace = TraceFile::new("seed");
     let out = run_example("mnist_softmax", &["--trace", trace.arg()]).expect("mnist_softmax");
     assert!(out.contains("Chrome trace: "), "{out}");
-    check_trace(&trace.0, None);
-    let timeline = StepTimeline::read_chrome_trace(&trace.0, 1 << 26).expect("read back");
+    check_trace(&trace.path, None);
+    let timeline = StepTimeline::read_chrome_trace(&trace.path, 1 << 26).expect("read back");
     check_one_process_step(&timeline);
 }
 
@@ -105,8 +106,8 @@ fn a_step_on_a_standalone_engine_keeps_its_times_devices_and_families() {
         out.contains(&format!("running engine at {}", engine.addr)),
         "{out}"
     );
-    check_trace(&trace.0, None);
-    let timeline = StepTimeline::read_chrome_trace(&trace.0, 1 << 26).expect("read back");
+    check_trace(&trace.path, None);
+    let timeline = StepTimeline::read_chrome_trace(&trace.path, 1 << 26).expect("read back");
     check_one_process_step(&timeline);
 }
 
@@ -116,8 +117,8 @@ fn a_model_parallel_step_shows_both_workers_and_the_tensors_between_them() {
     let out = run_example("model_parallel", &["--steps", "30", "--trace", trace.arg()])
         .expect("model_parallel");
     assert!(out.contains("Chrome trace: "), "{out}");
-    check_trace(&trace.0, Some(2));
-    let timeline = StepTimeline::read_chrome_trace(&trace.0, 1 << 26).expect("read back");
+    check_trace(&trace.path, Some(2));
+    let timeline = StepTimeline::read_chrome_trace(&trace.path, 1 << 26).expect("read back");
     let processes: Vec<_> = timeline.lanes.iter().map(|l| l.process.as_str()).collect();
     assert_eq!(
         processes,
