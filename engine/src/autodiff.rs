@@ -1,13 +1,41 @@
 //! Symbolic reverse-mode differentiation: adds gradient nodes to the same graph, the way
 //! `tf.gradients` does, so they are pruned, placed and run like any other node.
+//!
+//! Gradients travel as [`Gradient`] values: the gradient of a table read by `gather` stays
+//! the rows picked ([`IndexedSlices`](crate::ops::IndexedSlices)) while it is only added up,
+//! and is densified where an op's gradient must read it as a tensor. [`gradient_values`] hands
+//! sparse gradients to the caller (the optimizers apply them row by row); [`gradients`]
+//! returns tensors.
 
 use crate::error::GraphError;
 use crate::graph::Output;
-use crate::ops::{ones_like, GradContext, GradientError};
+use crate::ops::{ones_like, GradContext, Gradient, GradientError};
 use std::collections::HashMap;
 
 /// d(sum of `ys`)/d`x` for each of `xs`; `None` where `x` does not influence any `y`.
+/// Sparse gradients are densified (see [`gradient_values`] to keep them sparse).
 pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, GraphError> {
+    let values = gradient_values(ys, xs)?;
+    Ok(values
+        .iter()
+        .map(|g| g.as_ref().map(Gradient::to_dense))
+        .collect())
+}
+
+/// d(sum of `ys`)/d`x` for each of `xs` as gradient values: rows of `x` where only rows of it
+/// were read (by gathers), tensors otherwise; `None` where `x` does not influence any `y`.
+pub fn gradient_values(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Gradient>>, GraphError> {
+    differentiate(ys, xs, true)
+}
+
+/// The gradients, kept sparse while they are only added up (`sparse`), or each densified
+/// where an op makes it: then the graph has a dense gradient per read of a table, as a dense
+/// consumer wants it (each densified on the device of its gather).
+fn differentiate(
+    ys: &[Output],
+    xs: &[Output],
+    sparse: bool,
+) -> Result<Vec<Option<Gradient>>, GraphError> {
     let Some(&first) = ys.first() else {
         return Ok(vec![None; xs.len()]);
     };
@@ -48,9 +76,12 @@ pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, Gr
     }
 
     let _scope = graph.name_scope("gradients");
-    let mut pending: HashMap<Output, Vec<Output>> = HashMap::new();
+    let mut pending: HashMap<Output, Vec<Gradient>> = HashMap::new();
     for &y in ys {
-        pending.entry(y).or_default().push(ones_like(y));
+        pending
+            .entry(y)
+            .or_default()
+            .push(Gradient::Dense(ones_like(y)));
     }
     for id in (0..count).rev() {
         let node = &nodes[id];
@@ -62,7 +93,10 @@ pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, Gr
             .collect();
         let dys: Vec<Option<Output>> = outputs
             .iter()
-            .map(|o| pending.remove(o).and_then(sum_all))
+            .map(|o| {
+                let sum = pending.remove(o).and_then(Gradient::sum);
+                sum.map(|g| g.to_dense())
+            })
             .collect();
         if dys.iter().all(Option::is_none) {
             continue;
@@ -79,7 +113,7 @@ pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, Gr
             output_types: &node.outputs,
             dys: &dys,
         };
-        let dxs = node.op.gradient(&context).map_err(|e| match e {
+        let dxs = node.op.gradient_values(&context).map_err(|e| match e {
             GradientError::NotDifferentiable => GraphError::NoGradient {
                 node: node.name.clone(),
                 op: node.op_name().to_string(),
@@ -88,6 +122,10 @@ pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, Gr
         for ((input, dx), ty) in node.inputs.iter().zip(dxs).zip(&input_types) {
             if let Some(dx) = dx {
                 if from_x[input.node()] && ty.dtype.is_float() {
+                    let dx = match dx {
+                        Gradient::Sparse(rows) if !sparse => Gradient::Dense(rows.to_dense()),
+                        dx => dx,
+                    };
                     pending.entry(*input).or_default().push(dx);
                 }
             }
@@ -95,7 +133,7 @@ pub fn gradients(ys: &[Output], xs: &[Output]) -> Result<Vec<Option<Output>>, Gr
     }
     Ok(xs
         .iter()
-        .map(|x| pending.get(x).cloned().and_then(sum_all))
+        .map(|x| pending.get(x).cloned().and_then(Gradient::sum))
         .collect())
 }
 
@@ -108,8 +146,4 @@ pub fn gradient(y: Output, x: Output) -> Result<Output, GraphError> {
             x: x.name(),
             y: y.name(),
         })
-}
-
-fn sum_all(parts: Vec<Output>) -> Option<Output> {
-    parts.into_iter().reduce(|a, b| a + b)
 }

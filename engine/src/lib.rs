@@ -58,12 +58,12 @@ pub use tensorboard::SummaryWriter;
 
 /// Everything a program or a notebook cell needs, in one `use`.
 pub mod prelude {
-    pub use crate::autodiff::{gradient, gradients};
+    pub use crate::autodiff::{gradient, gradient_values, gradients};
     pub use crate::data::{mnist_digits, Batches, Dataset};
     pub use crate::fit::{FitConfig, FitProgress, LabelFormat};
     pub use crate::graph::{Graph, Initializer, Output};
     pub use crate::ops::*;
-    pub use crate::optimizers::{Adam, GradientDescent, Momentum, Optimizer};
+    pub use crate::optimizers::{Adagrad, Adam, Ftrl, GradientDescent, Momentum, Optimizer};
     pub use crate::runner::{connect_or_local, Runner};
     pub use crate::service::{RemoteCancelToken, RemoteSession};
     #[cfg(feature = "engine")]

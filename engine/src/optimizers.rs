@@ -1,11 +1,17 @@
 //! Optimizers: each builds update nodes for the variables; `minimize(loss)` returns the train
 //! op, whose value is the global step after the update.
+//!
+//! A sparse gradient (the rows of an embedding table a batch read) is applied by a sparse
+//! update that touches those rows only, in the variable and in its slots: exact for gradient
+//! descent and Adagrad (the same weights as the dense update), and TensorFlow's lazy forms for
+//! Momentum and Adam, whose untouched rows keep their momentum and moments until a step reads
+//! them again (the dense update decays every row every step).
 
-use crate::autodiff::gradients;
+use crate::autodiff::gradient_values;
 use crate::error::GraphError;
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::optimizer::{ApplyUpdate, Rule};
-use crate::ops::AssignKind;
+use crate::ops::{AssignKind, Gradient};
 use std::sync::Arc;
 
 /// Something that turns gradients into variable updates.
@@ -16,12 +22,21 @@ pub trait Optimizer {
     /// Builds one update per (gradient, variable) pair and a train op that runs them all and
     /// then advances the global step.
     fn apply_gradients(&self, grads_and_vars: &[(Output, Output)]) -> Result<Output, GraphError> {
-        let Some(&(_, first)) = grads_and_vars.first() else {
+        self.apply_gradient_values(&dense_pairs(grads_and_vars))
+    }
+
+    /// [`Optimizer::apply_gradients`] for gradient values: sparse ones update the rows they
+    /// name (see the module's note).
+    fn apply_gradient_values(
+        &self,
+        grads_and_vars: &[(Gradient, Output)],
+    ) -> Result<Output, GraphError> {
+        let Some((_, first)) = grads_and_vars.first() else {
             return Err(GraphError::UnknownNode("no variables to update".into()));
         };
         let graph = first.graph()?;
         let step = graph.global_step();
-        let updates = self.apply_updates(grads_and_vars, step)?;
+        let updates = self.apply_update_values(grads_and_vars, step)?;
         let _scope = graph.name_scope(self.name());
         advance_step(step, updates)
     }
@@ -34,24 +49,33 @@ pub trait Optimizer {
         grads_and_vars: &[(Output, Output)],
         step: Output,
     ) -> Result<Vec<usize>, GraphError> {
-        let Some(&(_, first)) = grads_and_vars.first() else {
+        self.apply_update_values(&dense_pairs(grads_and_vars), step)
+    }
+
+    /// [`Optimizer::apply_updates`] for gradient values.
+    fn apply_update_values(
+        &self,
+        grads_and_vars: &[(Gradient, Output)],
+        step: Output,
+    ) -> Result<Vec<usize>, GraphError> {
+        let Some((_, first)) = grads_and_vars.first() else {
             return Err(GraphError::UnknownNode("no variables to update".into()));
         };
         let graph = first.graph()?;
         let rule = self.rule();
         let _scope = graph.name_scope(self.name());
         (grads_and_vars.iter())
-            .map(|&(grad, var)| apply(&graph, &rule, grad, var, step))
+            .map(|(grad, var)| apply(&graph, &rule, grad, *var, step))
             .collect()
     }
 
     /// Differentiates `loss` with respect to every trainable variable it depends on and
-    /// applies the updates.
+    /// applies the updates (sparse ones where only rows of a variable were read).
     fn minimize(&self, loss: Output) -> Result<Output, GraphError> {
         let graph = loss.graph()?;
         let vars = graph.trainable_variables();
-        let grads = gradients(&[loss], &vars)?;
-        let pairs: Vec<(Output, Output)> = grads
+        let grads = gradient_values(&[loss], &vars)?;
+        let pairs: Vec<(Gradient, Output)> = grads
             .into_iter()
             .zip(vars)
             .filter_map(|(g, v)| g.map(|g| (g, v)))
@@ -62,7 +86,7 @@ pub trait Optimizer {
                 y: loss.name(),
             });
         }
-        self.apply_gradients(&pairs)
+        self.apply_gradient_values(&pairs)
     }
 
     fn name(&self) -> &'static str;
@@ -81,10 +105,16 @@ pub fn advance_step(step: Output, updates: Vec<usize>) -> Result<Output, GraphEr
     Ok(graph.add_node(Arc::new(op), vec![one], updates, Some("train")))
 }
 
+fn dense_pairs(pairs: &[(Output, Output)]) -> Vec<(Gradient, Output)> {
+    (pairs.iter())
+        .map(|&(g, v)| (Gradient::Dense(g), v))
+        .collect()
+}
+
 fn apply(
     graph: &Graph,
     rule: &Rule,
-    grad: Output,
+    grad: &Gradient,
     var: Output,
     step: Output,
 ) -> Result<usize, GraphError> {
@@ -93,24 +123,24 @@ fn apply(
     let _device = (!node.device.is_empty()).then(|| graph.device(&node.device));
     let var_type = var.type_shape()?;
     let shape = var_type.shape.to_known().unwrap_or_default();
-    let slot = |suffix: &str| {
-        graph
-            .variable_with(
-                &format!("{}/{suffix}", node.name),
-                var_type.dtype,
-                &shape,
-                Initializer::Zeros,
-                false,
-            )
-            .node()
+    let slots = (rule.slots().into_iter())
+        .map(|(suffix, start)| {
+            let init = if start == 0.0 {
+                Initializer::Zeros
+            } else {
+                Initializer::Fill(start)
+            };
+            let name = format!("{}/{suffix}", node.name);
+            graph
+                .variable_with(&name, var_type.dtype, &shape, init, false)
+                .node()
+        })
+        .collect();
+    let mut inputs = match grad {
+        Gradient::Dense(g) => vec![*g],
+        Gradient::Sparse(rows) => vec![rows.values, rows.indices],
     };
-    let slots = match rule {
-        Rule::GradientDescent { .. } => vec![],
-        Rule::Momentum { .. } => vec![slot("momentum")],
-        Rule::Adam { .. } => vec![slot("adam_m"), slot("adam_v")],
-    };
-    let mut inputs = vec![grad];
-    if matches!(rule, Rule::Adam { .. }) {
+    if rule.reads_step() {
         inputs.push(step);
     }
     let op = ApplyUpdate {
@@ -118,6 +148,7 @@ fn apply(
         var: var.node(),
         var_type,
         slots,
+        sparse: matches!(grad, Gradient::Sparse(_)),
     };
     let update = graph.add_node(Arc::new(op), inputs, vec![], None);
     if let Some(e) = graph.node(update.node()).and_then(|n| n.error) {
@@ -211,5 +242,74 @@ impl Optimizer for Adam {
     }
     fn name(&self) -> &'static str {
         "Adam"
+    }
+}
+
+/// Adagrad: each element's step shrinks with the squares of its gradients so far, the usual
+/// choice for embeddings (rare ids keep large steps). TensorFlow's defaults: the accumulator
+/// starts at 0.1.
+#[derive(Debug, Clone)]
+pub struct Adagrad {
+    pub learning_rate: f64,
+    pub initial_accumulator_value: f64,
+}
+
+impl Adagrad {
+    pub fn new(learning_rate: f64) -> Self {
+        Adagrad {
+            learning_rate,
+            initial_accumulator_value: 0.1,
+        }
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn rule(&self) -> Rule {
+        Rule::Adagrad {
+            learning_rate: self.learning_rate,
+            initial_accumulator_value: self.initial_accumulator_value,
+        }
+    }
+    fn name(&self) -> &'static str {
+        "Adagrad"
+    }
+}
+
+/// FTRL-proximal (McMahan et al., "Ad click prediction: a view from the trenches"), with
+/// TensorFlow's defaults: step sizes as Adagrad's, and L1 and L2 terms that make weights of
+/// rare features exactly zero.
+#[derive(Debug, Clone)]
+pub struct Ftrl {
+    pub learning_rate: f64,
+    pub learning_rate_power: f64,
+    pub initial_accumulator_value: f64,
+    pub l1: f64,
+    pub l2: f64,
+}
+
+impl Ftrl {
+    pub fn new(learning_rate: f64) -> Self {
+        Ftrl {
+            learning_rate,
+            learning_rate_power: -0.5,
+            initial_accumulator_value: 0.1,
+            l1: 0.0,
+            l2: 0.0,
+        }
+    }
+}
+
+impl Optimizer for Ftrl {
+    fn rule(&self) -> Rule {
+        Rule::Ftrl {
+            learning_rate: self.learning_rate,
+            learning_rate_power: self.learning_rate_power,
+            initial_accumulator_value: self.initial_accumulator_value,
+            l1: self.l1,
+            l2: self.l2,
+        }
+    }
+    fn name(&self) -> &'static str {
+        "Ftrl"
     }
 }

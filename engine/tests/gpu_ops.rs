@@ -394,6 +394,19 @@ device_cases! {
         ],
         gradients: true,
     };
+    segment_sums: Case {
+        // Rows summed by id (out of order, repeated, one segment empty), and the gradient.
+        inputs: vec![
+            values(&[5, 3], 31),
+            Tensor::from_vec(vec![2i32, 0, 2, 3, 0]),
+            Tensor::new(&[2, 2], vec![1i64, 1, 0, 1]).expect("ids"),
+        ],
+        build: |x| vec![
+            unsorted_segment_sum(x[0], x[1], Some(5)),
+            unsorted_segment_sum(reshape(slice(x[0], &[0, 0], &[4, -1]), &[2, 2, 3]), x[2], Some(2)),
+        ],
+        gradients: true,
+    };
     integer_gathers: Case {
         inputs: vec![
             Tensor::new(&[3, 2], vec![1i32, -2, 3, -4, 5, -6]).expect("params"),

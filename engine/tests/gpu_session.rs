@@ -243,7 +243,7 @@ fn a_numerics_check_on_the_gpu_fails_as_on_the_cpu() {
 }
 
 /// Each optimizer the engine has, by name.
-fn every_optimizer() -> [(&'static str, Box<dyn Optimizer>); 4] {
+fn every_optimizer() -> [(&'static str, Box<dyn Optimizer>); 6] {
     let mut nesterov = Momentum::new(0.05, 0.9);
     nesterov.nesterov = true;
     [
@@ -251,6 +251,9 @@ fn every_optimizer() -> [(&'static str, Box<dyn Optimizer>); 4] {
         ("momentum", Box::new(Momentum::new(0.05, 0.9))),
         ("nesterov", Box::new(nesterov)),
         ("adam", Box::new(Adam::new(0.01))),
+        ("adagrad", Box::new(Adagrad::new(0.1))),
+        // FTRL has no GPU kernel: soft placement runs it on the host.
+        ("ftrl", Box::new(Ftrl::new(0.1))),
     ]
 }
 

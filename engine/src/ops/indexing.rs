@@ -3,6 +3,7 @@
 
 use super::array::{concat, ReshapeLike};
 
+use super::sparse::{Gradient, IndexedSlices};
 use super::{build, expect_inputs, Attrs, GradContext, GradientError, Op};
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::reduce::normalize_axes;
@@ -180,6 +181,18 @@ impl Op for Gather {
         let float = g.input_types[0].dtype.is_float();
         let dparams = float.then(|| build(GatherGrad, &[g.dy(), g.x(1), g.x(0)]));
         Ok(vec![dparams, None])
+    }
+
+    /// The rows picked and their gradients, not a tensor of the whole table.
+    fn gradient_values(&self, g: &GradContext) -> Result<Vec<Option<Gradient>>, GradientError> {
+        if !g.input_types[0].dtype.is_float() {
+            return Ok(vec![None, None]);
+        }
+        let dparams = match IndexedSlices::for_rows(g.x(0), g.x(1), g.dy()) {
+            Some(rows) => Gradient::Sparse(rows),
+            None => Gradient::Dense(build(GatherGrad, &[g.dy(), g.x(1), g.x(0)])),
+        };
+        Ok(vec![Some(dparams), None])
     }
 }
 

@@ -15,6 +15,7 @@ pub mod optimizer;
 pub mod pool;
 pub mod reduce;
 pub mod registry;
+pub mod sparse;
 pub mod state;
 pub mod transfer;
 pub mod window;
@@ -28,6 +29,7 @@ pub use math::*;
 pub use nn::*;
 pub use pool::*;
 pub use reduce::*;
+pub use sparse::*;
 pub use state::*;
 pub use window::Padding;
 
@@ -51,6 +53,14 @@ pub trait Op: std::any::Any + Send + Sync + Debug {
     fn gradient(&self, grad: &GradContext) -> Result<Vec<Option<Output>>, GradientError> {
         let _ = grad;
         Err(GradientError::NotDifferentiable)
+    }
+
+    /// The gradients as autodiff passes them on: an op whose gradient with respect to an
+    /// input is a few rows of it (a gather's table) says so with [`Gradient::Sparse`]; the
+    /// default wraps [`Op::gradient`]'s dense tensors.
+    fn gradient_values(&self, grad: &GradContext) -> Result<Vec<Option<Gradient>>, GradientError> {
+        let dense = self.gradient(grad)?;
+        Ok(dense.into_iter().map(|d| d.map(Gradient::Dense)).collect())
     }
 
     /// The attributes that, with the type name, describe the op (empty when the type name
@@ -87,6 +97,7 @@ pub enum OpFamily {
     Optimizer,
     Pool,
     Reduce,
+    Sparse,
     State,
     Transfer,
     Window,
@@ -95,7 +106,7 @@ pub enum OpFamily {
 }
 
 impl OpFamily {
-    pub const ALL: [OpFamily; 15] = [
+    pub const ALL: [OpFamily; 16] = [
         OpFamily::Array,
         OpFamily::Broadcast,
         OpFamily::Conv,
@@ -107,6 +118,7 @@ impl OpFamily {
         OpFamily::Optimizer,
         OpFamily::Pool,
         OpFamily::Reduce,
+        OpFamily::Sparse,
         OpFamily::State,
         OpFamily::Transfer,
         OpFamily::Window,
@@ -127,6 +139,7 @@ impl OpFamily {
             OpFamily::Optimizer => "optimizer",
             OpFamily::Pool => "pool",
             OpFamily::Reduce => "reduce",
+            OpFamily::Sparse => "sparse",
             OpFamily::State => "state",
             OpFamily::Transfer => "transfer",
             OpFamily::Window => "window",

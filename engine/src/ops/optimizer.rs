@@ -2,7 +2,7 @@
 
 use super::{expect_inputs, Attrs, Effect, Op};
 
-use crate::graph::{AttrValue, TypeShape};
+use crate::graph::{AttrValue, Shape, TypeShape};
 
 /// The update rule of an optimizer, with its hyper-parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,47 @@ pub enum Rule {
         beta2: f64,
         epsilon: f64,
     },
+    /// Per-element step sizes that shrink with the gradients seen: `accum += g^2;
+    /// var -= learning_rate * g / sqrt(accum)` (TensorFlow's `ApplyAdagrad`; the accumulator
+    /// starts at `initial_accumulator_value`, so the root is never of zero).
+    Adagrad {
+        learning_rate: f64,
+        initial_accumulator_value: f64,
+    },
+    /// Follow-the-regularised-leader, proximal (McMahan et al.), TensorFlow's `ApplyFtrl`:
+    /// sparse weights from the L1 term, as click-through models use.
+    Ftrl {
+        learning_rate: f64,
+        /// The power of the accumulator in the step size: -0.5 is Adagrad's root.
+        learning_rate_power: f64,
+        initial_accumulator_value: f64,
+        l1: f64,
+        l2: f64,
+    },
+}
+
+impl Rule {
+    /// The slot variables the rule keeps, by suffix, and the value each starts at.
+    pub fn slots(&self) -> Vec<(&'static str, f64)> {
+        match *self {
+            Rule::GradientDescent { .. } => vec![],
+            Rule::Momentum { .. } => vec![("momentum", 0.0)],
+            Rule::Adam { .. } => vec![("adam_m", 0.0), ("adam_v", 0.0)],
+            Rule::Adagrad {
+                initial_accumulator_value,
+                ..
+            } => vec![("accumulator", initial_accumulator_value)],
+            Rule::Ftrl {
+                initial_accumulator_value,
+                ..
+            } => vec![("accumulator", initial_accumulator_value), ("linear", 0.0)],
+        }
+    }
+
+    /// Whether the update reads the global step (Adam's bias corrections).
+    pub fn reads_step(&self) -> bool {
+        matches!(self, Rule::Adam { .. })
+    }
 }
 
 /// Adam's step size for the update after `step` earlier ones: the learning rate with both
@@ -31,22 +72,36 @@ pub fn adam_step_size(learning_rate: f64, beta1: f64, beta2: f64, step: f64) -> 
 }
 
 /// Applies one update to variable `var` (and its slot variables) from the gradient input.
-/// Adam's second input is the global step before this update.
+/// Adam's last input is the global step before this update.
+///
+/// A sparse update (`sparse`) takes the gradient as rows and their indices (inputs 0 and 1,
+/// an [`IndexedSlices`](crate::ops::IndexedSlices)) and changes those rows of the variable
+/// and of its slots only, every other row as it was: TensorFlow's `SparseApply*` kernels,
+/// which for Momentum and Adam are the "lazy" forms (a row's momentum or moments decay only
+/// in the steps that touch it). Repeated indices are summed first.
 #[derive(Debug, Clone)]
 pub struct ApplyUpdate {
     pub rule: Rule,
     pub var: usize,
     pub var_type: TypeShape,
-    /// Slot variables: Momentum's accumulator; Adam's first and second moments.
+    /// Slot variables, as [`Rule::slots`] lists them.
     pub slots: Vec<usize>,
+    pub sparse: bool,
 }
 
 impl Op for ApplyUpdate {
     fn type_name(&self) -> &'static str {
-        match self.rule {
-            Rule::GradientDescent { .. } => "ApplyGradientDescent",
-            Rule::Momentum { .. } => "ApplyMomentum",
-            Rule::Adam { .. } => "ApplyAdam",
+        match (self.sparse, &self.rule) {
+            (false, Rule::GradientDescent { .. }) => "ApplyGradientDescent",
+            (false, Rule::Momentum { .. }) => "ApplyMomentum",
+            (false, Rule::Adam { .. }) => "ApplyAdam",
+            (false, Rule::Adagrad { .. }) => "ApplyAdagrad",
+            (false, Rule::Ftrl { .. }) => "ApplyFtrl",
+            (true, Rule::GradientDescent { .. }) => "SparseApplyGradientDescent",
+            (true, Rule::Momentum { .. }) => "SparseApplyMomentum",
+            (true, Rule::Adam { .. }) => "SparseApplyAdam",
+            (true, Rule::Adagrad { .. }) => "SparseApplyAdagrad",
+            (true, Rule::Ftrl { .. }) => "SparseApplyFtrl",
         }
     }
 
@@ -83,21 +138,54 @@ impl Op for ApplyUpdate {
                 float("beta2", beta2),
                 float("epsilon", epsilon),
             ]),
+            Rule::Adagrad {
+                learning_rate,
+                initial_accumulator_value,
+            } => attrs.extend([
+                float("learning_rate", learning_rate),
+                float("initial_accumulator_value", initial_accumulator_value),
+            ]),
+            Rule::Ftrl {
+                learning_rate,
+                learning_rate_power,
+                initial_accumulator_value,
+                l1,
+                l2,
+            } => attrs.extend([
+                float("learning_rate", learning_rate),
+                float("learning_rate_power", learning_rate_power),
+                float("initial_accumulator_value", initial_accumulator_value),
+                float("l1", l1),
+                float("l2", l2),
+            ]),
         }
         attrs
     }
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
-        let wanted = if matches!(self.rule, Rule::Adam { .. }) {
-            2
-        } else {
-            1
-        };
+        let wanted = 1 + usize::from(self.sparse) + usize::from(self.rule.reads_step());
         expect_inputs(inputs, wanted)?;
-        if inputs[0] != self.var_type && inputs[0].shape.rank() != self.var_type.shape.rank() {
+        let (grad, var) = (&inputs[0], &self.var_type);
+        if grad.dtype != var.dtype {
+            return Err(format!("gradient is {grad}, variable is {var}"));
+        }
+        if !self.sparse {
+            if grad.shape.rank() != var.shape.rank() {
+                return Err(format!("gradient is {grad}, variable is {var}"));
+            }
+            return Ok(vec![]);
+        }
+        let indices = &inputs[1];
+        super::sparse::expect_ids(indices, "indices")?;
+        let rows = Shape(
+            (indices.shape.dims().iter().copied())
+                .chain(var.shape.dims().iter().skip(1).copied())
+                .collect(),
+        );
+        if var.shape.rank() == 0 || !super::indexing::compatible(&rows, &grad.shape) {
             return Err(format!(
-                "gradient is {}, variable is {}",
-                inputs[0], self.var_type
+                "sparse gradient rows are {grad} with indices {indices}: rows of variable {var} \
+                 at those indices are {rows}"
             ));
         }
         Ok(vec![])

@@ -11,6 +11,9 @@ use super::nn::{Activation, ActivationKind, ReluGrad, Softmax, SoftmaxCrossEntro
 use super::optimizer::{ApplyUpdate, Rule};
 use super::pool::{MaxPool, MaxPoolGrad, MaxPoolGradGrad, PoolWindow};
 use super::reduce::{ArgMax, BroadcastLike, Reduce, ReduceKind, SumToLike};
+use super::sparse::{
+    HashBucket, Scatter, SegmentKind, SegmentMeanGrad, SegmentReduce, Unique, UnsortedSegmentSum,
+};
 use super::state::{Assign, AssignKind, Const, NoOp, Placeholder, Variable};
 use super::transfer::{Recv, Send};
 use super::window::Padding;
@@ -87,6 +90,16 @@ pub const OP_TYPES: &[&str] = &[
     "BroadcastLike",
     "SumToLike",
     "ArgMax",
+    // sparse
+    "UnsortedSegmentSum",
+    "SegmentSum",
+    "SegmentMean",
+    "SegmentMeanGrad",
+    "Unique",
+    "HashBucket",
+    "ScatterUpdate",
+    "ScatterAdd",
+    "ScatterSub",
     // state, optimizers, debug
     "Placeholder",
     "Const",
@@ -98,6 +111,13 @@ pub const OP_TYPES: &[&str] = &[
     "ApplyGradientDescent",
     "ApplyMomentum",
     "ApplyAdam",
+    "ApplyAdagrad",
+    "ApplyFtrl",
+    "SparseApplyGradientDescent",
+    "SparseApplyMomentum",
+    "SparseApplyAdam",
+    "SparseApplyAdagrad",
+    "SparseApplyFtrl",
     "CheckNumerics",
     // transfers between workers
     "_Send",
@@ -112,7 +132,7 @@ pub fn op_from_def(def: &NodeDef, variables: &VariableLookup) -> Result<Arc<dyn 
         op: def.op.clone(),
         message,
     };
-    let families = [math, nn, array, windows, reduce, transfer];
+    let families = [math, nn, array, windows, reduce, sparse, transfer];
     let mut found = None;
     for family in families {
         found = family(def).map_err(bad)?;
@@ -327,6 +347,34 @@ fn windows(def: &NodeDef) -> Built {
     }
 }
 
+/// Segment reductions, unique and hashing (scatters write variables: see [`state`]).
+fn sparse(def: &NodeDef) -> Built {
+    match def.op.as_str() {
+        "UnsortedSegmentSum" => some(UnsortedSegmentSum {
+            num_segments: match def.get_int("num_segments")? {
+                -1 => None,
+                n => Some(usize::try_from(n).map_err(|_| {
+                    format!(
+                        "attribute 'num_segments' must be -1 (from the ids) or a count, got {n}"
+                    )
+                })?),
+            },
+        }),
+        "SegmentSum" => some(SegmentReduce {
+            kind: SegmentKind::Sum,
+        }),
+        "SegmentMean" => some(SegmentReduce {
+            kind: SegmentKind::Mean,
+        }),
+        "SegmentMeanGrad" => some(SegmentMeanGrad),
+        "Unique" => some(Unique),
+        "HashBucket" => some(HashBucket {
+            buckets: def.get_usize("buckets")?,
+        }),
+        _ => Ok(None),
+    }
+}
+
 fn reduce(def: &NodeDef) -> Built {
     let reduction = |kind| -> Built {
         some(Reduce {
@@ -387,32 +435,51 @@ fn state(def: &NodeDef, variables: &VariableLookup) -> Built {
         "AssignAdd" => assign(AssignKind::Add),
         "AssignSub" => assign(AssignKind::Sub),
         "NoOp" => some(NoOp),
-        "ApplyGradientDescent" => apply_update(
-            def,
-            variables,
-            Rule::GradientDescent {
-                learning_rate: f("learning_rate")?,
-            },
-        ),
-        "ApplyMomentum" => apply_update(
-            def,
-            variables,
-            Rule::Momentum {
-                learning_rate: f("learning_rate")?,
-                momentum: f("momentum")?,
-                nesterov: def.get_bool("nesterov")?,
-            },
-        ),
-        "ApplyAdam" => apply_update(
-            def,
-            variables,
-            Rule::Adam {
-                learning_rate: f("learning_rate")?,
-                beta1: f("beta1")?,
-                beta2: f("beta2")?,
-                epsilon: f("epsilon")?,
-            },
-        ),
+        name if name.starts_with("Apply") || name.starts_with("SparseApply") => {
+            let sparse = name.starts_with("Sparse");
+            let rule = match name.trim_start_matches("Sparse") {
+                "ApplyGradientDescent" => Rule::GradientDescent {
+                    learning_rate: f("learning_rate")?,
+                },
+                "ApplyMomentum" => Rule::Momentum {
+                    learning_rate: f("learning_rate")?,
+                    momentum: f("momentum")?,
+                    nesterov: def.get_bool("nesterov")?,
+                },
+                "ApplyAdam" => Rule::Adam {
+                    learning_rate: f("learning_rate")?,
+                    beta1: f("beta1")?,
+                    beta2: f("beta2")?,
+                    epsilon: f("epsilon")?,
+                },
+                "ApplyAdagrad" => Rule::Adagrad {
+                    learning_rate: f("learning_rate")?,
+                    initial_accumulator_value: f("initial_accumulator_value")?,
+                },
+                "ApplyFtrl" => Rule::Ftrl {
+                    learning_rate: f("learning_rate")?,
+                    learning_rate_power: f("learning_rate_power")?,
+                    initial_accumulator_value: f("initial_accumulator_value")?,
+                    l1: f("l1")?,
+                    l2: f("l2")?,
+                },
+                _ => return Ok(None),
+            };
+            apply_update(def, variables, rule, sparse)
+        }
+        "ScatterUpdate" | "ScatterAdd" | "ScatterSub" => {
+            let (var, var_type) = find_variable(variables, "var", def.get_str("var")?)?;
+            let kind = match def.op.as_str() {
+                "ScatterUpdate" => AssignKind::Set,
+                "ScatterAdd" => AssignKind::Add,
+                _ => AssignKind::Sub,
+            };
+            some(Scatter {
+                var,
+                var_type,
+                kind,
+            })
+        }
         _ => Ok(None),
     }
 }
@@ -428,13 +495,9 @@ fn find_variable(
 
 /// An optimizer update: its variable, and slot variables of the same type, as many as the
 /// rule keeps (the kernel relies on both).
-fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule) -> Built {
+fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule, sparse: bool) -> Built {
     let (var, var_type) = find_variable(variables, "var", def.get_str("var")?)?;
-    let wanted = match rule {
-        Rule::GradientDescent { .. } => 0,
-        Rule::Momentum { .. } => 1,
-        Rule::Adam { .. } => 2,
-    };
+    let wanted = rule.slots().len();
     let names = match def.get_strs("slots") {
         Err(_) if wanted == 0 && !def.attrs.contains_key("slots") => &[][..],
         other => other?,
@@ -461,6 +524,7 @@ fn apply_update(def: &NodeDef, variables: &VariableLookup, rule: Rule) -> Built 
         var,
         var_type,
         slots,
+        sparse,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod nn;
 pub mod optimizer;
 pub mod pool;
 pub mod reduce;
+pub mod sparse;
 pub mod state;
 pub mod transfer;
 pub mod window;
@@ -67,4 +68,11 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_cpu::<MaxPoolGrad>();
     table.add_cpu::<MaxPoolGradGrad>();
     table.add_cpu::<CheckNumerics>();
+    // Sparse models.
+    table.add_cpu::<UnsortedSegmentSum>();
+    table.add_cpu::<SegmentReduce>();
+    table.add_cpu::<SegmentMeanGrad>();
+    table.add_cpu::<Unique>();
+    table.add_cpu::<HashBucket>();
+    table.add_cpu::<Scatter>();
 }

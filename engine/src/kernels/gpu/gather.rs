@@ -15,7 +15,7 @@ use crate::devices::{Device, DeviceTensor, Storage};
 use crate::graph::TypeShape;
 use crate::kernels::cpu::indexing::{checked_rows, index_values};
 use crate::kernels::{GpuContext, GpuKernel, KernelError};
-use crate::ops::{Gather, GatherGrad};
+use crate::ops::{Gather, GatherGrad, UnsortedSegmentSum};
 use crate::tensor::{DType, Tensor};
 
 impl GpuKernel for Gather {
@@ -73,7 +73,6 @@ impl GpuKernel for GatherGrad {
         let (dy, indices, params) = (inputs[0], inputs[1], inputs[2]);
         let (n, rest) = first_axis(params)?;
         let rows = rows(gpu, indices, n)?;
-        let inner: usize = rest.iter().product();
         let mut want = indices.shape.clone();
         want.extend_from_slice(rest);
         if dy.shape != want {
@@ -82,38 +81,92 @@ impl GpuKernel for GatherGrad {
                 dy.shape
             )));
         }
-        let out = gpu.alloc(DType::F32, &params.shape)?;
-        if out.is_empty() {
-            // (Before any host vector sized by the rows: [2^40, 0] holds nothing.)
-            return Ok(vec![out]);
-        }
-        // Row r of the result sums the rows of dy in segment r of `order`: the positions j
-        // (ascending) whose index is r.
-        let mut offsets = vec![0usize; n + 1];
-        for &r in &rows {
-            offsets[r + 1] += 1;
-        }
-        for r in 0..n {
-            offsets[r + 1] += offsets[r];
-        }
-        let mut next = offsets.clone();
-        let mut order = vec![0usize; rows.len()];
-        for (j, &r) in rows.iter().enumerate() {
-            order[next[r]] = j;
-            next[r] += 1;
-        }
-        let offsets = upload_i32(gpu, offsets.into_iter())?;
-        let order = upload_i32(gpu, order.into_iter())?;
-        let buffers = [
-            buffer(dy)?,
-            buffer(&offsets)?,
-            buffer(&order)?,
-            buffer(&out)?,
-        ];
-        let params = [word(out.len())?, word(inner)?];
-        gpu.launch(&SegmentSumProgram, &buffers, &params, out.len())?;
-        Ok(vec![out])
+        Ok(vec![sum_by_row(gpu, dy, &rows, &params.shape)?])
     }
+}
+
+/// Sums the gathered rows of the ids' data into rows `0..num_segments`, as the gather's
+/// gradient does (the same program, the CPU's order).
+impl GpuKernel for UnsortedSegmentSum {
+    fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
+        self.num_segments.is_some() && inputs.len() == 2 && inputs[0].dtype == DType::F32
+    }
+
+    fn host_inputs(&self) -> &'static [usize] {
+        &[1]
+    }
+
+    fn compute_gpu(
+        &self,
+        ctx: &mut GpuContext,
+        inputs: &[&DeviceTensor],
+    ) -> Result<Vec<DeviceTensor>, KernelError> {
+        let gpu: &GpuDevice = ctx.gpu;
+        let (data, ids) = (inputs[0], inputs[1]);
+        let Some(n) = self.num_segments else {
+            return Err(KernelError::Message(
+                "a segment sum without a segment count runs on the host".into(),
+            ));
+        };
+        let r = ids.shape.len();
+        if data.shape.len() < r || data.shape[..r] != ids.shape[..] {
+            return Err(KernelError::Message(format!(
+                "data has shape {:?}, but its leading axes must be the ids' shape {:?}",
+                data.shape, ids.shape
+            )));
+        }
+        let rows = rows(gpu, ids, n)?;
+        let mut shape = vec![n];
+        shape.extend_from_slice(&data.shape[r..]);
+        Ok(vec![sum_by_row(gpu, data, &rows, &shape)?])
+    }
+}
+
+/// A tensor of `shape` whose row r is the sum of the rows j of `data` with `rows[j] == r`,
+/// added in ascending j.
+fn sum_by_row(
+    gpu: &GpuDevice,
+    data: &DeviceTensor,
+    rows: &[usize],
+    shape: &[usize],
+) -> Result<DeviceTensor, KernelError> {
+    let Some((&n, rest)) = shape.split_first() else {
+        return Err(KernelError::Message(
+            "the sum must have rank 1 or more".into(),
+        ));
+    };
+    let inner: usize = rest.iter().product();
+    let out = gpu.alloc(DType::F32, shape)?;
+    if out.is_empty() {
+        // (Before any host vector sized by the rows: [2^40, 0] holds nothing.)
+        return Ok(out);
+    }
+    // Row r of the result sums the rows of data in segment r of `order`: the positions j
+    // (ascending) whose index is r.
+    let mut offsets = vec![0usize; n + 1];
+    for &r in rows {
+        offsets[r + 1] += 1;
+    }
+    for r in 0..n {
+        offsets[r + 1] += offsets[r];
+    }
+    let mut next = offsets.clone();
+    let mut order = vec![0usize; rows.len()];
+    for (j, &r) in rows.iter().enumerate() {
+        order[next[r]] = j;
+        next[r] += 1;
+    }
+    let offsets = upload_i32(gpu, offsets.into_iter())?;
+    let order = upload_i32(gpu, order.into_iter())?;
+    let buffers = [
+        buffer(data)?,
+        buffer(&offsets)?,
+        buffer(&order)?,
+        buffer(&out)?,
+    ];
+    let params = [word(out.len())?, word(inner)?];
+    gpu.launch(&SegmentSumProgram, &buffers, &params, out.len())?;
+    Ok(out)
 }
 
 /// The size of `params`' first axis and the shape of one of its rows.

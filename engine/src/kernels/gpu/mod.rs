@@ -49,6 +49,7 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_gpu::<OneHot>();
     table.add_gpu::<Gather>();
     table.add_gpu::<GatherGrad>();
+    table.add_gpu::<UnsortedSegmentSum>();
     // Math, reductions, linear algebra.
     table.add_gpu::<Binary>();
     table.add_gpu::<Unary>();

@@ -88,7 +88,12 @@ fn c(v: f32) -> Expr {
 /// rounded to f32 first, as `T::from_f64` does there).
 impl GpuKernel for ApplyUpdate {
     fn runs_on_gpu(&self, inputs: &[TypeShape]) -> bool {
-        self.var_type.dtype == DType::F32 && inputs.first().is_some_and(|g| g.dtype == DType::F32)
+        // Sparse updates and FTRL run on the host.
+        let rule = !matches!(self.rule, Rule::Ftrl { .. });
+        !self.sparse
+            && rule
+            && self.var_type.dtype == DType::F32
+            && inputs.first().is_some_and(|g| g.dtype == DType::F32)
     }
 
     fn compute_gpu(
@@ -190,6 +195,27 @@ impl GpuKernel for ApplyUpdate {
                 ctx.variables.set_gpu(self.slots[0], ctx.gpu, m);
                 ctx.variables.set_gpu(self.slots[1], ctx.gpu, v);
                 ctx.variables.set_gpu(self.var, ctx.gpu, w);
+            }
+            Rule::Adagrad { learning_rate, .. } => {
+                let accum = map(
+                    gpu,
+                    &add(Expr::input(0), mul(Expr::input(1), Expr::input(1))),
+                    &[&slots[0], &grad],
+                )?;
+                // Inputs: w, a (new), g; the CPU kernel's order: lr * g, then / sqrt(a).
+                let step = Expr::binary(
+                    BinaryOp::Div,
+                    mul(c(f(learning_rate)), Expr::input(2)),
+                    Expr::unary(UnaryOp::Sqrt, Expr::input(1)),
+                );
+                let w = map(gpu, &sub(Expr::input(0), step), &[&var, &accum, &grad])?;
+                ctx.variables.set_gpu(self.slots[0], ctx.gpu, accum);
+                ctx.variables.set_gpu(self.var, ctx.gpu, w);
+            }
+            Rule::Ftrl { .. } => {
+                return Err(KernelError::Message(
+                    "FTRL updates run on the host, not the GPU".into(),
+                ))
             }
         }
         Ok(vec![])

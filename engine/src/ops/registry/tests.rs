@@ -1,11 +1,11 @@
 //! Every op type of the crate survives export and import unchanged.
 
 use super::OP_TYPES;
-use crate::autodiff::gradients;
+use crate::autodiff::{gradient_values, gradients};
 use crate::graph::{Graph, Initializer, Output};
 use crate::ops::pool::{MaxPoolGradGrad, PoolWindow};
 use crate::ops::*;
-use crate::optimizers::{Adam, GradientDescent, Momentum, Optimizer};
+use crate::optimizers::{Adagrad, Adam, Ftrl, GradientDescent, Momentum, Optimizer};
 use crate::tensor::{DType, Tensor};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -57,6 +57,54 @@ pub(crate) fn every_op_graph() -> Graph {
     Adam::new(0.01)
         .apply_gradients(&[pair(2), pair(3)])
         .expect("adam");
+
+    // Sparse models: lookups whose gradients are rows, applied by sparse and dense updates of
+    // every rule.
+    let ids = g.constant(Tensor::from_vec(vec![2i64, 0, 2]));
+    let segments = g.constant(Tensor::from_vec(vec![0i32, 0, 1]));
+    let hashed = hash_bucket(ids, 7);
+    let rules: [&dyn Optimizer; 5] = [
+        &GradientDescent::new(0.1),
+        &Momentum::new(0.1, 0.9),
+        &Adam::new(0.01),
+        &Adagrad::new(0.1),
+        &Ftrl::new(0.1),
+    ];
+    for (i, optimizer) in rules.iter().enumerate() {
+        let emb = g.variable(&format!("emb_{i}"), &[7, 2], Initializer::Fill(0.25));
+        let looked = embedding_lookup_sparse(
+            emb,
+            SparseIds {
+                segments,
+                ids: hashed,
+                weights: None,
+            },
+            Combiner::Mean,
+        );
+        let dense_table = g.variable(&format!("dense_{i}"), &[7, 2], Initializer::Ones);
+        let summed = unsorted_segment_sum(gather(dense_table, ids), segments, Some(3));
+        let cost = reduce_sum(segment_sum(looked, segments)) + reduce_sum(summed);
+        let vars = [emb, dense_table];
+        let grads = gradient_values(&[cost], &vars).expect("sparse gradients");
+        let sparse = grads[0].clone().expect("a sparse gradient");
+        assert!(sparse.as_sparse().is_some(), "{sparse:?}");
+        let dense = Gradient::Dense(grads[1].clone().expect("a gradient").to_dense());
+        optimizer
+            .apply_gradient_values(&[(sparse, emb), (dense, dense_table)])
+            .expect("sparse update");
+    }
+    let (_, positions) = unique(ids);
+    build(GatherGrad, &[positions_rows(&g), positions, table]);
+    let counts = g.variable_with("counts", DType::I64, &[4], Initializer::Zeros, false);
+    let flags = g.variable_with("flags", DType::Bool, &[4], Initializer::Zeros, false);
+    let at = g.constant(Tensor::from_vec(vec![3i32, 1]));
+    let two = g.constant(Tensor::from_vec(vec![5i64, 6]));
+    let yes = g.constant(Tensor::from_vec(vec![true, true]));
+    group(&[
+        scatter_add(counts, at, two).expect("scatter_add"),
+        scatter_sub(counts, at, two).expect("scatter_sub"),
+        scatter_update(flags, at, yes).expect("scatter_update"),
+    ]);
 
     // The rest, one node each.
     let x = g.placeholder("x", DType::F64, &[2, 3]);
@@ -131,6 +179,11 @@ pub(crate) fn every_op_graph() -> Graph {
         &[step],
     );
     g
+}
+
+/// Rows of the gradient of `table` (10 x 5) at three positions.
+fn positions_rows(g: &Graph) -> Output {
+    g.constant(Tensor::full(&[3, 5], 0.5f32))
 }
 
 #[test]
