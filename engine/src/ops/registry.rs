@@ -12,7 +12,8 @@ use super::optimizer::{ApplyUpdate, Rule};
 use super::pool::{MaxPool, MaxPoolGrad, MaxPoolGradGrad, PoolWindow};
 use super::reduce::{ArgMax, BroadcastLike, Reduce, ReduceKind, SumToLike};
 use super::sparse::{
-    HashBucket, Scatter, SegmentKind, SegmentMeanGrad, SegmentReduce, Unique, UnsortedSegmentSum,
+    DynamicStitch, HashBucket, PartitionStrategy, Scatter, SegmentKind, SegmentMeanGrad,
+    SegmentReduce, ShardIds, Unique, UnsortedSegmentSum,
 };
 use super::state::{Assign, AssignKind, Const, NoOp, Placeholder, Variable};
 use super::transfer::{Recv, Send};
@@ -97,6 +98,8 @@ pub const OP_TYPES: &[&str] = &[
     "SegmentMeanGrad",
     "Unique",
     "HashBucket",
+    "ShardIds",
+    "DynamicStitch",
     "ScatterUpdate",
     "ScatterAdd",
     "ScatterSub",
@@ -370,6 +373,19 @@ fn sparse(def: &NodeDef) -> Built {
         "Unique" => some(Unique),
         "HashBucket" => some(HashBucket {
             buckets: def.get_usize("buckets")?,
+        }),
+        "ShardIds" => {
+            let name = def.get_str("strategy")?;
+            some(ShardIds {
+                shards: def.get_usize("shards")?,
+                rows: def.get_usize("rows")?,
+                strategy: PartitionStrategy::from_name(name).ok_or_else(|| {
+                    format!("attribute 'strategy' must be \"mod\" or \"div\", got {name:?}")
+                })?,
+            })
+        }
+        "DynamicStitch" => some(DynamicStitch {
+            parts: def.get_usize("parts")?,
         }),
         _ => Ok(None),
     }

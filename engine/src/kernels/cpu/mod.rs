@@ -75,4 +75,6 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_cpu::<Unique>();
     table.add_cpu::<HashBucket>();
     table.add_cpu::<Scatter>();
+    table.add_cpu::<ShardIds>();
+    table.add_cpu::<DynamicStitch>();
 }

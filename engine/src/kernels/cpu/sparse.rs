@@ -253,3 +253,62 @@ fn scatter_set<T: Element>(
     }
     Ok(vec![])
 }
+
+impl CpuKernel for ShardIds {
+    fn compute(&self, _: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let ids = checked_rows(&index_values(inputs[0])?, self.rows)?;
+        let n = self.shards;
+        let mut rows: Vec<Vec<i64>> = vec![Vec::new(); n];
+        let mut positions: Vec<Vec<i64>> = vec![Vec::new(); n];
+        for (j, &id) in ids.iter().enumerate() {
+            let (p, local) = self.strategy.locate(id, self.rows, n);
+            rows[p].push(local as i64);
+            positions[p].push(j as i64);
+        }
+        Ok(rows
+            .into_iter()
+            .chain(positions)
+            .map(Tensor::from_vec)
+            .collect())
+    }
+}
+
+impl CpuKernel for DynamicStitch {
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (positions, data) = inputs.split_at(self.parts);
+        let first = data[0];
+        let row = first.shape().get(1..).unwrap_or_default().to_vec();
+        let inner: usize = row.iter().product();
+        let mut lists = Vec::with_capacity(self.parts);
+        for (p, (at, rows)) in positions.iter().zip(data).enumerate() {
+            let at = index_values(at)?;
+            let fits = rows.shape().first() == Some(&at.len()) && rows.shape()[1..] == row[..];
+            if !fits || rows.dtype() != first.dtype() {
+                return Err(KernelError::Message(format!(
+                    "part {p} has {} positions and rows {} {:?}: one row of {:?} per position",
+                    at.len(),
+                    rows.dtype(),
+                    rows.shape(),
+                    row
+                )));
+            }
+            lists.push(at);
+        }
+        let count = segments_up_to(&lists.concat())?;
+        let mut shape = vec![count];
+        shape.extend_from_slice(&row);
+        ctx.step.budget.check(first.dtype(), &shape)?;
+        let out = any_kernel!(first.dtype(), T => {
+            let mut out = ctx.pool.zeros::<T>(count * inner);
+            for (at, rows) in lists.iter().zip(data) {
+                let src = rows.as_slice::<T>()?;
+                let targets = checked_segments(at, count)?;
+                for (j, &t) in targets.iter().enumerate() {
+                    out[t * inner..(t + 1) * inner].copy_from_slice(&src[j * inner..(j + 1) * inner]);
+                }
+            }
+            Tensor::new(&shape, out).map_err(KernelError::from)
+        })?;
+        Ok(vec![out])
+    }
+}

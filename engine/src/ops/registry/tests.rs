@@ -93,6 +93,20 @@ pub(crate) fn every_op_graph() -> Graph {
             .apply_gradient_values(&[(sparse, emb), (dense, dense_table)])
             .expect("sparse update");
     }
+    for strategy in [PartitionStrategy::Mod, PartitionStrategy::Div] {
+        let name = format!("split_{}", strategy.name());
+        let split = Partitioner::fixed(3, strategy);
+        let table = PartitionedVariable::new(&g, &name, &[8, 2], Initializer::Ones, &split)
+            .expect("a partitioned table");
+        let loss = reduce_sum(table.lookup(ids));
+        let grads = gradient_values(&[loss], &table.shards).expect("shard gradients");
+        let pairs: Vec<(Gradient, Output)> = (grads.into_iter().zip(&table.shards))
+            .map(|(g, &v)| (g.expect("each shard is read"), v))
+            .collect();
+        GradientDescent::new(0.1)
+            .apply_gradient_values(&pairs)
+            .expect("sparse updates of the shards");
+    }
     let (_, positions) = unique(ids);
     build(GatherGrad, &[positions_rows(&g), positions, table]);
     let counts = g.variable_with("counts", DType::I64, &[4], Initializer::Zeros, false);

@@ -8,8 +8,10 @@
 //! that ids decide (a segment count) are held to the step's memory budget before anything is
 //! allocated.
 
+pub mod partitioned;
 pub mod slices;
 
+pub use partitioned::*;
 pub use slices::*;
 
 use super::indexing::compatible;
