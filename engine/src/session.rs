@@ -212,31 +212,32 @@ impl Session {
         for (node, init) in &pending {
             let var = Output::new(self.graph.id, *node, 0);
             let ts = var.type_shape()?;
-            let shape = ts.shape.to_known().ok_or_else(|| SessionError::Kernel {
-                node: var.name(),
-                op: "Variable".into(),
-                message: format!("variable shape {} is not fully known", ts.shape),
-            })?;
-            self.budget
-                .check(ts.dtype, &shape)
-                .map_err(|error| SessionError::OverBudget {
-                    node: var.name(),
-                    error,
-                })?;
-            if let Initializer::Constant(t) = init {
-                if t.shape() != shape.as_slice() {
+            let value = match init {
+                // A constant sets a buffer whose rows change from step to step too.
+                Initializer::Constant(t) if ts.shape.accepts(t.shape()) => t.cast(ts.dtype),
+                Initializer::Constant(t) => {
                     return Err(SessionError::FeedShape {
                         node: var.name(),
                         fed: t.shape().to_vec(),
                         declared: ts.shape.to_string(),
-                    });
+                    })
                 }
-            }
-            let value = init.generate(
-                ts.dtype,
-                &shape,
-                crate::training::variable_seed(seed, *node),
-            )?;
+                init => {
+                    let shape = ts.shape.to_known().ok_or_else(|| SessionError::Kernel {
+                        node: var.name(),
+                        op: "Variable".into(),
+                        message: format!("variable shape {} is not fully known", ts.shape),
+                    })?;
+                    self.budget.check(ts.dtype, &shape).map_err(|error| {
+                        SessionError::OverBudget {
+                            node: var.name(),
+                            error,
+                        }
+                    })?;
+                    let seed = crate::training::variable_seed(seed, *node);
+                    init.generate(ts.dtype, &shape, seed)?
+                }
+            };
             self.variables.set(*node, value);
         }
         Ok(pending.len())

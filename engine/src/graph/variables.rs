@@ -166,6 +166,28 @@ impl Graph {
         out
     }
 
+    /// A non-trainable variable whose first dimension changes from step to step, starting
+    /// with no rows: where a sparse gradient's rows (`row` the shape of one) wait between the
+    /// phases of a step. Placed by the device scope, never reused or sharded.
+    pub fn row_buffer(&self, name: &str, dtype: DType, row: &[usize]) -> Output {
+        let mut dims = vec![None];
+        dims.extend(row.iter().map(|&d| Some(d)));
+        let op = Variable {
+            dtype,
+            shape: Shape(dims),
+        };
+        let out = self.add_node(Arc::new(op), vec![], vec![], Some(name));
+        let mut empty = vec![0];
+        empty.extend_from_slice(row);
+        let mut data = self.write();
+        data.variables.push(out.node());
+        (data.initializers).insert(
+            out.node(),
+            Initializer::Constant(Tensor::zeros(dtype, &empty)),
+        );
+        out
+    }
+
     /// The next variable to reuse, if a reuse list is active; a dtype or shape that differs
     /// from the one asked for is noted for [`take_reuse`](Self::take_reuse) to report.
     fn reused(&self, name: &str, dtype: DType, shape: &[usize]) -> Option<Output> {

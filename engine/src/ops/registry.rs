@@ -434,12 +434,13 @@ fn state(def: &NodeDef, variables: &VariableLookup) -> Built {
         "Const" => some(Const::new(def.get_tensor("value")?.clone())),
         "Variable" => {
             let shape = def.get_shape("shape")?.clone();
-            let count = shape
-                .to_known()
-                .and_then(|dims| dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)));
+            // Unknown dimensions are a buffer's whose rows change from step to step (it
+            // starts from a constant); the known ones must count.
+            let mut known = shape.dims().iter().flatten();
+            let count = known.try_fold(1usize, |n, &d| n.checked_mul(d));
             if count.is_none() {
                 return Err(format!(
-                    "attribute 'shape' must be fully known (and countable) for a variable, got {shape}"
+                    "attribute 'shape' must be countable for a variable, got {shape}"
                 ));
             }
             some(Variable {

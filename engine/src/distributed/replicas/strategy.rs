@@ -10,10 +10,10 @@
 //! replica until the coordinator applies the average of the fresh ones (synchronous).
 
 use super::ring::ring_all_reduce;
-use crate::autodiff::gradients;
+use crate::autodiff::gradient_values;
 use crate::error::GraphError;
 use crate::graph::{Graph, Output, VariableSharder};
-use crate::ops::{add, assign, assign_add, group, mul, reshape, slice};
+use crate::ops::{assign, assign_add, group, mul, reshape, slice, Gradient, IndexedSlices};
 use crate::optimizers::{advance_step, Optimizer};
 use crate::tensor::{DType, Tensor};
 
@@ -270,8 +270,9 @@ impl DataParallel {
         }
         let trainable = graph.trainable_variables();
         let is_trainable = |v: &Output| trainable.contains(v);
-        // Each replica's gradients, made on its worker.
-        let mut grads: Vec<Vec<(Output, Output)>> = Vec::with_capacity(self.workers);
+        // Each replica's gradients, made on its worker: rows of the tables it read (sparse),
+        // but whole tensors where all-reduce sums them.
+        let mut grads: Vec<Vec<(Gradient, Output)>> = Vec::with_capacity(self.workers);
         for (r, tower) in towers.iter().enumerate() {
             let _device = graph.device(&worker_device(r));
             let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
@@ -279,10 +280,15 @@ impl DataParallel {
                 .copied()
                 .filter(is_trainable)
                 .collect();
-            let pairs: Vec<(Output, Output)> = gradients(&[tower.loss], &vars)?
+            let dense = !shared;
+            let pairs: Vec<(Gradient, Output)> = gradient_values(&[tower.loss], &vars)?
                 .into_iter()
                 .zip(vars)
                 .filter_map(|(g, v)| g.map(|g| (g, v)))
+                .map(|(g, v)| match g {
+                    Gradient::Sparse(rows) if dense => (Gradient::Dense(rows.to_dense()), v),
+                    g => (g, v),
+                })
                 .collect();
             if pairs.is_empty() {
                 let names: Vec<String> = copies[if shared { 0 } else { r }]
@@ -366,18 +372,52 @@ fn zeros_like(graph: &Graph, prefix: &str, var: Output) -> Result<Output, GraphE
     ))
 }
 
+/// Variables that hold a gradient like `grad` of `var`, named `prefix/VAR`, and the assigns
+/// that fill them from it: one of the variable's shape for a dense gradient; for rows, a
+/// buffer of indices and one of rows, as long as the gradient has rows.
+fn hold(
+    graph: &Graph,
+    prefix: &str,
+    grad: &Gradient,
+    var: Output,
+) -> Result<(Gradient, Vec<Output>), GraphError> {
+    match grad {
+        Gradient::Dense(g) => {
+            let buf = zeros_like(graph, prefix, var)?;
+            Ok((Gradient::Dense(buf), vec![assign(buf, *g)?]))
+        }
+        Gradient::Sparse(rows) => {
+            let rows = rows.flattened();
+            let name = format!("{prefix}/{}", var.name());
+            let indices = graph.row_buffer(&format!("{name}/indices"), rows.indices.dtype(), &[]);
+            let row: Vec<usize> = (rows.dense_shape.dims().iter().skip(1))
+                .map(|d| d.unwrap_or(0))
+                .collect();
+            let values = graph.row_buffer(&format!("{name}/values"), rows.values.dtype(), &row);
+            let fills = vec![assign(indices, rows.indices)?, assign(values, rows.values)?];
+            let held = IndexedSlices {
+                indices,
+                values,
+                ..rows
+            };
+            Ok((Gradient::Sparse(held), fills))
+        }
+    }
+}
+
 /// A buffer on the worker for each gradient, and the op that fills them all.
 fn buffers(
     graph: &Graph,
     replica: usize,
-    pairs: &[(Output, Output)],
-) -> Result<(Vec<Output>, Output), GraphError> {
+    pairs: &[(Gradient, Output)],
+) -> Result<(Vec<Gradient>, Output), GraphError> {
     let _device = graph.device(&worker_device(replica));
     let mut bufs = Vec::with_capacity(pairs.len());
     let mut fills = Vec::with_capacity(pairs.len());
-    for &(grad, var) in pairs {
-        let buf = zeros_like(graph, &format!("grad_buffer/replica_{replica}"), var)?;
-        fills.push(assign(buf, grad)?);
+    let prefix = format!("grad_buffer/replica_{replica}");
+    for (grad, var) in pairs {
+        let (buf, fill) = hold(graph, &prefix, grad, *var)?;
+        fills.extend(fill);
         bufs.push(buf);
     }
     let compute = group(&fills);
@@ -387,7 +427,7 @@ fn buffers(
 fn sync_phases(
     graph: &Graph,
     optimizer: &dyn Optimizer,
-    grads: &[Vec<(Output, Output)>],
+    grads: &[Vec<(Gradient, Output)>],
     global_step: Output,
 ) -> Result<(Phases, Vec<Output>), GraphError> {
     let vars: Vec<Output> = grads[0].iter().map(|&(_, v)| v).collect();
@@ -399,27 +439,31 @@ fn sync_phases(
     };
     let mut compute = Vec::new();
     let mut deliver = Vec::new();
-    let mut sums: Vec<Option<Output>> = vec![None; vars.len()];
+    // Per variable, each replica's weighted slot: summed densely, or rows one after another.
+    let mut parts: Vec<Vec<Gradient>> = vec![Vec::new(); vars.len()];
     for (r, pairs) in grads.iter().enumerate() {
         let (bufs, fill) = buffers(graph, r, pairs)?;
         compute.push(fill);
         let mut moves = Vec::with_capacity(bufs.len());
-        for (i, (&buf, &(_, var))) in bufs.iter().zip(pairs).enumerate() {
+        for (i, (buf, &(_, var))) in bufs.iter().zip(pairs).enumerate() {
             let device = graph.variable_node(var)?.device;
             let _device = graph.device(&device);
-            let slot = zeros_like(graph, &format!("sync/replica_{r}"), var)?;
-            moves.push(assign(slot, buf)?);
-            let weighted = mul(weights[r], slot);
-            sums[i] = Some(match sums[i] {
-                Some(sum) => add(sum, weighted),
-                None => weighted,
+            let (slot, fill) = hold(graph, &format!("sync/replica_{r}"), buf, var)?;
+            moves.extend(fill);
+            parts[i].push(match slot {
+                Gradient::Dense(slot) => Gradient::Dense(mul(weights[r], slot)),
+                Gradient::Sparse(rows) => Gradient::Sparse(rows.scaled(weights[r])),
             });
         }
         deliver.push(moves);
     }
-    let pairs: Vec<(Output, Output)> = sums.into_iter().flatten().zip(vars).collect();
+    let mut pairs: Vec<(Gradient, Output)> = Vec::with_capacity(vars.len());
+    for (part, var) in parts.into_iter().zip(vars) {
+        let _device = graph.device(&graph.variable_node(var)?.device);
+        pairs.extend(Gradient::sum(part).map(|sum| (sum, var)));
+    }
     let (updates, slots) =
-        with_new_variables(graph, || optimizer.apply_updates(&pairs, global_step))?;
+        with_new_variables(graph, || optimizer.apply_update_values(&pairs, global_step))?;
     let apply = update_step(graph, updates, global_step)?;
     let phases = Phases::Synchronous {
         compute,
@@ -433,7 +477,7 @@ fn sync_phases(
 fn async_phases(
     graph: &Graph,
     optimizer: &dyn Optimizer,
-    grads: &[Vec<(Output, Output)>],
+    grads: &[Vec<(Gradient, Output)>],
     global_step: Output,
 ) -> Result<(Phases, Vec<Output>), GraphError> {
     let mut compute = Vec::new();
@@ -442,11 +486,11 @@ fn async_phases(
     for (r, pairs) in grads.iter().enumerate() {
         let (bufs, fill) = buffers(graph, r, pairs)?;
         compute.push(fill);
-        let pairs: Vec<(Output, Output)> = bufs
+        let pairs: Vec<(Gradient, Output)> = bufs
             .into_iter()
             .zip(pairs.iter().map(|&(_, v)| v))
             .collect();
-        let update = || optimizer.apply_updates(&pairs, global_step);
+        let update = || optimizer.apply_update_values(&pairs, global_step);
         // Every replica's update shares the first one's optimizer slots (momentum, ...).
         let updates = if r == 0 {
             let (updates, slots) = with_new_variables(graph, update)?;
@@ -463,7 +507,7 @@ fn async_phases(
 fn all_reduce_phases(
     graph: &Graph,
     optimizer: &dyn Optimizer,
-    grads: &[Vec<(Output, Output)>],
+    grads: &[Vec<(Gradient, Output)>],
     global_step: Output,
     copies: &mut [Vec<Output>],
 ) -> Result<(Phases, Vec<Output>), GraphError> {
@@ -475,7 +519,10 @@ fn all_reduce_phases(
         .enumerate()
         .map(|(r, pairs)| {
             let _device = graph.device(&devices[r]);
-            let parts: Vec<Output> = pairs.iter().map(|&(g, _)| reshape(g, &[-1])).collect();
+            // (Sparse gradients were densified for all-reduce when they were made.)
+            let parts: Vec<Output> = (pairs.iter())
+                .map(|(g, _)| reshape(g.to_dense(), &[-1]))
+                .collect();
             crate::ops::concat(&parts, 0)
         })
         .collect();

@@ -401,12 +401,21 @@ impl Runner for DistributedSession {
         let seed = self.graph.seed();
         for (var, init) in &pending {
             let ts = var.type_shape()?;
-            let shape = ts.shape.to_known().unwrap_or_default();
-            let value = init.generate(
-                ts.dtype,
-                &shape,
-                crate::training::variable_seed(seed, var.node()),
-            )?;
+            let value = match (init, ts.shape.to_known()) {
+                // A constant sets a buffer whose rows change from step to step too.
+                (crate::graph::Initializer::Constant(t), _) => t.cast(ts.dtype),
+                (init, Some(shape)) => {
+                    let seed = crate::training::variable_seed(seed, var.node());
+                    init.generate(ts.dtype, &shape, seed)?
+                }
+                (_, None) => {
+                    return Err(SessionError::Kernel {
+                        node: var.name(),
+                        op: "Variable".into(),
+                        message: format!("variable shape {} is not fully known", ts.shape),
+                    })
+                }
+            };
             self.set_variable(*var, value)?;
             self.initialized.insert(var.node());
         }
