@@ -520,3 +520,21 @@ fn check_numerics_rejects_integers() {
         .to_string()
         .contains("the checked value must be f32 or f64, got i32"));
 }
+
+#[test]
+fn softplus_is_stable_at_both_ends_and_differentiates() {
+    let g = Graph::new();
+    let x = g.constant(Tensor::from_vec(vec![-800.0f64, -3.0, 0.0, 2.5, 800.0]));
+    let got = eval(softplus(x), &[]).to_vec::<f64>().unwrap();
+    let want = [
+        0.0,
+        (1.0 + (-3.0f64).exp()).ln(),
+        2f64.ln(),
+        (1.0 + 2.5f64.exp()).ln(),
+        800.0,
+    ];
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{got:?} vs {want:?}");
+    }
+    check_gradient(&[sample(&[3, 4], 9)], |x| softplus(x[0] * 4.0));
+}

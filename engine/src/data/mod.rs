@@ -12,6 +12,7 @@ mod limits;
 mod mnist;
 mod roots;
 mod source;
+pub mod text;
 
 pub use batches::{Batch, Batches};
 #[cfg(feature = "engine")]

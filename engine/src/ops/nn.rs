@@ -76,6 +76,14 @@ pub fn tanh(x: Output) -> Output {
     build(Activation(ActivationKind::Tanh), &[x])
 }
 
+/// `log(1 + exp(x))`, computed as `max(x, 0) + log(1 + exp(-|x|))` so that no exponential
+/// overflows: the loss of a logistic unit, `softplus(-x)` being `-log(sigmoid(x))`.
+pub fn softplus(x: Output) -> Output {
+    let zero = x.constant_like(0.0);
+    let one = x.constant_like(1.0);
+    crate::ops::maximum(x, zero) + crate::ops::log(crate::ops::exp(-crate::ops::abs(x)) + one)
+}
+
 /// Softmax (or its logarithm) over the last axis, computed stably.
 #[derive(Debug, Clone)]
 pub struct Softmax {

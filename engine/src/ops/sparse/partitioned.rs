@@ -176,7 +176,9 @@ impl PartitionedVariable {
     }
 
     /// Rows `ids` (any rank, i32 or i64, each below the table's row count) of the whole
-    /// table: `ids.shape + shape[1..]`. Each shard's gather runs where the shard lives.
+    /// table: `ids.shape + shape[1..]` (ids of rank 2 or more have at most one dimension
+    /// unknown when the graph is built; flatten others first). Each shard's gather runs where
+    /// the shard lives.
     pub fn lookup(&self, ids: Output) -> Output {
         let n = self.shards.len();
         if n == 1 {
@@ -197,14 +199,13 @@ impl PartitionedVariable {
             inputs.push(embedding_lookup(shard, split.output(p)));
         }
         let stitched = build(DynamicStitch { parts: n }, &inputs);
-        // Back to the ids' shape: the ids' dims (known or read at run time) and a row's.
-        let mut dims: Vec<i64> = vec![-1];
-        dims.extend(self.shape[1..].iter().map(|&d| d as i64));
-        let known = ids.type_shape().ok().and_then(|t| t.shape.to_known());
-        match known {
-            Some(id_dims) if id_dims.len() != 1 => {
-                let mut full: Vec<i64> = id_dims.iter().map(|&d| d as i64).collect();
-                full.extend(self.shape[1..].iter().map(|&d| d as i64));
+        // Back to the ids' shape (an unknown dimension as -1) and a row's.
+        let id_dims = (ids.type_shape().ok()).map(|t| t.shape.dims().to_vec());
+        match id_dims {
+            Some(dims) if dims.len() != 1 && dims.iter().filter(|d| d.is_none()).count() <= 1 => {
+                let full: Vec<i64> = (dims.iter().map(|d| d.map_or(-1, |d| d as i64)))
+                    .chain(self.shape[1..].iter().map(|&d| d as i64))
+                    .collect();
                 reshape(stitched, &full)
             }
             _ => stitched,
