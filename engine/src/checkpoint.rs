@@ -4,9 +4,14 @@
 //! (`ckpt-STEP.graph.pb`, the GraphDef as protobuf). Files are written to a temporary name,
 //! synced and then renamed, so a process killed while writing leaves the previous checkpoint
 //! whole: a checkpoint is there entirely or not at all.
+//!
+//! A table split into shards ([`PartitionedVariable`]) is kept whole, under the table's name
+//! (and each optimizer slot of its shards as the table's slot, `NAME/accumulator`), so it
+//! comes back into any number of shards, split either way.
 
 use crate::error::SessionError;
-use crate::graph::Graph;
+use crate::graph::{Graph, Output};
+use crate::ops::PartitionedVariable;
 use crate::runner::Runner;
 use crate::service::wire::{decode_elements, encode_elements, graph_def_to_proto};
 use crate::tensor::{Buffer, DType, Tensor};
@@ -113,6 +118,51 @@ fn file_name(step: u64, suffix: &str) -> String {
     format!("{PREFIX}{step:012}{suffix}")
 }
 
+/// Shard variables a checkpoint keeps as one tensor: `table`'s shards, or the same slot of
+/// each of them, kept as `name`.
+struct Whole {
+    name: String,
+    /// The table's layout with these variables as its shards.
+    layout: PartitionedVariable,
+}
+
+/// The groups of `among` to keep whole: for each partitioned table `T` of the graph, and
+/// each scope `A` and suffix `S` that every shard has (an optimizer slot's
+/// `Adagrad/T/part_i/accumulator`), the variables `A T/part_i S` as `A T S`.
+fn wholes(graph: &Graph, among: &[Output]) -> Vec<Whole> {
+    let names: HashMap<String, Output> = among.iter().map(|&v| (v.name(), v)).collect();
+    let mut found = Vec::new();
+    for table in graph.partitioned_variables() {
+        let first = format!("{}/part_0", table.name);
+        let mut around: Vec<(&str, &str)> = (names.keys())
+            .filter_map(|n| {
+                let at = n.find(first.as_str())?;
+                let (scope, rest) = (&n[..at], &n[at + first.len()..]);
+                let whole_words = (scope.is_empty() || scope.ends_with('/'))
+                    && (rest.is_empty() || rest.starts_with('/'));
+                whole_words.then_some((scope, rest))
+            })
+            .collect();
+        around.sort();
+        for (scope, suffix) in around {
+            let part = |i: usize| format!("{scope}{}/part_{i}{suffix}", table.name);
+            let parts: Option<Vec<Output>> = (0..table.shards.len())
+                .map(|i| names.get(&part(i)).copied())
+                .collect();
+            if let Some(parts) = parts {
+                found.push(Whole {
+                    name: format!("{scope}{}{suffix}", table.name),
+                    layout: PartitionedVariable {
+                        shards: parts,
+                        ..table.clone()
+                    },
+                });
+            }
+        }
+    }
+    found
+}
+
 /// Saves every initialized variable of `graph`, as `runner` holds it, as the checkpoint of
 /// `step` in `dir` (made if missing), then keeps only the newest `keep` checkpoints there
 /// (0: all).
@@ -138,7 +188,25 @@ pub fn save_variables(
 ) -> Result<Checkpoint> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut values = Vec::new();
-    for &var in variables {
+    let groups = wholes(graph, variables);
+    for whole in &groups {
+        let mut parts = Vec::with_capacity(whole.layout.shards.len());
+        for &shard in &whole.layout.shards {
+            parts.extend(runner.variable(shard)?);
+        }
+        if parts.len() == whole.layout.shards.len() {
+            let value =
+                (whole.layout.assemble(&parts)).map_err(|message| CheckpointError::Unsaveable {
+                    name: whole.name.clone(),
+                    message,
+                })?;
+            values.push((whole.name.clone(), value));
+        }
+    }
+    let grouped: std::collections::HashSet<usize> = (groups.iter())
+        .flat_map(|w| w.layout.shards.iter().map(|s| s.node()))
+        .collect();
+    for &var in variables.iter().filter(|v| !grouped.contains(&v.node())) {
         if let Some(value) = runner.variable(var)? {
             values.push((var.name(), value));
         }
@@ -242,23 +310,42 @@ pub fn restore(runner: &mut dyn Runner, graph: &Graph, checkpoint: &Path) -> Res
         missing: Vec::new(),
         unknown: Vec::new(),
     };
-    let variables: HashMap<String, crate::graph::Output> = graph
-        .variables()
-        .into_iter()
-        .map(|v| (v.name(), v))
-        .collect();
+    let all = graph.variables();
+    let variables: HashMap<String, crate::graph::Output> =
+        all.iter().map(|&v| (v.name(), v)).collect();
+    let mut set: std::collections::HashSet<String> = Default::default();
+    let mut used: std::collections::HashSet<String> = Default::default();
+    // Tables kept whole, split into this graph's shards.
+    for whole in wholes(graph, &all) {
+        let Ok(view) = file.tensor(&whole.name) else {
+            continue;
+        };
+        let name = &whole.name;
+        let value = from_view(&view).map_err(|m| format_error(format!("{name}: {m}")))?;
+        let parts =
+            (whole.layout.split(&value)).map_err(|m| format_error(format!("{name}: {m}")))?;
+        for (&shard, part) in whole.layout.shards.iter().zip(parts) {
+            runner.set_variable(shard, part)?;
+            set.insert(shard.name());
+            restored.restored += 1;
+        }
+        used.insert(whole.name);
+    }
     for (name, view) in file.tensors() {
-        let Some(&var) = variables.get(&name) else {
+        if used.contains(&name) {
+            continue;
+        }
+        let Some(&var) = variables.get(&name).filter(|_| !set.contains(&name)) else {
             restored.unknown.push(name);
             continue;
         };
         let value = from_view(&view).map_err(|m| format_error(format!("{name}: {m}")))?;
         runner.set_variable(var, value)?;
+        set.insert(name);
         restored.restored += 1;
     }
-    let saved: std::collections::HashSet<&str> = file.names().into_iter().collect();
     restored.missing = (variables.keys())
-        .filter(|n| !saved.contains(n.as_str()))
+        .filter(|n| !set.contains(n.as_str()))
         .cloned()
         .collect();
     restored.missing.sort();

@@ -69,6 +69,8 @@ pub(crate) struct GraphData {
     pub sharder: Option<VariableSharder>,
     /// While set, `variable` hands out these existing variables instead of new ones.
     pub reuse: Option<VariableReuse>,
+    /// Tables split into shard variables, which checkpoints keep whole.
+    pub partitioned: Vec<crate::ops::PartitionedVariable>,
 }
 
 /// The constraint a device choice stands for: `gpu` the first GPU, `cpu` the CPU (named, so

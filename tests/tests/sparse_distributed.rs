@@ -202,6 +202,16 @@ fn embedding_tower(g: &Graph) -> Result<Tower, sluice::GraphError> {
     Ok(Tower::new(loss, &[ids, targets]).metric("loss", loss))
 }
 
+/// Trains both replicas on their own batches for the trainer's steps.
+fn fit_embedding(trainer: &mut Trainer) {
+    let mut step = [0u64; 2];
+    let mut batches = |r: usize| {
+        step[r] += 1;
+        embedding_batch(r, step[r] - 1)
+    };
+    trainer.fit(&mut batches, &mut |_| {}).expect("training");
+}
+
 /// The table as the trainer's servers hold it, put back together.
 fn trained_table(trainer: &Trainer, g: &Graph) -> Tensor {
     let sess = trainer.session().expect("a session");
@@ -246,16 +256,7 @@ fn data_parallel_replicas_train_a_sharded_table_with_sparse_updates() {
         "shard-sized tensors on the workers: {table_sized:?}"
     );
     let mut trainer = Trainer::new(model, cluster.spec(), options.clone()).expect("a trainer");
-    let mut step = [0u64; 2];
-    trainer
-        .fit(
-            &mut |r| {
-                step[r] += 1;
-                embedding_batch(r, step[r] - 1)
-            },
-            &mut |_| {},
-        )
-        .expect("synchronous training");
+    fit_embedding(&mut trainer);
     let replicated = trained_table(&trainer, &g);
 
     // One process: the mean of both replicas' losses, the same batches.
@@ -297,16 +298,7 @@ fn data_parallel_replicas_train_a_sharded_table_with_sparse_updates() {
         .expect("async replicas");
     let mut trainer = Trainer::new(model, cluster.spec(), options).expect("a trainer");
     let first = trainer.evaluate(&embedding_batch(0, 0)).expect("evaluate")[0].1;
-    let mut step = [0u64; 2];
-    trainer
-        .fit(
-            &mut |r| {
-                step[r] += 1;
-                embedding_batch(r, step[r] - 1)
-            },
-            &mut |_| {},
-        )
-        .expect("asynchronous training");
+    fit_embedding(&mut trainer);
     let last = trainer.evaluate(&embedding_batch(0, 0)).expect("evaluate")[0].1;
     println!(
         "async sparse replicas: loss {first:.4} -> {last:.4} (sync reached {:.4})",

@@ -166,6 +166,20 @@ impl Graph {
         out
     }
 
+    /// The tables split into shard variables
+    /// ([`PartitionedVariable`](crate::ops::PartitionedVariable)s), in the order made.
+    pub fn partitioned_variables(&self) -> Vec<crate::ops::PartitionedVariable> {
+        self.read().partitioned.clone()
+    }
+
+    /// Notes a table split into shards (once, however many replicas build it).
+    pub(crate) fn add_partitioned(&self, table: &crate::ops::PartitionedVariable) {
+        let mut data = self.write();
+        if !data.partitioned.iter().any(|t| t.shards == table.shards) {
+            data.partitioned.push(table.clone());
+        }
+    }
+
     /// A non-trainable variable whose first dimension changes from step to step, starting
     /// with no rows: where a sparse gradient's rows (`row` the shape of one) wait between the
     /// phases of a step. Placed by the device scope, never reused or sharded.

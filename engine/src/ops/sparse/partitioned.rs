@@ -167,12 +167,17 @@ impl PartitionedVariable {
             let _device = device.map(|d| graph.device(d));
             shards.push(graph.variable(&format!("{name}/part_{p}"), &dims, init));
         }
-        Ok(PartitionedVariable {
-            name: name.to_string(),
+        // The name the shards have (within scopes, or a replica's reused ones).
+        let first = shards[0].name();
+        let name = first.strip_suffix("/part_0").unwrap_or(&first).to_string();
+        let table = PartitionedVariable {
+            name,
             shape: shape.to_vec(),
             strategy,
             shards,
-        })
+        };
+        graph.add_partitioned(&table);
+        Ok(table)
     }
 
     /// Rows `ids` (any rank, i32 or i64, each below the table's row count) of the whole
@@ -215,7 +220,7 @@ impl PartitionedVariable {
     /// The whole table from its shards' values (in shard order), as a checkpoint keeps it.
     pub fn assemble(&self, shards: &[Tensor]) -> Result<Tensor, String> {
         let rows = self.shape.first().copied().unwrap_or(0);
-        let inner: usize = self.shape[1..].iter().product();
+        let inner: usize = self.shape.get(1..).unwrap_or_default().iter().product();
         let n = self.shards.len();
         if shards.len() != n {
             return Err(format!("{} shard values for {n} shards", shards.len()));
@@ -231,6 +236,27 @@ impl PartitionedVariable {
             whole[id * inner..(id + 1) * inner].copy_from_slice(src);
         }
         Tensor::new(&self.shape, whole).map_err(|e| e.to_string())
+    }
+
+    /// The shards' values for a whole table's `value` (its inverse of [`Self::assemble`]):
+    /// how a checkpoint of the table, split any way, comes back into these shards.
+    pub fn split(&self, value: &Tensor) -> Result<Vec<Tensor>, String> {
+        if value.shape() != self.shape.as_slice() {
+            return Err(format!(
+                "the table is {:?}, the value {:?}",
+                self.shape,
+                value.shape()
+            ));
+        }
+        let rows = self.shape.first().copied().unwrap_or(0);
+        let n = self.shards.len();
+        (self.strategy.shard_rows(rows, n).into_iter().enumerate())
+            .map(|(p, shard_rows)| {
+                let mut dims = vec![shard_rows];
+                dims.extend_from_slice(&self.shape[1..]);
+                shard_of(value, self.strategy, p, n, &dims)
+            })
+            .collect()
     }
 }
 
