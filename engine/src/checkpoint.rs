@@ -128,39 +128,51 @@ struct Whole {
 
 /// The groups of `among` to keep whole: for each partitioned table `T` of the graph, and
 /// each scope `A` and suffix `S` that every shard has (an optimizer slot's
-/// `Adagrad/T/part_i/accumulator`), the variables `A T/part_i S` as `A T S`.
+/// `Adagrad/T/part_i/accumulator`), the variables `A T/part_i S` as `A T S`. A variable goes
+/// to the table whose shard its name holds longest (`x/emb/part_0` is table `x/emb`'s, not a
+/// scoped copy of `emb`'s).
 fn wholes(graph: &Graph, among: &[Output]) -> Vec<Whole> {
-    let names: HashMap<String, Output> = among.iter().map(|&v| (v.name(), v)).collect();
-    let mut found = Vec::new();
-    for table in graph.partitioned_variables() {
-        let first = format!("{}/part_0", table.name);
-        let mut around: Vec<(&str, &str)> = (names.keys())
-            .filter_map(|n| {
-                let at = n.find(first.as_str())?;
-                let (scope, rest) = (&n[..at], &n[at + first.len()..]);
-                let whole_words = (scope.is_empty() || scope.ends_with('/'))
-                    && (rest.is_empty() || rest.starts_with('/'));
-                whole_words.then_some((scope, rest))
-            })
-            .collect();
-        around.sort();
-        for (scope, suffix) in around {
-            let part = |i: usize| format!("{scope}{}/part_{i}{suffix}", table.name);
-            let parts: Option<Vec<Output>> = (0..table.shards.len())
-                .map(|i| names.get(&part(i)).copied())
-                .collect();
-            if let Some(parts) = parts {
-                found.push(Whole {
-                    name: format!("{scope}{}{suffix}", table.name),
-                    layout: PartitionedVariable {
-                        shards: parts,
-                        ..table.clone()
-                    },
-                });
+    let tables = graph.partitioned_variables();
+    let shard_names: Vec<Vec<String>> = (tables.iter())
+        .map(|t| t.shards.iter().map(|s| s.name()).collect())
+        .collect();
+    type Key = (usize, String, String);
+    let mut groups: std::collections::BTreeMap<Key, Vec<Option<Output>>> = Default::default();
+    for &var in among {
+        let name = var.name();
+        let mut best: Option<(usize, usize, usize, usize)> = None;
+        for (t, shards) in shard_names.iter().enumerate() {
+            for (i, shard) in shards.iter().enumerate() {
+                for (at, _) in name.match_indices(shard.as_str()) {
+                    let (scope, rest) = (&name[..at], &name[at + shard.len()..]);
+                    let fits = (scope.is_empty() || scope.ends_with('/'))
+                        && (rest.is_empty() || rest.starts_with('/'));
+                    if fits && best.is_none_or(|b| shard.len() > b.2) {
+                        best = Some((t, i, shard.len(), at));
+                    }
+                }
             }
         }
+        if let Some((t, i, len, at)) = best {
+            let key = (t, name[..at].to_string(), name[at + len..].to_string());
+            let parts = groups
+                .entry(key)
+                .or_insert_with(|| vec![None; tables[t].shards.len()]);
+            parts[i] = Some(var);
+        }
     }
-    found
+    (groups.into_iter())
+        .filter_map(|((t, scope, suffix), parts)| {
+            let table = &tables[t];
+            Some(Whole {
+                name: format!("{scope}{}{suffix}", table.name),
+                layout: PartitionedVariable {
+                    shards: parts.into_iter().collect::<Option<Vec<_>>>()?,
+                    ..table.clone()
+                },
+            })
+        })
+        .collect()
 }
 
 /// Saves every initialized variable of `graph`, as `runner` holds it, as the checkpoint of
@@ -188,24 +200,22 @@ pub fn save_variables(
 ) -> Result<Checkpoint> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut values = Vec::new();
-    let groups = wholes(graph, variables);
-    for whole in &groups {
+    // Tables whole where every shard has a value that fits the table (f32 rows); shards
+    // one by one otherwise (a data-parallel job's row buffers, a shard not yet set).
+    let mut grouped: std::collections::HashSet<usize> = Default::default();
+    for whole in wholes(graph, variables) {
         let mut parts = Vec::with_capacity(whole.layout.shards.len());
         for &shard in &whole.layout.shards {
             parts.extend(runner.variable(shard)?);
         }
-        if parts.len() == whole.layout.shards.len() {
-            let value =
-                (whole.layout.assemble(&parts)).map_err(|message| CheckpointError::Unsaveable {
-                    name: whole.name.clone(),
-                    message,
-                })?;
-            values.push((whole.name.clone(), value));
+        let value = (parts.len() == whole.layout.shards.len())
+            .then(|| whole.layout.assemble(&parts).ok())
+            .flatten();
+        if let Some(value) = value {
+            grouped.extend(whole.layout.shards.iter().map(|s| s.node()));
+            values.push((whole.name, value));
         }
     }
-    let grouped: std::collections::HashSet<usize> = (groups.iter())
-        .flat_map(|w| w.layout.shards.iter().map(|s| s.node()))
-        .collect();
     for &var in variables.iter().filter(|v| !grouped.contains(&v.node())) {
         if let Some(value) = runner.variable(var)? {
             values.push((var.name(), value));

@@ -3,9 +3,10 @@
 //!
 //! A sparse gradient (the rows of an embedding table a batch read) is applied by a sparse
 //! update that touches those rows only, in the variable and in its slots: exact for gradient
-//! descent and Adagrad (the same weights as the dense update), and TensorFlow's lazy forms for
-//! Momentum and Adam, whose untouched rows keep their momentum and moments until a step reads
-//! them again (the dense update decays every row every step).
+//! descent, Adagrad and FTRL (the same weights as the dense update); for Momentum (as
+//! TensorFlow's sparse momentum) and Adam (as TensorFlow's `LazyAdamOptimizer`, not
+//! `AdamOptimizer`, whose sparse path decays every row) lazy: untouched rows keep their
+//! momentum and moments until a step reads them again.
 
 use crate::autodiff::gradient_values;
 use crate::error::GraphError;

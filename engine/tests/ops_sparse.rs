@@ -307,3 +307,26 @@ fn a_table_read_whole_gets_a_dense_gradient() {
         vec![2., 2., 1., 1., 1., 1.]
     );
 }
+
+#[test]
+fn weighted_rows_scale_or_drop_a_replicas_rows() {
+    let g = Graph::new();
+    let table = g.variable("table", &[4, 2], Initializer::Ones);
+    let ids = g.constant(Tensor::from_vec(vec![3i64, 1]));
+    let rows = IndexedSlices::for_rows(table, ids, gather(table, ids)).unwrap();
+    let weight = g.placeholder("weight", DType::F32, &[]);
+    let kept = rows.weighted(weight);
+    let mut sess = Session::new(&g);
+    sess.init_variables().unwrap();
+    let run = |sess: &mut Session, w: f32| {
+        sess.run(&[kept.indices, kept.values], &[(weight, Tensor::scalar(w))])
+            .unwrap()
+    };
+    let half = run(&mut sess, 0.5);
+    assert_eq!(half[0].to_vec::<i64>().unwrap(), vec![3, 1]);
+    assert_eq!(half[1].to_vec::<f32>().unwrap(), vec![0.5; 4]);
+    // A replica left out of the step: no rows, so a sparse update touches none.
+    let none = run(&mut sess, 0.0);
+    assert_eq!(none[0].shape(), &[0]);
+    assert_eq!(none[1].shape(), &[0, 2]);
+}

@@ -152,6 +152,29 @@ fn sparse_momentum_and_adam_are_lazy_as_tensorflows() {
     }
 }
 
+/// Trains a 3 x 2 table towards `target` (through a gather of rows 0, 1, 2, 1) with FTRL,
+/// sparse or dense; the table and the losses.
+fn ftrl_train(ftrl: &Ftrl, sparse: bool, target: &[f32]) -> (Vec<f32>, Vec<f64>) {
+    let g = Graph::new();
+    let table = g.variable("table", &[3, 2], Initializer::Zeros);
+    let ids = g.constant(Tensor::from_vec(vec![0i64, 1, 2, 1]));
+    let target = g.constant(Tensor::new(&[4, 2], target.to_vec()).unwrap());
+    let loss = reduce_sum(square(gather(table, ids) - target));
+    let train = if sparse {
+        ftrl.minimize(loss).unwrap()
+    } else {
+        let grad = gradients(&[loss], &[table]).unwrap()[0].unwrap();
+        ftrl.apply_gradients(&[(grad, table)]).unwrap()
+    };
+    let mut sess = Session::new(&g);
+    sess.init_variables().unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..30 {
+        losses.push(sess.run(&[loss, train], &[]).unwrap()[0].get_f64(0));
+    }
+    (sess.variable(table).unwrap().to_vec().unwrap(), losses)
+}
+
 #[test]
 fn ftrl_sparse_rows_match_the_dense_rule_and_l1_makes_exact_zeros() {
     let ftrl = Ftrl {
@@ -159,37 +182,96 @@ fn ftrl_sparse_rows_match_the_dense_rule_and_l1_makes_exact_zeros() {
         l2: 0.01,
         ..Ftrl::new(0.2)
     };
-    // Every row touched in every step: the sparse and dense rules must agree exactly.
-    let full = |sparse: bool| {
-        let g = Graph::new();
-        let table = g.variable("table", &[3, 2], Initializer::Zeros);
-        let ids = g.constant(Tensor::from_vec(vec![0i64, 1, 2, 1]));
-        let target = g.constant(
-            Tensor::new(&[4, 2], vec![1.0f32, -2., 0.01, 0.5, 3., 0., 0.2, -0.3]).unwrap(),
-        );
-        let loss = reduce_sum(square(gather(table, ids) - target));
-        let train = if sparse {
-            ftrl.minimize(loss).unwrap()
-        } else {
-            let grad = gradients(&[loss], &[table]).unwrap()[0].unwrap();
-            ftrl.apply_gradients(&[(grad, table)]).unwrap()
-        };
-        let mut sess = Session::new(&g);
-        sess.init_variables().unwrap();
-        let mut losses = Vec::new();
-        for _ in 0..30 {
-            losses.push(sess.run(&[loss, train], &[]).unwrap()[0].get_f64(0));
-        }
-        let w: Vec<f32> = sess.variable(table).unwrap().to_vec().unwrap();
-        (w, losses)
-    };
-    let (sparse, losses) = full(true);
-    let (dense, _) = full(false);
+    // Row 2's second element is pulled towards a small 0.01, the others far.
+    let target = [1.0f32, -2., 0.01, 0.5, 3., 0.01, 0.2, -0.3];
+    let (sparse, losses) = ftrl_train(&ftrl, true, &target);
+    let (dense, _) = ftrl_train(&ftrl, false, &target);
+    // Every row is touched in every step: the sparse and dense rules agree exactly.
     assert_eq!(sparse, dense);
     assert!(losses[29] < losses[0] * 0.5, "{losses:?}");
-    // Row 2's second element is pulled towards 0 only: L1 holds it at exactly zero.
+    // L1 holds the weakly pulled element at exactly zero; without it, it moves.
     assert_eq!(sparse[5], 0.0, "{sparse:?}");
     assert!(sparse[4] > 1.0, "{sparse:?}");
+    let plain = Ftrl { l1: 0.0, ..ftrl };
+    let (free, _) = ftrl_train(&plain, true, &target);
+    assert!(free[5] > 0.0, "{free:?}");
+}
+
+/// One FTRL step by hand (TensorFlow's ApplyFtrl), in f64.
+fn ftrl_step(w: f64, accum: f64, linear: f64, g: f64, f: &Ftrl) -> (f64, f64, f64) {
+    let p = -f.learning_rate_power;
+    let new = accum + g * g;
+    let linear = linear + g - (new.powf(p) - accum.powf(p)) / f.learning_rate * w;
+    let quadratic = new.powf(p) / f.learning_rate + 2.0 * f.l2;
+    let w = if linear.abs() > f.l1 {
+        (linear.signum() * f.l1 - linear) / quadratic
+    } else {
+        0.0
+    };
+    (w, new, linear)
+}
+
+#[test]
+fn ftrl_follows_tensorflows_rule_for_any_learning_rate_power() {
+    for power in [-0.5, -0.7, 0.0] {
+        let ftrl = Ftrl {
+            learning_rate_power: power,
+            l1: 0.01,
+            l2: 0.02,
+            ..Ftrl::new(0.3)
+        };
+        let g = Graph::new();
+        let w = g.variable_with("w", DType::F64, &[3], Initializer::Zeros, true);
+        let x = g.constant(Tensor::from_vec(vec![1.5f64, -0.5, 0.02]));
+        // d loss / d w = 2 (w - x).
+        let loss = reduce_sum(square(w - x));
+        let train = ftrl.minimize(loss).unwrap();
+        let mut sess = Session::new(&g);
+        sess.init_variables().unwrap();
+        let mut want = [(0.0, 0.1, 0.0); 3];
+        let targets = [1.5, -0.5, 0.02];
+        for _ in 0..5 {
+            sess.run(&[train], &[]).unwrap();
+            for (k, state) in want.iter_mut().enumerate() {
+                let grad = 2.0 * (state.0 - targets[k]);
+                *state = ftrl_step(state.0, state.1, state.2, grad, &ftrl);
+            }
+            let got: Vec<f64> = sess.variable(w).unwrap().to_vec().unwrap();
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b.0).abs() < 1e-12,
+                    "power {power}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hyper_parameters_that_make_no_update_are_refused() {
+    let g = Graph::new();
+    let w = g.variable("w", &[2], Initializer::Zeros);
+    let loss = reduce_sum(square(w));
+    let zero_start = Adagrad {
+        initial_accumulator_value: 0.0,
+        ..Adagrad::new(0.1)
+    };
+    let e = zero_start.minimize(loss).unwrap_err().to_string();
+    assert!(
+        e.contains("initial_accumulator_value must be a positive number"),
+        "{e}"
+    );
+    let negative = Ftrl {
+        l1: -1.0,
+        ..Ftrl::new(0.1)
+    };
+    let e = negative.minimize(loss).unwrap_err().to_string();
+    assert!(e.contains("l1 must be zero or more"), "{e}");
+    let e = GradientDescent::new(f64::NAN)
+        .minimize(loss)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("learning_rate must be a positive number"), "{e}");
 }
 
 #[test]

@@ -134,7 +134,9 @@ pub struct SkipGrams {
 const TABLE_SIZE: usize = 1_000_000;
 
 impl SkipGrams {
-    pub fn new(corpus: Vec<usize>, vocab: &Vocabulary, options: SkipGramOptions) -> SkipGrams {
+    /// Pairs from `corpus`, word ids of `vocab` (ids it does not have are left out).
+    pub fn new(mut corpus: Vec<usize>, vocab: &Vocabulary, options: SkipGramOptions) -> SkipGrams {
+        corpus.retain(|&id| id < vocab.len());
         let total: u64 = (0..vocab.len()).map(|i| vocab.count(i)).sum::<u64>().max(1);
         let keep = (0..vocab.len())
             .map(|i| {
@@ -178,9 +180,11 @@ impl SkipGrams {
     /// The next `pairs` pairs (an empty batch from an empty corpus).
     pub fn next_batch(&mut self, pairs: usize) -> SkipGramBatch {
         let mut batch = SkipGramBatch {
-            centers: Vec::with_capacity(pairs),
-            contexts: Vec::with_capacity(pairs),
-            negatives: Vec::with_capacity(pairs * self.options.negatives),
+            centers: Vec::with_capacity(pairs.min(1 << 20)),
+            contexts: Vec::with_capacity(pairs.min(1 << 20)),
+            negatives: Vec::with_capacity(
+                pairs.saturating_mul(self.options.negatives).min(1 << 20),
+            ),
             words: 0,
         };
         let n = self.corpus.len();

@@ -58,6 +58,70 @@ impl Rule {
         }
     }
 
+    /// Why the hyper-parameters make no update (as TensorFlow's kernels refuse them): a
+    /// learning rate that is not a positive number, an accumulator that starts at zero (its
+    /// root divides), FTRL's power above zero or negative penalties.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            (v.is_finite() && v > 0.0)
+                .then_some(())
+                .ok_or_else(|| format!("{name} must be a positive number, got {v}"))
+        };
+        let at_least_zero = |name: &str, v: f64| {
+            (v.is_finite() && v >= 0.0)
+                .then_some(())
+                .ok_or_else(|| format!("{name} must be zero or more, got {v}"))
+        };
+        match *self {
+            Rule::GradientDescent { learning_rate } => positive("learning_rate", learning_rate),
+            Rule::Momentum {
+                learning_rate,
+                momentum,
+                ..
+            } => {
+                positive("learning_rate", learning_rate)?;
+                at_least_zero("momentum", momentum)
+            }
+            Rule::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                at_least_zero("beta1", beta1)?;
+                at_least_zero("beta2", beta2)?;
+                at_least_zero("epsilon", epsilon)
+            }
+            Rule::Adagrad {
+                learning_rate,
+                initial_accumulator_value,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                positive("initial_accumulator_value", initial_accumulator_value)
+            }
+            Rule::Ftrl {
+                learning_rate,
+                learning_rate_power,
+                initial_accumulator_value,
+                l1,
+                l2,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                positive("initial_accumulator_value", initial_accumulator_value)?;
+                at_least_zero("l1", l1)?;
+                at_least_zero("l2", l2)?;
+                if learning_rate_power.is_finite() && learning_rate_power <= 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "learning_rate_power must be zero or less, got {learning_rate_power}"
+                    ))
+                }
+            }
+        }
+    }
+
     /// Whether the update reads the global step (Adam's bias corrections).
     pub fn reads_step(&self) -> bool {
         matches!(self, Rule::Adam { .. })
@@ -76,9 +140,10 @@ pub fn adam_step_size(learning_rate: f64, beta1: f64, beta2: f64, step: f64) -> 
 ///
 /// A sparse update (`sparse`) takes the gradient as rows and their indices (inputs 0 and 1,
 /// an [`IndexedSlices`](crate::ops::IndexedSlices)) and changes those rows of the variable
-/// and of its slots only, every other row as it was: TensorFlow's `SparseApply*` kernels,
-/// which for Momentum and Adam are the "lazy" forms (a row's momentum or moments decay only
-/// in the steps that touch it). Repeated indices are summed first.
+/// and of its slots only, every other row as it was: TensorFlow's `SparseApply*` kernels. For
+/// Momentum that is TensorFlow's own sparse rule; for Adam it is the lazy form of
+/// TensorFlow's `LazyAdamOptimizer` (contrib, then Addons), not `AdamOptimizer`'s sparse
+/// path, which decays every row's moments every step. Repeated indices are summed first.
 #[derive(Debug, Clone)]
 pub struct ApplyUpdate {
     pub rule: Rule,
@@ -165,6 +230,7 @@ impl Op for ApplyUpdate {
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         let wanted = 1 + usize::from(self.sparse) + usize::from(self.rule.reads_step());
         expect_inputs(inputs, wanted)?;
+        self.rule.check()?;
         let (grad, var) = (&inputs[0], &self.var_type);
         if grad.dtype != var.dtype {
             return Err(format!("gradient is {grad}, variable is {var}"));

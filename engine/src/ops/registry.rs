@@ -13,7 +13,7 @@ use super::pool::{MaxPool, MaxPoolGrad, MaxPoolGradGrad, PoolWindow};
 use super::reduce::{ArgMax, BroadcastLike, Reduce, ReduceKind, SumToLike};
 use super::sparse::{
     DynamicStitch, HashBucket, PartitionStrategy, Scatter, SegmentKind, SegmentMeanGrad,
-    SegmentReduce, ShardIds, Unique, UnsortedSegmentSum,
+    SegmentReduce, ShardIds, Unique, UnsortedSegmentSum, WeightedRows,
 };
 use super::state::{Assign, AssignKind, Const, NoOp, Placeholder, Variable};
 use super::transfer::{Recv, Send};
@@ -100,6 +100,7 @@ pub const OP_TYPES: &[&str] = &[
     "HashBucket",
     "ShardIds",
     "DynamicStitch",
+    "WeightedRows",
     "ScatterUpdate",
     "ScatterAdd",
     "ScatterSub",
@@ -387,6 +388,7 @@ fn sparse(def: &NodeDef) -> Built {
         "DynamicStitch" => some(DynamicStitch {
             parts: def.get_usize("parts")?,
         }),
+        "WeightedRows" => some(WeightedRows),
         _ => Ok(None),
     }
 }
@@ -454,7 +456,7 @@ fn state(def: &NodeDef, variables: &VariableLookup) -> Built {
         "NoOp" => some(NoOp),
         name if name.starts_with("Apply") || name.starts_with("SparseApply") => {
             let sparse = name.starts_with("Sparse");
-            let rule = match name.trim_start_matches("Sparse") {
+            let rule = match name.strip_prefix("Sparse").unwrap_or(name) {
                 "ApplyGradientDescent" => Rule::GradientDescent {
                     learning_rate: f("learning_rate")?,
                 },

@@ -452,7 +452,8 @@ fn sync_phases(
             moves.extend(fill);
             parts[i].push(match slot {
                 Gradient::Dense(slot) => Gradient::Dense(mul(weights[r], slot)),
-                Gradient::Sparse(rows) => Gradient::Sparse(rows.scaled(weights[r])),
+                // A replica left out of the step (weight 0) gives no rows at all.
+                Gradient::Sparse(rows) => Gradient::Sparse(rows.weighted(weights[r])),
             });
         }
         deliver.push(moves);

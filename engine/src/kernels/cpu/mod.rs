@@ -77,4 +77,5 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_cpu::<Scatter>();
     table.add_cpu::<ShardIds>();
     table.add_cpu::<DynamicStitch>();
+    table.add_cpu::<WeightedRows>();
 }

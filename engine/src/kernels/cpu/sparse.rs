@@ -312,3 +312,31 @@ impl CpuKernel for DynamicStitch {
         Ok(vec![out])
     }
 }
+
+impl CpuKernel for WeightedRows {
+    fn compute(&self, ctx: &mut Context, inputs: &[&Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        let (weight, indices, values) = (inputs[0], inputs[1], inputs[2]);
+        let w = weight
+            .scalar_f64()
+            .ok_or_else(|| KernelError::Message("the weight must be a scalar".into()))?;
+        if w == 0.0 {
+            let mut empty = values.shape().to_vec();
+            if let Some(rows) = empty.first_mut() {
+                *rows = 0;
+            }
+            return Ok(vec![
+                Tensor::zeros(indices.dtype(), &[0]),
+                Tensor::zeros(values.dtype(), &empty),
+            ]);
+        }
+        let scaled = float_kernel!(values.dtype(), T => {
+            let w = T::from_f64(w);
+            let mut out = ctx.pool.alloc::<T>(values.len());
+            for (o, &v) in out.iter_mut().zip(values.as_slice::<T>()?) {
+                *o = v * w;
+            }
+            Tensor::new(values.shape(), out).map_err(KernelError::from)
+        })?;
+        Ok(vec![indices.clone(), scaled])
+    }
+}

@@ -107,6 +107,10 @@ pub(crate) fn every_op_graph() -> Graph {
             .apply_gradient_values(&pairs)
             .expect("sparse updates of the shards");
     }
+    let half = g.constant(Tensor::scalar(0.5f32));
+    let rows = IndexedSlices::for_rows(table, ids, gather(table, ids)).expect("rows");
+    let kept = rows.weighted(half);
+    group(&[kept.indices, kept.values]);
     let (_, positions) = unique(ids);
     build(GatherGrad, &[positions_rows(&g), positions, table]);
     let counts = g.variable_with("counts", DType::I64, &[4], Initializer::Zeros, false);

@@ -275,6 +275,39 @@ pub fn bucket_of(value: i64, buckets: u64) -> i64 {
     (z % buckets.max(1)) as i64
 }
 
+/// A replica's gradient rows as a synchronous update takes them (inputs: a scalar weight,
+/// rank-1 indices, their rows): the rows times the weight, or no rows at all where the
+/// weight is zero. A replica left out of a step (late, or a backup) then touches no row: a
+/// sparse update leaves a row it is given alone only if it is not given it.
+#[derive(Debug, Clone)]
+pub struct WeightedRows;
+
+impl Op for WeightedRows {
+    fn type_name(&self) -> &'static str {
+        "WeightedRows"
+    }
+
+    fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
+        expect_inputs(inputs, 3)?;
+        let (weight, indices, values) = (&inputs[0], &inputs[1], &inputs[2]);
+        super::expect_float(weight, "weight")?;
+        super::expect_float(values, "rows")?;
+        expect_ids(indices, "indices")?;
+        if weight.shape.rank() != 0 || indices.shape.rank() != 1 || values.shape.rank() == 0 {
+            return Err(format!(
+                "takes a scalar weight, rank-1 indices and their rows, got {weight}, {indices} \
+                 and {values}"
+            ));
+        }
+        let mut rows = vec![None];
+        rows.extend_from_slice(&values.shape.dims()[1..]);
+        Ok(vec![
+            TypeShape::new(indices.dtype, Shape(vec![None])),
+            TypeShape::new(values.dtype, Shape(rows)),
+        ])
+    }
+}
+
 /// Writes rows of the variable of node `var` picked by `indices` (first input) from
 /// `updates` (second input, shape `indices.shape + var.shape[1..]`): sets them, or adds or
 /// subtracts (where ids repeat, every update counts). Only those rows are touched, so an

@@ -14,6 +14,10 @@ use crate::ops::{build, expect_inputs, reshape, Attrs, GradContext, GradientErro
 use crate::ops::{gather, graph_of};
 use crate::tensor::{DType, Tensor};
 
+/// The most shards a table may have (and parts a stitch): far more than any cluster has
+/// parameter servers, and a bound on what a graph from elsewhere can make a lookup allocate.
+pub const MAX_SHARDS: usize = 1 << 16;
+
 /// How ids map to shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionStrategy {
@@ -43,10 +47,9 @@ impl PartitionStrategy {
     pub fn shard_rows(self, rows: usize, shards: usize) -> Vec<usize> {
         let shards = shards.max(1);
         match self {
-            PartitionStrategy::Mod => (0..shards)
-                .map(|p| (rows + shards - 1 - p) / shards)
-                .collect(),
-            PartitionStrategy::Div => (0..shards)
+            // Mod: shard p holds ids p, p + n, ...; div: the first rows % n shards one more.
+            // Either way as many rows.
+            PartitionStrategy::Mod | PartitionStrategy::Div => (0..shards)
                 .map(|p| rows / shards + usize::from(p < rows % shards))
                 .collect(),
         }
@@ -113,7 +116,7 @@ impl Partitioner {
                 usize::try_from(total.div_ceil(max.max(1))).unwrap_or(usize::MAX)
             }
         };
-        n.clamp(1, rows.max(1))
+        n.clamp(1, rows.clamp(1, MAX_SHARDS))
     }
 }
 
@@ -151,6 +154,16 @@ impl PartitionedVariable {
             .ok_or_else(|| bad(format!("rows of shape {rest:?} are too large to count")))?;
         let strategy = partitioner.strategy;
         let count = partitioner.count(rows, row_bytes as u64);
+        let init = match init {
+            Initializer::Constant(whole) if whole.shape() != shape => {
+                return Err(bad(format!(
+                    "the initial value has shape {:?}, the table {shape:?}",
+                    whole.shape()
+                )))
+            }
+            Initializer::Constant(whole) => Initializer::Constant(whole.cast(DType::F32)),
+            other => other,
+        };
         let mut shards = Vec::with_capacity(count);
         for (p, shard_rows) in strategy.shard_rows(rows, count).into_iter().enumerate() {
             let mut dims = vec![shard_rows];
@@ -225,10 +238,26 @@ impl PartitionedVariable {
         if shards.len() != n {
             return Err(format!("{} shard values for {n} shards", shards.len()));
         }
+        let sizes = self.strategy.shard_rows(rows, n);
+        for (p, (shard, &shard_rows)) in shards.iter().zip(&sizes).enumerate() {
+            let fits = shard.shape().split_first() == Some((&shard_rows, &self.shape[1..]));
+            if !fits {
+                return Err(format!(
+                    "shard {p} is {:?}; this table's shard {p} is {shard_rows} rows of {:?}",
+                    shard.shape(),
+                    &self.shape[1..]
+                ));
+            }
+        }
         let parts: Vec<&[f32]> = (shards.iter())
             .map(|t| t.as_slice::<f32>().map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
-        let mut whole = vec![0.0f32; rows * inner];
+        let len = (rows.checked_mul(inner))
+            .ok_or_else(|| format!("a table of shape {:?} is too large", self.shape))?;
+        let mut whole: Vec<f32> = Vec::new();
+        (whole.try_reserve_exact(len))
+            .map_err(|e| format!("no memory for a table of shape {:?}: {e}", self.shape))?;
+        whole.resize(len, 0.0);
         for id in 0..rows {
             let (p, local) = self.strategy.locate(id, rows, n);
             let src = (parts[p].get(local * inner..(local + 1) * inner))
@@ -304,6 +333,9 @@ impl Op for ShardIds {
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         expect_inputs(inputs, 1)?;
         expect_ids(&inputs[0], "ids")?;
+        if self.shards > MAX_SHARDS {
+            return Err(format!("{} shards: at most {MAX_SHARDS}", self.shards));
+        }
         if self.shards == 0 || self.shards > self.rows.max(1) {
             return Err(format!(
                 "{} shards of a table of {} rows: each shard needs a row",
@@ -339,8 +371,8 @@ impl Op for DynamicStitch {
 
     fn infer(&self, inputs: &[TypeShape]) -> Result<Vec<TypeShape>, String> {
         let n = self.parts;
-        if n == 0 {
-            return Err("stitches at least one part".into());
+        if n == 0 || n > MAX_SHARDS {
+            return Err(format!("stitches 1 to {MAX_SHARDS} parts, not {n}"));
         }
         expect_inputs(inputs, 2 * n)?;
         let (positions, data) = inputs.split_at(n);

@@ -71,16 +71,16 @@ impl IndexedSlices {
     }
 
     /// The dense tensor: zeros but for the rows named, where the rows' values add up. Warns
-    /// when that is more than [`LARGE_DENSE_ELEMENTS`] elements.
+    /// when that is known to be more than [`LARGE_DENSE_ELEMENTS`] elements.
     pub fn to_dense(&self) -> Output {
-        let elements = self.dense_elements();
-        if elements.is_none_or(|n| n > LARGE_DENSE_ELEMENTS) {
+        // (A table whose size is not known here is a gradient's own intermediate, as in
+        // `embedding_lookup_sparse`: no warning for those.)
+        if let Some(n) = self.dense_elements().filter(|&n| n > LARGE_DENSE_ELEMENTS) {
             tracing::warn!(
-                "converting the sparse gradient of '{}' ({}) to a dense tensor{}: this may use a \
-                 large amount of memory",
+                "converting the sparse gradient of '{}' ({}) to a dense tensor of {n} elements: \
+                 this may use a large amount of memory",
                 self.table.name(),
                 self.dense_shape,
-                elements.map_or(" of unknown size".into(), |n| format!(" of {n} elements"))
             );
         }
         match self.dense_shape.dims().first().copied().flatten() {
@@ -106,6 +106,18 @@ impl IndexedSlices {
         IndexedSlices {
             values: mul(self.values, scale),
             ..self.clone()
+        }
+    }
+
+    /// The rows times the scalar `weight`, or none where it is zero (see
+    /// [`WeightedRows`](super::WeightedRows)).
+    pub fn weighted(&self, weight: Output) -> IndexedSlices {
+        let flat = self.flattened();
+        let kept = crate::ops::build(super::WeightedRows, &[weight, flat.indices, flat.values]);
+        IndexedSlices {
+            indices: kept,
+            values: kept.output(1),
+            ..flat
         }
     }
 
