@@ -35,6 +35,14 @@ fn mod_and_div_map_every_id_to_one_row_of_one_shard() {
     assert_eq!(PartitionStrategy::Mod.locate(4, 10, 3), (1, 1));
 }
 
+/// The whole table as a session holds its shards.
+fn table_in(sess: &Session, table: &PartitionedVariable) -> Tensor {
+    let shards: Vec<Tensor> = (table.shards.iter())
+        .map(|&s| sess.variable(s).unwrap())
+        .collect();
+    table.assemble(&shards).unwrap()
+}
+
 fn table_value(rows: usize, dim: usize) -> Tensor {
     let values = (0..rows * dim).map(|k| k as f32 * 0.5 - 3.0).collect();
     Tensor::new(&[rows, dim], values).unwrap()
@@ -65,10 +73,7 @@ fn lookups_equal_a_gather_from_the_whole_table() {
         assert_eq!(out[2].shape(), &[2, 2, 3]);
         assert_eq!(out[2], out[3], "{strategy:?}");
         // The shards put back together are the table.
-        let shards: Vec<Tensor> = (table.shards.iter())
-            .map(|&s| sess.variable(s).unwrap())
-            .collect();
-        assert_eq!(table.assemble(&shards).unwrap(), whole);
+        assert_eq!(table_in(&sess, &table), whole);
     }
 }
 
@@ -97,14 +102,7 @@ fn a_partitioned_table_trains_to_the_whole_tables_weights() {
                 .unwrap();
         }
         match table {
-            Some(t) => {
-                let shards: Vec<Tensor> = t
-                    .shards
-                    .iter()
-                    .map(|&s| sess.variable(s).unwrap())
-                    .collect();
-                t.assemble(&shards).unwrap()
-            }
+            Some(t) => table_in(&sess, &t),
             None => sess.variable(g.get("emb").unwrap()).unwrap(),
         }
     };
@@ -158,14 +156,6 @@ fn checkpoints_keep_tables_whole_and_restore_them_into_other_splits() {
         let train = Adagrad::new(0.3).minimize(loss).unwrap();
         (g, table, ids, train)
     };
-    let value = |sess: &Session, t: &PartitionedVariable| {
-        let shards: Vec<Tensor> = t
-            .shards
-            .iter()
-            .map(|&s| sess.variable(s).unwrap())
-            .collect();
-        t.assemble(&shards).unwrap()
-    };
     let batch = |ids: Vec<i64>| Tensor::from_vec(ids);
     let (g, table, ids, train) = build(Partitioner::fixed(2, PartitionStrategy::Mod));
     // A second table whose name holds the first's: its shards are its own, not scoped copies.
@@ -190,9 +180,9 @@ fn checkpoints_keep_tables_whole_and_restore_them_into_other_splits() {
     // The nested table was kept whole under its own name (this graph has no such table).
     assert!(back.missing.is_empty(), "{back:?}");
     assert_eq!(back.unknown, ["x/emb"], "{back:?}");
-    assert_eq!(value(&sess3, &table3), value(&sess, &table));
+    assert_eq!(table_in(&sess3, &table3), table_in(&sess, &table));
     let next = vec![9i64, 9, 2, 4];
     sess.run(&[train], &[(ids, batch(next.clone()))]).unwrap();
     sess3.run(&[train3], &[(ids3, batch(next))]).unwrap();
-    assert_eq!(value(&sess3, &table3), value(&sess, &table));
+    assert_eq!(table_in(&sess3, &table3), table_in(&sess, &table));
 }
