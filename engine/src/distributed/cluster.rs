@@ -7,6 +7,7 @@
 //! from Slurm's (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_JOB_NODELIST`, one task per node, port
 //! `SLUICE_PORT`, default 7070).
 
+pub use super::nodelist::expand_nodelist;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -365,50 +366,6 @@ impl DeviceSpec {
         }
         Ok(spec)
     }
-}
-
-/// Expands Slurm's compressed host lists: `node[01-03,07],gpu5` → node01 node02 node03
-/// node07 gpu5.
-pub fn expand_nodelist(list: &str) -> Result<Vec<String>, String> {
-    let mut hosts = Vec::new();
-    let mut rest = list.trim();
-    while !rest.is_empty() {
-        // The next host group ends at a comma outside brackets.
-        let mut depth = 0;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                match c {
-                    '[' => depth += 1,
-                    ']' => depth -= 1,
-                    _ => {}
-                }
-                c == ',' && depth == 0
-            })
-            .map_or(rest.len(), |(i, _)| i);
-        let group = &rest[..end];
-        rest = rest[end..].trim_start_matches(',');
-        match group.split_once('[') {
-            None => hosts.push(group.to_string()),
-            Some((prefix, ranges)) => {
-                let ranges = ranges
-                    .strip_suffix(']')
-                    .ok_or_else(|| format!("'{group}': unbalanced brackets"))?;
-                for range in ranges.split(',') {
-                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                    let width = lo.len();
-                    let parse = |s: &str| {
-                        s.parse::<usize>()
-                            .map_err(|_| format!("'{group}': '{s}' is not a number"))
-                    };
-                    for n in parse(lo)?..=parse(hi)? {
-                        hosts.push(format!("{prefix}{n:0width$}"));
-                    }
-                }
-            }
-        }
-    }
-    Ok(hosts)
 }
 
 #[cfg(test)]

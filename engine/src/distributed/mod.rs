@@ -11,6 +11,7 @@
 pub mod bulk;
 pub mod cluster;
 pub mod launcher;
+pub mod nodelist;
 pub mod partition;
 pub mod peer;
 pub mod placement;
