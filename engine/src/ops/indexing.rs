@@ -149,7 +149,7 @@ pub(crate) fn compatible(a: &Shape, b: &Shape) -> bool {
             .all(|(x, y)| x.zip(*y).is_none_or(|(x, y)| x == y))
 }
 
-fn expect_indices(t: &TypeShape, what: &str) -> Result<(), String> {
+pub(crate) fn expect_indices(t: &TypeShape, what: &str) -> Result<(), String> {
     match t.dtype {
         DType::I32 | DType::I64 => Ok(()),
         _ => Err(format!("{what} must be i32 or i64, got {t}")),

@@ -242,7 +242,7 @@ impl Op for ApplyUpdate {
             return Ok(vec![]);
         }
         let indices = &inputs[1];
-        super::sparse::expect_ids(indices, "indices")?;
+        super::indexing::expect_indices(indices, "indices")?;
         let rows = Shape(
             (indices.shape.dims().iter().copied())
                 .chain(var.shape.dims().iter().skip(1).copied())

@@ -164,7 +164,6 @@ impl CpuKernel for GatherGrad {
             ));
         };
         let rows = checked_rows(&index_values(indices)?, n)?;
-        let inner: usize = rest.iter().product();
         let mut want = indices.shape().to_vec();
         want.extend_from_slice(rest);
         if dy.shape() != want.as_slice() {
@@ -173,18 +172,7 @@ impl CpuKernel for GatherGrad {
                 dy.shape()
             )));
         }
-        let out = float_kernel!(dy.dtype(), T => {
-            let ds = dy.as_slice::<T>()?;
-            let mut out = ctx.pool.zeros::<T>(params.len());
-            for (j, &r) in rows.iter().enumerate() {
-                let src = &ds[j * inner..(j + 1) * inner];
-                for (o, &d) in out[r * inner..(r + 1) * inner].iter_mut().zip(src) {
-                    *o += d;
-                }
-            }
-            Tensor::new(params.shape(), out).map_err(KernelError::from)
-        })?;
-        Ok(vec![out])
+        Ok(vec![super::sparse::sum_rows(ctx, dy, &rows, n, rest)?])
     }
 }
 

@@ -24,7 +24,7 @@ fn rows_of(data: &Tensor, ids: &Tensor) -> Result<usize, KernelError> {
 
 /// Sums rows of `data` into `segments` output rows at `rows` (checked ids), as a tensor of
 /// shape `[segments, rest..]`, held to the step's budget before it is made.
-fn sum_rows(
+pub(super) fn sum_rows(
     ctx: &mut Context,
     data: &Tensor,
     rows: &[usize],

@@ -14,19 +14,12 @@ pub mod slices;
 pub use partitioned::*;
 pub use slices::*;
 
-use super::indexing::compatible;
+use super::indexing::{compatible, expect_indices as expect_ids};
 use super::{build, expect_inputs, Attrs, Effect, GradContext, GradientError, Op};
 use crate::error::GraphError;
 use crate::graph::{AttrValue, Output, Shape, TypeShape};
 use crate::ops::{gather, AssignKind};
 use crate::tensor::DType;
-
-pub(crate) fn expect_ids(t: &TypeShape, what: &str) -> Result<(), String> {
-    match t.dtype {
-        DType::I32 | DType::I64 => Ok(()),
-        _ => Err(format!("{what} must be i32 or i64, got {t}")),
-    }
-}
 
 /// The shape `ids.shape + rest`, where rows of shape `rest` are picked by `ids`.
 fn rows_shape(ids: &Shape, rest: &[Option<usize>]) -> Shape {

@@ -7,9 +7,10 @@
 //! as TensorFlow's `embedding_lookup` maps them: `mod` (id `i` in shard `i % n`, row `i / n`)
 //! or `div` (contiguous ranges, the first `rows % n` shards one row longer).
 
-use super::{embedding_lookup, expect_ids};
+use super::embedding_lookup;
 use crate::error::GraphError;
 use crate::graph::{AttrValue, Graph, Initializer, Output, Shape, TypeShape};
+use crate::ops::indexing::expect_indices as expect_ids;
 use crate::ops::{build, expect_inputs, reshape, Attrs, GradContext, GradientError, Op};
 use crate::ops::{gather, graph_of};
 use crate::tensor::{DType, Tensor};
@@ -164,15 +165,18 @@ impl PartitionedVariable {
             Initializer::Constant(whole) => Initializer::Constant(whole.cast(DType::F32)),
             other => other,
         };
+        let mut constants = match &init {
+            Initializer::Constant(whole) => split_rows(whole, strategy, count).map_err(bad)?,
+            _ => Vec::new(),
+        }
+        .into_iter();
         let mut shards = Vec::with_capacity(count);
         for (p, shard_rows) in strategy.shard_rows(rows, count).into_iter().enumerate() {
             let mut dims = vec![shard_rows];
             dims.extend_from_slice(rest);
-            let init = match &init {
-                Initializer::Constant(whole) => {
-                    Initializer::Constant(shard_of(whole, strategy, p, count, &dims).map_err(bad)?)
-                }
-                other => other.clone(),
+            let init = match (&init, constants.next()) {
+                (Initializer::Constant(_), Some(part)) => Initializer::Constant(part),
+                (other, _) => other.clone(),
             };
             let device = partitioner
                 .devices
@@ -277,34 +281,36 @@ impl PartitionedVariable {
                 value.shape()
             ));
         }
-        let rows = self.shape.first().copied().unwrap_or(0);
-        let n = self.shards.len();
-        (self.strategy.shard_rows(rows, n).into_iter().enumerate())
-            .map(|(p, shard_rows)| {
-                let mut dims = vec![shard_rows];
-                dims.extend_from_slice(&self.shape[1..]);
-                shard_of(value, self.strategy, p, n, &dims)
-            })
-            .collect()
+        split_rows(value, self.strategy, self.shards.len())
     }
 }
 
-/// Shard `p` of `count` of a whole table's value (rows as `strategy` assigns them).
-fn shard_of(
+/// The `count` shards of a whole table's value, rows as `strategy` assigns them: one pass
+/// over the rows, each to its shard in id order (which is each shard's row order).
+fn split_rows(
     whole: &Tensor,
     strategy: PartitionStrategy,
-    p: usize,
     count: usize,
-    dims: &[usize],
-) -> Result<Tensor, String> {
-    let rows = whole.shape().first().copied().unwrap_or(0);
-    let inner: usize = whole.shape().get(1..).unwrap_or_default().iter().product();
+) -> Result<Vec<Tensor>, String> {
+    let Some((&rows, rest)) = whole.shape().split_first() else {
+        return Err("the initial value must have rank 1 or more".into());
+    };
+    let inner: usize = rest.iter().product();
     let values = whole.as_slice::<f32>().map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(dims.iter().product());
-    for id in (0..rows).filter(|&id| strategy.locate(id, rows, count).0 == p) {
-        out.extend_from_slice(&values[id * inner..(id + 1) * inner]);
+    let sizes = strategy.shard_rows(rows, count);
+    let mut parts: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| Vec::with_capacity(n * inner))
+        .collect();
+    for (id, row) in values.chunks_exact(inner.max(1)).take(rows).enumerate() {
+        parts[strategy.locate(id, rows, count).0].extend_from_slice(row);
     }
-    Tensor::new(dims, out).map_err(|e| format!("the initial value does not fit: {e}"))
+    (parts.into_iter().zip(sizes))
+        .map(|(part, n)| {
+            let dims: Vec<usize> = std::iter::once(n).chain(rest.iter().copied()).collect();
+            Tensor::new(&dims, part).map_err(|e| format!("the initial value does not fit: {e}"))
+        })
+        .collect()
 }
 
 /// Splits ids among the shards of a table of `rows` rows: outputs `0..shards` are each

@@ -101,14 +101,6 @@ impl IndexedSlices {
         }
     }
 
-    /// The values times `scale` (a scalar).
-    pub fn scaled(&self, scale: Output) -> IndexedSlices {
-        IndexedSlices {
-            values: mul(self.values, scale),
-            ..self.clone()
-        }
-    }
-
     /// The rows times the scalar `weight`, or none where it is zero (see
     /// [`WeightedRows`](super::WeightedRows)).
     pub fn weighted(&self, weight: Output) -> IndexedSlices {
