@@ -12,14 +12,22 @@
 //! `--model softmax|mlp`, `--staleness S` (with --async), `--aggregate K` (synchronous
 //! steps wait for K replicas; the rest are backups), `--checkpoint-dir D`
 //! `--checkpoint-steps N`, `--allreduce`, `--quiet`, `--logdir D` (a TensorBoard run), and
+//! `--data NAME` (a data set the engine names: `mnist-digits`, `fashion-mnist`,
+//! `parquet:PATH?label=COL&test=PATH2`, ...), `--read-on-workers` (each worker reads,
+//! shuffles and batches its own shard of the data, by Parquet row groups or Arrow IPC record
+//! batches where the file has enough of them; the trainer sends step orders only, and the
+//! example prints the client's CPU use; an engine reads files under its data roots only,
+//! `SLUICE_DATA_DIR` for a local cluster), `--steps-per-order K` (with --read-on-workers
+//! and --allreduce: each order from the trainer runs K steps on the workers), and
 //! `--cluster-from-env`: train on the cluster that TF_CONFIG (or Slurm's variables)
 //! describes instead of starting one; the numbers of workers and parameter servers are then
 //! the cluster's (see examples/kubernetes and examples/slurm). `--help` describes them all.
 
 use clap::{Parser, ValueEnum};
-use sluice::data::mnist_digits;
+use sluice::data::{DataSource, Split};
 use sluice::distributed::replicas::{DataParallel, Replicated, Tower};
 use sluice::distributed::{ClusterSpec, LocalCluster, TrainEvent, Trainer, TrainerOptions};
+use sluice::ops::{read_batches, InputSpec};
 use sluice::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,6 +96,25 @@ struct Args {
     #[arg(long, value_name = "N")]
     checkpoint_steps: Option<u64>,
 
+    /// The data set (as an engine names it)
+    #[arg(long, value_name = "NAME", default_value = "mnist-digits")]
+    data: String,
+
+    /// Each worker reads, shuffles and batches its own shard of the data: the trainer sends
+    /// step orders, not batches
+    #[arg(long)]
+    read_on_workers: bool,
+
+    /// With --read-on-workers and --allreduce: steps each worker trains per order from the
+    /// trainer (one round trip for that many steps)
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        requires = "read_on_workers"
+    )]
+    steps_per_order: u32,
+
     /// Print only the results, not the steps and the workers' reports
     #[arg(long)]
     quiet: bool,
@@ -111,23 +138,46 @@ enum Model {
     Mlp,
 }
 
+/// What a replica's inputs are: placeholders the trainer feeds, or shard `replica` of the
+/// data read on its worker.
+struct Inputs {
+    features: usize,
+    classes: usize,
+    /// With --read-on-workers: the reader's spec and the number of workers.
+    read: Option<(InputSpec, usize)>,
+}
+
 /// The seed program's model (or the MLP) as one replica.
-fn tower(g: &Graph, model: Model) -> Result<Tower, sluice::GraphError> {
-    let x = g.placeholder("x", DType::F32, &[-1, 784]);
-    let y_ = g.placeholder("y_", DType::F32, &[-1, 10]);
+fn tower(
+    g: &Graph,
+    model: Model,
+    inputs: &Inputs,
+    replica: usize,
+) -> Result<Tower, sluice::GraphError> {
+    let (f, c) = (inputs.features, inputs.classes);
+    let (x, y_) = match &inputs.read {
+        Some((spec, workers)) => {
+            let batch = read_batches(g, spec, replica, *workers);
+            (batch.inputs, batch.one_hot)
+        }
+        None => (
+            g.placeholder("x", DType::F32, &[-1, f as i64]),
+            g.placeholder("y_", DType::F32, &[-1, c as i64]),
+        ),
+    };
     let (logits, loss) = if model == Model::Mlp {
-        let w1 = g.variable("W1", &[784, 256], Initializer::GlorotUniform);
+        let w1 = g.variable("W1", &[f, 256], Initializer::GlorotUniform);
         let b1 = g.variable("b1", &[256], Initializer::Zeros);
-        let w2 = g.variable("W2", &[256, 10], Initializer::GlorotUniform);
-        let b2 = g.variable("b2", &[10], Initializer::Zeros);
+        let w2 = g.variable("W2", &[256, c], Initializer::GlorotUniform);
+        let b2 = g.variable("b2", &[c], Initializer::Zeros);
         let logits = matmul(relu(matmul(x, w1) + b1), w2) + b2;
         (
             logits,
             reduce_mean(softmax_cross_entropy_with_logits(logits, y_)),
         )
     } else {
-        let w = g.variable("W", &[784, 10], Initializer::Zeros);
-        let b = g.variable("b", &[10], Initializer::Zeros);
+        let w = g.variable("W", &[f, c], Initializer::Zeros);
+        let b = g.variable("b", &[c], Initializer::Zeros);
         let logits = matmul(x, w) + b;
         // The seed program's summed cross-entropy, in its numerically stable form.
         (
@@ -136,10 +186,14 @@ fn tower(g: &Graph, model: Model) -> Result<Tower, sluice::GraphError> {
         )
     };
     let accuracy = reduce_mean(cast(equal(argmax(logits, 1), argmax(y_, 1)), DType::F32));
-    Ok(Tower::new(loss, &[x, y_]).metric("accuracy", accuracy))
+    let tower = match &inputs.read {
+        Some((spec, _)) => Tower::reading(loss, &[x, y_], spec.batch),
+        None => Tower::new(loss, &[x, y_]),
+    };
+    Ok(tower.metric("accuracy", accuracy))
 }
 
-fn build(a: &Args) -> anyhow::Result<Replicated> {
+fn build(a: &Args, inputs: &Inputs) -> anyhow::Result<Replicated> {
     let mut strategy = if a.allreduce {
         DataParallel::all_reduce(a.workers)
     } else {
@@ -155,7 +209,18 @@ fn build(a: &Args) -> anyhow::Result<Replicated> {
         Model::Mlp => 0.1,
     };
     let g = Graph::new();
-    Ok(strategy.build(&g, &GradientDescent::new(rate), |g| tower(g, a.model))?)
+    let optimizer = GradientDescent::new(rate);
+    Ok(strategy.build_replicas(&g, &optimizer, |g, r| tower(g, a.model, inputs, r))?)
+}
+
+/// CPU seconds this process has used (all its threads), from /proc/self/stat (Linux's
+/// clock ticks are 100 a second for this file).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -181,19 +246,35 @@ fn main() -> anyhow::Result<()> {
         let spec = cluster.spec().clone();
         (Some(cluster), spec)
     };
-    let model = build(&a)?;
+    let source: DataSource = a.data.parse()?;
+    let data: Split = source.load()?;
+    let inputs = Inputs {
+        features: data.train.features,
+        classes: data.train.classes,
+        read: a.read_on_workers.then(|| {
+            let spec = InputSpec {
+                source: a.data.clone(),
+                features: data.train.features,
+                classes: data.train.classes,
+                batch: a.batch,
+                seed: 1,
+            };
+            (spec, a.workers)
+        }),
+    };
+    let model = build(&a, &inputs)?;
     let options = TrainerOptions {
         steps: a.steps,
         checkpoint_dir: a.checkpoint_dir.clone(),
         checkpoint_steps: a.checkpoint_steps,
         report_every: (a.steps / 4).max(1),
+        steps_per_order: a.steps_per_order,
         logdir: a.logdir.clone(),
         ..TrainerOptions::default()
     };
     let mut trainer = Trainer::new(model, &spec, options)?;
-    let digits = mnist_digits()?;
     let mut streams: Vec<_> = (0..a.workers)
-        .map(|r| digits.train.batches(a.batch, r as u64))
+        .map(|r| data.train.batches(a.batch, r as u64))
         .collect();
     let mut batches = |r: usize| match streams[r].next() {
         Some(b) => vec![b.inputs, b.one_hot],
@@ -211,9 +292,14 @@ fn main() -> anyhow::Result<()> {
     };
     let from = trainer.step();
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let reached = trainer.fit(&mut batches, &mut on_event)?;
     let seconds = started.elapsed().as_secs_f64();
-    let test = &digits.test;
+    if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
+        let share = (after - before) / seconds.max(1e-9);
+        println!("client CPU: {:.1}% of a core", share * 100.0);
+    }
+    let test = &data.test;
     let metrics = trainer.evaluate(&[test.inputs_tensor(), test.one_hot_tensor()])?;
     let accuracy = metrics.first().map_or(f64::NAN, |m| m.1);
     // Examples every worker computed, over the wall time.

@@ -58,6 +58,7 @@ pub(crate) struct StepLimits<'a> {
     pub deadline: Option<Instant>,
     pub budget: MemoryBudget,
     pub peer: &'a crate::service::auth::PeerCredentials,
+    pub inputs: &'a crate::kernels::InputReaders,
     /// Fault injection for tests (see `session::PANIC_IN_NODE_ENV`).
     pub panic_in: Option<&'a str>,
 }
@@ -298,6 +299,7 @@ impl Plan {
                 deadline: limits.deadline.filter(|_| !writes_started),
                 budget: limits.budget,
                 peer: limits.peer,
+                inputs: Some(limits.inputs),
             };
             let failed = |message: String| SessionError::Kernel {
                 node: step.name.clone(),

@@ -3,6 +3,7 @@
 
 mod fit_loop;
 
+use crate::data::DataRoots;
 use crate::devices::gpu::GpuOptions;
 use crate::devices::DeviceSet;
 use crate::dump::{DumpReport, FailureDumps, StepDump, TensorDump};
@@ -10,7 +11,7 @@ use crate::error::SessionError;
 use crate::executor::{CancelToken, NodeTiming, Placement, Plan, StepLimits, StepRecord};
 use crate::fit::MetricPoint;
 use crate::graph::{Graph, Initializer, Output};
-use crate::kernels::{BufferPool, VariableStore};
+use crate::kernels::{BufferPool, InputReaders, VariableStore};
 use crate::service::auth::PeerCredentials;
 use crate::service::RemoteSession;
 use crate::tensor::{MemoryBudget, Tensor};
@@ -39,6 +40,8 @@ pub struct Session {
     /// What calls to other workers carry (the environment's token and authority where this
     /// has none).
     peer: PeerCredentials,
+    /// Input readers' places in their data sets, and the files they may read.
+    inputs: InputReaders,
     /// Fault injection for tests: the kernel of the node of this name panics.
     panic_in: Option<Arc<str>>,
     /// Where a `check_numerics` that fails writes the values it checked, if anywhere.
@@ -103,13 +106,16 @@ impl Session {
         );
         // The shared devices may have come with other fusion options.
         session.fuse = fuse;
-        // A program's own session: a failed check leaves its values in the program's reach.
+        // A program's own session: its readers read any file the program can, and a failed
+        // check leaves its values in the program's reach.
+        session.inputs = InputReaders::any_file();
         session.failure_dumps = Some(FailureDumps::new(default_dump_dir(), FAILURE_DUMPS));
         session
     }
 
     /// A session on devices shared with other sessions (an engine's), so a GPU is opened
-    /// once per process.
+    /// once per process. Its input readers read the embedded data sets only, until
+    /// [`set_data_roots`](Self::set_data_roots) names folders they may read.
     pub fn with_devices(graph: &Graph, devices: Arc<DeviceSet>, soft_placement: bool) -> Session {
         Session {
             graph: graph.clone(),
@@ -124,6 +130,8 @@ impl Session {
             soft_placement,
             budget: crate::devices::default_memory_budget(),
             peer: PeerCredentials::default(),
+            // An engine's session reads the embedded data sets only, until it is given roots.
+            inputs: InputReaders::under(DataRoots::new(Vec::new())),
             panic_in: std::env::var(PANIC_IN_NODE_ENV).ok().map(Arc::from),
             failure_dumps: configured_dump_dir().map(|d| FailureDumps::new(d, FAILURE_DUMPS)),
         }
@@ -171,6 +179,12 @@ impl Session {
     /// none, the environment's (`SLUICE_ENGINE_TOKEN`, `SLUICE_TLS_CA`).
     pub fn set_peer_credentials(&mut self, credentials: PeerCredentials) {
         self.peer = credentials;
+    }
+
+    /// Lets this session's input readers read files under `roots` only (an engine's data
+    /// roots: its graph comes from a client); its readers start their data sets again.
+    pub fn set_data_roots(&mut self, roots: DataRoots) {
+        self.inputs = InputReaders::under(roots);
     }
 
     /// The devices this session places nodes on.
@@ -342,6 +356,7 @@ impl Session {
                 deadline,
                 budget: self.budget,
                 peer: &self.peer,
+                inputs: &self.inputs,
                 panic_in: self.panic_in.as_deref(),
             },
             StepRecord {

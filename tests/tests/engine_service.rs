@@ -430,3 +430,53 @@ fn fit_through_the_runner_trait_is_the_same_in_process_and_on_an_engine() {
     // Same seed, same batches, same kernels: the same losses.
     assert_eq!(last[0], last[1]);
 }
+
+#[test]
+fn a_repeated_step_runs_that_many_times_with_its_step_feed_advanced() {
+    let engine = Engine::start(&[]).unwrap();
+    let g = Graph::new();
+    let step = g.placeholder("step", DType::I64, &[]);
+    let total = g.variable_with("total", DType::I64, &[], Initializer::Zeros, false);
+    let add = assign_add(total, step).unwrap();
+    let scale = g.placeholder("scale", DType::F32, &[]);
+    let mut sess = RemoteSession::create(&engine.addr, &g).unwrap();
+    sess.init_variables().unwrap();
+    let ten = Tensor::scalar(10i64);
+    let last = sess
+        .run_repeated(&[add], &[(step, ten.clone())], &[], 5, Some(step))
+        .unwrap();
+    // 10 + 11 + 12 + 13 + 14; the value returned is the last run's.
+    assert_eq!(last[0].to_vec::<i64>().unwrap(), vec![60]);
+    // Without an advanced feed, every run gets the same value.
+    sess.run_repeated(&[], &[(step, ten.clone())], &[add], 3, None)
+        .unwrap();
+    assert_eq!(
+        sess.run(&[total], &[]).unwrap()[0].to_vec::<i64>().unwrap(),
+        vec![90]
+    );
+
+    let refused = |sess: &mut RemoteSession, feeds: &[(Output, Tensor)], times, advance| {
+        let e = sess
+            .run_repeated(&[add], feeds, &[], times, advance)
+            .unwrap_err();
+        e.to_string()
+    };
+    let both = [(step, ten.clone()), (scale, Tensor::scalar(1.0f32))];
+    let e = refused(&mut sess, &[(step, ten.clone())], 2, Some(scale));
+    assert!(
+        e.contains("advance_feed 'scale' is not among the feeds"),
+        "{e}"
+    );
+    let e = refused(&mut sess, &both, 2, Some(scale));
+    assert!(
+        e.contains("advance_feed 'scale' must be fed a scalar i64"),
+        "{e}"
+    );
+    let e = refused(&mut sess, &[(step, ten.clone())], 2_000_000, Some(step));
+    assert!(e.contains("repeat is 2000000"), "{e}");
+    // Nothing ran for the refused calls.
+    assert_eq!(
+        sess.run(&[total], &[]).unwrap()[0].to_vec::<i64>().unwrap(),
+        vec![90]
+    );
+}

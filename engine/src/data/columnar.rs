@@ -4,9 +4,10 @@
 //! or, by default, every other numeric column in file order. A feature column is a number
 //! (any int, uint or float type) or a `FixedSizeList` of numbers (e.g. an `image` column of
 //! 784 pixels); each row's features are laid out row-major in that order, as f32.
-//! Rows are counted from 0 across the whole file in every error.
+//! Rows are counted from 0 across the whole file in every error (across the groups read,
+//! for a shard read by row groups).
 
-use super::{DataError, Dataset, LoadLimits, Split};
+use super::{DataError, Dataset, LoadLimits, Shard, Split};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type,
@@ -77,7 +78,37 @@ pub fn load_table_within(
     columns: Columns<'_>,
     limits: &LoadLimits,
 ) -> Result<Dataset, DataError> {
-    let (plan, batches) = open(path, format, columns)?;
+    let (plan, batches) = open(path, format, columns, None)?;
+    read_batches(path, format, plan, batches, limits)
+}
+
+/// One worker's part of a table: the Parquet row groups (or Arrow IPC record batches)
+/// `shard.index`, `shard.index + shard.count`, ... read alone, so each worker reads its own
+/// part of the file. `None` where the file has fewer groups than shards (the caller then
+/// shares out rows).
+pub(crate) fn load_table_groups(
+    path: &Path,
+    format: TableFormat,
+    columns: Columns<'_>,
+    shard: Shard,
+    limits: &LoadLimits,
+) -> Result<Option<Dataset>, DataError> {
+    let (plan, batches) = open(path, format, columns, Some(shard))?;
+    match batches {
+        Some(batches) => read_batches(path, format, plan, Some(batches), limits).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads batches into a data set (rows in errors are counted across the batches read).
+fn read_batches(
+    path: &Path,
+    format: TableFormat,
+    plan: Plan,
+    batches: Option<BatchIter>,
+    limits: &LoadLimits,
+) -> Result<Dataset, DataError> {
+    let batches = batches.into_iter().flatten();
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
     for batch in batches {
@@ -172,12 +203,14 @@ fn columnar_error(path: &Path, format: TableFormat, e: impl std::fmt::Display) -
 }
 
 /// Opens a table, checks its schema against `columns`, and returns its batches (Parquet:
-/// only the columns needed).
+/// only the columns needed); with `part`, only that shard's row groups (IPC: record
+/// batches), or none where the file has fewer groups than shards.
 fn open(
     path: &Path,
     format: TableFormat,
     columns: Columns<'_>,
-) -> Result<(Plan, BatchIter), DataError> {
+    part: Option<Shard>,
+) -> Result<(Plan, Option<BatchIter>), DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -194,14 +227,33 @@ fn open(
                 .map(|()| magic)
                 .unwrap_or_default();
             file.seek(SeekFrom::Start(0)).map_err(io)?;
-            let (schema, batches): (_, BatchIter) = if &magic == b"ARROW1" {
-                let reader = arrow_ipc::reader::FileReader::try_new_buffered(file, None)
+            let (schema, batches): (_, Option<BatchIter>) = if &magic == b"ARROW1" {
+                let mut reader = arrow_ipc::reader::FileReader::try_new_buffered(file, None)
                     .map_err(|e| bad(&e))?;
-                (reader.schema(), Box::new(reader))
+                let schema = reader.schema();
+                let batches: Option<BatchIter> = match part {
+                    None => Some(Box::new(reader)),
+                    Some(s) if reader.num_batches() < s.count => None,
+                    Some(s) => {
+                        let mine = (s.index..reader.num_batches()).step_by(s.count);
+                        Some(Box::new(mine.filter_map(
+                            move |i| match reader.set_index(i) {
+                                Ok(()) => reader.next(),
+                                Err(e) => Some(Err(e)),
+                            },
+                        )))
+                    }
+                };
+                (schema, batches)
             } else if magic[..4] == [0xff; 4] {
                 let reader = arrow_ipc::reader::StreamReader::try_new_buffered(file, None)
                     .map_err(|e| bad(&e))?;
-                (reader.schema(), Box::new(reader))
+                let schema = reader.schema();
+                // A stream has no index of its batches: its rows are shared out instead.
+                (
+                    schema,
+                    part.is_none().then(|| Box::new(reader) as BatchIter),
+                )
             } else {
                 let what = "neither ARROW1 (the file format, Feather v2) nor an IPC stream";
                 return Err(bad(&format!("it starts with {what}")));
@@ -215,8 +267,14 @@ fn open(
             let wanted = std::iter::once(&plan.label).chain(plan.features.iter().map(|f| &f.0));
             let roots: Vec<usize> = wanted.filter_map(|n| schema.index_of(n).ok()).collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            let groups = builder.metadata().num_row_groups();
+            let builder = match part {
+                None => builder,
+                Some(s) if groups < s.count => return Ok((plan, None)),
+                Some(s) => builder.with_row_groups((s.index..groups).step_by(s.count).collect()),
+            };
             let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
-            Ok((plan, Box::new(reader)))
+            Ok((plan, Some(Box::new(reader))))
         }
     }
 }

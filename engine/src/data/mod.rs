@@ -11,6 +11,7 @@ mod idx;
 mod limits;
 mod mnist;
 mod roots;
+mod shard;
 mod source;
 pub mod text;
 
@@ -26,6 +27,7 @@ pub use mnist::{
     DEFAULT_FASHION_MNIST_DIR,
 };
 pub use roots::{engine_data_dir, DataRoots, DATA_DIR_ENV};
+pub use shard::{Shard, ShardReader};
 pub use source::DataSource;
 
 use crate::tensor::Tensor;

@@ -92,19 +92,21 @@ pub fn status(peer: &str, timeout: Duration) -> Result<(String, u64), String> {
     }
 }
 
-/// Tells the worker at `peer` that step `step` of graph `graph` (its key id) is aborted.
+/// Tells the worker at `peer` that steps `steps.0 .. steps.0 + steps.1` (at least the first) of
+/// graph `graph` (its key id) are aborted.
 pub fn abort_step(
     peer: &str,
     graph: &str,
-    step: u64,
+    steps: (u64, u64),
     reason: &str,
     timeout: Duration,
 ) -> Result<(), String> {
     let mut c = client(peer, PeerCredentials::FROM_ENV.resolve()?)?;
     let request = proto::AbortStepRequest {
         graph: graph.to_string(),
-        step_id: step,
+        step_id: steps.0,
         reason: reason.to_string(),
+        count: steps.1,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     runtime()?.spawn(async move {

@@ -20,6 +20,9 @@ use tonic::Status;
 /// Values nobody took (their step failed elsewhere) are dropped after this long.
 const STALE: Duration = Duration::from_secs(600);
 
+/// Aborted step ranges remembered at most.
+const MAX_ABORTED: usize = 4096;
+
 struct Slot {
     value: Option<Tensor>,
     notify: Arc<Notify>,
@@ -34,8 +37,9 @@ fn table() -> MutexGuard<'static, HashMap<String, Slot>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Steps aborted here, by (graph key id, step): when, and why. Kept as long as stale values.
-type AbortedSteps = HashMap<(String, u64), (Instant, String)>;
+/// Steps aborted here: a graph key id, a range of steps (first, last), when, and why. Kept
+/// as long as stale values; few at a time (one per failed step or repeated run).
+type AbortedSteps = Vec<(String, (u64, u64), Instant, String)>;
 
 fn aborted() -> MutexGuard<'static, AbortedSteps> {
     static ABORTED: OnceLock<Mutex<AbortedSteps>> = OnceLock::new();
@@ -52,24 +56,31 @@ fn key_graph(key: &str) -> &str {
 
 /// Why step `step` of the key's graph was aborted, if it was.
 fn abort_reason(key: &str, step: u64) -> Option<String> {
-    let graph = key_graph(key).to_string();
-    aborted().get(&(graph, step)).map(|(_, why)| why.clone())
+    let graph = key_graph(key);
+    (aborted().iter())
+        .find(|(g, (first, last), _, _)| g == graph && (*first..=*last).contains(&step))
+        .map(|(_, _, _, why)| why.clone())
 }
 
-/// Marks step `step` of graph `graph` aborted (another task's part failed or was cancelled):
-/// RecvTensor calls waiting for its values fail now, later ones at once, and the values its
-/// sends already published are dropped.
-pub fn abort(graph: &str, step: u64, reason: &str) {
+/// Marks steps `first .. first + count` (at least `first`) of graph `graph` aborted (another
+/// task's part failed or was cancelled): RecvTensor calls waiting for their values fail now,
+/// later ones at once, and the values their sends already published are dropped.
+pub fn abort(graph: &str, first: u64, count: u64, reason: &str) {
+    let last = first.saturating_add(count.max(1) - 1);
     {
         let mut steps = aborted();
         let now = Instant::now();
-        steps.retain(|_, (at, _)| now.duration_since(*at) < STALE);
-        steps.insert((graph.to_string(), step), (now, reason.to_string()));
+        steps.retain(|(_, _, at, _)| now.duration_since(*at) < STALE);
+        // Aborts come one per failed step: a flood of them forgets the oldest first.
+        if steps.len() >= MAX_ABORTED {
+            steps.remove(0);
+        }
+        steps.push((graph.to_string(), (first, last), now, reason.to_string()));
     }
-    let suffix = format!(";{step}");
     let mut slots = table();
     slots.retain(|k, slot| {
-        let ours = k.ends_with(&suffix) && key_graph(k) == graph;
+        let step = (k.rsplit_once(';')).and_then(|(_, s)| s.parse::<u64>().ok());
+        let ours = step.is_some_and(|s| (first..=last).contains(&s)) && key_graph(k) == graph;
         if ours {
             slot.notify.notify_waiters();
         }
@@ -434,5 +445,34 @@ mod tests {
         let err = take(&gone, 3, short).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
         assert_eq!(take(&kept, 3, short).await.unwrap(), Tensor::scalar(2.0f32));
+    }
+
+    #[tokio::test]
+    async fn a_range_of_aborted_steps_ends_their_waits_and_no_others() {
+        let key = format!("a;{:x};b;range-graph;t", incarnation());
+        abort("range-graph", 10, 3, "a repeated step failed");
+        let short = Duration::from_millis(50);
+        for step in 10..13 {
+            let err = take(&key, step, Duration::from_secs(5)).await.unwrap_err();
+            assert!(err.message().contains("a repeated step failed"), "{err:?}");
+        }
+        // Outside the range, and a published value there, stay as they were.
+        publish(&key, 13, Tensor::scalar(4.0f32));
+        assert_eq!(take(&key, 13, short).await.unwrap(), Tensor::scalar(4.0f32));
+        let err = take(&key, 9, short).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+        // A count of 0 aborts the one step; a count past the end of u64 stops there.
+        abort("range-graph", 20, 0, "one");
+        abort("range-graph", u64::MAX - 1, u64::MAX, "to the end");
+        assert!(take(&key, 20, short).await.is_err());
+        assert_eq!(
+            take(&key, 21, short).await.unwrap_err().code(),
+            tonic::Code::DeadlineExceeded
+        );
+        assert!(take(&key, u64::MAX, short)
+            .await
+            .unwrap_err()
+            .message()
+            .contains("to the end"));
     }
 }

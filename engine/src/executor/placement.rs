@@ -87,9 +87,9 @@ impl Placement<'_> {
         };
         if matches!(
             node.op.effect(),
-            Effect::Feed | Effect::Constant | Effect::Send | Effect::Recv
+            Effect::Feed | Effect::Constant | Effect::Send | Effect::Recv | Effect::ReadInput
         ) {
-            tracing::debug!(target: "sluice::placement", "{} ({}): CPU, feeds, constants and transfers start on the host", node.name, node.op_name());
+            tracing::debug!(target: "sluice::placement", "{} ({}): CPU, feeds, constants, transfers and input readers start on the host", node.name, node.op_name());
             return cpu();
         }
         let types: Vec<TypeShape> = (node.inputs.iter())

@@ -82,6 +82,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 pub use crate::devices::DeviceKind;
+pub use cpu::input::InputReaders;
 
 /// An op's CPU kernel, implemented on the op's definition type (in [`cpu`]).
 pub trait CpuKernel: Op {
@@ -330,6 +331,8 @@ pub struct StepControl<'a> {
     /// What calls to other workers carry (the environment's token and authority where
     /// these have none).
     pub peer: &'a crate::service::auth::PeerCredentials,
+    /// The session's input readers (none outside a session).
+    pub inputs: Option<&'a cpu::input::InputReaders>,
 }
 
 impl StepControl<'_> {
@@ -340,6 +343,7 @@ impl StepControl<'_> {
             deadline: None,
             budget: crate::tensor::MemoryBudget::unlimited(),
             peer: &crate::service::auth::PeerCredentials::FROM_ENV,
+            inputs: None,
         }
     }
 

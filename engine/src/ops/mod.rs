@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod debug;
 pub mod indexing;
+pub mod input;
 pub mod linalg;
 pub mod math;
 pub mod nn;
@@ -24,6 +25,7 @@ pub use array::*;
 pub use conv::*;
 pub use debug::*;
 pub use indexing::*;
+pub use input::*;
 pub use linalg::*;
 pub use math::*;
 pub use nn::*;
@@ -91,6 +93,7 @@ pub enum OpFamily {
     Conv,
     Debug,
     Indexing,
+    Input,
     Linalg,
     Math,
     Nn,
@@ -106,12 +109,13 @@ pub enum OpFamily {
 }
 
 impl OpFamily {
-    pub const ALL: [OpFamily; 16] = [
+    pub const ALL: [OpFamily; 17] = [
         OpFamily::Array,
         OpFamily::Broadcast,
         OpFamily::Conv,
         OpFamily::Debug,
         OpFamily::Indexing,
+        OpFamily::Input,
         OpFamily::Linalg,
         OpFamily::Math,
         OpFamily::Nn,
@@ -133,6 +137,7 @@ impl OpFamily {
             OpFamily::Conv => "conv",
             OpFamily::Debug => "debug",
             OpFamily::Indexing => "indexing",
+            OpFamily::Input => "input",
             OpFamily::Linalg => "linalg",
             OpFamily::Math => "math",
             OpFamily::Nn => "nn",
@@ -181,6 +186,8 @@ pub enum Effect {
     Send,
     /// Takes a value that another worker published.
     Recv,
+    /// Reads the next batch of a data set; the reader's place in it is session state.
+    ReadInput,
 }
 
 impl Effect {

@@ -123,6 +123,8 @@ pub const OP_TYPES: &[&str] = &[
     "SparseApplyAdagrad",
     "SparseApplyFtrl",
     "CheckNumerics",
+    // input readers
+    "ReadBatches",
     // transfers between workers
     "_Send",
     "_Recv",
@@ -372,6 +374,15 @@ fn sparse(def: &NodeDef) -> Built {
         }),
         "SegmentMeanGrad" => some(SegmentMeanGrad),
         "Unique" => some(Unique),
+        "ReadBatches" => some(super::input::ReadBatches {
+            source: def.get_str("source")?.to_string(),
+            shard: def.get_usize("shard")?,
+            shards: def.get_usize("shards")?,
+            batch: def.get_usize("batch")?,
+            features: def.get_usize("features")?,
+            classes: def.get_usize("classes")?,
+            seed: def.get_int("seed")? as u64,
+        }),
         "HashBucket" => some(HashBucket {
             buckets: def.get_usize("buckets")?,
         }),

@@ -168,7 +168,9 @@ impl WorkerService for WorkerServer {
         request: Request<proto::AbortStepRequest>,
     ) -> Result<Response<proto::AbortStepResponse>, Status> {
         let req = request.into_inner();
-        rendezvous::abort(&req.graph, req.step_id, &req.reason);
+        // A repeated step's range at most: a peer cannot abort every step to come.
+        let count = req.count.min(u64::from(crate::service::server::MAX_REPEAT));
+        rendezvous::abort(&req.graph, req.step_id, count, &req.reason);
         Ok(Response::new(proto::AbortStepResponse {}))
     }
 

@@ -3,7 +3,9 @@
 //! what each report means: a fresh gradient, a stale one to drop, an update to apply, a
 //! replica to hold back, a lost task.
 
-use super::replica::{checked_batch, replica_loop, scalar, send, Order, ReplicaPlan, Report};
+use super::replica::{
+    checked_batch, replica_loop, scalar, send, Feeding, Order, ReplicaPlan, Report,
+};
 use super::strategy::{Phases, UpdateStep};
 use super::trainer::{TrainError, TrainEvent, Trainer};
 use crate::distributed::DistributedSession;
@@ -38,8 +40,13 @@ struct WorkerStats {
 impl WorkerStats {
     /// One more step of `examples` examples.
     fn count(&mut self, examples: usize) -> &mut Self {
-        self.steps += 1;
-        self.examples += examples;
+        self.count_steps(1, examples)
+    }
+
+    /// `steps` more steps of `examples` examples each.
+    fn count_steps(&mut self, steps: u64, examples: usize) -> &mut Self {
+        self.steps += steps;
+        self.examples += examples.saturating_mul(steps as usize);
         self
     }
 }
@@ -86,6 +93,21 @@ impl Board<'_> {
         self.worker_reports(on_event);
         self.trainer.checkpoint_if_due(on_event)
     }
+}
+
+/// How many steps the next order runs: `steps_per_order`, but never past the last step, the
+/// next report or the next checkpoint by steps, so those come where they would one step a
+/// time.
+fn steps_in_order(trainer: &Trainer) -> u32 {
+    let options = &trainer.options;
+    let step = trainer.step;
+    let mut times = u64::from(options.steps_per_order.max(1)).min(options.steps - step);
+    let every = options.report_every.max(1);
+    times = times.min(every - step % every);
+    if let Some(due) = trainer.next_checkpoint_step().filter(|&due| due > step) {
+        times = times.min(due - step);
+    }
+    times.max(1) as u32
 }
 
 fn worker_name(replica: usize) -> String {
@@ -162,7 +184,11 @@ fn run_parameter_servers(
             };
             let plan = ReplicaPlan {
                 replica,
-                inputs: tower.inputs.clone(),
+                // A tower that reads its own batches is fed nothing.
+                inputs: match tower.reads {
+                    Some(_) => Vec::new(),
+                    None => tower.inputs.clone(),
+                },
                 loss: tower.loss,
                 global_step,
                 compute,
@@ -239,7 +265,7 @@ fn sync_loop(
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<Outcome, TrainError> {
     let n = orders.len();
-    let inputs = board.trainer.model.towers[0].inputs.len();
+    let feeding = Feeding::of(&board.trainer.model.towers);
     let k = match board.trainer.model.strategy.update {
         super::Update::Synchronous {
             replicas_to_aggregate,
@@ -248,7 +274,7 @@ fn sync_loop(
     };
     let mut version = board.trainer.step;
     for r in 0..n {
-        send(orders, r, version, batches, inputs)?;
+        send(orders, r, version, batches, &feeding)?;
     }
     let mut fresh: Vec<usize> = Vec::with_capacity(n);
     let mut last_progress = Instant::now();
@@ -282,7 +308,7 @@ fn sync_loop(
                     // Computed from older variables: dropped, and the replica starts over.
                     stats.dropped += 1;
                     stats.staleness += version - v;
-                    send(orders, replica, version, batches, inputs)?;
+                    send(orders, replica, version, batches, &feeding)?;
                     continue;
                 }
                 fresh.push(replica);
@@ -313,7 +339,7 @@ fn sync_loop(
             return Ok(Outcome::Finished);
         }
         for r in fresh.drain(..) {
-            send(orders, r, version, batches, inputs)?;
+            send(orders, r, version, batches, &feeding)?;
         }
     }
 }
@@ -326,7 +352,7 @@ fn async_loop(
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<Outcome, TrainError> {
     let n = orders.len();
-    let inputs = board.trainer.model.towers[0].inputs.len();
+    let feeding = Feeding::of(&board.trainer.model.towers);
     let bound = match board.trainer.model.strategy.update {
         super::Update::Asynchronous { max_staleness } => max_staleness,
         _ => None,
@@ -335,7 +361,7 @@ fn async_loop(
     let mut live = vec![true; n];
     let mut parked = vec![false; n];
     for r in 0..n {
-        send(orders, r, board.trainer.step, batches, inputs)?;
+        send(orders, r, board.trainer.step, batches, &feeding)?;
     }
     let mut last_progress = Instant::now();
     let mut last_probe = Instant::now();
@@ -385,7 +411,7 @@ fn async_loop(
             let within = bound.is_none_or(|b| clock[r] <= slowest + b);
             if live[r] && parked[r] && within {
                 parked[r] = false;
-                send(orders, r, board.trainer.step, batches, inputs)?;
+                send(orders, r, board.trainer.step, batches, &feeding)?;
             }
         }
         if rejoin_due(board, &live, &mut last_probe) {
@@ -444,22 +470,26 @@ fn run_all_reduce(
     let towers = trainer.model.towers.clone();
     let losses: Vec<Output> = towers.iter().map(|t| t.loss).collect();
     let n = towers.len();
+    let feeding = Feeding::of(&towers);
     let mut board_stats = vec![WorkerStats::default(); n];
     let mut since = Instant::now();
     let mut reported = trainer.step / trainer.options.report_every.max(1);
+    // Workers that read their own batches run several steps per order.
+    let reading = feeding.iter().all(|f| f.reads.is_some());
     while trainer.step < trainer.options.steps {
         let mut feeds = Vec::new();
         let mut examples = Vec::with_capacity(n);
         for (r, tower) in towers.iter().enumerate() {
-            let batch = checked_batch(batches, r, tower.inputs.len())?;
-            examples.push(
-                batch
-                    .first()
-                    .map_or(0, |t| t.shape().first().copied().unwrap_or(1)),
-            );
+            let (batch, count) = checked_batch(batches, r, feeding[r])?;
+            examples.push(count);
             feeds.extend(tower.inputs.iter().copied().zip(batch));
         }
+        let times = match reading {
+            true => steps_in_order(trainer),
+            false => 1,
+        };
         let result = match trainer.session.as_ref() {
+            Some(sess) if times > 1 => sess.run_repeated(&losses, &feeds, &[train], times),
             Some(sess) => sess.run_concurrent(&losses, &feeds, &[train]),
             None => return Ok(no_session()),
         };
@@ -471,9 +501,9 @@ fn run_all_reduce(
             Err(error) => return failure(trainer, error),
         };
         for (s, &e) in board_stats.iter_mut().zip(&examples) {
-            s.count(e);
+            s.count_steps(u64::from(times), e);
         }
-        trainer.step += 1;
+        trainer.step += u64::from(times);
         let mut board = Board {
             trainer,
             stats: std::mem::take(&mut board_stats),

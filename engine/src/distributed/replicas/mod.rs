@@ -7,8 +7,10 @@ mod replica;
 mod ring;
 mod strategy;
 mod summaries;
+mod tower;
 mod trainer;
 
 pub use ring::ring_all_reduce;
-pub use strategy::{DataParallel, Replicated, Sharding, Tower, Update};
+pub use strategy::{DataParallel, Replicated, Sharding, Update};
+pub use tower::Tower;
 pub use trainer::{TrainError, TrainEvent, Trainer, TrainerOptions};

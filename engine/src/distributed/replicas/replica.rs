@@ -2,6 +2,7 @@
 //! replica's two phases as concurrent steps of the distributed session and reports what
 //! came of them to the coordinator.
 
+use super::tower::Tower;
 use super::trainer::TrainError;
 use crate::distributed::DistributedSession;
 use crate::error::SessionError;
@@ -13,6 +14,7 @@ use std::sync::mpsc::{Receiver, Sender};
 pub(super) struct Order {
     pub(super) version: u64,
     pub(super) batch: Vec<Tensor>,
+    pub(super) examples: usize,
 }
 
 pub(super) enum Report {
@@ -56,10 +58,7 @@ pub(super) fn replica_loop(
     reports: Sender<Report>,
 ) {
     while let Ok(order) = orders.recv() {
-        let examples = order
-            .batch
-            .first()
-            .map_or(0, |t| t.shape().first().copied().unwrap_or(1));
+        let examples = order.examples;
         let feeds: Vec<(Output, Tensor)> = plan.inputs.iter().copied().zip(order.batch).collect();
         let result = sess
             .run_concurrent(&[plan.loss, plan.global_step], &feeds, &[plan.compute])
@@ -96,25 +95,54 @@ pub(super) fn replica_loop(
     }
 }
 
-/// Gives `replica` its next batch, which must feed each input of its tower.
+/// What a replica is fed each step: a batch for each of its `inputs`, or nothing where it
+/// reads `reads` examples itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Feeding {
+    pub(super) inputs: usize,
+    pub(super) reads: Option<usize>,
+}
+
+impl Feeding {
+    pub(super) fn of(towers: &[Tower]) -> Vec<Feeding> {
+        (towers.iter())
+            .map(|t| Feeding {
+                inputs: t.inputs.len(),
+                reads: t.reads,
+            })
+            .collect()
+    }
+}
+
+/// Gives `replica` its next batch, which must feed each input of its tower (none where it
+/// reads its own).
 pub(super) fn send(
     orders: &[Sender<Order>],
     replica: usize,
     version: u64,
     batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
-    inputs: usize,
+    feeding: &[Feeding],
 ) -> Result<(), TrainError> {
-    let batch = checked_batch(batches, replica, inputs)?;
+    let (batch, examples) = checked_batch(batches, replica, feeding[replica])?;
     // A replica whose thread has ended reports nothing more; the coordinator notices.
-    let _ = orders[replica].send(Order { version, batch });
+    let _ = orders[replica].send(Order {
+        version,
+        batch,
+        examples,
+    });
     Ok(())
 }
 
+/// The replica's batch and its examples.
 pub(super) fn checked_batch(
     batches: &mut dyn FnMut(usize) -> Vec<Tensor>,
     replica: usize,
-    inputs: usize,
-) -> Result<Vec<Tensor>, TrainError> {
+    feeding: Feeding,
+) -> Result<(Vec<Tensor>, usize), TrainError> {
+    if let Some(examples) = feeding.reads {
+        return Ok((Vec::new(), examples));
+    }
+    let inputs = feeding.inputs;
     let batch = batches(replica);
     if batch.len() != inputs {
         return Err(TrainError::Batch {
@@ -125,5 +153,6 @@ pub(super) fn checked_batch(
             ),
         });
     }
-    Ok(batch)
+    let examples = (batch.first()).map_or(0, |t| t.shape().first().copied().unwrap_or(1));
+    Ok((batch, examples))
 }

@@ -10,6 +10,7 @@
 //! replica until the coordinator applies the average of the fresh ones (synchronous).
 
 use super::ring::ring_all_reduce;
+use super::tower::Tower;
 use crate::autodiff::gradient_values;
 use crate::error::GraphError;
 use crate::graph::{Graph, Output, VariableSharder};
@@ -48,31 +49,6 @@ pub struct DataParallel {
     pub ps: usize,
     pub update: Update,
     pub sharding: Sharding,
-}
-
-/// What the model function returns for one replica: the placeholders its batches feed (in
-/// the order the batches list them), its loss, and named metrics to evaluate.
-#[derive(Debug, Clone)]
-pub struct Tower {
-    pub inputs: Vec<Output>,
-    pub loss: Output,
-    pub metrics: Vec<(String, Output)>,
-}
-
-impl Tower {
-    pub fn new(loss: Output, inputs: &[Output]) -> Tower {
-        Tower {
-            inputs: inputs.to_vec(),
-            loss,
-            metrics: Vec::new(),
-        }
-    }
-
-    /// Adds a metric (accuracy, say) that evaluation reports by name.
-    pub fn metric(mut self, name: &str, value: Output) -> Tower {
-        self.metrics.push((name.to_string(), value));
-        self
-    }
 }
 
 /// The replicated graph and the handles the trainer runs.
@@ -236,6 +212,18 @@ impl DataParallel {
         optimizer: &dyn Optimizer,
         mut model: impl FnMut(&Graph) -> Result<Tower, GraphError>,
     ) -> Result<Replicated, GraphError> {
+        self.build_replicas(graph, optimizer, |g, _| model(g))
+    }
+
+    /// [`DataParallel::build`] with the replica's index (`0..workers`) given to the model
+    /// function: what a replica that reads its own shard of the data needs
+    /// (`read_batches(g, &spec, replica, workers)`).
+    pub fn build_replicas(
+        &self,
+        graph: &Graph,
+        optimizer: &dyn Optimizer,
+        mut model: impl FnMut(&Graph, usize) -> Result<Tower, GraphError>,
+    ) -> Result<Replicated, GraphError> {
         self.check()?;
         let shared = self.update != Update::AllReduce;
         let global_step = {
@@ -253,7 +241,7 @@ impl DataParallel {
             let _scope = (r > 0).then(|| graph.name_scope(&format!("replica_{r}")));
             let tower = if shared && r > 0 {
                 let what = format!("replica {r} does not build the variables of replica 0");
-                reusing(graph, &copies[0], &what, || model(graph))?
+                reusing(graph, &copies[0], &what, || model(graph, r))?
             } else {
                 let _shard = shared.then(|| {
                     let devices = (0..self.ps).map(ps_device).collect();
@@ -262,7 +250,7 @@ impl DataParallel {
                         Sharding::RoundRobin => VariableSharder::round_robin(devices),
                     })
                 });
-                let (tower, made) = with_new_variables(graph, || model(graph))?;
+                let (tower, made) = with_new_variables(graph, || model(graph, r))?;
                 copies.push(made);
                 tower
             };

@@ -71,6 +71,11 @@ pub struct TrainerOptions {
     pub report_every: u64,
     /// The distributed session's options (its RPC deadline above all).
     pub session: DistributedOptions,
+    /// All-reduce training whose towers read their own batches (`Tower::reading`): steps
+    /// each worker runs per order from the trainer, in one call (its loss and events are
+    /// the last step's). More steps per order take the trainer's round trips off the
+    /// step time; 1 gives an event per step.
+    pub steps_per_order: u32,
     /// Where to write a TensorBoard run (none: no summaries): the placed graph, the loss of
     /// every step, each worker's examples/s, staleness and dropped gradients, and the job's
     /// events (checkpoints, lost tasks) as text.
@@ -89,6 +94,7 @@ impl Default for TrainerOptions {
             recovery_timeout: Duration::from_secs(60),
             report_every: 100,
             session: DistributedOptions::default(),
+            steps_per_order: 1,
             logdir: None,
         }
     }
@@ -351,6 +357,12 @@ impl Trainer {
             .zip(values)
             .map(|((name, _), v)| (name.clone(), v.scalar_f64().unwrap_or(f64::NAN)))
             .collect())
+    }
+
+    /// The step at which the next checkpoint by steps is due, if any.
+    pub(crate) fn next_checkpoint_step(&self) -> Option<u64> {
+        let every = self.options.checkpoint_steps?;
+        Some(self.last_checkpoint.0 + every.max(1))
     }
 
     /// Writes a checkpoint if one is due (by steps or seconds).

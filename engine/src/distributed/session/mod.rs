@@ -78,6 +78,8 @@ pub struct DistributedSession {
     step: AtomicU64,
     initialized: HashSet<usize>,
     last: StepTransfers,
+    /// What steps of each (feeds, fetches, targets) run on each task.
+    plans: execute::StepPlans,
 }
 
 fn unreachable_task(task: &TaskName, addr: &str, message: String) -> SessionError {
@@ -180,6 +182,7 @@ impl DistributedSession {
             step: AtomicU64::new(0),
             initialized: HashSet::new(),
             last: StepTransfers::default(),
+            plans: Default::default(),
         })
     }
 
@@ -309,7 +312,7 @@ impl DistributedSession {
         let every = self.options.trace_every;
         let step = self.step.load(Ordering::Relaxed) + 1;
         let trace = every == 1 || (every > 1 && step % every == 1);
-        let (values, mut timings, transfers) = self.execute(fetches, feeds, targets, trace)?;
+        let (values, mut timings, transfers) = self.execute(fetches, feeds, targets, trace, 1)?;
         if trace {
             self.refine(&mut timings);
         }
@@ -334,6 +337,29 @@ impl DistributedSession {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<(Vec<Tensor>, StepTransfers), SessionError> {
+        self.check_prepared()?;
+        let (values, _, transfers) = self.execute(fetches, feeds, targets, false, 1)?;
+        Ok((values, transfers))
+    }
+
+    /// [`run_concurrent`](Self::run_concurrent) `times` times in a row, in one call to each
+    /// task (each task runs its part that often, the step's transfers named by consecutive
+    /// step ids): the last run's values. For steps whose inputs the workers read themselves
+    /// (input readers), so that the coordinator sends an order per `times` steps.
+    pub fn run_repeated(
+        &self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        times: u32,
+    ) -> Result<(Vec<Tensor>, StepTransfers), SessionError> {
+        self.check_prepared()?;
+        let (values, _, transfers) = self.execute(fetches, feeds, targets, false, times)?;
+        Ok((values, transfers))
+    }
+
+    /// Refuses a concurrent step while nodes added since the last placement are unplaced.
+    fn check_prepared(&self) -> Result<(), SessionError> {
         let placed = self.placer.placed().len();
         if placed < self.graph.len() {
             let node = (self.graph.node(placed).map(|n| n.name)).unwrap_or_default();
@@ -342,8 +368,7 @@ impl DistributedSession {
                  prepare_graph before running steps concurrently"
             )));
         }
-        let (values, _, transfers) = self.execute(fetches, feeds, targets, false)?;
-        Ok((values, transfers))
+        Ok(())
     }
 
     /// Puts beside each traced node what the placer's cost model expected of it, then folds

@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod debug;
 pub mod indexing;
+pub mod input;
 pub mod linalg;
 pub mod math;
 pub mod nn;
@@ -78,4 +79,6 @@ pub(crate) fn register(table: &mut KernelTable) {
     table.add_cpu::<ShardIds>();
     table.add_cpu::<DynamicStitch>();
     table.add_cpu::<WeightedRows>();
+    // Input readers.
+    table.add_cpu::<ReadBatches>();
 }

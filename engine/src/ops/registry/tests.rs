@@ -124,6 +124,17 @@ pub(crate) fn every_op_graph() -> Graph {
         scatter_update(flags, at, yes).expect("scatter_update"),
     ]);
 
+    // An input reader (its outputs fed or read on a worker).
+    let spec = InputSpec {
+        source: "mnist-digits".into(),
+        features: 784,
+        classes: 10,
+        batch: 8,
+        seed: 3,
+    };
+    let read = read_batches(&g, &spec, 1, 2);
+    group(&[read.inputs, read.one_hot, read.labels]);
+
     // The rest, one node each.
     let x = g.placeholder("x", DType::F64, &[2, 3]);
     let y = g.constant(Tensor::new(&[2, 3], vec![0.5f64, 1.5, 2.0, 0.1, 0.2, 0.3]).unwrap());

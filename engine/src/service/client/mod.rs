@@ -187,7 +187,27 @@ impl RemoteSession {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<Vec<Tensor>, SessionError> {
-        Ok(self.step(fetches, feeds, targets, false)?.0)
+        Ok(self.step(fetches, feeds, targets, false, None)?.0)
+    }
+
+    /// Runs the step `times` times in a row on the engine, in one call, and returns the last
+    /// run's values; `advance`, a fed scalar i64, is increased by one for each later run (a
+    /// distributed step's id). A step whose inputs the engine reads itself (input readers)
+    /// trains that many steps for one round trip.
+    pub fn run_repeated(
+        &self,
+        fetches: &[Output],
+        feeds: &[(Output, Tensor)],
+        targets: &[Output],
+        times: u32,
+        advance: Option<Output>,
+    ) -> Result<Vec<Tensor>, SessionError> {
+        let advance = advance.map(|o| self.wire_name(o)).transpose()?;
+        let repeat = Repeat {
+            times,
+            advance: advance.unwrap_or_default(),
+        };
+        Ok(self.step(fetches, feeds, targets, false, Some(repeat))?.0)
     }
 
     /// Like [`run`](Self::run), also returning how long each node's kernel took on the
@@ -197,7 +217,7 @@ impl RemoteSession {
         fetches: &[Output],
         feeds: &[(Output, Tensor)],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
-        self.step(fetches, feeds, &[], true)
+        self.step(fetches, feeds, &[], true, None)
     }
 
     /// [`run_traced`](Self::run_traced) with targets: what a distributed step runs on each
@@ -208,14 +228,14 @@ impl RemoteSession {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
-        self.step(fetches, feeds, targets, true)
+        self.step(fetches, feeds, targets, true, None)
     }
 
     /// The current value of a variable, or `None` if it has none yet. Unlike the in-process
     /// session's, this returns a `Result`: the engine is asked, and the network can fail.
     pub fn variable(&self, var: Output) -> Result<Option<Tensor>, SessionError> {
         self.graph.variable_node(var)?;
-        match self.step(&[var], &[], &[], false) {
+        match self.step(&[var], &[], &[], false, None) {
             Ok((mut values, _)) => Ok(values.pop()),
             Err(SessionError::Uninitialized(_)) => Ok(None),
             Err(e) => Err(e),
@@ -387,6 +407,7 @@ impl RemoteSession {
         feeds: &[(Output, Tensor)],
         targets: &[Output],
         trace: bool,
+        repeat: Option<Repeat>,
     ) -> Result<(Vec<Tensor>, Vec<NodeTiming>), SessionError> {
         // Names after the sync: catching up may rename nodes not sent before.
         self.sync()?;
@@ -406,8 +427,14 @@ impl RemoteSession {
                 target,
                 feed_count: u32::try_from(feeds.len()).unwrap_or(u32::MAX),
                 options: Some(proto::RunOptions {
-                    timeout_ms: self.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
+                    // A repeated step's deadline is the session's for each run.
+                    timeout_ms: self.timeout.map_or(0, |t| {
+                        let runs = repeat.as_ref().map_or(1, |r| u64::from(r.times.max(1)));
+                        (t.as_millis().max(1) as u64).saturating_mul(runs)
+                    }),
                     trace,
+                    repeat: repeat.as_ref().map_or(0, |r| r.times),
+                    advance_feed: repeat.map(|r| r.advance).unwrap_or_default(),
                 }),
             })),
         };
@@ -425,6 +452,12 @@ impl RemoteSession {
             read_answer(&mut answer, wanted).await
         })?
     }
+}
+
+/// A step run several times in one call: how often, and the feed advanced by one each run.
+struct Repeat {
+    times: u32,
+    advance: String,
 }
 
 /// Cancels the steps of an engine session, as [`crate::CancelToken`] does in-process: the

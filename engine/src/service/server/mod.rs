@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 pub use step::ChunkStream;
+pub(crate) use step::MAX_REPEAT;
 use step::{first_part, part_name, read_tensors, resolve, run_step_blocking};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -158,6 +159,7 @@ impl MasterService for MasterServer {
         .await?;
         let mut session = Session::with_devices(&graph, self.devices.clone(), true);
         session.set_memory_budget(self.limits.memory_budget);
+        session.set_data_roots(self.limits.data_roots.clone());
         session.set_peer_credentials(PeerCredentials {
             token: self.limits.tokens.first().cloned(),
             ca: self.limits.peer_ca.clone(),
@@ -303,7 +305,8 @@ impl MasterService for MasterServer {
                 header.feed_count
             )));
         }
-        let options = header.options.unwrap_or_default();
+        let options = header.options.clone().unwrap_or_default();
+        let trace = options.trace;
         let deadline = (options.timeout_ms > 0)
             .then(|| std::time::Instant::now() + Duration::from_millis(options.timeout_ms));
         let names = header.fetch.clone();
@@ -311,8 +314,7 @@ impl MasterService for MasterServer {
         let step = async move {
             let feeds = read_tensors(&mut stream, header.feed_count as usize).await?;
             let held = entry.acquire().await?;
-            let run =
-                move || run_step_blocking(&entry, held, &header, feeds, options.trace, deadline);
+            let run = move || run_step_blocking(&entry, held, &header, feeds, trace, deadline);
             // Without a deadline to watch, the step runs on this worker thread, which hands
             // its other tasks to another: no hop to a blocking thread and back, which is most
             // of a tiny step's round trip where idle CPUs sleep deeply. With a deadline (or on

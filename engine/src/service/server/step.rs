@@ -103,7 +103,11 @@ impl Stream for ChunkStream {
     }
 }
 
-/// Runs one step on a blocking thread: fetches, their values and, if traced, the timings.
+/// Runs at most this many repetitions of a step per call.
+pub(crate) const MAX_REPEAT: u32 = 100_000;
+
+/// Runs one step on a blocking thread (or `repeat` in a row): fetches, their values and, if
+/// traced, the timings.
 pub(super) fn run_step_blocking(
     entry: &Entry,
     mut held: Held,
@@ -129,7 +133,51 @@ pub(super) fn run_step_blocking(
         }
         fed.push((output, value));
     }
+    let run_options = header.options.clone().unwrap_or_default();
+    let runs = run_options.repeat.max(1);
+    if runs > MAX_REPEAT {
+        return Err(Status::invalid_argument(format!(
+            "repeat is {runs}; at most {MAX_REPEAT} runs a call"
+        )));
+    }
+    // The feed that each later run gets increased by one, and its first value.
+    let advance = match run_options.advance_feed.as_str() {
+        "" => None,
+        name => {
+            let output = resolve(graph, name, "advance_feed")?;
+            let at = fed.iter().position(|(o, _)| *o == output).ok_or_else(|| {
+                Status::invalid_argument(format!("advance_feed '{name}' is not among the feeds"))
+            })?;
+            let first = (fed[at].1.to_vec::<i64>().ok())
+                .filter(|v| v.len() == 1 && fed[at].1.shape().is_empty())
+                .map(|v| v[0])
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "advance_feed '{name}' must be fed a scalar i64"
+                    ))
+                })?;
+            Some((at, first))
+        }
+    };
     let options = StepOptions { deadline, trace };
+    for run in 1..runs {
+        // Earlier runs' values are not returned; only their effects stay. A failure names
+        // the run, as the earlier ones have changed what they change.
+        (held.session.run_step(&fetches, &fed, &targets, &options)).map_err(|e| {
+            let status = session_status(&e);
+            Status::new(
+                status.code(),
+                format!(
+                    "run {run} of {runs} (the {} before it ran): {}",
+                    run - 1,
+                    status.message()
+                ),
+            )
+        })?;
+        if let Some((at, first)) = advance {
+            fed[at].1 = Tensor::scalar(first.wrapping_add(i64::from(run)));
+        }
+    }
     let result = held
         .session
         .run_step(&fetches, &fed, &targets, &options)
@@ -155,5 +203,16 @@ pub(super) fn run_step_blocking(
                 .collect();
             (values, timings)
         });
-    result.map_err(|e| session_status(&e))
+    result.map_err(|e| match runs {
+        1 => session_status(&e),
+        _ => {
+            let status = session_status(&e);
+            let message = format!(
+                "run {runs} of {runs} (the {} before it ran): {}",
+                runs - 1,
+                status.message()
+            );
+            Status::new(status.code(), message)
+        }
+    })
 }
