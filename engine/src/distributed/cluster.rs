@@ -4,10 +4,10 @@
 //! The cluster comes from `TF_CONFIG`-style JSON (`{"cluster": {"worker": ["host:port", ...]},
 //! "task": {"type": "worker", "index": 0}}`), from torchrun's variables (`RANK`, `WORLD_SIZE`,
 //! `MASTER_ADDR`, `MASTER_PORT`: task `r` of job `worker` at `MASTER_ADDR:MASTER_PORT+1+r`), or
-//! from Slurm's (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_JOB_NODELIST`, one task per node, port
-//! `SLUICE_PORT`, default 7070).
+//! from Slurm's (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_JOB_NODELIST`, `SLURM_TASKS_PER_NODE`:
+//! several tasks per node, on ports from `SLUICE_PORT` or the job id; see `slurm`).
 
-pub use super::nodelist::expand_nodelist;
+pub use super::slurm::{expand_nodelist, SlurmJob};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -196,13 +196,10 @@ impl ClusterSpec {
             let port = var("MASTER_PORT").unwrap_or_else(|| "29500".into());
             return ClusterSpec::from_torchrun(&rank, &world, &host, &port);
         }
-        if let (Some(id), Some(count), Some(nodes)) = (
-            var("SLURM_PROCID"),
-            var("SLURM_NTASKS"),
-            var("SLURM_JOB_NODELIST").or_else(|| var("SLURM_NODELIST")),
-        ) {
-            let port = var("SLUICE_PORT").unwrap_or_else(|| "7070".into());
-            return ClusterSpec::from_slurm(&id, &count, &nodes, &port);
+        if let Some(job) = SlurmJob::from_vars(&var)? {
+            let addrs = super::slurm::node_addrs(&job.hosts);
+            let (spec, task) = job.cluster(&addrs);
+            return Ok((spec, Some(task)));
         }
         Err(ClusterError::NoCluster)
     }
@@ -238,41 +235,6 @@ impl ClusterSpec {
         Ok((
             ClusterSpec::new([("worker".to_string(), addrs)]),
             Some(TaskName::new("worker", rank)),
-        ))
-    }
-
-    /// Slurm's view: one task per node of the (compressed) node list, job `worker`.
-    pub fn from_slurm(
-        procid: &str,
-        ntasks: &str,
-        nodelist: &str,
-        port: &str,
-    ) -> Result<(ClusterSpec, Option<TaskName>), ClusterError> {
-        let env_err = |var: &str, message: String| ClusterError::Env {
-            var: var.to_string(),
-            message,
-        };
-        let id: usize = (procid.trim().parse())
-            .map_err(|_| env_err("SLURM_PROCID", format!("'{procid}' is not a number")))?;
-        let count: usize = (ntasks.trim().parse())
-            .map_err(|_| env_err("SLURM_NTASKS", format!("'{ntasks}' is not a number")))?;
-        let hosts = expand_nodelist(nodelist).map_err(|m| env_err("SLURM_JOB_NODELIST", m))?;
-        if hosts.len() < count || id >= count {
-            return Err(env_err(
-                "SLURM_NTASKS",
-                format!(
-                    "task {id} of {count} over {} node(s): one task per node is supported",
-                    hosts.len()
-                ),
-            ));
-        }
-        let addrs = hosts[..count]
-            .iter()
-            .map(|h| format!("{h}:{port}"))
-            .collect();
-        Ok((
-            ClusterSpec::new([("worker".to_string(), addrs)]),
-            Some(TaskName::new("worker", id)),
         ))
     }
 
@@ -398,12 +360,20 @@ mod tests {
         );
         assert_eq!(task, Some(TaskName::new("worker", 1)));
         assert!(ClusterSpec::from_torchrun("3", "3", "h", "1").is_err());
-        let (spec, task) = ClusterSpec::from_slurm("2", "4", "node[01-03],gpu7", "7070").unwrap();
+        let vars = [
+            ("SLURM_PROCID", "2"),
+            ("SLURM_NTASKS", "4"),
+            ("SLURM_JOB_NODELIST", "node[01-03],gpu7"),
+            ("SLUICE_PORT", "7070"),
+        ];
+        let var = |name: &str| vars.iter().find(|v| v.0 == name).map(|v| v.1.to_string());
+        let job = SlurmJob::from_vars(&var).unwrap().expect("a Slurm job");
+        let (spec, task) = job.cluster(&Default::default());
         assert_eq!(
             spec.jobs["worker"],
             ["node01:7070", "node02:7070", "node03:7070", "gpu7:7070"]
         );
-        assert_eq!(task, Some(TaskName::new("worker", 2)));
+        assert_eq!(task, TaskName::new("worker", 2));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 pub mod bulk;
 pub mod cluster;
 pub mod launcher;
-pub mod nodelist;
 pub mod partition;
 pub mod peer;
 pub mod placement;
@@ -21,6 +20,7 @@ pub mod precision;
 pub mod rendezvous;
 pub mod replicas;
 pub mod session;
+pub mod slurm;
 
 pub use cluster::{ClusterError, ClusterSpec, DeviceSpec, TaskName};
 pub use launcher::LocalCluster;

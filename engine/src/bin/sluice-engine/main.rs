@@ -213,9 +213,14 @@ fn run_engine(listen: &str, config: EngineConfig, plaintext: bool) -> anyhow::Re
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
+        // A worker names its task: on a node several jobs share, which one's port is taken.
+        let who = config
+            .task
+            .as_ref()
+            .map_or(String::new(), |t| format!("task {t}: "));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+            .with_context(|| format!("{who}cannot listen on {addr}"))?;
         let shutdown = shutdown_signal();
         // On stdout, exactly this: launchers and tests read the address from it.
         println!("listening on {}", listener.local_addr()?);
