@@ -20,7 +20,12 @@ struct Slurm {
 
 impl Drop for Slurm {
     fn drop(&mut self) {
-        for pid_file in &self.pids {
+        // Jobs first (their steps outlive slurmd), then the daemons in reverse order.
+        let _ = Command::new("scancel")
+            .args(["--name=one,first,second"])
+            .env("SLURM_CONF", self.conf())
+            .status();
+        for pid_file in self.pids.iter().rev() {
             if let Ok(pid) = std::fs::read_to_string(pid_file) {
                 let _ = Command::new("kill").arg(pid.trim()).status();
             }
@@ -90,11 +95,17 @@ impl Slurm {
             .unwrap();
         assert!(status.success(), "munged did not start");
         let p = |name: &str| d.join(name).display().to_string();
+        // Free ports now, so that another Slurm (or another run of this test) does not clash.
+        let free = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (ctld_port, d_port) = (free(), free());
         let conf = format!(
             "ClusterName=sluicetest\n\
              SlurmctldHost={host}(127.0.0.1)\n\
-             SlurmctldPort=16817\n\
-             SlurmdPort=16818\n\
+             SlurmctldPort={ctld_port}\n\
+             SlurmdPort={d_port}\n\
              AuthType=auth/munge\n\
              AuthInfo=socket={socket}\n\
              CredType=cred/munge\n\
@@ -165,6 +176,7 @@ impl Slurm {
         let status = Command::new("sbatch")
             .args([
                 "--wait",
+                "--time=5",
                 "--nodes=1",
                 "--ntasks-per-node=2",
                 "--cpus-per-task=1",
@@ -175,6 +187,9 @@ impl Slurm {
             .args(flags)
             .env("SLURM_CONF", self.conf())
             .env("SLUICE_BIN", &bin)
+            // The job's own ports and plain text on loopback, whatever the caller has set.
+            .env_remove("SLUICE_PORT")
+            .env_remove("SLUICE_TLS_CERT")
             .env("XDG_RUNTIME_DIR", std::env::temp_dir())
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
@@ -207,12 +222,18 @@ fn slurm_present() -> bool {
 
 fn check_job(ok: bool, out: &str) {
     assert!(ok, "the job failed:\n{out}");
-    // Two workers, on the node's address from Slurm (its name resolves nowhere).
+    // Two workers, listening on all addresses, which the trainer reaches at the node's
+    // address from Slurm (its name resolves nowhere).
     let listening = out
         .lines()
-        .filter(|l| l.starts_with("listening on 127.0.0.1:"))
+        .filter(|l| l.starts_with("listening on 0.0.0.0:"))
         .count();
     assert_eq!(listening, 2, "{out}");
+    let cluster = out
+        .lines()
+        .find(|l| l.starts_with("cluster:"))
+        .unwrap_or_default();
+    assert_eq!(cluster.matches("\"127.0.0.1:").count(), 2, "{out}");
     // The ring moved 2(N-1)/N of the softmax model (7,850 f32) per worker per step.
     let bytes = figure(out, "all-reduce bytes per worker per step:").expect("bytes");
     let model = 4.0 * 7850.0;

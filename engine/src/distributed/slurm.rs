@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where a job's ports start when `SLUICE_PORT` does not say: 20000 plus 16 ports per job id
-/// (modulo 2,500 jobs), so that two jobs sharing a node do not take the same ports.
+/// (modulo 750 jobs), so that two jobs sharing a node do not take the same ports, all below
+/// Linux's ephemeral ports (32768 and up), which outgoing connections take.
 pub const FIRST_JOB_PORT: u16 = 20_000;
 /// Ports each job gets from its id: at most this many tasks per node without `SLUICE_PORT`.
 pub const PORTS_PER_JOB: u16 = 16;
-const JOB_PORT_SLOTS: u64 = 2_500;
+const JOB_PORT_SLOTS: u64 = 750;
 
 /// The most hosts a node list may name: far more than any job has, and a bound on what a
 /// hostile environment can make the expansion allocate.
@@ -41,7 +42,7 @@ pub fn expand_nodelist(list: &str) -> Result<Vec<String>, String> {
             .map_or(rest.len(), |(i, _)| i);
         let group = &rest[..end];
         rest = rest[end..].trim_start_matches(',');
-        let left = MAX_HOSTS - hosts.len();
+        let left = MAX_HOSTS.saturating_sub(hosts.len());
         hosts.extend(expand_group(group, left)?);
     }
     Ok(hosts)
@@ -52,6 +53,9 @@ fn expand_group(group: &str, limit: usize) -> Result<Vec<String>, String> {
     let Some(open) = group.find('[') else {
         if group.contains(']') {
             return Err(format!("'{group}': unbalanced brackets"));
+        }
+        if limit == 0 {
+            return Err(format!("the list names more than {MAX_HOSTS} hosts"));
         }
         return Ok(vec![group.to_string()]);
     };
@@ -165,23 +169,37 @@ impl SlurmJob {
     pub fn from_vars(
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<SlurmJob>, ClusterError> {
-        let (Some(procid), Some(ntasks), Some(nodes)) = (
+        // In a step, SLURM_NODELIST is the step's nodes (the job's in the batch step).
+        let (Some(procid), Some(nodes)) = (
             var("SLURM_PROCID"),
-            var("SLURM_NTASKS"),
-            var("SLURM_JOB_NODELIST").or_else(|| var("SLURM_NODELIST")),
+            var("SLURM_NODELIST").or_else(|| var("SLURM_JOB_NODELIST")),
         ) else {
             return Ok(None);
         };
         let procid = number("SLURM_PROCID", &procid)?;
-        let ntasks = number("SLURM_NTASKS", &ntasks)?;
-        let hosts = expand_nodelist(&nodes).map_err(|m| env_err("SLURM_JOB_NODELIST", m))?;
+        let hosts = expand_nodelist(&nodes).map_err(|m| env_err("SLURM_NODELIST", m))?;
+        let ntasks = var("SLURM_NTASKS")
+            .map(|n| number("SLURM_NTASKS", &n))
+            .transpose()?;
         // Without SLURM_TASKS_PER_NODE: one task on each of the first nodes.
-        let tasks_per_node = match var("SLURM_TASKS_PER_NODE") {
-            Some(list) => (expand_tasks_per_node(&list, hosts.len()))
+        let tasks_per_node = match (var("SLURM_TASKS_PER_NODE"), ntasks) {
+            (Some(list), _) => (expand_tasks_per_node(&list, hosts.len()))
                 .map_err(|m| env_err("SLURM_TASKS_PER_NODE", m))?,
-            None => (0..hosts.len()).map(|n| usize::from(n < ntasks)).collect(),
+            (None, Some(n)) => (0..hosts.len()).map(|h| usize::from(h < n)).collect(),
+            (None, None) => {
+                return Err(env_err(
+                    "SLURM_NTASKS",
+                    "neither it nor SLURM_TASKS_PER_NODE is set: give sbatch --ntasks or \
+                     --ntasks-per-node"
+                        .into(),
+                ))
+            }
         };
-        let total: usize = tasks_per_node.iter().sum();
+        let total = (tasks_per_node.iter())
+            .try_fold(0usize, |sum, &n| sum.checked_add(n))
+            .filter(|&t| t <= MAX_HOSTS.saturating_mul(usize::from(PORTS_PER_JOB)))
+            .ok_or_else(|| env_err("SLURM_TASKS_PER_NODE", "too many tasks".into()))?;
+        let ntasks = ntasks.unwrap_or(total);
         if total != ntasks {
             return Err(env_err(
                 "SLURM_NTASKS",
@@ -216,12 +234,57 @@ impl SlurmJob {
                 format!("{base_port} + {most} tasks a node runs past port 65535"),
             ));
         }
-        Ok(Some(SlurmJob {
+        let job = SlurmJob {
             procid,
             hosts,
             tasks_per_node,
             base_port,
-        }))
+        };
+        job.check_placement(var("SLURMD_NODENAME"), var("SLURM_LOCALID"))?;
+        Ok(Some(job))
+    }
+
+    /// This task's node and its index there, as the block layout numbers tasks.
+    pub fn place(&self) -> Option<(usize, usize)> {
+        let mut first = 0;
+        for (node, &count) in self.tasks_per_node.iter().enumerate() {
+            if self.procid < first + count {
+                return Some((node, self.procid - first));
+            }
+            first += count;
+        }
+        None
+    }
+
+    /// Refuses a task that Slurm put elsewhere than the block layout says (srun `-m cyclic`,
+    /// a host file): every task would look for the others at the wrong ports.
+    fn check_placement(
+        &self,
+        node_name: Option<String>,
+        local_id: Option<String>,
+    ) -> Result<(), ClusterError> {
+        let Some((node, local)) = self.place() else {
+            return Ok(());
+        };
+        let expected = &self.hosts[node];
+        let wrong_node = node_name.as_ref().is_some_and(|n| n != expected);
+        let wrong_index = (local_id.as_deref())
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .is_some_and(|l| l != local);
+        if wrong_node || wrong_index {
+            return Err(env_err(
+                "SLURM_PROCID",
+                format!(
+                    "task {} runs on {} as its task {}, but Slurm's block layout puts it on \
+                     {expected} as task {local}: start the workers with srun \
+                     --distribution=block",
+                    self.procid,
+                    node_name.as_deref().unwrap_or("?"),
+                    local_id.as_deref().unwrap_or("?"),
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The cluster: job `worker`, task `t` on its node's address (`addrs`, by node; the
@@ -247,17 +310,19 @@ impl SlurmJob {
 }
 
 /// Each node's `NodeAddr` where Slurm's configuration gives one other than its name, from
-/// `scontrol -o show nodes` (within 5 s); none where `scontrol` is missing or fails, and
-/// the names are used as they are.
+/// `scontrol -o show node LIST` for the job's nodes (within 10 s); none where `scontrol` is
+/// missing or fails (with a warning: then the names are used as they are).
 pub fn node_addrs(hosts: &[String]) -> HashMap<String, String> {
-    let wanted: std::collections::HashSet<&str> = hosts.iter().map(String::as_str).collect();
-    let Some(text) = run_with_timeout("scontrol", &["-o", "show", "nodes"], Duration::from_secs(5))
-    else {
+    let list = hosts.join(",");
+    let args = ["-o", "show", "node", list.as_str()];
+    let Some(text) = run_with_timeout("scontrol", &args, Duration::from_secs(10)) else {
+        tracing::warn!("scontrol could not say the nodes' addresses (NodeAddr); using their names");
         return HashMap::new();
     };
+    let wanted: std::collections::HashSet<&String> = hosts.iter().collect();
     parse_node_addrs(&text)
         .into_iter()
-        .filter(|(name, addr)| wanted.contains(name.as_str()) && addr != name)
+        .filter(|(name, addr)| wanted.contains(name) && addr != name)
         .collect()
 }
 
@@ -334,18 +399,18 @@ mod tests {
         ];
         let five = job(&vars).unwrap().expect("a Slurm job");
         assert_eq!(five.tasks_per_node, [2, 2, 1]);
-        // Job 2502 is slot 2: ports 20032 and up.
-        assert_eq!(five.base_port, 20_032);
+        // Job 2502 is slot 252: ports 24032 and up.
+        assert_eq!(five.base_port, 24_032);
         let addrs = HashMap::from([("gpu".to_string(), "10.1.2.3".to_string())]);
         let (spec, task) = five.cluster(&addrs);
         assert_eq!(
             spec.jobs["worker"],
             [
-                "n1:20032",
-                "n1:20033",
-                "n2:20032",
-                "n2:20033",
-                "10.1.2.3:20032"
+                "n1:24032",
+                "n1:24033",
+                "n2:24032",
+                "n2:24033",
+                "10.1.2.3:24032"
             ]
         );
         assert_eq!(task, TaskName::new("worker", 3));
@@ -354,7 +419,7 @@ mod tests {
         let mut vars2 = vars.to_vec();
         // Later variables win.
         vars2.extend(other);
-        assert_eq!(job_base(&vars2), 20_048);
+        assert_eq!(job_base(&vars2), 24_048);
         let mut fixed = vars.to_vec();
         fixed.push(("SLUICE_PORT", "7070"));
         assert_eq!(job_base(&fixed), 7070);
@@ -439,6 +504,7 @@ mod tests {
             ("n[a-b]", "not a number"),
             ("n[0-99999999999999]", "more than 65536 hosts"),
             ("r[0-999]-n[0-999]", "more than 65536 hosts"),
+            ("n[1-65536],x", "more than 65536 hosts"),
         ] {
             let e = expand_nodelist(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

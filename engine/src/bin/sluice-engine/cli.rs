@@ -55,6 +55,12 @@ pub struct Worker {
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
 
+    /// Listen on HOST (0.0.0.0: every address of the machine) at the port of the task's
+    /// address in the cluster, which the other tasks still use to reach it (several tasks of
+    /// a Slurm job on one node each take their own port)
+    #[arg(long, value_name = "HOST", conflicts_with = "listen")]
+    pub listen_host: Option<String>,
+
     #[command(flatten)]
     pub service: ServiceOptions,
 }

@@ -114,7 +114,16 @@ fn listen_addr(listen: &str, config: &EngineConfig, plaintext: bool) -> anyhow::
 fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>)> {
     let Some(listen) = &args.listen else {
         let (task, addr) = task_in_cluster(args.task.clone())?;
-        return Ok((addr, Some(task)));
+        let Some(host) = &args.listen_host else {
+            return Ok((addr, Some(task)));
+        };
+        let port = (addr.rsplit_once(':').map(|(_, p)| p))
+            .with_context(|| format!("task {task}'s address {addr} has no port"))?;
+        let host = match host.contains(':') {
+            true => format!("[{host}]"),
+            false => host.clone(),
+        };
+        return Ok((format!("{host}:{port}"), Some(task)));
     };
     // Listening elsewhere (0.0.0.0 in a pod) than the cluster's name for the task, which
     // still says which task this is.
