@@ -96,11 +96,12 @@ impl Slurm {
         assert!(status.success(), "munged did not start");
         let p = |name: &str| d.join(name).display().to_string();
         // Free ports now, so that another Slurm (or another run of this test) does not clash.
-        let free = || {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let (ctld_port, d_port) = (free(), free());
+        // Both held at once, so that they differ.
+        let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (bind(), bind());
+        let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+        let (ctld_port, d_port) = (port(&a), port(&b));
+        drop((a, b));
         let conf = format!(
             "ClusterName=sluicetest\n\
              SlurmctldHost={host}(127.0.0.1)\n\

@@ -197,7 +197,7 @@ impl ClusterSpec {
             return ClusterSpec::from_torchrun(&rank, &world, &host, &port);
         }
         if let Some(job) = SlurmJob::from_vars(&var)? {
-            let addrs = super::slurm::node_addrs(&job.hosts);
+            let addrs = super::slurm::node_addrs(&job);
             let (spec, task) = job.cluster(&addrs);
             return Ok((spec, Some(task)));
         }

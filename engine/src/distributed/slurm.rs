@@ -100,6 +100,8 @@ pub struct SlurmJob {
     pub procid: usize,
     /// The nodes, in order.
     pub hosts: Vec<String>,
+    /// The node list as Slurm gave it (compressed: what `scontrol` is asked about).
+    pub nodelist: String,
     /// Tasks on each node, in the order of `hosts`; they add up to `SLURM_NTASKS`.
     pub tasks_per_node: Vec<usize>,
     /// The port of each node's first task; the next ones take the ports after it.
@@ -236,12 +238,22 @@ impl SlurmJob {
         }
         let job = SlurmJob {
             procid,
+            nodelist: nodes.trim().to_string(),
             hosts,
             tasks_per_node,
             base_port,
         };
-        job.check_placement(var("SLURMD_NODENAME"), var("SLURM_LOCALID"))?;
         Ok(Some(job))
+    }
+
+    /// For a worker task: refuses this task where Slurm placed it otherwise than the block
+    /// layout says (`SLURMD_NODENAME`, `SLURM_LOCALID`). Not for the batch step, which may run
+    /// on any node of the job.
+    pub fn check_this_task(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ClusterError> {
+        self.check_placement(var("SLURMD_NODENAME"), var("SLURM_LOCALID"))
     }
 
     /// This task's node and its index there, as the block layout numbers tasks.
@@ -312,9 +324,11 @@ impl SlurmJob {
 /// Each node's `NodeAddr` where Slurm's configuration gives one other than its name, from
 /// `scontrol -o show node LIST` for the job's nodes (within 10 s); none where `scontrol` is
 /// missing or fails (with a warning: then the names are used as they are).
-pub fn node_addrs(hosts: &[String]) -> HashMap<String, String> {
-    let list = hosts.join(",");
-    let args = ["-o", "show", "node", list.as_str()];
+pub fn node_addrs(job: &SlurmJob) -> HashMap<String, String> {
+    let hosts = &job.hosts;
+    // The compressed list: an expanded one of thousands of nodes may pass the kernel's limit
+    // on one argument.
+    let args = ["-o", "show", "node", job.nodelist.as_str()];
     let Some(text) = run_with_timeout("scontrol", &args, Duration::from_secs(10)) else {
         tracing::warn!("scontrol could not say the nodes' addresses (NodeAddr); using their names");
         return HashMap::new();
@@ -468,6 +482,48 @@ mod tests {
             job(&base[..2]).unwrap().is_none(),
             "no node list: not Slurm"
         );
+        // Sums that overflow are refused, not wrapped.
+        let e = with(&[("SLURM_TASKS_PER_NODE", "18446744073709551615,2")]);
+        assert!(e.contains("too many tasks"), "{e}");
+    }
+
+    #[test]
+    fn a_worker_task_sits_where_the_block_layout_puts_it() {
+        let vars = |extra: &[(&str, &str)]| -> HashMap<String, String> {
+            let base = [
+                ("SLURM_PROCID", "0"),
+                ("SLURM_JOB_NODELIST", "n[1-2]"),
+                ("SLURM_TASKS_PER_NODE", "2(x2)"),
+            ];
+            (base.iter().chain(extra))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let check = |extra: &[(&str, &str)]| {
+            let vars = vars(extra);
+            let get = |n: &str| vars.get(n).cloned();
+            let job = SlurmJob::from_vars(&get).unwrap().expect("a Slurm job");
+            job.check_this_task(&get)
+        };
+        // No SLURM_NTASKS (sbatch --ntasks-per-node only): the tasks per node say it.
+        let job = SlurmJob::from_vars(&|n| vars(&[]).get(n).cloned())
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.cluster(&HashMap::new()).0.jobs["worker"].len(), 4);
+        let e = check(&[("SLURM_PROCID", "1"), ("SLURMD_NODENAME", "n2")]).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("block layout puts it on n1") && e.contains("--distribution=block"),
+            "{e}"
+        );
+        let e = check(&[("SLURM_LOCALID", "1")]).unwrap_err().to_string();
+        assert!(e.contains("as task 0"), "{e}");
+        check(&[
+            ("SLURM_PROCID", "3"),
+            ("SLURMD_NODENAME", "n2"),
+            ("SLURM_LOCALID", "1"),
+        ])
+        .expect("where the block layout puts it");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cli::{Cli, Command, ServiceOptions};
 use sluice::data::DataRoots;
+use sluice::distributed::slurm::SlurmJob;
 use sluice::distributed::{ClusterError, ClusterSpec, LocalCluster, TaskName};
 use sluice::service::auth::{read_token_list, token_from_env, TOKEN_ENV, TOKEN_FILE_ENV};
 use sluice::service::tls::{ServerIdentity, TrustedCa, CERT_ENV, CLIENT_CA_ENV, KEY_ENV};
@@ -119,7 +120,7 @@ fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>
         };
         let port = (addr.rsplit_once(':').map(|(_, p)| p))
             .with_context(|| format!("task {task}'s address {addr} has no port"))?;
-        let host = match host.contains(':') {
+        let host = match host.contains(':') && !host.starts_with('[') {
             true => format!("[{host}]"),
             false => host.clone(),
         };
@@ -140,6 +141,13 @@ fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>
 /// environment.
 fn task_in_cluster(given: Option<TaskName>) -> anyhow::Result<(TaskName, String)> {
     let (spec, env_task) = ClusterSpec::from_env()?;
+    // A Slurm task must sit where the cluster the others compute puts it.
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if var("TF_CONFIG").is_none() && var("RANK").is_none() {
+        if let Some(job) = SlurmJob::from_vars(&var)? {
+            job.check_this_task(&var)?;
+        }
+    }
     let Some(task) = given.or(env_task) else {
         bail!("which task is this? pass --task JOB:INDEX or set TF_CONFIG's task");
     };
