@@ -114,7 +114,7 @@ fn listen_addr(listen: &str, config: &EngineConfig, plaintext: bool) -> anyhow::
 /// Where a worker listens, and which task it is (what GetStatus reports).
 fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>)> {
     let Some(listen) = &args.listen else {
-        let (task, addr) = task_in_cluster(args.task.clone())?;
+        let (task, addr) = task_in_cluster(args.task.clone(), ClusterSpec::from_env()?)?;
         let Some(host) = &args.listen_host else {
             return Ok((addr, Some(task)));
         };
@@ -128,19 +128,23 @@ fn worker_listen(args: &cli::Worker) -> anyhow::Result<(String, Option<TaskName>
     };
     // Listening elsewhere (0.0.0.0 in a pod) than the cluster's name for the task, which
     // still says which task this is.
-    let in_env = !matches!(ClusterSpec::from_env(), Err(ClusterError::NoCluster));
     let task = match &args.task {
         Some(task) => Some(task.clone()),
-        None if in_env => Some(task_in_cluster(None)?.0),
-        None => None,
+        None => match ClusterSpec::from_env() {
+            Err(ClusterError::NoCluster) => None,
+            env => Some(task_in_cluster(None, env?)?.0),
+        },
     };
     Ok((listen.clone(), task))
 }
 
 /// The task (`given`, else the environment's) and its address in the cluster of the
-/// environment.
-fn task_in_cluster(given: Option<TaskName>) -> anyhow::Result<(TaskName, String)> {
-    let (spec, env_task) = ClusterSpec::from_env()?;
+/// environment (`env`, as `ClusterSpec::from_env` gave it).
+fn task_in_cluster(
+    given: Option<TaskName>,
+    env: (ClusterSpec, Option<TaskName>),
+) -> anyhow::Result<(TaskName, String)> {
+    let (spec, env_task) = env;
     // A Slurm task must sit where the cluster the others compute puts it.
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if var("TF_CONFIG").is_none() && var("RANK").is_none() {

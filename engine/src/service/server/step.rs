@@ -160,59 +160,50 @@ pub(super) fn run_step_blocking(
         }
     };
     let options = StepOptions { deadline, trace };
-    for run in 1..runs {
-        // Earlier runs' values are not returned; only their effects stay. A failure names
-        // the run, as the earlier ones have changed what they change.
-        (held.session.run_step(&fetches, &fed, &targets, &options)).map_err(|e| {
+    // A failure of a repeated step names its run, as the earlier runs have had their effects.
+    let failed_run = |run: u32| {
+        move |e: crate::error::SessionError| {
             let status = session_status(&e);
-            Status::new(
-                status.code(),
-                format!(
-                    "run {run} of {runs} (the {} before it ran): {}",
-                    run - 1,
-                    status.message()
-                ),
-            )
-        })?;
+            match runs {
+                1 => status,
+                _ => {
+                    let done = run - 1;
+                    let message = format!(
+                        "run {run} of {runs} (the {done} before it ran): {}",
+                        status.message()
+                    );
+                    Status::new(status.code(), message)
+                }
+            }
+        }
+    };
+    for run in 1..runs {
+        // Earlier runs' values are not returned; only their effects stay.
+        (held.session.run_step(&fetches, &fed, &targets, &options)).map_err(failed_run(run))?;
         if let Some((at, first)) = advance {
             fed[at].1 = Tensor::scalar(first.wrapping_add(i64::from(run)));
         }
     }
-    let result = held
-        .session
-        .run_step(&fetches, &fed, &targets, &options)
-        .map(|(values, timings)| {
-            let timings = timings
-                .into_iter()
-                .map(|t| proto::NodeTiming {
-                    node: t.node,
-                    op: t.op.to_string(),
-                    micros: t.micros,
-                    start_micros: t.start_micros,
-                    device: t.device,
-                    family: t.family.map(|f| f.name().to_string()).unwrap_or_default(),
-                    transfer: t.transfer.map(|r| proto::TransferTiming {
-                        tensor: r.tensor,
-                        from_task: r.from_task,
-                        wait_micros: r.wait_micros,
-                        transfer_micros: r.transfer_micros,
-                        wire_bytes: r.wire_bytes,
-                        bulk: r.bulk,
-                    }),
-                })
-                .collect();
-            (values, timings)
-        });
-    result.map_err(|e| match runs {
-        1 => session_status(&e),
-        _ => {
-            let status = session_status(&e);
-            let message = format!(
-                "run {runs} of {runs} (the {} before it ran): {}",
-                runs - 1,
-                status.message()
-            );
-            Status::new(status.code(), message)
-        }
-    })
+    let (values, timings) =
+        (held.session.run_step(&fetches, &fed, &targets, &options)).map_err(failed_run(runs))?;
+    let timings = timings
+        .into_iter()
+        .map(|t| proto::NodeTiming {
+            node: t.node,
+            op: t.op.to_string(),
+            micros: t.micros,
+            start_micros: t.start_micros,
+            device: t.device,
+            family: t.family.map(|f| f.name().to_string()).unwrap_or_default(),
+            transfer: t.transfer.map(|r| proto::TransferTiming {
+                tensor: r.tensor,
+                from_task: r.from_task,
+                wait_micros: r.wait_micros,
+                transfer_micros: r.transfer_micros,
+                wire_bytes: r.wire_bytes,
+                bulk: r.bulk,
+            }),
+        })
+        .collect();
+    Ok((values, timings))
 }
